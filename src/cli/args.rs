@@ -1,0 +1,62 @@
+//! What the user typed. Commands never see these types: `dispatch` turns them into library args.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mlpipe", version, about = "Reproducible machine-learning pipelines on tabular data")]
+pub struct Cli {
+    /// The artifact store (created if missing).
+    #[arg(long, global = true, env = "MLPIPE_STORE", default_value = "artifacts")]
+    pub store: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a pipeline, reusing every stage already in the store.
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Override the pipeline's master seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Re-execute a run or prediction from scratch and prove its artifacts are bit-for-bit identical.
+    Reproduce {
+        /// Run or prediction id (a unique prefix is enough).
+        hash: String,
+    },
+    /// Show what changed between two runs.
+    Diff { a: String, b: String },
+    /// List runs, newest first.
+    Log,
+    /// Show any object: run, prediction, stage output, pipeline, snapshot.
+    Show { hash: String },
+    /// Apply a run's fitted pipeline to new rows.
+    Predict {
+        /// Run id (a unique prefix is enough).
+        hash: String,
+        /// CSV file with the training data's columns (the target may be absent).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions (CSV); standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Re-hash every object in the store and check every reference.
+    Verify,
+    /// Remove objects no run or prediction references.
+    Gc {
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

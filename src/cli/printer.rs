@@ -1,0 +1,247 @@
+//! All output goes through here: text for people, or one JSON object with `--json`. A closed pipe on
+//! standard output is not an error.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use mlpipe::Error;
+use mlpipe::commands::diff::DiffReport;
+use mlpipe::commands::gc::GcReport;
+use mlpipe::commands::log::LogReport;
+use mlpipe::commands::predict::PredictReport;
+use mlpipe::commands::reproduce::ReproduceReport;
+use mlpipe::commands::run::RunReport;
+use mlpipe::commands::show::ShowReport;
+use mlpipe::commands::verify::VerifyReport;
+use serde::Serialize;
+
+pub struct Printer {
+    json: bool,
+}
+
+fn metrics_line(m: &std::collections::BTreeMap<String, f64>) -> String {
+    m.iter().map(|(k, v)| format!("{k} {}", fmt_num(*v))).collect::<Vec<_>>().join("  ")
+}
+
+fn fmt_num(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) { format!("{v:.6e}") } else { format!("{v:.6}") }
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Printer {
+        Printer { json }
+    }
+
+    fn out(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        // A reader that went away (`| head`) is not an error.
+        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    }
+
+    fn json_out<T: Serialize>(&self, value: &T) {
+        match serde_json::to_string_pretty(value) {
+            Ok(s) => self.out(&format!("{s}\n")),
+            Err(e) => self.error(&Error::internal(format!("cannot print JSON: {e}"))),
+        }
+    }
+
+    pub fn error(&self, e: &Error) {
+        let mut s = format!("error: {e}\n");
+        if let Some(loc) = e.location() {
+            let num = loc.line.to_string();
+            let pad = " ".repeat(num.len());
+            let _ = writeln!(s, "{pad}--> {loc}");
+            let _ = writeln!(s, "{pad} |");
+            let _ = writeln!(s, "{num} | {}", loc.line_text);
+            let _ = writeln!(s, "{pad} | {}{}", " ".repeat(loc.col.saturating_sub(1)), "^".repeat(loc.width));
+        }
+        if let Some(h) = e.hint() {
+            let _ = writeln!(s, "hint: {h}");
+        }
+        let _ = std::io::stderr().write_all(s.as_bytes());
+    }
+
+    pub fn run(&self, r: &RunReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let ran = r.stages.iter().filter(|s| !s.cached).count();
+        let mut s = format!("run {}  {}\n", r.run, r.pipeline);
+        let _ = writeln!(s, "  stages   {} ({ran} ran, {} cached)", r.stages.len(), r.stages.len() - ran);
+        let _ = writeln!(s, "  test     {}", metrics_line(&r.metrics));
+        let _ = writeln!(s, "  train    {}", metrics_line(&r.train_metrics));
+        let _ = writeln!(s, "  code     {}", r.code.describe());
+        let _ = writeln!(s, "  snapshot {}", r.snapshot);
+        self.out(&s);
+    }
+
+    pub fn reproduce(&self, r: &ReproduceReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = String::new();
+        if r.recorded_version != r.current_version {
+            let _ = writeln!(s, "note: recorded with mlpipe {}, reproducing with {}", r.recorded_version, r.current_version);
+        }
+        match &r.diverged {
+            None => {
+                let _ = writeln!(s, "reproduced bit-for-bit: {} artifacts ({} {})", r.checked.len(), r.what, r.id);
+                if r.restored > 0 {
+                    let _ = writeln!(s, "restored {} missing or damaged objects in the store", r.restored);
+                }
+            }
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "NOT reproduced: {} {} first diverges at stage {}\n  recorded   {}\n  reproduced {}",
+                    r.what, r.id, d.stage, d.recorded, d.reproduced
+                );
+                let same = r.checked.iter().take_while(|c| c.recorded == c.reproduced).count();
+                let _ = writeln!(s, "  {same} earlier artifacts matched; recorded code: {}", r.recorded_code.describe());
+            }
+        }
+        self.out(&s);
+    }
+
+    pub fn diff(&self, r: &DiffReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = format!("diff {} → {}\n", r.a.short(), r.b.short());
+        if r.config.is_empty() {
+            s.push_str("config   same\n");
+        } else {
+            s.push_str("config\n");
+            for c in &r.config {
+                let _ = writeln!(
+                    s,
+                    "  {}: {} → {}",
+                    c.path,
+                    c.old.as_deref().unwrap_or("(absent)"),
+                    c.new.as_deref().unwrap_or("(absent)")
+                );
+            }
+        }
+        match &r.data {
+            None => s.push_str("data     same snapshot\n"),
+            Some(d) => {
+                let _ = writeln!(s, "data     {} → {} (rows matched by {})", d.old.short(), d.new.short(), d.rows_matched_by);
+                let _ = writeln!(
+                    s,
+                    "  rows +{} -{}, columns +{:?} -{:?}, {} cells changed",
+                    d.rows_added, d.rows_removed, d.columns_added, d.columns_removed, d.cells_changed
+                );
+                for e in &d.examples {
+                    let _ = writeln!(s, "  row {} column {}: {} → {}", e.row, e.column, e.old, e.new);
+                }
+            }
+        }
+        match &r.code {
+            None => s.push_str("code     same\n"),
+            Some(c) => {
+                let _ = writeln!(s, "code     {} → {}", c.old, c.new);
+            }
+        }
+        match &r.seed {
+            None => s.push_str("seed     same\n"),
+            Some(c) => {
+                let _ = writeln!(s, "seed     {} → {}", c.old, c.new);
+            }
+        }
+        if let Some(v) = &r.version {
+            let _ = writeln!(s, "version  {} → {}", v.old, v.new);
+        }
+        s.push_str("stages\n");
+        for st in &r.stages {
+            let _ = writeln!(s, "  {:<28} {}", st.name, st.status);
+        }
+        s.push_str("metrics (test)\n");
+        for m in &r.metrics {
+            let f = |v: Option<f64>| v.map_or_else(|| "-".into(), fmt_num);
+            let delta = m.delta.map_or_else(String::new, |d| format!("  ({d:+.6})"));
+            let _ = writeln!(s, "  {:<6} {} → {}{delta}", m.name, f(m.a), f(m.b));
+        }
+        self.out(&s);
+    }
+
+    pub fn log(&self, r: &LogReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = String::new();
+        for run in &r.runs {
+            let _ = writeln!(s, "{}  {}  {:<20} {}", run.run.short(), run.created, run.pipeline_name, metrics_line(&run.metrics));
+        }
+        for u in &r.unreadable {
+            let _ = writeln!(s, "unreadable run record: {u}");
+        }
+        if r.runs.is_empty() && r.unreadable.is_empty() {
+            s.push_str("no runs in this store\n");
+        }
+        self.out(&s);
+    }
+
+    pub fn show(&self, r: &ShowReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = format!("{} {}\n", r.kind, r.id);
+        if r.kind == "data" {
+            let _ = writeln!(s, "{} bytes; first lines:", r.size);
+            for l in r.content.as_array().into_iter().flatten() {
+                let _ = writeln!(s, "  {}", l.as_str().unwrap_or_default());
+            }
+        } else {
+            s.push_str(&serde_json::to_string_pretty(&r.content).unwrap_or_default());
+            s.push('\n');
+        }
+        self.out(&s);
+    }
+
+    pub fn predict(&self, r: &PredictReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        match &r.csv {
+            Some(csv) => self.out(&String::from_utf8_lossy(csv)),
+            None => {
+                let path = r.output_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                self.out(&format!("wrote {} predictions to {path}\nprediction {}\n", r.rows, r.prediction));
+            }
+        }
+        if r.csv.is_some() {
+            let _ = writeln!(std::io::stderr(), "prediction {}", r.prediction);
+        }
+    }
+
+    pub fn verify(&self, r: &VerifyReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = format!("checked {} objects ({} bytes) and {} refs\n", r.objects, r.bytes, r.refs);
+        for p in &r.problems {
+            let _ = writeln!(s, "  {}: {}", p.id, p.what);
+        }
+        if r.problems.is_empty() {
+            s.push_str("store is consistent\n");
+        } else {
+            let _ = writeln!(
+                s,
+                "{} problems; `mlpipe run` recomputes stage outputs, `mlpipe reproduce <run>` restores a run's objects",
+                r.problems.len()
+            );
+        }
+        self.out(&s);
+    }
+
+    pub fn gc(&self, r: &GcReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let verb = if r.dry_run { "would remove" } else { "removed" };
+        self.out(&format!(
+            "{verb} {} objects ({} bytes) and {} stage keys; kept {}; cleared {} temp files\n",
+            r.removed, r.bytes_removed, r.stage_keys_removed, r.kept, r.temp_files_removed
+        ));
+    }
+}

@@ -1,0 +1,78 @@
+//! `mlpipe gc`: remove objects that no run or prediction references (with the stage-key refs that
+//! pointed at them) and temp files of interrupted writers. Holds the store's exclusive lock, so it
+//! never runs beside a `run`, `predict` or `reproduce`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::Id;
+use crate::error::Result;
+use crate::provenance::{PredictionRecord, RunRecord};
+use crate::store::{LocalStore, RefKind};
+
+pub struct GcArgs {
+    pub store: PathBuf,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GcReport {
+    pub kept: usize,
+    pub removed: usize,
+    pub bytes_removed: u64,
+    pub stage_keys_removed: usize,
+    pub temp_files_removed: usize,
+    pub dry_run: bool,
+}
+
+pub fn run(args: &GcArgs) -> Result<GcReport> {
+    let store = LocalStore::open(&args.store)?;
+    let _lock = store.lock(true)?;
+    let mut live: BTreeSet<Id> = BTreeSet::new();
+    for (_, rec_id) in store.refs(RefKind::Run)? {
+        live.insert(rec_id);
+        if let Ok(r) = super::load_json::<RunRecord>(&store, &rec_id, "run record") {
+            live.insert(r.pipeline);
+            live.insert(r.snapshot);
+            live.extend(r.stages.iter().map(|s| s.output));
+        }
+    }
+    for (_, rec_id) in store.refs(RefKind::Prediction)? {
+        live.insert(rec_id);
+        if let Ok(p) = super::load_json::<PredictionRecord>(&store, &rec_id, "prediction record") {
+            live.extend([p.input, p.output, p.model]);
+        }
+    }
+    let all = store.object_ids()?;
+    let dead: Vec<Id> = all.iter().filter(|id| !live.contains(id)).copied().collect();
+    let mut report = GcReport {
+        kept: all.len() - dead.len(),
+        removed: dead.len(),
+        bytes_removed: 0,
+        stage_keys_removed: 0,
+        temp_files_removed: 0,
+        dry_run: args.dry_run,
+    };
+    let dead_set: BTreeSet<Id> = dead.iter().copied().collect();
+    for (key, target) in store.refs(RefKind::StageKey)? {
+        if dead_set.contains(&target) || !store.object_path(&target).exists() {
+            report.stage_keys_removed += 1;
+            if !args.dry_run {
+                store.remove_ref(RefKind::StageKey, &key)?;
+            }
+        }
+    }
+    for id in &dead {
+        report.bytes_removed += if args.dry_run {
+            std::fs::metadata(store.object_path(id)).map(|m| m.len()).unwrap_or(0)
+        } else {
+            store.remove_object(id)?
+        };
+    }
+    if !args.dry_run {
+        report.temp_files_removed = store.clear_tmp()?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,135 @@
+//! `mlpipe run PIPELINE`: execute a pipeline, reusing every stage whose key is already in the store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::Id;
+use crate::error::{Error, Result};
+use crate::executor::{Executor, Progress, Snapshot, StageResult, StageState};
+use crate::plan::{Plan, run_id};
+use crate::provenance::{self, CodeState, RunRecord, StageRecord, Tool};
+use crate::spec::Pipeline;
+use crate::store::{LocalStore, RefKind, Store};
+
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    pub store: PathBuf,
+    /// Overrides the pipeline's master seed.
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run: Id,
+    pub pipeline: String,
+    pub record: Id,
+    pub snapshot: Id,
+    pub code: CodeState,
+    pub stages: Vec<StageResult>,
+    pub metrics: BTreeMap<String, f64>,
+    pub train_metrics: BTreeMap<String, f64>,
+}
+
+pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
+    let mut pipeline = Pipeline::load(&args.pipeline)?;
+    if let Some(seed) = args.seed {
+        pipeline.seed = seed;
+    }
+    let source = pipeline.source_path();
+    let (snapshot_id, bytes) = super::read_snapshot(&source).map_err(|e| match e {
+        Error::Io { source: err, path, .. } => Error::Data {
+            message: format!("cannot read the data file {} named by [gather] source: {err}", path.display()),
+            location: None,
+            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
+        },
+        other => other,
+    })?;
+    let code = provenance::code_state(&args.pipeline)?;
+    let tool = Tool::current();
+    let run = run_id(&pipeline, &snapshot_id, &code, &tool.mlpipe);
+
+    let store = LocalStore::open(&args.store)?;
+    let _lock = store.lock(false)?;
+    store.put_with_id(&snapshot_id, &bytes)?;
+    let pipeline_object = store.put(&pipeline.to_canonical_json())?;
+
+    let snapshot = Snapshot { id: snapshot_id, bytes: &bytes, name: pipeline.gather.source.clone() };
+    let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
+
+    let (metrics, train_metrics) = executed
+        .outputs
+        .iter()
+        .rev()
+        .find_map(|o| match &o.state {
+            StageState::Evaluate(e) => Some((e.test.clone(), e.train.clone())),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let plan = Plan::new(&pipeline);
+    let stage_seeds = plan.stages.iter().map(|s| (s.name.clone(), Id(s.seed).hex())).collect();
+    let stages: Vec<StageRecord> = executed
+        .stages
+        .iter()
+        .map(|s| StageRecord { name: s.name.clone(), kind: s.kind.clone(), key: s.key, output: s.output })
+        .collect();
+
+    // A run id names its inputs; if it was recorded before, the outputs must be the same.
+    let previous = match store.get_ref(RefKind::Run, &run)? {
+        Some(rec_id) => match super::load_json::<RunRecord>(&store, &rec_id, "run record") {
+            Ok(rec) => Some((rec_id, rec)),
+            Err(e) => {
+                progress.warn(&format!("the earlier record of run {} is unreadable ({e}); writing it again", run.short()));
+                None
+            }
+        },
+        None => None,
+    };
+    let record_id = match previous {
+        Some((rec_id, rec)) if rec.stages == stages => rec_id,
+        Some((_, rec)) => {
+            let first = rec.stages.iter().zip(&stages).find(|(a, b)| a != b);
+            let detail = first.map_or_else(
+                || "the stage lists differ".to_string(),
+                |(a, b)| format!("stage {} gave {} before and {} now", a.name, a.output.short(), b.output.short()),
+            );
+            return Err(Error::Mismatch {
+                message: format!("run {} was recorded before with different results: {detail}", run.short()),
+            });
+        }
+        None => {
+            let record = RunRecord {
+                kind: "run".into(),
+                format: 1,
+                run,
+                pipeline_name: pipeline.name.clone(),
+                pipeline: pipeline_object,
+                snapshot: snapshot_id,
+                source: source.display().to_string(),
+                seed: pipeline.seed,
+                stage_seeds,
+                code: code.clone(),
+                tool,
+                stages,
+                metrics: metrics.clone(),
+                train_metrics: train_metrics.clone(),
+                created: provenance::now_rfc3339(),
+            };
+            let bytes = serde_json::to_vec(&record).map_err(|e| Error::internal(e.to_string()))?;
+            let id = store.put(&bytes)?;
+            store.set_ref(RefKind::Run, &run, &id)?;
+            id
+        }
+    };
+    Ok(RunReport {
+        run,
+        pipeline: pipeline.name,
+        record: record_id,
+        snapshot: snapshot_id,
+        code,
+        stages: executed.stages,
+        metrics,
+        train_metrics,
+    })
+}

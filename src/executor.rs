@@ -1,0 +1,401 @@
+//! Brings plan, stages and store together: walks the stages, reuses cached outputs by key, and only
+//! loads and transforms data when some stage actually has to run.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Id;
+use crate::error::{Error, Result};
+use crate::frame::{ColumnType, Frame, read_csv};
+use crate::metrics;
+use crate::models::{self, LinearModel};
+use crate::plan::{Plan, StageKind};
+use crate::spec::{Pipeline, TargetTransform};
+use crate::stages::{self, FitContext, analyse, split};
+use crate::store::{RefKind, Store};
+
+pub const OUTPUT_FORMAT: u32 = 1;
+
+/// Digest and shape of one frame a stage produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameDigest {
+    pub rows: usize,
+    pub columns: usize,
+    pub digest: Id,
+}
+
+impl FrameDigest {
+    fn of(frame: &Frame) -> FrameDigest {
+        FrameDigest { rows: frame.n_rows(), columns: frame.columns.len(), digest: frame.digest() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub target_transform: TargetTransform,
+    pub model: LinearModel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateState {
+    pub test: BTreeMap<String, f64>,
+    pub train: BTreeMap<String, f64>,
+    /// Digest of the test predictions' IEEE-754 bits, in row order.
+    pub test_predictions: Id,
+}
+
+/// What a stage learned or computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum StageState {
+    Gather { schema: Vec<(String, ColumnType)> },
+    Split(split::Fitted),
+    Analyse(analyse::Profile),
+    Step(stages::Fitted),
+    Train(TrainState),
+    Evaluate(EvaluateState),
+}
+
+/// A stage's output object: its state and the digests of the data it hands on (`all` before the
+/// split, `train` and `test` after).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageOutput {
+    pub kind: String,
+    pub format: u32,
+    pub state: StageState,
+    pub data: BTreeMap<String, FrameDigest>,
+}
+
+impl StageOutput {
+    fn new(state: StageState, data: BTreeMap<String, FrameDigest>) -> StageOutput {
+        StageOutput { kind: "stage-output".into(), format: OUTPUT_FORMAT, state, data }
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
+    }
+
+    pub fn from_bytes(bytes: &[u8], id: &Id) -> Result<StageOutput> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(format!("object {id} is not a stage output of this mlpipe version: {e}")))
+    }
+}
+
+/// How one stage went, for people and for `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageResult {
+    pub name: String,
+    pub kind: String,
+    pub key: Id,
+    pub output: Id,
+    pub cached: bool,
+    pub seconds: f64,
+}
+
+/// Reports progress; the CLI draws it, the library never prints.
+pub trait Progress {
+    fn stage_started(&self, _name: &str, _index: usize, _total: usize) {}
+    fn stage_finished(&self, _result: &StageResult) {}
+    /// Something the user should know that is not an error (a damaged cache entry recomputed, …).
+    fn warn(&self, _message: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The data snapshot a run reads: its content id and bytes.
+pub struct Snapshot<'a> {
+    pub id: Id,
+    pub bytes: &'a [u8],
+    /// How to name the data in messages.
+    pub name: String,
+}
+
+pub struct Executed {
+    pub stages: Vec<StageResult>,
+    pub outputs: Vec<StageOutput>,
+}
+
+/// The data flowing between stages, once loaded.
+enum Data {
+    All(Frame),
+    Split { train: Frame, test: Frame },
+}
+
+impl Data {
+    fn digests(&self) -> BTreeMap<String, FrameDigest> {
+        match self {
+            Data::All(f) => BTreeMap::from([("all".to_string(), FrameDigest::of(f))]),
+            Data::Split { train, test } => BTreeMap::from([
+                ("train".to_string(), FrameDigest::of(train)),
+                ("test".to_string(), FrameDigest::of(test)),
+            ]),
+        }
+    }
+
+    fn split(&self, stage: &str) -> Result<(&Frame, &Frame)> {
+        match self {
+            Data::Split { train, test } => Ok((train, test)),
+            Data::All(_) => Err(Error::internal(format!("stage {stage} ran before the split"))),
+        }
+    }
+}
+
+pub struct Executor<'a> {
+    pub pipeline: &'a Pipeline,
+    pub plan: Plan,
+    pub store: &'a dyn Store,
+    pub use_cache: bool,
+    pub progress: &'a dyn Progress,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(pipeline: &'a Pipeline, store: &'a dyn Store, use_cache: bool, progress: &'a dyn Progress) -> Self {
+        Executor { pipeline, plan: Plan::new(pipeline), store, use_cache, progress }
+    }
+
+    /// Looks a stage key up in the store; a damaged or unreadable cached output counts as a miss.
+    fn cached(&self, key: &Id, name: &str) -> Result<Option<(Id, StageOutput)>> {
+        if !self.use_cache {
+            return Ok(None);
+        }
+        let Some(out_id) = self.store.get_ref(RefKind::StageKey, key)? else { return Ok(None) };
+        let parsed = self.store.get(&out_id).and_then(|bytes| StageOutput::from_bytes(&bytes, &out_id));
+        match parsed {
+            Ok(out) => Ok(Some((out_id, out))),
+            Err(e @ (Error::Corrupt { .. } | Error::Lookup { .. } | Error::Internal { .. })) => {
+                self.progress.warn(&format!("cached output of {name} is unusable ({e}); recomputing it"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn run(&self, snapshot: &Snapshot<'_>) -> Result<Executed> {
+        let total = self.plan.stages.len();
+        let mut results = Vec::with_capacity(total);
+        let mut outputs: Vec<StageOutput> = Vec::with_capacity(total);
+        let mut input = snapshot.id;
+        let mut data: Option<Data> = None;
+        for index in 0..total {
+            let stage = &self.plan.stages[index];
+            self.progress.stage_started(&stage.name, index, total);
+            let started = Instant::now();
+            let key = self.plan.key(index, &input);
+            let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name)? {
+                if let Some(d) = data.take() {
+                    data = Some(self.apply(index, &out, Some(d), snapshot)?);
+                }
+                (id, out, true)
+            } else {
+                let current = match data.take() {
+                    Some(d) => Some(d),
+                    None if index == 0 => None,
+                    None => Some(self.materialise(index, &outputs, snapshot)?),
+                };
+                let (out, next) = self.fit(index, current, snapshot, &outputs)?;
+                let id = self.store.put(&out.to_bytes()?)?;
+                self.store.set_ref(RefKind::StageKey, &key, &id)?;
+                data = Some(next);
+                (id, out, false)
+            };
+            let result = StageResult {
+                name: stage.name.clone(),
+                kind: stage.kind_name.clone(),
+                key,
+                output: output_id,
+                cached,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            self.progress.stage_finished(&result);
+            results.push(result);
+            outputs.push(output);
+            input = output_id;
+        }
+        Ok(Executed { stages: results, outputs })
+    }
+
+    /// Rebuilds the data that stage `index` takes in, from the snapshot and the earlier stages' states,
+    /// and checks it against the digest the previous stage recorded.
+    fn materialise(&self, index: usize, outputs: &[StageOutput], snapshot: &Snapshot<'_>) -> Result<Data> {
+        let mut data = None;
+        for (i, out) in outputs.iter().enumerate().take(index) {
+            data = Some(self.apply(i, out, data, snapshot)?);
+        }
+        let data = data.ok_or_else(|| Error::internal("nothing to materialise"))?;
+        let expected = &outputs[index - 1].data;
+        if &data.digests() != expected {
+            return Err(Error::Mismatch {
+                message: format!(
+                    "re-applying the cached states before stage {} does not give the data they were recorded with; the store holds results this mlpipe does not reproduce",
+                    self.plan.stages[index].name
+                ),
+            });
+        }
+        Ok(data)
+    }
+
+    fn parse_snapshot(&self, snapshot: &Snapshot<'_>) -> Result<Frame> {
+        read_csv(snapshot.bytes, &self.pipeline.gather.read, &snapshot.name)
+    }
+
+    /// Applies a stage's recorded state to the data (no fitting).
+    fn apply(&self, index: usize, out: &StageOutput, data: Option<Data>, snapshot: &Snapshot<'_>) -> Result<Data> {
+        let name = &self.plan.stages[index].name;
+        match (&out.state, data) {
+            (StageState::Gather { .. }, _) => Ok(Data::All(self.parse_snapshot(snapshot)?)),
+            (StageState::Split(s), Some(Data::All(all))) => Ok(Data::Split { train: all.take(&s.train), test: all.take(&s.test) }),
+            (StageState::Step(f), Some(Data::Split { train, test })) => Ok(Data::Split {
+                train: f.apply(train).map_err(|e| e.in_stage(name))?,
+                test: f.apply(test).map_err(|e| e.in_stage(name))?,
+            }),
+            (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => Ok(d),
+            _ => Err(Error::internal(format!("stage {name}: recorded state does not fit the data it follows"))),
+        }
+    }
+
+    /// Runs stage `index` for real: fits its state on the train rows and applies it.
+    fn fit(
+        &self,
+        index: usize,
+        data: Option<Data>,
+        snapshot: &Snapshot<'_>,
+        earlier: &[StageOutput],
+    ) -> Result<(StageOutput, Data)> {
+        let stage = &self.plan.stages[index];
+        let p = self.pipeline;
+        let mut ctx = FitContext { rng: ChaCha20Rng::from_seed(stage.seed) };
+        let protected = p.protected_columns();
+        match stage.kind {
+            StageKind::Gather => {
+                let frame = self.parse_snapshot(snapshot)?;
+                check_target(p, &frame)?;
+                let out = StageOutput::new(StageState::Gather { schema: frame.schema() }, Data::All(frame.clone()).digests());
+                Ok((out, Data::All(frame)))
+            }
+            StageKind::Split => {
+                let Some(Data::All(all)) = data else { return Err(Error::internal("split without data")) };
+                let fitted = split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
+                    .map_err(|e| e.in_stage("split"))?;
+                let d = Data::Split { train: all.take(&fitted.train), test: all.take(&fitted.test) };
+                Ok((StageOutput::new(StageState::Split(fitted), d.digests()), d))
+            }
+            StageKind::Analyse => {
+                let d = data.ok_or_else(|| Error::internal("analyse without data"))?;
+                let (train, _) = d.split("analyse")?;
+                let top = p.analyse.as_ref().map_or(5, |a| a.top_categories);
+                let profile = analyse::profile(train, top);
+                Ok((StageOutput::new(StageState::Analyse(profile), d.digests()), d))
+            }
+            StageKind::Step(i) => {
+                let step = &p.steps[i];
+                let Some(Data::Split { train, test }) = data else { return Err(Error::internal("step before split")) };
+                let fitted = stages::fit_step(step, &train, &protected, &mut ctx).map_err(|e| e.in_stage(&step.name))?;
+                let d = Data::Split {
+                    train: fitted.apply(train).map_err(|e| e.in_stage(&step.name))?,
+                    test: fitted.apply(test).map_err(|e| e.in_stage(&step.name))?,
+                };
+                Ok((StageOutput::new(StageState::Step(fitted), d.digests()), d))
+            }
+            StageKind::Train => {
+                let d = data.ok_or_else(|| Error::internal("train without data"))?;
+                let (train, _) = d.split("train")?;
+                let y = target_values(p, train)?;
+                let y = transform_target(p.train.target_transform, &y, train, &p.target)?;
+                let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
+                let model = models::fit(&p.train.estimator, &features, &y).map_err(|e| e.in_stage("train"))?;
+                let state = TrainState { target_transform: p.train.target_transform, model };
+                Ok((StageOutput::new(StageState::Train(state), d.digests()), d))
+            }
+            StageKind::Evaluate => {
+                let d = data.ok_or_else(|| Error::internal("evaluate without data"))?;
+                let (train, test) = d.split("evaluate")?;
+                let Some(model) = earlier.iter().rev().find_map(|o| match &o.state {
+                    StageState::Train(t) => Some(t),
+                    _ => None,
+                }) else {
+                    return Err(Error::internal("evaluate needs the train stage's output"));
+                };
+                let score = |frame: &Frame| -> Result<(Vec<f64>, BTreeMap<String, f64>)> {
+                    let y = target_values(p, frame)?;
+                    let pred = predict(model, frame)?;
+                    let m = metrics::compute(&p.evaluate.metrics, &y, &pred);
+                    Ok((pred, m))
+                };
+                let (test_pred, test_metrics) = score(test)?;
+                let (_, train_metrics) = score(train)?;
+                let mut bits = Vec::with_capacity(test_pred.len() * 8);
+                for x in &test_pred {
+                    bits.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+                let state =
+                    EvaluateState { test: test_metrics, train: train_metrics, test_predictions: Id::of_bytes(&bits) };
+                Ok((StageOutput::new(StageState::Evaluate(state), d.digests()), d))
+            }
+        }
+    }
+}
+
+/// Predictions of a fitted model, on the original target scale.
+pub fn predict(state: &TrainState, frame: &Frame) -> Result<Vec<f64>> {
+    let raw = state.model.predict(frame)?;
+    Ok(match state.target_transform {
+        TargetTransform::None => raw,
+        TargetTransform::Log => raw.into_iter().map(f64::exp).collect(),
+        TargetTransform::Log1p => raw.into_iter().map(f64::exp_m1).collect(),
+    })
+}
+
+fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
+    match frame.column(&p.target).map(|c| c.data.column_type()) {
+        Some(ColumnType::Numeric) => {}
+        Some(ColumnType::Categorical) => {
+            return Err(Error::data(format!(
+                "target \"{}\" holds text, but task \"regression\" needs numbers",
+                p.target
+            ))
+            .at(p.origin.target.as_ref())
+            .with_hint("check na_values (a missing-value marker read as text?) or the target column"));
+        }
+        None => return Err(frame.missing_column(&p.target).at(p.origin.target.as_ref()).in_stage("gather")),
+    }
+    if let Some(id) = &p.gather.id_column {
+        if frame.column(id).is_none() {
+            return Err(frame.missing_column(id).at(p.origin.id_column.as_ref()).in_stage("gather"));
+        }
+    }
+    Ok(())
+}
+
+fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
+    let y = frame.numeric(&p.target)?;
+    if let Some(r) = y.iter().position(|v| v.is_nan()) {
+        return Err(Error::data(format!(
+            "target \"{}\" is missing at line {} of {}",
+            p.target, frame.lines[r], frame.source
+        ))
+        .at(p.origin.target.as_ref())
+        .with_hint("rows without a target cannot be trained or scored; remove them from the data"));
+    }
+    Ok(y.to_vec())
+}
+
+fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) -> Result<Vec<f64>> {
+    let (f, ok, what): (fn(f64) -> f64, fn(f64) -> bool, &str) = match t {
+        TargetTransform::None => return Ok(y.to_vec()),
+        TargetTransform::Log => (f64::ln, |v| v > 0.0, "> 0"),
+        TargetTransform::Log1p => (f64::ln_1p, |v| v > -1.0, "> -1"),
+    };
+    if let Some(r) = y.iter().position(|&v| !ok(v)) {
+        return Err(Error::data(format!(
+            "target_transform needs target \"{name}\" {what}, but line {} of {} holds {}",
+            frame.lines[r], frame.source, y[r]
+        ))
+        .with_hint("use target_transform = \"log1p\" or \"none\""));
+    }
+    Ok(y.iter().map(|&v| f(v)).collect())
+}

@@ -1,0 +1,20 @@
+//! mlpipe: reproducible machine-learning pipelines on tabular data.
+//!
+//! A pipeline file ([`spec`]) becomes a stage graph ([`plan`]); the [`executor`] fits each stage
+//! ([`stages`], [`models`]) on train rows and stores its output in a content-addressed [`store`];
+//! [`provenance`] records where a run came from; [`commands`] implement the CLI's verbs without printing.
+
+pub mod commands;
+pub mod digest;
+pub mod error;
+pub mod executor;
+pub mod frame;
+pub mod metrics;
+pub mod models;
+pub mod plan;
+pub mod provenance;
+pub mod spec;
+pub mod stages;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

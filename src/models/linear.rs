@@ -1,0 +1,125 @@
+//! Least squares solvers behind `linear_regression` and `ridge`.
+
+use linfa::Dataset;
+use linfa::traits::Fit;
+use ndarray::{Array1, Array2};
+
+use crate::error::{Error, Result};
+
+fn matrix(features: &[(&str, &[f64])], n: usize) -> Array2<f64> {
+    let p = features.len();
+    Array2::from_shape_fn((n, p), |(r, c)| features[c].1[r])
+}
+
+/// Ordinary least squares through linfa-linear.
+pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
+    let n = y.len();
+    if n < features.len() + usize::from(fit_intercept) {
+        return Err(Error::data(format!(
+            "linear_regression needs at least as many train rows as coefficients ({n} rows, {} features)",
+            features.len()
+        ))
+        .with_hint("use ridge, or select fewer features"));
+    }
+    let x = matrix(features, n);
+    let dataset = Dataset::new(x, Array1::from(y.to_vec()));
+    let model = linfa_linear::LinearRegression::new()
+        .with_intercept(fit_intercept)
+        .fit(&dataset)
+        .map_err(|e| {
+            Error::data(format!("linear_regression could not be fitted: {e}"))
+                .with_hint("the design matrix may be singular: use one_hot with drop_first = true, or ridge")
+        })?;
+    Ok((model.params().to_vec(), model.intercept()))
+}
+
+/// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`.
+pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
+    let n = y.len();
+    let p = features.len();
+    let nf = n as f64;
+    // Column means, summed in row order.
+    let x_offset: Vec<f64> =
+        features.iter().map(|(_, col)| if fit_intercept { col.iter().sum::<f64>() / nf } else { 0.0 }).collect();
+    let y_offset = if fit_intercept { y.iter().sum::<f64>() / nf } else { 0.0 };
+    let mut x = matrix(features, n);
+    for (c, off) in x_offset.iter().enumerate() {
+        x.column_mut(c).mapv_inplace(|v| v - off);
+    }
+    let yc = Array1::from_iter(y.iter().map(|v| v - y_offset));
+    // matrixmultiply's gemm runs on one thread with a fixed blocking: the same bits every time.
+    let mut a = x.t().dot(&x);
+    let b = x.t().dot(&yc);
+    for i in 0..p {
+        a[[i, i]] += alpha;
+    }
+    let w = cholesky_solve(a, b.to_vec()).ok_or_else(|| {
+        Error::data("ridge could not be fitted: XᵀX + αI is not positive definite (alpha = 0 with collinear features?)")
+            .with_hint("raise alpha above 0, or drop collinear features")
+    })?;
+    let intercept = y_offset - x_offset.iter().zip(&w).map(|(o, c)| o * c).sum::<f64>();
+    Ok((w, intercept))
+}
+
+/// Solves A x = b for a symmetric positive definite A (lower Cholesky factor, in place).
+fn cholesky_solve(mut a: Array2<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let p = b.len();
+    for j in 0..p {
+        let mut d = a[[j, j]];
+        for k in 0..j {
+            d -= a[[j, k]] * a[[j, k]];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[[j, j]] = d;
+        for i in j + 1..p {
+            let mut s = a[[i, j]];
+            for k in 0..j {
+                s -= a[[i, k]] * a[[j, k]];
+            }
+            a[[i, j]] = s / d;
+        }
+    }
+    for i in 0..p {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[[i, k]] * b[k];
+        }
+        b[i] = s / a[[i, i]];
+    }
+    for i in (0..p).rev() {
+        let mut s = b[i];
+        for k in i + 1..p {
+            s -= a[[k, i]] * b[k];
+        }
+        b[i] = s / a[[i, i]];
+    }
+    Some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ridge_with_zero_alpha_recovers_an_exact_line() {
+        let x1 = [0.0, 1.0, 2.0, 3.0];
+        let x2 = [1.0, 0.0, 1.0, 5.0];
+        let y: Vec<f64> = x1.iter().zip(&x2).map(|(a, b)| 3.0 * a - 2.0 * b + 1.0).collect();
+        let (w, b) = ridge(&[("a", &x1), ("b", &x2)], &y, 0.0, true).unwrap();
+        assert!((w[0] - 3.0).abs() < 1e-12 && (w[1] + 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
+        let (w2, b2) = ols(&[("a", &x1), ("b", &x2)], &y, true).unwrap();
+        assert!((w2[0] - 3.0).abs() < 1e-10 && (w2[1] + 2.0).abs() < 1e-10 && (b2 - 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn ridge_shrinks_towards_zero() {
+        let x = [0.0, 1.0, 2.0, 3.0];
+        let y = [0.0, 2.0, 4.0, 6.0];
+        let (w, _) = ridge(&[("a", &x)], &y, 5.0, true).unwrap();
+        // Closed form for one centred feature: w = Σxy / (Σx² + α) = 10 / (5 + 5).
+        assert_eq!(w[0], 1.0);
+    }
+}

@@ -1,0 +1,155 @@
+//! Estimators: checked hyperparameters, `fit` on the train design matrix, pure `predict`.
+//!
+//! - `linear_regression`: ordinary least squares through linfa-linear (QR least squares, pure Rust).
+//! - `ridge`: scikit-learn's `Ridge` objective ‖y − Xw − b‖² + α‖w‖² (penalty not divided by n, intercept
+//!   not penalised), solved in closed form: centre X and y, Cholesky-factor XᵀX + αI. linfa's only ridge
+//!   is elastic net with l1_ratio = 0, solved by coordinate descent to tol 1e-4 — too loose to match
+//!   scikit-learn's closed form, so this one is ours (`docs/models.md`).
+//!
+//! Coefficients are stored under the feature names they belong to.
+
+mod linear;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{ColumnData, Frame};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "estimator", rename_all = "snake_case")]
+pub enum Estimator {
+    LinearRegression { fit_intercept: bool },
+    Ridge { alpha: f64, fit_intercept: bool },
+}
+
+pub const ESTIMATORS: [&str; 2] = ["linear_regression", "ridge"];
+
+impl Estimator {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimator::LinearRegression { .. } => "linear_regression",
+            Estimator::Ridge { .. } => "ridge",
+        }
+    }
+
+    pub fn param_names(&self) -> Vec<&'static str> {
+        match self {
+            Estimator::LinearRegression { .. } => vec!["fit_intercept"],
+            Estimator::Ridge { .. } => vec!["alpha", "fit_intercept"],
+        }
+    }
+}
+
+pub fn parse_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
+    let name = t.req_str("estimator", "one of \"linear_regression\", \"ridge\"")?;
+    let fit_intercept = t.bool("fit_intercept")?.unwrap_or(true);
+    match name.value.as_str() {
+        "linear_regression" => Ok(Estimator::LinearRegression { fit_intercept }),
+        "ridge" => {
+            let alpha = match t.f64("alpha")? {
+                None => 1.0,
+                Some(a) if a.value >= 0.0 => a.value,
+                Some(a) => {
+                    return Err(Error::spec(format!("`alpha` must be ≥ 0, found {}", a.value), Some(a.location)));
+                }
+            };
+            Ok(Estimator::Ridge { alpha, fit_intercept })
+        }
+        other => {
+            let mut err = Error::spec(
+                format!("unknown estimator \"{other}\" (known: {})", ESTIMATORS.join(", ")),
+                Some(name.location),
+            );
+            if let Some(h) = crate::error::did_you_mean(other, ESTIMATORS) {
+                err = err.with_hint(h);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A fitted linear model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    pub estimator: String,
+    pub features: Vec<String>,
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+}
+
+/// The feature columns of a frame (everything but the protected columns), all numeric and complete.
+pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&'f str, &'f [f64])>> {
+    let mut out = Vec::new();
+    for col in frame.columns.iter().filter(|c| !protected.contains(&c.name.as_str())) {
+        match &col.data {
+            ColumnData::Numeric(v) => {
+                if let Some(r) = v.iter().position(|x| x.is_nan()) {
+                    return Err(Error::data(format!(
+                        "feature \"{}\" is missing at line {} of {}; estimators need complete numeric data",
+                        col.name, frame.lines[r], frame.source
+                    ))
+                    .with_hint("add an [[impute]] step that covers this column"));
+                }
+                out.push((col.name.as_str(), v.as_slice()));
+            }
+            ColumnData::Categorical(v) => {
+                let example = v.iter().flatten().next().map(|s| format!(" (e.g. \"{s}\")")).unwrap_or_default();
+                return Err(Error::data(format!(
+                    "feature \"{}\" is text{example}; estimators need numbers",
+                    col.name
+                ))
+                .with_hint("encode it with an [[encode]] step (one_hot or ordinal)"));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::data("no feature columns are left for the estimator"));
+    }
+    Ok(out)
+}
+
+pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64]) -> Result<LinearModel> {
+    let n = y.len();
+    if n == 0 {
+        return Err(Error::data("the train split is empty"));
+    }
+    let (coefficients, intercept) = match estimator {
+        Estimator::LinearRegression { fit_intercept } => linear::ols(features, y, *fit_intercept)?,
+        Estimator::Ridge { alpha, fit_intercept } => linear::ridge(features, y, *alpha, *fit_intercept)?,
+    };
+    if !intercept.is_finite() || coefficients.iter().any(|c| !c.is_finite()) {
+        return Err(Error::data(format!(
+            "{} produced non-finite coefficients: the design matrix is singular (collinear or constant features)",
+            estimator.name()
+        ))
+        .with_hint("use one_hot with drop_first = true, drop duplicated columns, or use ridge with alpha > 0"));
+    }
+    Ok(LinearModel {
+        estimator: estimator.name().to_string(),
+        features: features.iter().map(|(n, _)| (*n).to_string()).collect(),
+        coefficients,
+        intercept,
+    })
+}
+
+impl LinearModel {
+    /// Predictions for every row: intercept, then each feature's term added in feature order.
+    pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
+        let mut out = vec![self.intercept; frame.n_rows()];
+        for (name, w) in self.features.iter().zip(&self.coefficients) {
+            let x = frame.numeric(name)?;
+            if let Some(r) = x.iter().position(|v| v.is_nan()) {
+                return Err(Error::data(format!(
+                    "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",
+                    frame.lines[r], frame.source
+                ))
+                .with_hint("add an [[impute]] step covering this column and re-run the pipeline"));
+            }
+            for (o, v) in out.iter_mut().zip(x) {
+                *o += w * v;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,522 @@
+//! The pipeline file: TOML schema with spans → a checked [`Pipeline`] with a canonical JSON form.
+//!
+//! The canonical form (serde JSON of [`Pipeline`], fields in declaration order, maps sorted, floats in
+//! shortest round-trip form) is what is hashed and stored; locations are kept beside it for errors only.
+
+pub mod reader;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::DeValue;
+
+use crate::error::{Error, Location, Result};
+use crate::frame::{ColumnType, ReadOptions};
+use crate::models::Estimator;
+use crate::stages::{Group, Operator};
+pub use reader::At;
+use reader::{Source, TableReader, parse_document};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Regression,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub seed: u64,
+    pub target: String,
+    pub task: Task,
+    pub gather: Gather,
+    pub split: Split,
+    pub analyse: Option<Analyse>,
+    pub steps: Vec<Step>,
+    pub train: Train,
+    pub evaluate: Evaluate,
+    /// Where the pipeline was read from and where each name was written; not hashed, not stored.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Origin {
+    pub file: Option<PathBuf>,
+    pub target: Option<Location>,
+    pub id_column: Option<Location>,
+    pub split_column: Option<Location>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gather {
+    /// The data file as written in the pipeline (relative to the pipeline file). Not part of any key:
+    /// the snapshot's content id is.
+    pub source: String,
+    pub read: ReadOptions,
+    pub id_column: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Split {
+    /// A seeded shuffle; `test_fraction` of the rows (rounded up) go to test. With `stratify`, each value
+    /// of that column is split on its own so both sides keep its proportions.
+    Random { test_fraction: f64, stratify: Option<String> },
+    /// Rows whose `column` holds one of `test_values` are the test split.
+    Column { column: String, test_values: Vec<SplitValue> },
+    /// Rows whose `column` is at or after `test_from` are the test split (numbers, or ISO-8601 text).
+    Time { column: String, test_from: SplitValue },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SplitValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analyse {
+    pub top_categories: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Columns {
+    /// `"numeric"`, `"categorical"` or `"all"`.
+    Kind(ColumnKind),
+    Names(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Numeric,
+    Categorical,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub group: Group,
+    pub columns: Columns,
+    pub exclude: Vec<String>,
+    #[serde(flatten)]
+    pub operator: Operator,
+    #[serde(skip)]
+    pub locations: StepLocations,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepLocations {
+    pub step: Option<Location>,
+    pub columns: BTreeMap<String, Location>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTransform {
+    None,
+    Log,
+    Log1p,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Train {
+    #[serde(flatten)]
+    pub estimator: Estimator,
+    pub target_transform: TargetTransform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Rmse,
+    Mae,
+    R2,
+}
+
+impl Metric {
+    pub const ALL: [&'static str; 3] = ["rmse", "mae", "r2"];
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::R2 => "r2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluate {
+    pub metrics: Vec<Metric>,
+}
+
+impl Pipeline {
+    /// Reads and checks a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read pipeline file", path, e))?;
+        Pipeline::parse(path, &text)
+    }
+
+    /// Checks pipeline text; `path` is used for messages and to resolve the data source.
+    pub fn parse(path: &Path, text: &str) -> Result<Pipeline> {
+        let src = Source { path: path.to_path_buf(), text };
+        let doc = parse_document(&src)?;
+        let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "the pipeline file");
+        let p = parse_root(&mut root)?;
+        root.finish(&["pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate"])?;
+        Ok(p)
+    }
+
+    /// The canonical JSON that is stored with a run (includes the source path).
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // infallible: the pipeline holds only strings, finite floats and integers.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The bytes that enter the run id: the canonical JSON without the data file's path, so that a moved
+    /// file with the same content gives the same run.
+    pub fn hashed_bytes(&self) -> Vec<u8> {
+        let mut copy = self.clone();
+        copy.gather.source = String::new();
+        copy.to_canonical_json()
+    }
+
+    pub fn from_canonical_json(bytes: &[u8]) -> Result<Pipeline> {
+        serde_json::from_slice(bytes).map_err(|e| Error::internal(format!("stored pipeline does not parse: {e}")))
+    }
+
+    /// The data file, resolved against the pipeline file's folder.
+    pub fn source_path(&self) -> PathBuf {
+        let base = self.origin.file.as_deref().and_then(Path::parent).unwrap_or_else(|| Path::new("."));
+        base.join(&self.gather.source)
+    }
+
+    /// Columns that no step may select: the target and the id column.
+    pub fn protected_columns(&self) -> Vec<&str> {
+        let mut out = vec![self.target.as_str()];
+        if let Some(id) = &self.gather.id_column {
+            out.push(id);
+        }
+        out
+    }
+}
+
+fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
+    let src = root.source();
+    let mut head = root.table("pipeline")?.ok_or_else(|| {
+        Error::spec(format!("{} has no [pipeline] table", src.path().display()), None)
+            .with_hint("start the file with [pipeline] and name, seed, target, task")
+    })?;
+    let name = head.req_str("name", "the pipeline's name")?;
+    check_name(&name, "pipeline name")?;
+    let seed = head.u64("seed")?.ok_or_else(|| head.missing("seed", "the master seed, a non-negative integer"))?;
+    let target = head.req_str("target", "the column to predict")?;
+    let task = head.choice("task", &["regression", "classification", "clustering"])?;
+    let task = match task.as_ref().map(|t| t.value.as_str()) {
+        Some("regression") => Task::Regression,
+        Some(other) => {
+            return Err(Error::spec(
+                format!("task \"{other}\" has no estimators in this version of mlpipe"),
+                task.map(|t| t.location),
+            )
+            .with_hint("use task = \"regression\"; classification and clustering estimators are not built yet"));
+        }
+        None => return Err(head.missing("task", "\"regression\"")),
+    };
+    head.finish(&["name", "seed", "target", "task"])?;
+
+    let mut g = root.table("gather")?.ok_or_else(|| {
+        Error::spec(format!("{} has no [gather] table", src.path().display()), None)
+            .with_hint("add [gather] with source = \"path/to/data.csv\"")
+    })?;
+    let (gather, id_loc) = parse_gather(&mut g)?;
+    g.finish(&["source", "format", "delimiter", "na_values", "id_column", "dtypes"])?;
+
+    let (split, split_loc) = match root.table("split")? {
+        Some(mut s) => {
+            let out = parse_split(&mut s)?;
+            s.finish(&["method", "test_fraction", "stratify", "column", "test_values", "test_from"])?;
+            out
+        }
+        None => (Split::Random { test_fraction: 0.25, stratify: None }, None),
+    };
+
+    let analyse = match root.table("analyse")? {
+        Some(mut a) => {
+            let top = a.u64("top_categories")?.map_or(5, |v| v.value as usize);
+            a.finish(&["top_categories"])?;
+            Some(Analyse { top_categories: top })
+        }
+        None => None,
+    };
+
+    let mut steps = Vec::new();
+    for group in Group::ALL {
+        for mut t in root.table_list(group.name())? {
+            steps.push(parse_step(&mut t, group)?);
+        }
+    }
+    let mut seen: BTreeMap<String, Option<Location>> = BTreeMap::new();
+    for s in &steps {
+        if let Some(first) = seen.insert(s.name.clone(), s.locations.step.clone()) {
+            let first = first.map(|l| format!(" (first at {l})")).unwrap_or_default();
+            return Err(Error::spec(format!("two steps are named \"{}\"{first}", s.name), s.locations.step.clone())
+                .with_hint("give each step a unique `name = \"…\"`"));
+        }
+    }
+
+    let mut t = root.table("train")?.ok_or_else(|| {
+        Error::spec(format!("{} has no [train] table", src.path().display()), None)
+            .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
+    })?;
+    let estimator = crate::models::parse_estimator(&mut t)?;
+    let target_transform = match t.choice("target_transform", &["none", "log", "log1p"])?.map(|v| v.value) {
+        Some(v) if v == "log" => TargetTransform::Log,
+        Some(v) if v == "log1p" => TargetTransform::Log1p,
+        _ => TargetTransform::None,
+    };
+    let mut known = vec!["estimator", "target_transform"];
+    known.extend(estimator.param_names());
+    t.finish(&known)?;
+
+    let metrics = match root.table("evaluate")? {
+        Some(mut e) => {
+            let list = e.str_list("metrics")?.unwrap_or_default();
+            let mut metrics = Vec::new();
+            for m in list {
+                let metric = match m.value.as_str() {
+                    "rmse" => Metric::Rmse,
+                    "mae" => Metric::Mae,
+                    "r2" => Metric::R2,
+                    other => {
+                        let mut err = Error::spec(
+                            format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
+                            Some(m.location),
+                        );
+                        if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
+                            err = err.with_hint(h);
+                        }
+                        return Err(err);
+                    }
+                };
+                if !metrics.contains(&metric) {
+                    metrics.push(metric);
+                }
+            }
+            e.finish(&["metrics"])?;
+            if metrics.is_empty() { vec![Metric::Rmse, Metric::Mae, Metric::R2] } else { metrics }
+        }
+        None => vec![Metric::Rmse, Metric::Mae, Metric::R2],
+    };
+
+    Ok(Pipeline {
+        name: name.value,
+        seed: seed.value,
+        target: target.value,
+        task,
+        gather,
+        split,
+        analyse,
+        steps,
+        train: Train { estimator, target_transform },
+        evaluate: Evaluate { metrics },
+        origin: Origin {
+            file: Some(src.path().to_path_buf()),
+            target: Some(target.location),
+            id_column: id_loc,
+            split_column: split_loc,
+        },
+    })
+}
+
+/// Names become parts of stage names and messages: keep them to a safe alphabet (no `/`, no `..`).
+fn check_name(name: &At<String>, what: &str) -> Result<()> {
+    let ok = !name.value.is_empty()
+        && name.value.len() <= 64
+        && name.value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::spec(
+            format!("{what} \"{}\" may hold only letters, digits, '-' and '_' (1 to 64 characters)", name.value),
+            Some(name.location.clone()),
+        ))
+    }
+}
+
+fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>)> {
+    let source = g.req_str("source", "the data file, relative to the pipeline file")?;
+    if let Some(f) = g.choice("format", &["csv"])? {
+        debug_assert_eq!(f.value, "csv");
+    }
+    let delimiter = match g.str("delimiter")? {
+        None => b',',
+        Some(d) if d.value.len() == 1 && d.value.is_ascii() => d.value.as_bytes()[0],
+        Some(d) => return Err(Error::spec("`delimiter` must be a single ASCII character", Some(d.location))),
+    };
+    let na_values = g.str_list("na_values")?.unwrap_or_default().into_iter().map(|v| v.value).collect();
+    let id = g.str("id_column")?;
+    let mut dtypes = BTreeMap::new();
+    if let Some(mut t) = g.table("dtypes")? {
+        let src = t.source();
+        for (key, value) in t.entries() {
+            let ty = match value.get_ref() {
+                DeValue::String(s) if s == "numeric" => ColumnType::Numeric,
+                DeValue::String(s) if s == "categorical" => ColumnType::Categorical,
+                _ => {
+                    return Err(src.error(
+                        value.span(),
+                        format!("dtype of \"{}\" must be \"numeric\" or \"categorical\"", key.value),
+                    ));
+                }
+            };
+            dtypes.insert(key.value, ty);
+        }
+    }
+    let read = ReadOptions { delimiter, na_values, dtypes };
+    let id_loc = id.as_ref().map(|i| i.location.clone());
+    Ok((Gather { source: source.value, read, id_column: id.map(|i| i.value) }, id_loc))
+}
+
+fn split_value(r: &mut TableReader<'_, '_>, key: &str) -> Result<Option<SplitValue>> {
+    let src = r.source();
+    let name = r.name.clone();
+    let Some(v) = r.raw(key) else { return Ok(None) };
+    one_split_value(src, &name, key, v).map(Some)
+}
+
+fn one_split_value(
+    src: &Source<'_>,
+    table: &str,
+    key: &str,
+    v: &toml::Spanned<DeValue<'_>>,
+) -> Result<SplitValue> {
+    match v.get_ref() {
+        DeValue::String(s) => Ok(SplitValue::Text(s.to_string())),
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+            .map(|x| SplitValue::Number(x as f64))
+            .map_err(|_| src.error(v.span(), format!("`{key}` in {table} is out of range"))),
+        DeValue::Float(f) => f
+            .as_str()
+            .replace('_', "")
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .map(SplitValue::Number)
+            .ok_or_else(|| src.error(v.span(), format!("`{key}` in {table} must be a finite number"))),
+        _ => Err(src.error(v.span(), format!("`{key}` in {table} must be a number or a string"))),
+    }
+}
+
+fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)> {
+    let method = s.choice("method", &["random", "column", "time"])?;
+    let method = method.map_or_else(|| "random".to_string(), |m| m.value);
+    match method.as_str() {
+        "random" => {
+            let frac = s.f64("test_fraction")?;
+            let test_fraction = match frac {
+                None => 0.25,
+                Some(f) if f.value > 0.0 && f.value < 1.0 => f.value,
+                Some(f) => {
+                    return Err(Error::spec("`test_fraction` must be between 0 and 1 (exclusive)", Some(f.location)));
+                }
+            };
+            let stratify = s.str("stratify")?;
+            let loc = stratify.as_ref().map(|v| v.location.clone());
+            Ok((Split::Random { test_fraction, stratify: stratify.map(|v| v.value) }, loc))
+        }
+        "column" => {
+            let column = s.req_str("column", "the column whose values choose the test rows")?;
+            let src = s.source();
+            let name = s.name.clone();
+            let Some(raw) = s.raw("test_values") else {
+                return Err(s.missing("test_values", "the values that mark test rows, e.g. [2010]"));
+            };
+            let DeValue::Array(items) = raw.get_ref() else {
+                return Err(src.error(raw.span(), "`test_values` must be an array, e.g. [2010]"));
+            };
+            let values = items
+                .iter()
+                .map(|v| one_split_value(src, &name, "test_values", v))
+                .collect::<Result<Vec<_>>>()?;
+            if values.is_empty() {
+                return Err(src.error(raw.span(), "`test_values` is empty: no row would be in the test split"));
+            }
+            Ok((Split::Column { column: column.value, test_values: values }, Some(column.location)))
+        }
+        _ => {
+            let column = s.req_str("column", "the time column")?;
+            let from = split_value(s, "test_from")?
+                .ok_or_else(|| s.missing("test_from", "the first time that belongs to the test split"))?;
+            Ok((Split::Time { column: column.value, test_from: from }, Some(column.location)))
+        }
+    }
+}
+
+fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
+    let op = t.req_str("operator", "which operator this step runs")?;
+    let operator = Operator::parse(group, &op, t)?;
+    let name = match t.str("name")? {
+        Some(n) => {
+            check_name(&n, "step name")?;
+            format!("{}.{}", group.name(), n.value)
+        }
+        None => format!("{}.{}", group.name(), op.value),
+    };
+    let mut locations = StepLocations { step: Some(op.location.clone()), columns: BTreeMap::new() };
+    let columns = match t.raw("columns") {
+        None => return Err(t.missing("columns", "\"numeric\", \"categorical\", \"all\" or a list of names")),
+        Some(v) => match v.get_ref() {
+            DeValue::String(s) => match s.as_ref() {
+                "numeric" => Columns::Kind(ColumnKind::Numeric),
+                "categorical" => Columns::Kind(ColumnKind::Categorical),
+                "all" => Columns::Kind(ColumnKind::All),
+                other => {
+                    return Err(t.source().error(
+                        v.span(),
+                        format!("`columns` must be \"numeric\", \"categorical\", \"all\" or a list of names, found \"{other}\""),
+                    )
+                    .with_hint(format!("to select one column write columns = [\"{other}\"]")));
+                }
+            },
+            DeValue::Array(_) => {
+                let names = t.str_list("columns")?.unwrap_or_default();
+                if names.is_empty() {
+                    return Err(Error::spec("`columns` is an empty list", Some(t.location())));
+                }
+                let mut out = Vec::new();
+                for n in names {
+                    if out.contains(&n.value) {
+                        return Err(Error::spec(format!("column \"{}\" is listed twice", n.value), Some(n.location)));
+                    }
+                    locations.columns.insert(n.value.clone(), n.location);
+                    out.push(n.value);
+                }
+                Columns::Names(out)
+            }
+            _ => {
+                return Err(t.source().error(v.span(), "`columns` must be a string or a list of column names"));
+            }
+        },
+    };
+    let exclude = t.str_list("exclude")?.unwrap_or_default();
+    let exclude = exclude
+        .into_iter()
+        .map(|e| {
+            locations.columns.insert(e.value.clone(), e.location);
+            e.value
+        })
+        .collect();
+    let mut known = vec!["name", "operator", "columns", "exclude"];
+    known.extend(operator.param_names());
+    t.finish(&known)?;
+    Ok(Step { name, group, columns, exclude, operator, locations })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Operators: each learns a state on train rows (`fit`, seeded) and applies it unchanged (`apply`, pure).
+//!
+//! Adding an operator: one file here with its params (parsed from TOML), its fitted state, `fit` and
+//! `apply`; then one variant in [`Operator`] and [`Fitted`] and one line in [`Operator::parse`].
+
+pub mod analyse;
+pub mod impute;
+pub mod one_hot;
+pub mod ordinal;
+pub mod rare_label;
+pub mod split;
+
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{ColumnType, Frame};
+use crate::spec::reader::{At, TableReader, quoted};
+use crate::spec::{ColumnKind, Columns, Step};
+
+/// The stage groups of a pipeline, run in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Impute,
+    Encode,
+}
+
+impl Group {
+    pub const ALL: [Group; 2] = [Group::Impute, Group::Encode];
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Impute => "impute",
+            Group::Encode => "encode",
+        }
+    }
+    fn operators(self) -> &'static [&'static str] {
+        match self {
+            Group::Impute => &["median", "mean", "most_frequent", "constant"],
+            Group::Encode => &["rare_label", "one_hot", "ordinal"],
+        }
+    }
+}
+
+/// A step's operator and its checked parameters (serialised canonically into the stage key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "operator", rename_all = "snake_case")]
+pub enum Operator {
+    Median(impute::Params),
+    Mean(impute::Params),
+    MostFrequent(impute::Params),
+    Constant(impute::Params),
+    RareLabel(rare_label::Params),
+    OneHot(one_hot::Params),
+    Ordinal(ordinal::Params),
+}
+
+impl Operator {
+    pub fn parse(group: Group, name: &At<String>, t: &mut TableReader<'_, '_>) -> Result<Operator> {
+        let op = name.value.as_str();
+        if !group.operators().contains(&op) {
+            let home = Group::ALL.into_iter().find(|g| g.operators().contains(&op));
+            let mut err = Error::spec(
+                format!(
+                    "unknown operator \"{op}\" in [[{}]] (known: {})",
+                    group.name(),
+                    quoted(group.operators())
+                ),
+                Some(name.location.clone()),
+            );
+            if let Some(home) = home {
+                err = err.with_hint(format!("\"{op}\" belongs in [[{}]]", home.name()));
+            } else if let Some(h) = crate::error::did_you_mean(op, group.operators().iter().copied()) {
+                err = err.with_hint(h);
+            }
+            return Err(err);
+        }
+        Ok(match op {
+            "median" => Operator::Median(impute::Params::parse(t, impute::Strategy::Median)?),
+            "mean" => Operator::Mean(impute::Params::parse(t, impute::Strategy::Mean)?),
+            "most_frequent" => Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?),
+            "constant" => Operator::Constant(impute::Params::parse(t, impute::Strategy::Constant)?),
+            "rare_label" => Operator::RareLabel(rare_label::Params::parse(t)?),
+            "one_hot" => Operator::OneHot(one_hot::Params::parse(t)?),
+            _ => Operator::Ordinal(ordinal::Params::parse(t)?),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operator::Median(_) => "median",
+            Operator::Mean(_) => "mean",
+            Operator::MostFrequent(_) => "most_frequent",
+            Operator::Constant(_) => "constant",
+            Operator::RareLabel(_) => "rare_label",
+            Operator::OneHot(_) => "one_hot",
+            Operator::Ordinal(_) => "ordinal",
+        }
+    }
+
+    pub fn param_names(&self) -> Vec<&'static str> {
+        match self {
+            Operator::Median(_) | Operator::Mean(_) | Operator::MostFrequent(_) => vec!["add_indicator"],
+            Operator::Constant(_) => vec!["add_indicator", "fill_value"],
+            Operator::RareLabel(_) => rare_label::Params::NAMES.to_vec(),
+            Operator::OneHot(_) => one_hot::Params::NAMES.to_vec(),
+            Operator::Ordinal(_) => ordinal::Params::NAMES.to_vec(),
+        }
+    }
+
+    /// Which column types the operator accepts.
+    fn accepts(&self) -> &'static [ColumnType] {
+        match self {
+            Operator::Median(_) | Operator::Mean(_) => &[ColumnType::Numeric],
+            Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
+            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => &[ColumnType::Categorical],
+        }
+    }
+}
+
+/// What fitting a step learned. Serialised (canonical JSON) as the stage's output state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "operator", rename_all = "snake_case")]
+pub enum Fitted {
+    Impute(impute::Fitted),
+    RareLabel(rare_label::Fitted),
+    OneHot(one_hot::Fitted),
+    Ordinal(ordinal::Fitted),
+}
+
+/// What a fit may use besides the data: its own random stream.
+pub struct FitContext {
+    pub rng: ChaCha20Rng,
+}
+
+impl Fitted {
+    /// Applies the learned state to any frame with the fitted columns: train, test or new rows.
+    pub fn apply(&self, frame: Frame) -> Result<Frame> {
+        match self {
+            Fitted::Impute(f) => f.apply(frame),
+            Fitted::RareLabel(f) => f.apply(frame),
+            Fitted::OneHot(f) => f.apply(frame),
+            Fitted::Ordinal(f) => f.apply(frame),
+        }
+    }
+}
+
+/// Fits one step on the train frame.
+pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitContext) -> Result<Fitted> {
+    let columns = resolve_columns(step, train, protected)?;
+    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
+    let fitted = match &step.operator {
+        Operator::Median(p) => impute_fit(impute::Strategy::Median, p, step, train, &columns)?,
+        Operator::Mean(p) => impute_fit(impute::Strategy::Mean, p, step, train, &columns)?,
+        Operator::MostFrequent(p) => impute_fit(impute::Strategy::MostFrequent, p, step, train, &columns)?,
+        Operator::Constant(p) => impute_fit(impute::Strategy::Constant, p, step, train, &columns)?,
+        Operator::RareLabel(p) => Fitted::RareLabel(rare_label::fit(p, train, &columns)?),
+        Operator::OneHot(p) => Fitted::OneHot(one_hot::fit(p, train, &columns)?),
+        Operator::Ordinal(p) => Fitted::Ordinal(ordinal::fit(p, train, &columns).map_err(|e| {
+            let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
+            e.at(col.and_then(|c| loc_of(c)))
+        })?),
+    };
+    Ok(fitted)
+}
+
+fn impute_fit(
+    strategy: impute::Strategy,
+    p: &impute::Params,
+    step: &Step,
+    train: &Frame,
+    columns: &[String],
+) -> Result<Fitted> {
+    impute::fit(strategy, p, train, columns).map(Fitted::Impute).map_err(|e| e.in_stage(&step.name).at(step.locations.step.as_ref()))
+}
+
+/// Turns a step's column selection into names, in frame order. Explicit names must exist and have a
+/// type the operator accepts; `numeric` / `categorical` / `all` pick the accepted columns.
+pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result<Vec<String>> {
+    let accepts = step.operator.accepts();
+    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
+    let check_known = |name: &str| -> Result<()> {
+        if protected.contains(&name) {
+            return Err(Error::data(format!(
+                "step {} selects \"{name}\", which is the target or the id column",
+                step.name
+            ))
+            .at(loc_of(name))
+            .with_hint("steps transform features only; remove it from `columns`"));
+        }
+        if frame.column(name).is_none() {
+            return Err(frame.missing_column(name).in_stage(&step.name).at(loc_of(name)));
+        }
+        Ok(())
+    };
+    for e in &step.exclude {
+        check_known(e)?;
+    }
+    let picked: Vec<String> = match &step.columns {
+        Columns::Names(names) => {
+            for n in names {
+                check_known(n)?;
+                let ty = frame.column(n).map(|c| c.data.column_type());
+                if let Some(ty) = ty.filter(|t| !accepts.contains(t)) {
+                    let what = if ty == ColumnType::Categorical { "text (categorical)" } else { "numeric" };
+                    let hint = if ty == ColumnType::Categorical {
+                        "use most_frequent or constant for text columns, encode the column first, or fix the data if it should be numbers"
+                    } else {
+                        "encoders take categorical columns; declare it in [gather] dtypes = { … = \"categorical\" } if its numbers are codes"
+                    };
+                    return Err(Error::data(format!(
+                        "column \"{n}\" is {what}, but the {} operator in step {} needs {} columns",
+                        step.operator.name(),
+                        step.name,
+                        accepts.iter().map(|t| t.name()).collect::<Vec<_>>().join(" or ")
+                    ))
+                    .at(loc_of(n))
+                    .with_hint(hint));
+                }
+            }
+            frame.names().filter(|c| names.iter().any(|n| n == c)).map(str::to_string).collect()
+        }
+        Columns::Kind(kind) => frame
+            .columns
+            .iter()
+            .filter(|c| !protected.contains(&c.name.as_str()))
+            .filter(|c| {
+                let ty = c.data.column_type();
+                accepts.contains(&ty)
+                    && match kind {
+                        ColumnKind::Numeric => ty == ColumnType::Numeric,
+                        ColumnKind::Categorical => ty == ColumnType::Categorical,
+                        ColumnKind::All => true,
+                    }
+            })
+            .map(|c| c.name.clone())
+            .collect(),
+    };
+    Ok(picked.into_iter().filter(|c| !step.exclude.contains(c)).collect())
+}
+
+/// Error for a value the fitted state has never seen.
+pub fn unseen_error(step: &str, column: &str, value: &str, line: u64, source: &str, known: usize) -> Error {
+    Error::data(format!(
+        "unseen category \"{value}\" in column \"{column}\" (line {line} of {source}); {step} learned {known} categories on train"
+    ))
+    .with_hint("set `unseen` in that step to choose what happens to new categories, or group rare labels before encoding")
+}

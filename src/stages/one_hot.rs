@@ -1,0 +1,163 @@
+//! One-hot encoding: one 0/1 column `<column>_<category>` per train category, sorted as scikit-learn's
+//! `OneHotEncoder` sorts them; the dummies replace the column and are appended at the end, in column
+//! order (as feature-engine does). `drop_first` drops each column's first category (scikit-learn
+//! `drop="first"`). Unseen categories and missing values at apply time follow `unseen`:
+//! `"error"` (default) or `"ignore"` (all zeros, as `handle_unknown="ignore"`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{Column, ColumnData, Frame};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unseen {
+    Error,
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub drop_first: bool,
+    pub unseen: Unseen,
+}
+
+impl Params {
+    pub const NAMES: [&'static str; 2] = ["drop_first", "unseen"];
+
+    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
+        let drop_first = t.bool("drop_first")?.unwrap_or(false);
+        let unseen = match t.choice("unseen", &["error", "ignore"])?.map(|v| v.value) {
+            Some(v) if v == "ignore" => Unseen::Ignore,
+            _ => Unseen::Error,
+        };
+        Ok(Params { drop_first, unseen })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    pub column: String,
+    /// The categories that get a dummy column, in output order.
+    pub categories: Vec<String>,
+    /// The category dropped by `drop_first` (encoded as all zeros).
+    pub dropped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub unseen: Unseen,
+    pub columns: Vec<Encoding>,
+}
+
+pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut out = Vec::with_capacity(columns.len());
+    let mut new_names = BTreeSet::new();
+    for name in columns {
+        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
+            return Err(Error::internal(format!("one_hot got non-categorical column {name}")));
+        };
+        if let Some(r) = values.iter().position(Option::is_none) {
+            return Err(Error::data(format!(
+                "column \"{name}\" has missing values in train (first at line {} of {}); one-hot encoding needs every value present",
+                train.lines[r], train.source
+            ))
+            .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
+        }
+        let mut categories: Vec<String> =
+            values.iter().flatten().map(|s| s.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+        let dropped = if params.drop_first && !categories.is_empty() { Some(categories.remove(0)) } else { None };
+        for c in &categories {
+            let new = format!("{name}_{c}");
+            if !new_names.insert(new.clone()) || (train.column(&new).is_some() && !columns.contains(&new)) {
+                return Err(Error::data(format!("one-hot column \"{new}\" would clash with another column"))
+                    .with_hint("rename the column or the category"));
+            }
+        }
+        out.push(Encoding { column: name.clone(), categories, dropped });
+    }
+    Ok(Fitted { unseen: params.unseen, columns: out })
+}
+
+impl Fitted {
+    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
+        let mut dummies = Vec::new();
+        for enc in &self.columns {
+            let idx = frame.index_of(&enc.column).ok_or_else(|| frame.missing_column(&enc.column))?;
+            let col = frame.columns.remove(idx);
+            let ColumnData::Categorical(values) = col.data else {
+                return Err(Error::data(format!(
+                    "column \"{}\" is numeric here but was categorical when the one-hot encoding was learned",
+                    enc.column
+                )));
+            };
+            let position: BTreeMap<&str, usize> =
+                enc.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            let mut cols = vec![vec![0.0f64; values.len()]; enc.categories.len()];
+            for (r, v) in values.iter().enumerate() {
+                match v.as_deref().map(|s| (s, position.get(s))) {
+                    Some((_, Some(&i))) => cols[i][r] = 1.0,
+                    Some((s, None)) if enc.dropped.as_deref() == Some(s) => {}
+                    other => {
+                        if self.unseen == Unseen::Error {
+                            let value = other.map_or("(missing)", |(s, _)| s);
+                            return Err(super::unseen_error(
+                                "one_hot",
+                                &enc.column,
+                                value,
+                                frame.lines[r],
+                                &frame.source,
+                                enc.categories.len() + usize::from(enc.dropped.is_some()),
+                            ));
+                        }
+                    }
+                }
+            }
+            for (c, data) in enc.categories.iter().zip(cols) {
+                dummies.push(Column { name: format!("{}_{c}", enc.column), data: ColumnData::Numeric(data) });
+            }
+        }
+        frame.columns.extend(dummies);
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{ReadOptions, read_csv};
+
+    #[test]
+    fn sorted_dummies_appended_and_unseen_policy() {
+        let train = read_csv(b"x,c\n1,b\n2,a\n3,b\n", &ReadOptions::default(), "t.csv").unwrap();
+        let p = Params { drop_first: false, unseen: Unseen::Error };
+        let f = fit(&p, &train, &["c".into()]).unwrap();
+        let out = f.apply(train.clone()).unwrap();
+        assert_eq!(out.names().collect::<Vec<_>>(), ["x", "c_a", "c_b"]);
+        assert_eq!(out.numeric("c_b").unwrap(), &[1.0, 0.0, 1.0]);
+
+        let new = read_csv(b"x,c\n1,zz\n", &ReadOptions::default(), "new.csv").unwrap();
+        let err = f.apply(new.clone()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unseen category \"zz\" in column \"c\" (line 2 of new.csv); one_hot learned 2 categories on train"
+        );
+        let lenient = Fitted { unseen: Unseen::Ignore, ..f };
+        let out = lenient.apply(new).unwrap();
+        assert_eq!(out.numeric("c_a").unwrap(), &[0.0]);
+        assert_eq!(out.numeric("c_b").unwrap(), &[0.0]);
+    }
+
+    #[test]
+    fn drop_first_drops_the_smallest_category() {
+        let train = read_csv(b"c\nb\na\nc\n", &ReadOptions::default(), "t.csv").unwrap();
+        let p = Params { drop_first: true, unseen: Unseen::Error };
+        let f = fit(&p, &train, &["c".into()]).unwrap();
+        let out = f.apply(train).unwrap();
+        assert_eq!(out.names().collect::<Vec<_>>(), ["c_b", "c_c"]);
+        assert_eq!(out.numeric("c_b").unwrap(), &[1.0, 0.0, 0.0]);
+    }
+}

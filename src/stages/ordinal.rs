@@ -1,0 +1,192 @@
+//! Ordinal encoding: each category becomes an integer code.
+//!
+//! `method = "lexical"` numbers the sorted train categories 0..k-1 (scikit-learn `OrdinalEncoder`);
+//! `"frequency"` numbers them by train count, most frequent first (ties by text); `"explicit"` uses the
+//! order given in `categories` for every selected column (e.g. a quality scale). Unseen categories and
+//! missing values at apply time follow `unseen`: `"error"` (default) or `"encode"`, which writes
+//! `unknown_value` (default -1, as `handle_unknown="use_encoded_value"`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{ColumnData, Frame};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Lexical,
+    Frequency,
+    Explicit(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unseen {
+    Error,
+    Encode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub method: Method,
+    pub unseen: Unseen,
+    pub unknown_value: f64,
+}
+
+impl Params {
+    pub const NAMES: [&'static str; 4] = ["method", "categories", "unseen", "unknown_value"];
+
+    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
+        let method = t.choice("method", &["lexical", "frequency", "explicit"])?;
+        let categories = t.str_list("categories")?;
+        let method = match (method.as_ref().map(|m| m.value.as_str()), categories) {
+            (Some("explicit"), Some(list)) => {
+                let mut seen = BTreeSet::new();
+                for c in &list {
+                    if !seen.insert(c.value.clone()) {
+                        return Err(Error::spec(format!("category \"{}\" is listed twice", c.value), Some(c.location.clone())));
+                    }
+                }
+                if list.is_empty() {
+                    return Err(t.missing("categories", "the categories in order, lowest first"));
+                }
+                Method::Explicit(list.into_iter().map(|c| c.value).collect())
+            }
+            (Some("explicit"), None) => return Err(t.missing("categories", "the categories in order, lowest first")),
+            (_, Some(list)) => {
+                return Err(Error::spec(
+                    "`categories` is only used with method = \"explicit\"",
+                    list.first().map(|c| c.location.clone()).or_else(|| Some(t.location())),
+                )
+                .with_hint("add method = \"explicit\" or remove `categories`"));
+            }
+            (Some("frequency"), None) => Method::Frequency,
+            _ => Method::Lexical,
+        };
+        let unseen = match t.choice("unseen", &["error", "encode"])?.map(|v| v.value) {
+            Some(v) if v == "encode" => Unseen::Encode,
+            _ => Unseen::Error,
+        };
+        let unknown_value = t.f64("unknown_value")?.map_or(-1.0, |v| v.value);
+        Ok(Params { method, unseen, unknown_value })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub column: String,
+    /// Categories in code order: the first is 0.
+    pub categories: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub unseen: Unseen,
+    pub unknown_value: f64,
+    pub columns: Vec<Mapping>,
+}
+
+pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut out = Vec::with_capacity(columns.len());
+    for name in columns {
+        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
+            return Err(Error::internal(format!("ordinal got non-categorical column {name}")));
+        };
+        if let Some(r) = values.iter().position(Option::is_none) {
+            return Err(Error::data(format!(
+                "column \"{name}\" has missing values in train (first at line {} of {}); ordinal encoding needs every value present",
+                train.lines[r], train.source
+            ))
+            .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in values.iter().flatten() {
+            *counts.entry(s).or_default() += 1;
+        }
+        let categories = match &params.method {
+            Method::Lexical => counts.keys().map(|s| (*s).to_string()).collect(),
+            Method::Frequency => {
+                let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+                ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                ranked.into_iter().map(|(s, _)| s.to_string()).collect()
+            }
+            Method::Explicit(order) => {
+                if let Some(extra) = counts.keys().find(|c| !order.iter().any(|o| o == *c)) {
+                    return Err(Error::data(format!(
+                        "column \"{name}\" holds \"{extra}\" in train, which is not in the step's `categories`"
+                    ))
+                    .with_hint("add it to `categories` in its place, or group it with rare_label first"));
+                }
+                order.clone()
+            }
+        };
+        out.push(Mapping { column: name.clone(), categories });
+    }
+    Ok(Fitted { unseen: params.unseen, unknown_value: params.unknown_value, columns: out })
+}
+
+impl Fitted {
+    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
+        for m in &self.columns {
+            let idx = frame.index_of(&m.column).ok_or_else(|| frame.missing_column(&m.column))?;
+            let ColumnData::Categorical(values) = &frame.columns[idx].data else {
+                return Err(Error::data(format!(
+                    "column \"{}\" is numeric here but was categorical when the ordinal encoding was learned",
+                    m.column
+                )));
+            };
+            let code: BTreeMap<&str, f64> =
+                m.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i as f64)).collect();
+            let mut out = Vec::with_capacity(values.len());
+            for (r, v) in values.iter().enumerate() {
+                match v.as_deref().and_then(|s| code.get(s)) {
+                    Some(&x) => out.push(x),
+                    None if self.unseen == Unseen::Encode => out.push(self.unknown_value),
+                    None => {
+                        return Err(super::unseen_error(
+                            "ordinal",
+                            &m.column,
+                            v.as_deref().unwrap_or("(missing)"),
+                            frame.lines[r],
+                            &frame.source,
+                            m.categories.len(),
+                        ));
+                    }
+                }
+            }
+            frame.columns[idx].data = ColumnData::Numeric(out);
+        }
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{ReadOptions, read_csv};
+
+    #[test]
+    fn explicit_order_and_unknown_value() {
+        let train = read_csv(b"q\nGd\nTA\nEx\n", &ReadOptions::default(), "t.csv").unwrap();
+        let p = Params {
+            method: Method::Explicit(vec!["Po".into(), "Fa".into(), "TA".into(), "Gd".into(), "Ex".into()]),
+            unseen: Unseen::Encode,
+            unknown_value: -1.0,
+        };
+        let f = fit(&p, &train, &["q".into()]).unwrap();
+        let new = read_csv(b"q\nEx\nPo\nXX\n", &ReadOptions::default(), "n.csv").unwrap();
+        assert_eq!(f.apply(new).unwrap().numeric("q").unwrap(), &[4.0, 0.0, -1.0]);
+    }
+
+    #[test]
+    fn lexical_and_frequency_orders() {
+        let train = read_csv(b"c\nb\nb\na\nc\nc\nc\n", &ReadOptions::default(), "t.csv").unwrap();
+        let lex = Params { method: Method::Lexical, unseen: Unseen::Error, unknown_value: -1.0 };
+        assert_eq!(fit(&lex, &train, &["c".into()]).unwrap().columns[0].categories, ["a", "b", "c"]);
+        let freq = Params { method: Method::Frequency, ..lex };
+        assert_eq!(fit(&freq, &train, &["c".into()]).unwrap().columns[0].categories, ["c", "b", "a"]);
+    }
+}
