@@ -172,7 +172,7 @@ impl Error {
 pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     known
         .into_iter()
-        .map(|k| (strsim::levenshtein(&wanted.to_lowercase(), &k.to_lowercase()), k))
+        .map(|k| (strsim::damerau_levenshtein(&wanted.to_lowercase(), &k.to_lowercase()), k))
         .filter(|(d, k)| *d <= (k.len().max(wanted.len()) / 3).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
         .map(|(_, k)| format!("did you mean \"{k}\"?"))

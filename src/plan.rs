@@ -143,8 +143,7 @@ mod tests {
             seed: stage_seed(42, "impute.median"),
         };
         let input = Id::of_bytes(b"input");
-        assert_eq!(stage_key(&stage, &input, "0.1.0", "x86_64-unknown-linux-gnu").hex(), GOLDEN_KEY);
+        let golden = crate::digest::tests::golden("stage_key");
+        assert_eq!(stage_key(&stage, &input, "0.1.0", "x86_64-unknown-linux-gnu").hex(), golden);
     }
-
-    const GOLDEN_KEY: &str = "PLACEHOLDER";
 }

@@ -53,17 +53,34 @@ pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: 
     for i in 0..p {
         a[[i, i]] += alpha;
     }
-    let w = cholesky_solve(a, b.to_vec()).ok_or_else(|| {
+    let not_pd = || {
         Error::data("ridge could not be fitted: XᵀX + αI is not positive definite (alpha = 0 with collinear features?)")
             .with_hint("raise alpha above 0, or drop collinear features")
-    })?;
+    };
+    let factor = cholesky(a).ok_or_else(not_pd)?;
+    let mut w = solve_factored(&factor, b.to_vec());
+    // Forming XᵀX squares the condition number. Two steps of refinement with the residual computed
+    // through X itself (corrected semi-normal equations) recover the accuracy of a QR solve at the
+    // cost of two passes over X.
+    for _ in 0..2 {
+        let fitted = x.dot(&Array1::from(w.clone()));
+        let resid = &yc - &fitted;
+        let mut r = x.t().dot(&resid);
+        for (ri, wi) in r.iter_mut().zip(&w) {
+            *ri -= alpha * wi;
+        }
+        let delta = solve_factored(&factor, r.to_vec());
+        for (wi, d) in w.iter_mut().zip(delta) {
+            *wi += d;
+        }
+    }
     let intercept = y_offset - x_offset.iter().zip(&w).map(|(o, c)| o * c).sum::<f64>();
     Ok((w, intercept))
 }
 
-/// Solves A x = b for a symmetric positive definite A (lower Cholesky factor, in place).
-fn cholesky_solve(mut a: Array2<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let p = b.len();
+/// Lower Cholesky factor of a symmetric positive definite matrix (None if it is not).
+fn cholesky(mut a: Array2<f64>) -> Option<Array2<f64>> {
+    let p = a.nrows();
     for j in 0..p {
         let mut d = a[[j, j]];
         for k in 0..j {
@@ -82,6 +99,12 @@ fn cholesky_solve(mut a: Array2<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
             a[[i, j]] = s / d;
         }
     }
+    Some(a)
+}
+
+/// Solves L Lᵀ x = b.
+fn solve_factored(a: &Array2<f64>, mut b: Vec<f64>) -> Vec<f64> {
+    let p = b.len();
     for i in 0..p {
         let mut s = b[i];
         for k in 0..i {
@@ -96,7 +119,7 @@ fn cholesky_solve(mut a: Array2<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         b[i] = s / a[[i, i]];
     }
-    Some(b)
+    b
 }
 
 #[cfg(test)]
@@ -120,6 +143,6 @@ mod tests {
         let y = [0.0, 2.0, 4.0, 6.0];
         let (w, _) = ridge(&[("a", &x)], &y, 5.0, true).unwrap();
         // Closed form for one centred feature: w = Σxy / (Σx² + α) = 10 / (5 + 5).
-        assert_eq!(w[0], 1.0);
+        assert!((w[0] - 1.0).abs() < 1e-15, "{}", w[0]);
     }
 }

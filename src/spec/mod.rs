@@ -166,7 +166,7 @@ impl Pipeline {
     pub fn parse(path: &Path, text: &str) -> Result<Pipeline> {
         let src = Source { path: path.to_path_buf(), text };
         let doc = parse_document(&src)?;
-        let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "the pipeline file");
+        let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "");
         let p = parse_root(&mut root)?;
         root.finish(&["pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate"])?;
         Ok(p)
@@ -235,7 +235,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             .with_hint("add [gather] with source = \"path/to/data.csv\"")
     })?;
     let (gather, id_loc) = parse_gather(&mut g)?;
-    g.finish(&["source", "format", "delimiter", "na_values", "id_column", "dtypes"])?;
+    g.finish(&["source", "format", "delimiter", "na_values", "id_column", "dtypes", "columns"])?;
 
     let (split, split_loc) = match root.table("split")? {
         Some(mut s) => {
@@ -378,7 +378,8 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
             dtypes.insert(key.value, ty);
         }
     }
-    let read = ReadOptions { delimiter, na_values, dtypes };
+    let columns: Vec<String> = g.str_list("columns")?.unwrap_or_default().into_iter().map(|c| c.value).collect();
+    let read = ReadOptions { delimiter, na_values, dtypes, columns };
     let id_loc = id.as_ref().map(|i| i.location.clone());
     Ok((Gather { source: source.value, read, id_column: id.map(|i| i.value) }, id_loc))
 }

@@ -73,6 +73,11 @@ impl<'a, 's> TableReader<'a, 's> {
         self.src.location(self.span.clone())
     }
 
+    /// The table's name for messages.
+    fn label(&self) -> &str {
+        if self.name.is_empty() { "the pipeline file" } else { &self.name }
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)
     }
@@ -85,14 +90,14 @@ impl<'a, 's> TableReader<'a, 's> {
     fn wrong_type(&self, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) -> Error {
         self.src.error(
             v.span(),
-            format!("`{key}` in {} must be {expected}, found {}", self.name, type_name(v.get_ref())),
+            format!("`{key}` in {} must be {expected}, found {}", self.label(), type_name(v.get_ref())),
         )
     }
 
     pub fn missing(&self, key: &str, what: &str) -> Error {
         self.src
-            .error(self.span.clone(), format!("{} needs `{key}` ({what})", self.name))
-            .with_hint(format!("add `{key} = …` to {}", self.name))
+            .error(self.span.clone(), format!("{} needs `{key}` ({what})", self.label()))
+            .with_hint(format!("add `{key} = …` to {}", self.label()))
     }
 
     pub fn str(&mut self, key: &str) -> Result<Option<At<String>>> {
@@ -114,7 +119,7 @@ impl<'a, 's> TableReader<'a, 's> {
             return Ok(Some(v));
         }
         let mut err = Error::spec(
-            format!("`{key}` in {} must be one of {}, found \"{}\"", self.name, quoted(choices), v.value),
+            format!("`{key}` in {} must be one of {}, found \"{}\"", self.label(), quoted(choices), v.value),
             Some(v.location.clone()),
         );
         if let Some(h) = did_you_mean(&v.value, choices.iter().copied()) {
@@ -132,7 +137,7 @@ impl<'a, 's> TableReader<'a, 's> {
         };
         match value {
             Some(x) if x.is_finite() => Ok(Some(At { value: x, location: self.src.location(v.span()) })),
-            _ => Err(self.src.error(v.span(), format!("`{key}` in {} must be a finite number", self.name))),
+            _ => Err(self.src.error(v.span(), format!("`{key}` in {} must be a finite number", self.label()))),
         }
     }
 
@@ -143,7 +148,7 @@ impl<'a, 's> TableReader<'a, 's> {
         };
         match u64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
             Ok(x) => Ok(Some(At { value: x, location: self.src.location(v.span()) })),
-            Err(_) => Err(self.src.error(v.span(), format!("`{key}` in {} must be a non-negative integer", self.name))),
+            Err(_) => Err(self.src.error(v.span(), format!("`{key}` in {} must be a non-negative integer", self.label()))),
         }
     }
 
@@ -167,7 +172,7 @@ impl<'a, 's> TableReader<'a, 's> {
                 DeValue::String(s) => Ok(At { value: s.to_string(), location: self.src.location(item.span()) }),
                 other => Err(self.src.error(
                     item.span(),
-                    format!("`{key}` in {} must hold strings, found {}", self.name, type_name(other)),
+                    format!("`{key}` in {} must hold strings, found {}", self.label(), type_name(other)),
                 )),
             })
             .collect::<Result<Vec<_>>>()
@@ -182,7 +187,10 @@ impl<'a, 's> TableReader<'a, 's> {
     pub fn table(&mut self, key: &str) -> Result<Option<TableReader<'a, 's>>> {
         let Some(v) = self.get(key) else { return Ok(None) };
         match v.get_ref() {
-            DeValue::Table(t) => Ok(Some(TableReader::new(self.src, t, v.span(), format!("{}.{key}", self.name)))),
+            DeValue::Table(t) => {
+                let name = if self.name.is_empty() { format!("[{key}]") } else { format!("{}.{key}", self.name) };
+                Ok(Some(TableReader::new(self.src, t, v.span(), name)))
+            }
             _ => Err(self.wrong_type(key, v, "a table")),
         }
     }
@@ -221,7 +229,7 @@ impl<'a, 's> TableReader<'a, 's> {
             if !self.used.contains(key) {
                 let mut err = self.src.error(
                     k.span(),
-                    format!("unknown key `{key}` in {} (expected one of: {})", self.name, known.join(", ")),
+                    format!("unknown key `{key}` in {} (expected one of: {})", self.label(), known.join(", ")),
                 );
                 if let Some(h) = did_you_mean(key, known.iter().copied()) {
                     err = err.with_hint(h);

@@ -1,0 +1,53 @@
+"""Computes golden digests from the encoding documented in docs/hashing.md, independently of the Rust
+code, so the tests prove the code follows the documentation.
+
+    pip install blake3 && python3 tests/golden/keys.py > tests/golden/keys.json
+"""
+import json
+import struct
+
+from blake3 import blake3
+
+
+def s(text):
+    b = text.encode()
+    return b"s" + struct.pack("<Q", len(b)) + b
+
+
+def by(b):
+    return b"b" + struct.pack("<Q", len(b)) + b
+
+
+def u(v):
+    return b"u" + struct.pack("<Q", v)
+
+
+def i(digest):
+    return b"i" + digest
+
+
+def key(context, *fields):
+    return blake3(b"".join(fields), derive_key_context=context).digest()
+
+
+seed = key("mlpipe 2026-11 stage seed v1", u(42), s("split"))
+stage_seed = key("mlpipe 2026-11 stage seed v1", u(42), s("impute.median"))
+stage_key = key(
+    "mlpipe 2026-11 stage key v1",
+    s("impute"),
+    by(b'{"operator":"median"}'),
+    i(blake3(b"input").digest()),
+    by(stage_seed),
+    s("0.1.0"),
+    s("x86_64-unknown-linux-gnu"),
+)
+# A frame with a numeric column a = [1.5, missing] and a text column b = ["x", missing].
+nums = struct.pack("<d", 1.5) + struct.pack("<Q", 0x7FF8000000000000)
+texts = b"\x01" + struct.pack("<Q", 1) + b"x" + b"\x00"
+frame = key(
+    "mlpipe 2026-11 frame digest v1",
+    u(2),
+    s("a"), u(0), u(2), by(nums),
+    s("b"), u(1), u(2), by(texts),
+)
+print(json.dumps({"stage_seed_42_split": seed.hex(), "stage_key": stage_key.hex(), "frame": frame.hex()}, indent=1))

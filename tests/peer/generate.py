@@ -1,0 +1,176 @@
+"""Runs the peers (pandas, feature-engine, scikit-learn) on the same data and steps as
+tests/peer/*.toml and writes tests/peer/expected.json, which tests/peer.rs compares against.
+
+    pip install pandas==3.1.1 scikit-learn==1.9.1 feature-engine==1.9.4 numpy==2.4.6
+    python3 tests/peer/generate.py
+"""
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pandas as pd
+import sklearn
+import feature_engine
+from feature_engine.encoding import RareLabelEncoder
+from feature_engine.imputation import AddMissingIndicator, CategoricalImputer, MeanMedianImputer
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+from sklearn.preprocessing import OneHotEncoder
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "data-snapshots" / "house-prices" / "train.csv"
+QUALITY = ["ExterQual", "ExterCond", "BsmtQual", "BsmtCond", "HeatingQC", "KitchenQual",
+           "FireplaceQu", "GarageQual", "GarageCond", "PoolQC"]
+SCALE = ["Missing", "Po", "Fa", "TA", "Gd", "Ex"]
+
+
+def read(dtype=None, usecols=None):
+    # "NA" is the only missing marker; "None" (MasVnrType) is a real category.
+    return pd.read_csv(DATA, keep_default_na=False, na_values=["NA"], dtype=dtype, usecols=usecols)
+
+
+def one_hot(train, test, columns, drop=None):
+    enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, drop=drop)
+    enc.fit(train[columns])
+    names = list(enc.get_feature_names_out(columns))
+    out = []
+    for df in (train, test):
+        dummies = pd.DataFrame(enc.transform(df[columns]), columns=names, index=df.index)
+        out.append(pd.concat([df.drop(columns=columns), dummies], axis=1))
+    return out[0], out[1], names
+
+
+def ridge_reference(X, y, alpha):
+    """The ridge solution in extended precision (numpy longdouble, 64-bit mantissa): centred normal
+    equations, Cholesky, then refinement with residuals computed through X. Scikit-learn's float64
+    solvers are themselves off by up to ~1e-7 relative on this ill-conditioned design; this is the
+    yardstick for both."""
+    X = X.astype(np.longdouble)
+    y = y.astype(np.longdouble)
+    Xc, yc = X - X.mean(0), y - y.mean()
+    n = X.shape[1]
+    A = Xc.T @ Xc + np.longdouble(alpha) * np.eye(n, dtype=np.longdouble)
+    L = np.zeros_like(A)
+    for j in range(n):
+        L[j, j] = np.sqrt(A[j, j] - np.sum(L[j, :j] ** 2))
+        L[j + 1:, j] = (A[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
+
+    def solve(b):
+        z = np.zeros(n, dtype=np.longdouble)
+        for i in range(n):
+            z[i] = (b[i] - L[i, :i] @ z[:i]) / L[i, i]
+        w = np.zeros(n, dtype=np.longdouble)
+        for i in reversed(range(n)):
+            w[i] = (z[i] - L[i + 1:, i] @ w[i + 1:]) / L[i, i]
+        return w
+
+    w = solve(Xc.T @ yc)
+    for _ in range(3):
+        w = w + solve(Xc.T @ (yc - Xc @ w) - np.longdouble(alpha) * w)
+    intercept = y.mean() - X.mean(0) @ w
+    return [float(v) for v in w], float(intercept)
+
+
+def metrics(y, p):
+    return {"rmse": root_mean_squared_error(y, p), "mae": mean_absolute_error(y, p), "r2": r2_score(y, p)}
+
+
+def ridge_case():
+    df = read(dtype={"MSSubClass": str})
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    protected = ["Id", "SalePrice"]
+    numeric = [c for c in train.columns if c not in protected and pd.api.types.is_numeric_dtype(train[c])]
+    categorical = [c for c in train.columns if c not in protected and c not in numeric]
+
+    # analyse: the profile of the train split
+    profile = {}
+    for c in numeric:
+        s = train[c]
+        profile[c] = {"missing": int(s.isna().sum()), "distinct": int(s.nunique()), "min": float(s.min()),
+                      "max": float(s.max()), "mean": float(s.mean()), "std": float(s.std()), "skew": float(s.skew())}
+    for c in categorical:
+        s = train[c]
+        profile[c] = {"missing": int(s.isna().sum()), "distinct": int(s.nunique())}
+
+    indicator = AddMissingIndicator(variables=numeric, missing_only=True).fit(train)
+    train, test = (indicator.transform(d) for d in (train, test))
+    imputer = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    medians = {k: float(v) for k, v in imputer.imputer_dict_.items()}
+    train, test = (imputer.transform(d) for d in (train, test))
+    cat_imp = CategoricalImputer(imputation_method="missing", fill_value="Missing", variables=categorical).fit(train)
+    train, test = (cat_imp.transform(d) for d in (train, test))
+
+    mapping = {v: float(i) for i, v in enumerate(SCALE)}
+    for d in (train, test):
+        for c in QUALITY:
+            d[c] = d[c].map(mapping)
+    rest = [c for c in categorical if c not in QUALITY]
+
+    rare = RareLabelEncoder(tol=0.01, n_categories=1, variables=rest).fit(train)
+    frequent = {k: sorted(v) for k, v in rare.encoder_dict_.items()}
+    train, test = (rare.transform(d) for d in (train, test))
+
+    train, test, dummies = one_hot(train, test, rest)
+    features = [c for c in train.columns if c not in protected]
+    X, y = train[features].to_numpy(float), np.log(train.SalePrice.to_numpy(float))
+    model = Ridge(alpha=10.0).fit(X, y)
+    # The design is ill-conditioned (GrLivArea = 1stFlrSF + 2ndFlrSF + LowQualFinSF; scales from 0/1
+    # to 1e5), so float64 solvers differ in the last digits: keep an extended-precision reference too.
+    reference, reference_intercept = ridge_reference(X, y, 10.0)
+    predict = lambda d: np.exp(model.predict(d[features].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-ridge.toml",
+        "train_rows": len(train), "test_rows": len(test),
+        "profile": profile,
+        "medians": medians,
+        "indicators": [f"{c}_na" for c in indicator.variables_],
+        "rare_frequent": frequent,
+        "one_hot_columns": dummies,
+        "features": features,
+        "coefficients": dict(zip(features, map(float, model.coef_))),
+        "coefficients_reference": dict(zip(features, reference)),
+        "intercept_reference": reference_intercept,
+        "intercept": float(model.intercept_),
+        "condition_number": float(np.linalg.cond((X - X.mean(0)).T @ (X - X.mean(0)) + 10.0 * np.eye(X.shape[1]))),
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+        "train_metrics": metrics(train.SalePrice, predict(train)),
+    }
+
+
+def ols_case():
+    cols = ["Id", "SalePrice", "LotArea", "LotFrontage", "OverallQual", "OverallCond", "YearBuilt",
+            "GrLivArea", "TotalBsmtSF", "GarageCars", "Neighborhood", "YrSold"]
+    df = read(usecols=cols)
+    train, test = df[df.YrSold < 2009].copy(), df[df.YrSold >= 2009].copy()
+    numeric = [c for c in cols if c not in ("Id", "SalePrice", "Neighborhood")]
+    imputer = MeanMedianImputer(imputation_method="mean", variables=numeric).fit(train)
+    means = {k: float(v) for k, v in imputer.imputer_dict_.items()}
+    train, test = (imputer.transform(d) for d in (train, test))
+    train, test, _ = one_hot(train, test, ["Neighborhood"], drop="first")
+    features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+    model = LinearRegression().fit(train[features].to_numpy(float), np.log(train.SalePrice.to_numpy(float)))
+    predict = lambda d: np.exp(model.predict(d[features].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-ols.toml",
+        "means": means,
+        "features": features,
+        "coefficients": dict(zip(features, map(float, model.coef_))),
+        "intercept": float(model.intercept_),
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
+def main():
+    expected = {
+        "generated_by": "tests/peer/generate.py",
+        "versions": {"python": sys.version.split()[0], "pandas": pd.__version__, "numpy": np.__version__,
+                     "scikit-learn": sklearn.__version__, "feature-engine": feature_engine.__version__},
+        "ridge": ridge_case(),
+        "ols": ols_case(),
+    }
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
