@@ -10,7 +10,16 @@ fn main() {
     println!("cargo:rustc-env=MLPIPE_TARGET={target}");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let mut versions = String::new();
-    for krate in ["blake3", "csv", "linfa", "linfa-linear", "matrixmultiply", "ndarray", "rand_chacha", "serde_json"] {
+    for krate in [
+        "blake3",
+        "csv",
+        "linfa",
+        "linfa-linear",
+        "matrixmultiply",
+        "ndarray",
+        "rand_chacha",
+        "serde_json",
+    ] {
         let needle = format!("name = \"{krate}\"\nversion = \"");
         if let Some(pos) = lock.find(&needle) {
             let rest = &lock[pos + needle.len()..];

@@ -48,7 +48,11 @@ impl fmt::Debug for Id {
 impl FromStr for Id {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return Err(format!("\"{s}\" is not a 64-character lowercase hex id"));
         }
         let mut out = [0u8; 32];
@@ -91,7 +95,9 @@ pub struct KeyBuilder {
 
 impl KeyBuilder {
     pub fn new(context: &str) -> Self {
-        KeyBuilder { hasher: blake3::Hasher::new_derive_key(context) }
+        KeyBuilder {
+            hasher: blake3::Hasher::new_derive_key(context),
+        }
     }
 
     pub fn str(mut self, s: &str) -> Self {
@@ -128,7 +134,11 @@ impl KeyBuilder {
 /// The seed of one stage's random stream: derived from the master seed and the stage's name only,
 /// so renaming or reordering other stages never changes it.
 pub fn stage_seed(master_seed: u64, stage_name: &str) -> [u8; 32] {
-    KeyBuilder::new(context::STAGE_SEED).u64(master_seed).str(stage_name).finish().0
+    KeyBuilder::new(context::STAGE_SEED)
+        .u64(master_seed)
+        .str(stage_name)
+        .finish()
+        .0
 }
 
 #[cfg(test)]
@@ -153,8 +163,14 @@ pub(crate) mod tests {
 
     #[test]
     fn field_boundaries_are_part_of_the_key() {
-        let a = KeyBuilder::new(context::STAGE_KEY).str("ab").str("c").finish();
-        let b = KeyBuilder::new(context::STAGE_KEY).str("a").str("bc").finish();
+        let a = KeyBuilder::new(context::STAGE_KEY)
+            .str("ab")
+            .str("c")
+            .finish();
+        let b = KeyBuilder::new(context::STAGE_KEY)
+            .str("a")
+            .str("bc")
+            .finish();
         assert_ne!(a, b);
     }
 
@@ -167,13 +183,17 @@ pub(crate) mod tests {
 
     /// Digests computed by tests/golden/keys.py from the documented encoding, independently of this code.
     pub fn golden(name: &str) -> String {
-        let all: serde_json::Value = serde_json::from_str(include_str!("../tests/golden/keys.json")).unwrap();
+        let all: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/golden/keys.json")).unwrap();
         all[name].as_str().unwrap().to_string()
     }
 
     #[test]
     fn golden_stage_seed() {
         // Changing this digest changes every recorded seed: bump the context string instead.
-        assert_eq!(Id(stage_seed(42, "split")).to_string(), golden("stage_seed_42_split"));
+        assert_eq!(
+            Id(stage_seed(42, "split")).to_string(),
+            golden("stage_seed_42_split")
+        );
     }
 }

@@ -22,7 +22,9 @@ impl Location {
         let before = &source[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+        let line_end = source[start..]
+            .find('\n')
+            .map_or(source.len(), |i| start + i);
         let col = source[line_start..start].chars().count() + 1;
         let end = span.end.clamp(start, line_end);
         let width = source[start..end].chars().count().max(1);
@@ -30,7 +32,9 @@ impl Location {
             file: file.to_path_buf(),
             line,
             col,
-            line_text: source[line_start..line_end].trim_end_matches('\r').to_string(),
+            line_text: source[line_start..line_end]
+                .trim_end_matches('\r')
+                .to_string(),
             width,
         }
     }
@@ -57,23 +61,42 @@ pub enum ErrorKind {
 pub enum Error {
     /// An error in a pipeline file, with its position.
     #[error("{message}")]
-    Spec { message: String, location: Option<Box<Location>>, hint: Option<String> },
+    Spec {
+        message: String,
+        location: Option<Box<Location>>,
+        hint: Option<String>,
+    },
 
     /// Bad data: a missing column, text where a number was needed, an unseen category.
     #[error("{message}")]
-    Data { message: String, location: Option<Box<Location>>, hint: Option<String> },
+    Data {
+        message: String,
+        location: Option<Box<Location>>,
+        hint: Option<String>,
+    },
 
     /// Reading or writing a file failed.
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A store object whose bytes no longer hash to its id.
     #[error("store object {id} is corrupt: its bytes hash to {actual} ({})", path.display())]
-    Corrupt { id: String, actual: String, path: PathBuf },
+    Corrupt {
+        id: String,
+        actual: String,
+        path: PathBuf,
+    },
 
     /// A hash (or prefix) that names nothing, or more than one thing.
     #[error("{message}")]
-    Lookup { message: String, hint: Option<String> },
+    Lookup {
+        message: String,
+        hint: Option<String>,
+    },
 
     /// A reproduction that did not give the recorded bytes.
     #[error("{message}")]
@@ -117,19 +140,33 @@ impl Error {
     }
 
     pub fn spec(message: impl Into<String>, location: Option<Location>) -> Self {
-        Error::Spec { message: message.into(), location: location.map(Box::new), hint: None }
+        Error::Spec {
+            message: message.into(),
+            location: location.map(Box::new),
+            hint: None,
+        }
     }
 
     pub fn data(message: impl Into<String>) -> Self {
-        Error::Data { message: message.into(), location: None, hint: None }
+        Error::Data {
+            message: message.into(),
+            location: None,
+            hint: None,
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Error::Internal { message: message.into() }
+        Error::Internal {
+            message: message.into(),
+        }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// Adds a hint to errors that carry one.
@@ -147,7 +184,9 @@ impl Error {
     /// Attaches a pipeline location to a data error that has none yet (e.g. an unknown column found at fit time).
     #[must_use]
     pub fn at(mut self, loc: Option<&Location>) -> Self {
-        if let (Error::Data { location, .. } | Error::Spec { location, .. }, Some(l)) = (&mut self, loc) {
+        if let (Error::Data { location, .. } | Error::Spec { location, .. }, Some(l)) =
+            (&mut self, loc)
+        {
             if location.is_none() {
                 *location = Some(Box::new(l.clone()));
             }
@@ -159,7 +198,9 @@ impl Error {
     #[must_use]
     pub fn in_stage(mut self, stage: &str) -> Self {
         match &mut self {
-            Error::Spec { message, .. } | Error::Data { message, .. } => {
+            Error::Spec { message, .. } | Error::Data { message, .. }
+                if !message.contains(" (stage ") =>
+            {
                 *message = format!("{message} (stage {stage})");
             }
             _ => {}
@@ -172,7 +213,12 @@ impl Error {
 pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     known
         .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(&wanted.to_lowercase(), &k.to_lowercase()), k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&wanted.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
         .filter(|(d, k)| *d <= (k.len().max(wanted.len()) / 3).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
         .map(|(_, k)| format!("did you mean \"{k}\"?"))

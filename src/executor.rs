@@ -30,7 +30,11 @@ pub struct FrameDigest {
 
 impl FrameDigest {
     fn of(frame: &Frame) -> FrameDigest {
-        FrameDigest { rows: frame.n_rows(), columns: frame.columns.len(), digest: frame.digest() }
+        FrameDigest {
+            rows: frame.n_rows(),
+            columns: frame.columns.len(),
+            digest: frame.digest(),
+        }
     }
 }
 
@@ -72,16 +76,25 @@ pub struct StageOutput {
 
 impl StageOutput {
     fn new(state: StageState, data: BTreeMap<String, FrameDigest>) -> StageOutput {
-        StageOutput { kind: "stage-output".into(), format: OUTPUT_FORMAT, state, data }
+        StageOutput {
+            kind: "stage-output".into(),
+            format: OUTPUT_FORMAT,
+            state,
+            data,
+        }
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
+        serde_json::to_vec(self)
+            .map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
     }
 
     pub fn from_bytes(bytes: &[u8], id: &Id) -> Result<StageOutput> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::internal(format!("object {id} is not a stage output of this mlpipe version: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::internal(format!(
+                "object {id} is not a stage output of this mlpipe version: {e}"
+            ))
+        })
     }
 }
 
@@ -140,7 +153,9 @@ impl Data {
     fn split(&self, stage: &str) -> Result<(&Frame, &Frame)> {
         match self {
             Data::Split { train, test } => Ok((train, test)),
-            Data::All(_) => Err(Error::internal(format!("stage {stage} ran before the split"))),
+            Data::All(_) => Err(Error::internal(format!(
+                "stage {stage} ran before the split"
+            ))),
         }
     }
 }
@@ -154,8 +169,19 @@ pub struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(pipeline: &'a Pipeline, store: &'a dyn Store, use_cache: bool, progress: &'a dyn Progress) -> Self {
-        Executor { pipeline, plan: Plan::new(pipeline), store, use_cache, progress }
+    pub fn new(
+        pipeline: &'a Pipeline,
+        store: &'a dyn Store,
+        use_cache: bool,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Executor {
+            pipeline,
+            plan: Plan::new(pipeline),
+            store,
+            use_cache,
+            progress,
+        }
     }
 
     /// Looks a stage key up in the store; a damaged or unreadable cached output counts as a miss.
@@ -163,12 +189,19 @@ impl<'a> Executor<'a> {
         if !self.use_cache {
             return Ok(None);
         }
-        let Some(out_id) = self.store.get_ref(RefKind::StageKey, key)? else { return Ok(None) };
-        let parsed = self.store.get(&out_id).and_then(|bytes| StageOutput::from_bytes(&bytes, &out_id));
+        let Some(out_id) = self.store.get_ref(RefKind::StageKey, key)? else {
+            return Ok(None);
+        };
+        let parsed = self
+            .store
+            .get(&out_id)
+            .and_then(|bytes| StageOutput::from_bytes(&bytes, &out_id));
         match parsed {
             Ok(out) => Ok(Some((out_id, out))),
             Err(e @ (Error::Corrupt { .. } | Error::Lookup { .. } | Error::Internal { .. })) => {
-                self.progress.warn(&format!("cached output of {name} is unusable ({e}); recomputing it"));
+                self.progress.warn(&format!(
+                    "cached output of {name} is unusable ({e}); recomputing it"
+                ));
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -186,23 +219,24 @@ impl<'a> Executor<'a> {
             self.progress.stage_started(&stage.name, index, total);
             let started = Instant::now();
             let key = self.plan.key(index, &input);
-            let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name)? {
-                if let Some(d) = data.take() {
-                    data = Some(self.apply(index, &out, Some(d), snapshot)?);
-                }
-                (id, out, true)
-            } else {
-                let current = match data.take() {
-                    Some(d) => Some(d),
-                    None if index == 0 => None,
-                    None => Some(self.materialise(index, &outputs, snapshot)?),
+            let (output_id, output, cached) =
+                if let Some((id, out)) = self.cached(&key, &stage.name)? {
+                    if let Some(d) = data.take() {
+                        data = Some(self.apply(index, &out, Some(d), snapshot)?);
+                    }
+                    (id, out, true)
+                } else {
+                    let current = match data.take() {
+                        Some(d) => Some(d),
+                        None if index == 0 => None,
+                        None => Some(self.materialise(index, &outputs, snapshot)?),
+                    };
+                    let (out, next) = self.fit(index, current, snapshot, &outputs)?;
+                    let id = self.store.put(&out.to_bytes()?)?;
+                    self.store.set_ref(RefKind::StageKey, &key, &id)?;
+                    data = Some(next);
+                    (id, out, false)
                 };
-                let (out, next) = self.fit(index, current, snapshot, &outputs)?;
-                let id = self.store.put(&out.to_bytes()?)?;
-                self.store.set_ref(RefKind::StageKey, &key, &id)?;
-                data = Some(next);
-                (id, out, false)
-            };
             let result = StageResult {
                 name: stage.name.clone(),
                 kind: stage.kind_name.clone(),
@@ -216,12 +250,20 @@ impl<'a> Executor<'a> {
             outputs.push(output);
             input = output_id;
         }
-        Ok(Executed { stages: results, outputs })
+        Ok(Executed {
+            stages: results,
+            outputs,
+        })
     }
 
     /// Rebuilds the data that stage `index` takes in, from the snapshot and the earlier stages' states,
     /// and checks it against the digest the previous stage recorded.
-    fn materialise(&self, index: usize, outputs: &[StageOutput], snapshot: &Snapshot<'_>) -> Result<Data> {
+    fn materialise(
+        &self,
+        index: usize,
+        outputs: &[StageOutput],
+        snapshot: &Snapshot<'_>,
+    ) -> Result<Data> {
         let mut data = None;
         for (i, out) in outputs.iter().enumerate().take(index) {
             data = Some(self.apply(i, out, data, snapshot)?);
@@ -244,17 +286,30 @@ impl<'a> Executor<'a> {
     }
 
     /// Applies a stage's recorded state to the data (no fitting).
-    fn apply(&self, index: usize, out: &StageOutput, data: Option<Data>, snapshot: &Snapshot<'_>) -> Result<Data> {
+    fn apply(
+        &self,
+        index: usize,
+        out: &StageOutput,
+        data: Option<Data>,
+        snapshot: &Snapshot<'_>,
+    ) -> Result<Data> {
         let name = &self.plan.stages[index].name;
         match (&out.state, data) {
             (StageState::Gather { .. }, _) => Ok(Data::All(self.parse_snapshot(snapshot)?)),
-            (StageState::Split(s), Some(Data::All(all))) => Ok(Data::Split { train: all.take(&s.train), test: all.take(&s.test) }),
+            (StageState::Split(s), Some(Data::All(all))) => Ok(Data::Split {
+                train: all.take(&s.train),
+                test: all.take(&s.test),
+            }),
             (StageState::Step(f), Some(Data::Split { train, test })) => Ok(Data::Split {
                 train: f.apply(train).map_err(|e| e.in_stage(name))?,
                 test: f.apply(test).map_err(|e| e.in_stage(name))?,
             }),
-            (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => Ok(d),
-            _ => Err(Error::internal(format!("stage {name}: recorded state does not fit the data it follows"))),
+            (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => {
+                Ok(d)
+            }
+            _ => Err(Error::internal(format!(
+                "stage {name}: recorded state does not fit the data it follows"
+            ))),
         }
     }
 
@@ -268,20 +323,33 @@ impl<'a> Executor<'a> {
     ) -> Result<(StageOutput, Data)> {
         let stage = &self.plan.stages[index];
         let p = self.pipeline;
-        let mut ctx = FitContext { rng: ChaCha20Rng::from_seed(stage.seed) };
+        let mut ctx = FitContext {
+            rng: ChaCha20Rng::from_seed(stage.seed),
+        };
         let protected = p.protected_columns();
         match stage.kind {
             StageKind::Gather => {
                 let frame = self.parse_snapshot(snapshot)?;
                 check_target(p, &frame)?;
-                let out = StageOutput::new(StageState::Gather { schema: frame.schema() }, Data::All(frame.clone()).digests());
+                let out = StageOutput::new(
+                    StageState::Gather {
+                        schema: frame.schema(),
+                    },
+                    Data::All(frame.clone()).digests(),
+                );
                 Ok((out, Data::All(frame)))
             }
             StageKind::Split => {
-                let Some(Data::All(all)) = data else { return Err(Error::internal("split without data")) };
-                let fitted = split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
-                    .map_err(|e| e.in_stage("split"))?;
-                let d = Data::Split { train: all.take(&fitted.train), test: all.take(&fitted.test) };
+                let Some(Data::All(all)) = data else {
+                    return Err(Error::internal("split without data"));
+                };
+                let fitted =
+                    split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
+                        .map_err(|e| e.in_stage("split"))?;
+                let d = Data::Split {
+                    train: all.take(&fitted.train),
+                    test: all.take(&fitted.test),
+                };
                 Ok((StageOutput::new(StageState::Split(fitted), d.digests()), d))
             }
             StageKind::Analyse => {
@@ -289,12 +357,18 @@ impl<'a> Executor<'a> {
                 let (train, _) = d.split("analyse")?;
                 let top = p.analyse.as_ref().map_or(5, |a| a.top_categories);
                 let profile = analyse::profile(train, top);
-                Ok((StageOutput::new(StageState::Analyse(profile), d.digests()), d))
+                Ok((
+                    StageOutput::new(StageState::Analyse(profile), d.digests()),
+                    d,
+                ))
             }
             StageKind::Step(i) => {
                 let step = &p.steps[i];
-                let Some(Data::Split { train, test }) = data else { return Err(Error::internal("step before split")) };
-                let fitted = stages::fit_step(step, &train, &protected, &mut ctx).map_err(|e| e.in_stage(&step.name))?;
+                let Some(Data::Split { train, test }) = data else {
+                    return Err(Error::internal("step before split"));
+                };
+                let fitted = stages::fit_step(step, &train, &protected, &mut ctx)
+                    .map_err(|e| e.in_stage(&step.name))?;
                 let d = Data::Split {
                     train: fitted.apply(train).map_err(|e| e.in_stage(&step.name))?,
                     test: fitted.apply(test).map_err(|e| e.in_stage(&step.name))?,
@@ -306,9 +380,14 @@ impl<'a> Executor<'a> {
                 let (train, _) = d.split("train")?;
                 let y = target_values(p, train)?;
                 let y = transform_target(p.train.target_transform, &y, train, &p.target)?;
-                let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
-                let model = models::fit(&p.train.estimator, &features, &y).map_err(|e| e.in_stage("train"))?;
-                let state = TrainState { target_transform: p.train.target_transform, model };
+                let features =
+                    models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
+                let model = models::fit(&p.train.estimator, &features, &y)
+                    .map_err(|e| e.in_stage("train"))?;
+                let state = TrainState {
+                    target_transform: p.train.target_transform,
+                    model,
+                };
                 Ok((StageOutput::new(StageState::Train(state), d.digests()), d))
             }
             StageKind::Evaluate => {
@@ -332,9 +411,15 @@ impl<'a> Executor<'a> {
                 for x in &test_pred {
                     bits.extend_from_slice(&x.to_bits().to_le_bytes());
                 }
-                let state =
-                    EvaluateState { test: test_metrics, train: train_metrics, test_predictions: Id::of_bytes(&bits) };
-                Ok((StageOutput::new(StageState::Evaluate(state), d.digests()), d))
+                let state = EvaluateState {
+                    test: test_metrics,
+                    train: train_metrics,
+                    test_predictions: Id::of_bytes(&bits),
+                };
+                Ok((
+                    StageOutput::new(StageState::Evaluate(state), d.digests()),
+                    d,
+                ))
             }
         }
     }
@@ -359,13 +444,23 @@ fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
                 p.target
             ))
             .at(p.origin.target.as_ref())
-            .with_hint("check na_values (a missing-value marker read as text?) or the target column"));
+            .with_hint(
+                "check na_values (a missing-value marker read as text?) or the target column",
+            ));
         }
-        None => return Err(frame.missing_column(&p.target).at(p.origin.target.as_ref()).in_stage("gather")),
+        None => {
+            return Err(frame
+                .missing_column(&p.target)
+                .at(p.origin.target.as_ref())
+                .in_stage("gather"));
+        }
     }
     if let Some(id) = &p.gather.id_column {
         if frame.column(id).is_none() {
-            return Err(frame.missing_column(id).at(p.origin.id_column.as_ref()).in_stage("gather"));
+            return Err(frame
+                .missing_column(id)
+                .at(p.origin.id_column.as_ref())
+                .in_stage("gather"));
         }
     }
     Ok(())
@@ -379,7 +474,9 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
             p.target, frame.lines[r], frame.source
         ))
         .at(p.origin.target.as_ref())
-        .with_hint("rows without a target cannot be trained or scored; remove them from the data"));
+        .with_hint(
+            "rows without a target cannot be trained or scored; remove them from the data",
+        ));
     }
     Ok(y.to_vec())
 }

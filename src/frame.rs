@@ -62,7 +62,9 @@ impl ColumnData {
 
     fn take(&self, rows: &[u32]) -> ColumnData {
         match self {
-            ColumnData::Numeric(v) => ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect()),
+            ColumnData::Numeric(v) => {
+                ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect())
+            }
             ColumnData::Categorical(v) => {
                 ColumnData::Categorical(rows.iter().map(|&r| v[r as usize].clone()).collect())
             }
@@ -104,13 +106,23 @@ impl Frame {
     }
 
     pub fn schema(&self) -> Vec<(String, ColumnType)> {
-        self.columns.iter().map(|c| (c.name.clone(), c.data.column_type())).collect()
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data.column_type()))
+            .collect()
     }
 
     /// The rows at `rows` (indices into this frame), in that order.
     pub fn take(&self, rows: &[u32]) -> Frame {
         Frame {
-            columns: self.columns.iter().map(|c| Column { name: c.name.clone(), data: c.data.take(rows) }).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: c.data.take(rows),
+                })
+                .collect(),
             lines: rows.iter().map(|&r| self.lines[r as usize]).collect(),
             source: self.source.clone(),
         }
@@ -121,7 +133,12 @@ impl Frame {
         match self.column(name).map(|c| &c.data) {
             Some(ColumnData::Numeric(v)) => Ok(v),
             Some(ColumnData::Categorical(v)) => {
-                let example = v.iter().flatten().next().map(|s| format!(" (e.g. \"{s}\")")).unwrap_or_default();
+                let example = v
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|s| format!(" (e.g. \"{s}\")"))
+                    .unwrap_or_default();
                 Err(Error::data(format!("column \"{name}\" holds text{example}, but a number is needed here"))
                     .with_hint(format!(
                         "encode \"{name}\" first (one_hot or ordinal), or declare it numeric in [gather] dtypes if the text is a data error"
@@ -132,7 +149,10 @@ impl Frame {
     }
 
     pub fn missing_column(&self, name: &str) -> Error {
-        let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source()));
+        let mut err = Error::data(format!(
+            "column \"{name}\" is not in {}",
+            self.describe_source()
+        ));
         if let Some(h) = crate::error::did_you_mean(name, self.names()) {
             err = err.with_hint(h);
         }
@@ -140,7 +160,11 @@ impl Frame {
     }
 
     fn describe_source(&self) -> String {
-        if self.source.is_empty() { "the data".to_string() } else { self.source.clone() }
+        if self.source.is_empty() {
+            "the data".to_string()
+        } else {
+            self.source.clone()
+        }
     }
 
     /// Canonical digest of the values (see `docs/hashing.md`): column count; per column its name, type
@@ -155,7 +179,11 @@ impl Frame {
                 ColumnData::Numeric(v) => {
                     buf.reserve(v.len() * 8);
                     for x in v {
-                        let bits = if x.is_nan() { 0x7ff8_0000_0000_0000u64 } else { x.to_bits() };
+                        let bits = if x.is_nan() {
+                            0x7ff8_0000_0000_0000u64
+                        } else {
+                            x.to_bits()
+                        };
                         buf.extend_from_slice(&bits.to_le_bytes());
                     }
                     0
@@ -174,7 +202,11 @@ impl Frame {
                     1
                 }
             };
-            key = key.str(&col.name).u64(tag).u64(col.data.len() as u64).bytes(&buf);
+            key = key
+                .str(&col.name)
+                .u64(tag)
+                .u64(col.data.len() as u64)
+                .bytes(&buf);
         }
         key.finish()
     }
@@ -196,7 +228,12 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { delimiter: b',', na_values: Vec::new(), dtypes: BTreeMap::new(), columns: Vec::new() }
+        ReadOptions {
+            delimiter: b',',
+            na_values: Vec::new(),
+            dtypes: BTreeMap::new(),
+            columns: Vec::new(),
+        }
     }
 }
 
@@ -219,9 +256,13 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         .flexible(false)
         .from_reader(bytes);
     let csv_error = |e: csv::Error| {
-        let line = e.position().map(|p| format!(" at line {}", p.line())).unwrap_or_default();
-        Error::data(format!("{source} is not valid CSV{line}: {e}"))
-            .with_hint("check the delimiter and quoting; every row needs as many fields as the header")
+        let line = e
+            .position()
+            .map(|p| format!(" at line {}", p.line()))
+            .unwrap_or_default();
+        Error::data(format!("{source} is not valid CSV{line}: {e}")).with_hint(
+            "check the delimiter and quoting; every row needs as many fields as the header",
+        )
     };
     let header = reader.byte_headers().map_err(csv_error)?.clone();
     let mut names = Vec::with_capacity(header.len());
@@ -231,19 +272,32 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
             .trim_start_matches('\u{feff}')
             .to_string();
         if name.is_empty() {
-            return Err(Error::data(format!("{source}: column {} of the header has no name", names.len() + 1)));
+            return Err(Error::data(format!(
+                "{source}: column {} of the header has no name",
+                names.len() + 1
+            )));
         }
         if names.contains(&name) {
-            return Err(Error::data(format!("{source}: column \"{name}\" appears twice in the header")));
+            return Err(Error::data(format!(
+                "{source}: column \"{name}\" appears twice in the header"
+            )));
         }
         names.push(name);
     }
     if names.is_empty() {
-        return Err(Error::data(format!("{source} has no header row")).with_hint("the first line must name the columns"));
+        return Err(Error::data(format!("{source} has no header row"))
+            .with_hint("the first line must name the columns"));
     }
-    for (what, name) in opts.dtypes.keys().map(|n| ("dtypes", n)).chain(opts.columns.iter().map(|n| ("columns", n))) {
+    for (what, name) in opts
+        .dtypes
+        .keys()
+        .map(|n| ("dtypes", n))
+        .chain(opts.columns.iter().map(|n| ("columns", n)))
+    {
         if !names.contains(name) {
-            let mut err = Error::data(format!("{what} names column \"{name}\", which is not in {source}"));
+            let mut err = Error::data(format!(
+                "{what} names column \"{name}\", which is not in {source}"
+            ));
             if let Some(h) = crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
                 err = err.with_hint(h);
             }
@@ -259,7 +313,8 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         records.push(record.clone());
     }
 
-    let is_missing = |field: &[u8]| field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field);
+    let is_missing =
+        |field: &[u8]| field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field);
     let mut columns = Vec::with_capacity(names.len());
     for (c, name) in names.iter().enumerate() {
         if !opts.columns.is_empty() && !opts.columns.contains(name) {
@@ -268,7 +323,9 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         let forced = opts.dtypes.get(name).copied();
         let numeric = match forced {
             Some(t) => t == ColumnType::Numeric,
-            None => records.iter().all(|r| is_missing(&r[c]) || parse_number(&r[c]).is_some()),
+            None => records
+                .iter()
+                .all(|r| is_missing(&r[c]) || parse_number(&r[c]).is_some()),
         };
         let data = if numeric {
             let mut values = Vec::with_capacity(records.len());
@@ -302,7 +359,10 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
                     continue;
                 }
                 let text = std::str::from_utf8(field).map_err(|_| {
-                    Error::data(format!("line {} of {source}: column \"{name}\" is not valid UTF-8", lines[r]))
+                    Error::data(format!(
+                        "line {} of {source}: column \"{name}\" is not valid UTF-8",
+                        lines[r]
+                    ))
                 })?;
                 let s: Arc<str> = Arc::from(text);
                 interned.insert(field, Arc::clone(&s));
@@ -310,23 +370,40 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
             }
             ColumnData::Categorical(values)
         };
-        columns.push(Column { name: name.clone(), data });
+        columns.push(Column {
+            name: name.clone(),
+            data,
+        });
     }
-    Ok(Frame { columns, lines, source: source.to_string() })
+    Ok(Frame {
+        columns,
+        lines,
+        source: source.to_string(),
+    })
 }
 
 /// Makes `frame` fit a training schema: every schema column must be present; a numeric column that
 /// arrived as text (because one value is not a number) is reported with the line and value.
-pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional: &[&str]) -> Result<Frame> {
+pub fn conform_to_schema(
+    frame: Frame,
+    schema: &[(String, ColumnType)],
+    optional: &[&str],
+) -> Result<Frame> {
     let mut out = Vec::with_capacity(schema.len());
-    let Frame { mut columns, lines, source } = frame;
+    let Frame {
+        mut columns,
+        lines,
+        source,
+    } = frame;
     for (name, ty) in schema {
         let Some(pos) = columns.iter().position(|c| &c.name == name) else {
             if optional.contains(&name.as_str()) {
                 continue;
             }
             let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-            let mut err = Error::data(format!("column \"{name}\" is missing from {source}; the fitted pipeline needs it"));
+            let mut err = Error::data(format!(
+                "column \"{name}\" is missing from {source}; the fitted pipeline needs it"
+            ));
             if let Some(h) = crate::error::did_you_mean(name, known) {
                 err = err.with_hint(h);
             }
@@ -361,9 +438,16 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
             }
             (data, _) => data,
         };
-        out.push(Column { name: name.clone(), data });
+        out.push(Column {
+            name: name.clone(),
+            data,
+        });
     }
-    Ok(Frame { columns: out, lines, source })
+    Ok(Frame {
+        columns: out,
+        lines,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -371,12 +455,20 @@ mod tests {
     use super::*;
 
     fn opts(na: &[&str]) -> ReadOptions {
-        ReadOptions { na_values: na.iter().map(|s| (*s).to_string()).collect(), ..ReadOptions::default() }
+        ReadOptions {
+            na_values: na.iter().map(|s| (*s).to_string()).collect(),
+            ..ReadOptions::default()
+        }
     }
 
     #[test]
     fn infers_types_and_missing_markers() {
-        let f = read_csv(b"a,b,c\n1,x,NA\n2.5,,None\n,NA,3\n", &opts(&["NA"]), "t.csv").unwrap();
+        let f = read_csv(
+            b"a,b,c\n1,x,NA\n2.5,,None\n,NA,3\n",
+            &opts(&["NA"]),
+            "t.csv",
+        )
+        .unwrap();
         assert_eq!(f.schema()[0].1, ColumnType::Numeric);
         assert_eq!(f.schema()[1].1, ColumnType::Categorical);
         // "None" is a real category: only NA and empty are missing.
@@ -391,13 +483,20 @@ mod tests {
         let mut o = opts(&[]);
         o.dtypes.insert("a".into(), ColumnType::Numeric);
         let err = read_csv(b"a\n1\nabc\n", &o, "t.csv").unwrap_err();
-        assert_eq!(err.to_string(), "column \"a\" is declared numeric, but line 3 of t.csv holds \"abc\"");
+        assert_eq!(
+            err.to_string(),
+            "column \"a\" is declared numeric, but line 3 of t.csv holds \"abc\""
+        );
     }
 
     #[test]
     fn ragged_row_is_an_error_with_its_line() {
         let err = read_csv(b"a,b\n1,2\n3\n", &opts(&[]), "t.csv").unwrap_err();
-        assert!(err.to_string().starts_with("t.csv is not valid CSV at line 3"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("t.csv is not valid CSV at line 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -429,6 +528,9 @@ mod tests {
     fn conform_reports_text_in_numeric_column() {
         let f = read_csv(b"a\n1\nfoo\n", &opts(&[]), "new.csv").unwrap();
         let err = conform_to_schema(f, &[("a".into(), ColumnType::Numeric)], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "column \"a\" must be numeric, but line 3 of new.csv holds \"foo\"");
+        assert_eq!(
+            err.to_string(),
+            "column \"a\" must be numeric, but line 3 of new.csv holds \"foo\""
+        );
     }
 }

@@ -80,18 +80,39 @@ impl Plan {
                 seed: stage_seed(p.seed, name),
             });
         };
-        let gather = GatherParams { read: &p.gather.read, id_column: &p.gather.id_column, target: &p.target };
+        let gather = GatherParams {
+            read: &p.gather.read,
+            id_column: &p.gather.id_column,
+            target: &p.target,
+        };
         push("gather", StageKind::Gather, "gather", json(&gather));
-        push("split", StageKind::Split, "split", json(&SplitParams { split: &p.split }));
+        push(
+            "split",
+            StageKind::Split,
+            "split",
+            json(&SplitParams { split: &p.split }),
+        );
         if let Some(a) = &p.analyse {
             push("analyse", StageKind::Analyse, "analyse", json(a));
         }
         for (i, s) in p.steps.iter().enumerate() {
             push(&s.name, StageKind::Step(i), s.group.name(), json(s));
         }
-        let train = TrainParams { train: &p.train, target: &p.target, id_column: &p.gather.id_column };
+        let train = TrainParams {
+            train: &p.train,
+            target: &p.target,
+            id_column: &p.gather.id_column,
+        };
         push("train", StageKind::Train, "train", json(&train));
-        push("evaluate", StageKind::Evaluate, "evaluate", json(&EvaluateParams { metrics: &p.evaluate.metrics, target: &p.target }));
+        push(
+            "evaluate",
+            StageKind::Evaluate,
+            "evaluate",
+            json(&EvaluateParams {
+                metrics: &p.evaluate.metrics,
+                target: &p.target,
+            }),
+        );
         Plan { stages }
     }
 
@@ -115,7 +136,12 @@ pub fn stage_key(stage: &PlannedStage, input: &Id, version: &str, target: &str) 
 /// The run id: blake3 (derive-key, [`context::RUN_ID`]) over the pipeline's hashed canonical JSON, the
 /// snapshot id, the code commit (empty outside git), the dirty flag and diff hash, the master seed and
 /// the mlpipe version.
-pub fn run_id(pipeline: &Pipeline, snapshot: &Id, code: &crate::provenance::CodeState, version: &str) -> Id {
+pub fn run_id(
+    pipeline: &Pipeline,
+    snapshot: &Id,
+    code: &crate::provenance::CodeState,
+    version: &str,
+) -> Id {
     KeyBuilder::new(context::RUN_ID)
         .bytes(&pipeline.hashed_bytes())
         .id(snapshot)
@@ -144,6 +170,9 @@ mod tests {
         };
         let input = Id::of_bytes(b"input");
         let golden = crate::digest::tests::golden("stage_key");
-        assert_eq!(stage_key(&stage, &input, "0.1.0", "x86_64-unknown-linux-gnu").hex(), golden);
+        assert_eq!(
+            stage_key(&stage, &input, "0.1.0", "x86_64-unknown-linux-gnu").hex(),
+            golden
+        );
     }
 }

@@ -31,7 +31,11 @@ pub struct Tool {
 
 impl Tool {
     pub fn current() -> Tool {
-        Tool { mlpipe: MLPIPE_VERSION.to_string(), target: TARGET.to_string(), crates: crate_versions() }
+        Tool {
+            mlpipe: MLPIPE_VERSION.to_string(),
+            target: TARGET.to_string(),
+            crates: crate_versions(),
+        }
     }
 }
 
@@ -49,7 +53,12 @@ pub struct CodeState {
 
 impl CodeState {
     pub fn outside_repository() -> CodeState {
-        CodeState { repository: None, commit: None, dirty: false, diff: None }
+        CodeState {
+            repository: None,
+            commit: None,
+            dirty: false,
+            diff: None,
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -64,27 +73,56 @@ impl CodeState {
 
 /// Reads the git state of the repository that contains `path` (a file or folder).
 pub fn code_state(path: &Path) -> Result<CodeState> {
-    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let repo = match git2::Repository::discover(dir) {
         Ok(r) => r,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(CodeState::outside_repository()),
-        Err(e) => return Err(Error::internal(format!("cannot open the git repository around {}: {e}", dir.display()))),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => {
+            return Ok(CodeState::outside_repository());
+        }
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot open the git repository around {}: {e}",
+                dir.display()
+            )));
+        }
     };
     let git_err = |e: git2::Error| Error::internal(format!("reading git state failed: {e}"));
     let repository = repo.workdir().map(|p| p.display().to_string());
     let head_tree = match repo.head() {
         Ok(head) => Some(head.peel_to_commit().map_err(git_err)?),
-        Err(e) if matches!(e.code(), git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound) => None,
+        Err(e)
+            if matches!(
+                e.code(),
+                git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+            ) =>
+        {
+            None
+        }
         Err(e) => return Err(git_err(e)),
     };
     let Some(commit) = head_tree else {
-        return Ok(CodeState { repository, commit: None, dirty: true, diff: None });
+        return Ok(CodeState {
+            repository,
+            commit: None,
+            dirty: true,
+            diff: None,
+        });
     };
     let tree = commit.tree().map_err(git_err)?;
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(false).include_ignored(false);
-    let diff = repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts)).map_err(git_err)?;
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+        .map_err(git_err)?;
     let mut hasher = blake3::Hasher::new();
     let mut changed = false;
     diff.print(git2::DiffFormat::Patch, |_, _, line| {

@@ -72,20 +72,26 @@ fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
 /// Writes `bytes` to `dest` atomically: temp file in `tmp`, fsync, rename, fsync the folder.
 pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = tmp_dir.join(format!("{}-{n}-{}", std::process::id(), dest.file_name().and_then(|f| f.to_str()).unwrap_or("x")));
+    let tmp = tmp_dir.join(format!(
+        "{}-{n}-{}",
+        std::process::id(),
+        dest.file_name().and_then(|f| f.to_str()).unwrap_or("x")
+    ));
     let result = (|| {
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(bytes).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("sync", &tmp))?;
         drop(f);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io("create folder", parent))?;
-        }
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(io("create folder", parent))?;
         fs::rename(&tmp, dest).map_err(io("rename into", dest))?;
-        if let Some(parent) = dest.parent() {
-            // Make the rename itself durable.
-            File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync folder", parent))?;
-        }
+        // Make the rename itself durable.
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync folder", parent))?;
         Ok(())
     })();
     if result.is_err() {
@@ -107,14 +113,29 @@ impl LocalStore {
                         root.display(),
                         text.trim()
                     ),
-                    hint: Some("use the mlpipe version that wrote it, or point --store at another folder".into()),
+                    hint: Some(
+                        "use the mlpipe version that wrote it, or point --store at another folder"
+                            .into(),
+                    ),
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if root.exists() && fs::read_dir(root).map_err(io("read", root))?.next().is_some() {
+                // Another process may be creating the store right now: only our own entries are allowed.
+                let foreign = root.exists()
+                    && fs::read_dir(root)
+                        .map_err(io("read", root))?
+                        .filter_map(std::result::Result::ok)
+                        .any(|e| e.file_name() != "v1" && e.file_name() != "layout");
+                if foreign {
                     return Err(Error::Lookup {
-                        message: format!("{} exists, is not empty and is not an mlpipe store", root.display()),
-                        hint: Some("point --store (or MLPIPE_STORE) at an empty or mlpipe-created folder".into()),
+                        message: format!(
+                            "{} exists, is not empty and is not an mlpipe store",
+                            root.display()
+                        ),
+                        hint: Some(
+                            "point --store (or MLPIPE_STORE) at an empty or mlpipe-created folder"
+                                .into(),
+                        ),
                     });
                 }
                 let base = root.join("v1");
@@ -124,10 +145,19 @@ impl LocalStore {
             Err(e) => return Err(Error::io("read", layout, e)),
         }
         let base = root.join("v1");
-        for d in ["objects", "refs/keys", "refs/runs", "refs/predictions", "tmp"] {
+        for d in [
+            "objects",
+            "refs/keys",
+            "refs/runs",
+            "refs/predictions",
+            "tmp",
+        ] {
             fs::create_dir_all(base.join(d)).map_err(io("create store folder", root))?;
         }
-        Ok(LocalStore { root: root.to_path_buf(), base })
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            base,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -146,13 +176,22 @@ impl LocalStore {
     fn ref_path(&self, kind: RefKind, key: &Id) -> PathBuf {
         let hex = key.hex();
         let dir = self.base.join("refs").join(kind.dir());
-        if kind == RefKind::StageKey { dir.join(&hex[..2]).join(&hex[2..]) } else { dir.join(hex) }
+        if kind == RefKind::StageKey {
+            dir.join(&hex[..2]).join(&hex[2..])
+        } else {
+            dir.join(hex)
+        }
     }
 
     /// Takes the store lock: shared for anything that writes objects, exclusive for gc. Held until dropped.
     pub fn lock(&self, exclusive: bool) -> Result<File> {
         let path = self.base.join("lock");
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
         if exclusive { f.lock() } else { f.lock_shared() }.map_err(io("lock", &path))?;
         Ok(f)
     }
@@ -178,7 +217,8 @@ impl LocalStore {
             let p = prefix.file_name().to_string_lossy().to_string();
             for entry in fs::read_dir(prefix.path()).map_err(io("list", &dir))? {
                 let entry = entry.map_err(io("list", &dir))?;
-                if let Ok(id) = format!("{p}{}", entry.file_name().to_string_lossy()).parse::<Id>() {
+                if let Ok(id) = format!("{p}{}", entry.file_name().to_string_lossy()).parse::<Id>()
+                {
                     out.push(id);
                 }
             }
@@ -194,7 +234,10 @@ impl LocalStore {
         let read = |d: &Path, prefix: &str, names: &mut Vec<(String, PathBuf)>| -> Result<()> {
             for e in fs::read_dir(d).map_err(io("list", d))? {
                 let e = e.map_err(io("list", d))?;
-                names.push((format!("{prefix}{}", e.file_name().to_string_lossy()), e.path()));
+                names.push((
+                    format!("{prefix}{}", e.file_name().to_string_lossy()),
+                    e.path(),
+                ));
             }
             Ok(())
         };
@@ -208,7 +251,9 @@ impl LocalStore {
         }
         let mut out = Vec::new();
         for (name, path) in names {
-            let Ok(key) = name.parse::<Id>() else { continue };
+            let Ok(key) = name.parse::<Id>() else {
+                continue;
+            };
             if let Some(target) = read_ref_file(&path)? {
                 out.push((key, target));
             }
@@ -265,14 +310,24 @@ impl LocalStore {
         if prefix.len() < 4 || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Lookup {
                 message: format!("\"{text}\" is not a hash or hash prefix"),
-                hint: Some("give at least 4 hex characters of an id shown by `mlpipe log` or `mlpipe run`".into()),
+                hint: Some(
+                    "give at least 4 hex characters of an id shown by `mlpipe log` or `mlpipe run`"
+                        .into(),
+                ),
             });
         }
         let mut found: BTreeSet<Resolved> = BTreeSet::new();
-        for (kind, wrap) in [(RefKind::Run, Resolved::Run as fn(Id) -> Resolved), (RefKind::Prediction, Resolved::Prediction)] {
+        for (kind, wrap) in [
+            (RefKind::Run, Resolved::Run as fn(Id) -> Resolved),
+            (RefKind::Prediction, Resolved::Prediction),
+        ] {
             let dir = self.base.join("refs").join(kind.dir());
             for e in fs::read_dir(&dir).map_err(io("list", &dir))? {
-                let name = e.map_err(io("list", &dir))?.file_name().to_string_lossy().to_string();
+                let name = e
+                    .map_err(io("list", &dir))?
+                    .file_name()
+                    .to_string_lossy()
+                    .to_string();
                 if name.starts_with(&prefix) {
                     if let Ok(id) = name.parse() {
                         found.insert(wrap(id));
@@ -284,7 +339,11 @@ impl LocalStore {
             let dir = self.base.join("objects").join(&prefix[..2]);
             if dir.is_dir() {
                 for e in fs::read_dir(&dir).map_err(io("list", &dir))? {
-                    let name = format!("{}{}", &prefix[..2], e.map_err(io("list", &dir))?.file_name().to_string_lossy());
+                    let name = format!(
+                        "{}{}",
+                        &prefix[..2],
+                        e.map_err(io("list", &dir))?.file_name().to_string_lossy()
+                    );
                     if name.starts_with(&prefix) {
                         if let Ok(id) = name.parse() {
                             found.insert(Resolved::Object(id));
@@ -294,15 +353,26 @@ impl LocalStore {
             }
         }
         match found.len() {
-            1 => Ok(found.into_iter().next().ok_or_else(|| Error::internal("empty set"))?),
+            1 => Ok(found
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::internal("empty set"))?),
             0 => Err(Error::Lookup {
-                message: format!("no run, prediction or object in {} starts with \"{prefix}\"", self.root.display()),
+                message: format!(
+                    "no run, prediction or object in {} starts with \"{prefix}\"",
+                    self.root.display()
+                ),
                 hint: Some("list runs with `mlpipe log`; check --store / MLPIPE_STORE".into()),
             }),
             n => Err(Error::Lookup {
                 message: format!(
                     "\"{prefix}\" is ambiguous: {n} ids start with it ({})",
-                    found.iter().take(4).map(|r| r.describe()).collect::<Vec<_>>().join(", ")
+                    found
+                        .iter()
+                        .take(4)
+                        .map(|r| r.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 hint: Some("give more characters of the hash".into()),
             }),
@@ -330,11 +400,18 @@ impl Resolved {
 
 fn read_ref_file(path: &Path) -> Result<Option<Id>> {
     match fs::read_to_string(path) {
-        Ok(text) => text.trim().parse::<Id>().map(Some).map_err(|_| Error::Corrupt {
-            id: path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
-            actual: format!("a ref holding \"{}\"", text.trim()),
-            path: path.to_path_buf(),
-        }),
+        Ok(text) => text
+            .trim()
+            .parse::<Id>()
+            .map(Some)
+            .map_err(|_| Error::Corrupt {
+                id: path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                actual: format!("a ref holding \"{}\"", text.trim()),
+                path: path.to_path_buf(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
     }
@@ -361,7 +438,11 @@ impl Store for LocalStore {
         })?;
         let actual = Id::of_bytes(&bytes);
         if actual != *id {
-            return Err(Error::Corrupt { id: id.hex(), actual: actual.hex(), path });
+            return Err(Error::Corrupt {
+                id: id.hex(),
+                actual: actual.hex(),
+                path,
+            });
         }
         Ok(bytes)
     }
@@ -375,7 +456,11 @@ impl Store for LocalStore {
     }
 
     fn set_ref(&self, kind: RefKind, key: &Id, target: &Id) -> Result<()> {
-        write_atomic(&self.tmp(), &self.ref_path(kind, key), format!("{target}\n").as_bytes())
+        write_atomic(
+            &self.tmp(),
+            &self.ref_path(kind, key),
+            format!("{target}\n").as_bytes(),
+        )
     }
 }
 
@@ -395,7 +480,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn put(&self, bytes: &[u8]) -> Result<Id> {
         let id = Id::of_bytes(bytes);
-        self.objects.lock().map_err(|_| Error::internal("memory store poisoned"))?.insert(id, bytes.to_vec());
+        self.objects
+            .lock()
+            .map_err(|_| Error::internal("memory store poisoned"))?
+            .insert(id, bytes.to_vec());
         Ok(id)
     }
 
@@ -409,15 +497,27 @@ impl Store for MemoryStore {
     }
 
     fn contains(&self, id: &Id) -> Result<bool> {
-        Ok(self.objects.lock().map_err(|_| Error::internal("memory store poisoned"))?.contains_key(id))
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| Error::internal("memory store poisoned"))?
+            .contains_key(id))
     }
 
     fn get_ref(&self, kind: RefKind, key: &Id) -> Result<Option<Id>> {
-        Ok(self.refs.lock().map_err(|_| Error::internal("memory store poisoned"))?.get(&(kind, *key)).copied())
+        Ok(self
+            .refs
+            .lock()
+            .map_err(|_| Error::internal("memory store poisoned"))?
+            .get(&(kind, *key))
+            .copied())
     }
 
     fn set_ref(&self, kind: RefKind, key: &Id, target: &Id) -> Result<()> {
-        self.refs.lock().map_err(|_| Error::internal("memory store poisoned"))?.insert((kind, *key), *target);
+        self.refs
+            .lock()
+            .map_err(|_| Error::internal("memory store poisoned"))?
+            .insert((kind, *key), *target);
         Ok(())
     }
 }
@@ -448,7 +548,10 @@ mod tests {
         assert_eq!(store.resolve(&id.hex()[..8]).unwrap(), Resolved::Object(id));
         assert!(store.resolve("zz").is_err());
         let err = store.resolve("0000000").unwrap_err();
-        assert!(err.to_string().starts_with("no run, prediction or object"), "{err}");
+        assert!(
+            err.to_string().starts_with("no run, prediction or object"),
+            "{err}"
+        );
     }
 
     #[test]

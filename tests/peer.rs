@@ -20,21 +20,45 @@ fn run(file: &str) -> Vec<(String, StageOutput)> {
     let pipeline = Pipeline::load(Path::new(file)).expect("pipeline loads");
     let (id, bytes) = read_snapshot(&pipeline.source_path()).expect("data reads");
     let store = MemoryStore::default();
-    let snapshot = Snapshot { id, bytes: &bytes, name: "train.csv".into() };
-    let executed = Executor::new(&pipeline, &store, true, &NoProgress).run(&snapshot).expect("pipeline runs");
-    executed.stages.into_iter().map(|s| s.name).zip(executed.outputs).collect()
+    let snapshot = Snapshot {
+        id,
+        bytes: &bytes,
+        name: "train.csv".into(),
+    };
+    let executed = Executor::new(&pipeline, &store, true, &NoProgress)
+        .run(&snapshot)
+        .expect("pipeline runs");
+    executed
+        .stages
+        .into_iter()
+        .map(|s| s.name)
+        .zip(executed.outputs)
+        .collect()
 }
 
 fn state<'a>(outputs: &'a [(String, StageOutput)], name: &str) -> &'a StageState {
-    &outputs.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no stage {name}")).1.state
+    &outputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no stage {name}"))
+        .1
+        .state
 }
 
 fn rel(a: f64, b: f64) -> f64 {
-    if a == b { 0.0 } else { (a - b).abs() / a.abs().max(b.abs()) }
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / a.abs().max(b.abs())
+    }
 }
 
 fn assert_close(what: &str, ours: f64, peer: f64, tol: f64) {
-    assert!(rel(ours, peer) <= tol, "{what}: ours {ours} vs peer {peer} (relative {:e} > {tol:e})", rel(ours, peer));
+    assert!(
+        rel(ours, peer) <= tol,
+        "{what}: ours {ours} vs peer {peer} (relative {:e} > {tol:e})",
+        rel(ours, peer)
+    );
 }
 
 fn metrics(outputs: &[(String, StageOutput)]) -> (&BTreeMap<String, f64>, &BTreeMap<String, f64>) {
@@ -49,40 +73,89 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     let exp = &expected()["ridge"];
     let out = run("tests/peer/house-prices-ridge.toml");
 
-    let StageState::Split(split) = state(&out, "split") else { panic!() };
-    assert_eq!(split.train.len() as u64, exp["train_rows"].as_u64().unwrap());
+    let StageState::Split(split) = state(&out, "split") else {
+        panic!()
+    };
+    assert_eq!(
+        split.train.len() as u64,
+        exp["train_rows"].as_u64().unwrap()
+    );
     assert_eq!(split.test.len() as u64, exp["test_rows"].as_u64().unwrap());
 
     // analyse: pandas' profile of the train split.
-    let StageState::Analyse(profile) = state(&out, "analyse") else { panic!() };
+    let StageState::Analyse(profile) = state(&out, "analyse") else {
+        panic!()
+    };
     let peer_profile = exp["profile"].as_object().unwrap();
-    assert_eq!(profile.columns.len() - 2, peer_profile.len(), "profiled columns (ours include Id and SalePrice)");
-    for col in profile.columns.iter().filter(|c| peer_profile.contains_key(&c.name)) {
+    assert_eq!(
+        profile.columns.len() - 2,
+        peer_profile.len(),
+        "profiled columns (ours include Id and SalePrice)"
+    );
+    for col in profile
+        .columns
+        .iter()
+        .filter(|c| peer_profile.contains_key(&c.name))
+    {
         let p = &peer_profile[&col.name];
-        assert_eq!(col.missing as u64, p["missing"].as_u64().unwrap(), "{} missing", col.name);
-        assert_eq!(col.distinct as u64, p["distinct"].as_u64().unwrap(), "{} distinct", col.name);
+        assert_eq!(
+            col.missing as u64,
+            p["missing"].as_u64().unwrap(),
+            "{} missing",
+            col.name
+        );
+        assert_eq!(
+            col.distinct as u64,
+            p["distinct"].as_u64().unwrap(),
+            "{} distinct",
+            col.name
+        );
         if let Some(n) = &col.numeric {
             assert_eq!(n.min, p["min"].as_f64().unwrap(), "{} min", col.name);
             assert_eq!(n.max, p["max"].as_f64().unwrap(), "{} max", col.name);
-            assert_close(&format!("{} mean", col.name), n.mean, p["mean"].as_f64().unwrap(), 1e-9);
-            assert_close(&format!("{} std", col.name), n.std.unwrap(), p["std"].as_f64().unwrap(), 1e-9);
-            assert_close(&format!("{} skew", col.name), n.skew.unwrap(), p["skew"].as_f64().unwrap(), 1e-9);
+            assert_close(
+                &format!("{} mean", col.name),
+                n.mean,
+                p["mean"].as_f64().unwrap(),
+                1e-9,
+            );
+            assert_close(
+                &format!("{} std", col.name),
+                n.std.unwrap(),
+                p["std"].as_f64().unwrap(),
+                1e-9,
+            );
+            assert_close(
+                &format!("{} skew", col.name),
+                n.skew.unwrap(),
+                p["skew"].as_f64().unwrap(),
+                1e-9,
+            );
         }
     }
 
     // impute: medians exactly, indicators for the columns that had missing values.
-    let StageState::Step(Fitted::Impute(imp)) = state(&out, "impute.numeric") else { panic!() };
+    let StageState::Step(Fitted::Impute(imp)) = state(&out, "impute.numeric") else {
+        panic!()
+    };
     let medians = exp["medians"].as_object().unwrap();
     assert_eq!(imp.fills.len(), medians.len());
     for f in &imp.fills {
-        assert_eq!(f.value, Fill::Number(medians[&f.column].as_f64().unwrap()), "median of {}", f.column);
+        assert_eq!(
+            f.value,
+            Fill::Number(medians[&f.column].as_f64().unwrap()),
+            "median of {}",
+            f.column
+        );
     }
     let indicators: Vec<String> = imp.indicators.iter().map(|c| format!("{c}_na")).collect();
     let peer_ind: Vec<String> = serde_json::from_value(exp["indicators"].clone()).unwrap();
     assert_eq!(indicators, peer_ind);
 
     // rare labels: the same frequent labels per column.
-    let StageState::Step(Fitted::RareLabel(rare)) = state(&out, "encode.rare") else { panic!() };
+    let StageState::Step(Fitted::RareLabel(rare)) = state(&out, "encode.rare") else {
+        panic!()
+    };
     let peer_rare = exp["rare_frequent"].as_object().unwrap();
     assert_eq!(rare.columns.len(), peer_rare.len());
     for g in &rare.columns {
@@ -93,9 +166,18 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     }
 
     // one-hot: the same dummy columns, in the same order.
-    let StageState::Step(Fitted::OneHot(oh)) = state(&out, "encode.onehot") else { panic!() };
-    let ours: Vec<String> =
-        oh.columns.iter().flat_map(|e| e.categories.iter().map(move |c| format!("{}_{c}", e.column))).collect();
+    let StageState::Step(Fitted::OneHot(oh)) = state(&out, "encode.onehot") else {
+        panic!()
+    };
+    let ours: Vec<String> = oh
+        .columns
+        .iter()
+        .flat_map(|e| {
+            e.categories
+                .iter()
+                .map(move |c| format!("{}_{c}", e.column))
+        })
+        .collect();
     let peer: Vec<String> = serde_json::from_value(exp["one_hot_columns"].clone()).unwrap();
     assert_eq!(ours, peer);
 
@@ -106,16 +188,24 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     // problem in extended precision. We must be within 1e-10 of that reference normwise (relative to
     // the largest coefficient), within 1e-7 for every coefficient (scikit-learn's own cholesky solver is
     // off by 1.4e-7 there), and no farther from scikit-learn than scikit-learn is from the reference.
-    let StageState::Train(train) = state(&out, "train") else { panic!() };
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
     assert_eq!(train.model.features, features);
     let reference = exp["coefficients_reference"].as_object().unwrap();
     let sklearn = exp["coefficients"].as_object().unwrap();
-    let norm = reference.values().map(|v| v.as_f64().unwrap().abs()).fold(0.0, f64::max);
+    let norm = reference
+        .values()
+        .map(|v| v.as_f64().unwrap().abs())
+        .fold(0.0, f64::max);
     for (name, w) in train.model.features.iter().zip(&train.model.coefficients) {
         let exact = reference[name].as_f64().unwrap();
         let peer = sklearn[name].as_f64().unwrap();
-        assert!((w - exact).abs() <= 1e-10 * norm, "coefficient {name}: ours {w} vs reference {exact} (normwise)");
+        assert!(
+            (w - exact).abs() <= 1e-10 * norm,
+            "coefficient {name}: ours {w} vs reference {exact} (normwise)"
+        );
         assert_close(&format!("coefficient {name} vs reference"), *w, exact, 1e-7);
         let peer_error = (peer - exact).abs();
         assert!(
@@ -123,15 +213,35 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
             "coefficient {name}: ours {w}, scikit-learn {peer}, reference {exact}"
         );
     }
-    assert_close("intercept vs reference", train.model.intercept, exp["intercept_reference"].as_f64().unwrap(), 1e-8);
-    assert_close("intercept", train.model.intercept, exp["intercept"].as_f64().unwrap(), 1e-8);
+    assert_close(
+        "intercept vs reference",
+        train.model.intercept,
+        exp["intercept_reference"].as_f64().unwrap(),
+        1e-8,
+    );
+    assert_close(
+        "intercept",
+        train.model.intercept,
+        exp["intercept"].as_f64().unwrap(),
+        1e-8,
+    );
 
     let (test, train_m) = metrics(&out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+        assert_close(
+            &format!("test {name}"),
+            test[name],
+            v.as_f64().unwrap(),
+            1e-9,
+        );
     }
     for (name, v) in exp["train_metrics"].as_object().unwrap() {
-        assert_close(&format!("train {name}"), train_m[name], v.as_f64().unwrap(), 1e-9);
+        assert_close(
+            &format!("train {name}"),
+            train_m[name],
+            v.as_f64().unwrap(),
+            1e-9,
+        );
     }
 }
 
@@ -139,22 +249,46 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
 fn linear_regression_matches_scikit_learn() {
     let exp = &expected()["ols"];
     let out = run("tests/peer/house-prices-ols.toml");
-    let StageState::Step(Fitted::Impute(imp)) = state(&out, "impute.mean") else { panic!() };
+    let StageState::Step(Fitted::Impute(imp)) = state(&out, "impute.mean") else {
+        panic!()
+    };
     let means = exp["means"].as_object().unwrap();
     for f in &imp.fills {
         let Fill::Number(x) = f.value else { panic!() };
-        assert_close(&format!("mean of {}", f.column), x, means[&f.column].as_f64().unwrap(), 1e-12);
+        assert_close(
+            &format!("mean of {}", f.column),
+            x,
+            means[&f.column].as_f64().unwrap(),
+            1e-12,
+        );
     }
-    let StageState::Train(train) = state(&out, "train") else { panic!() };
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
     assert_eq!(train.model.features, features);
     let coefs = exp["coefficients"].as_object().unwrap();
     for (name, w) in train.model.features.iter().zip(&train.model.coefficients) {
-        assert_close(&format!("coefficient {name}"), *w, coefs[name].as_f64().unwrap(), 1e-8);
+        assert_close(
+            &format!("coefficient {name}"),
+            *w,
+            coefs[name].as_f64().unwrap(),
+            1e-8,
+        );
     }
-    assert_close("intercept", train.model.intercept, exp["intercept"].as_f64().unwrap(), 1e-8);
+    assert_close(
+        "intercept",
+        train.model.intercept,
+        exp["intercept"].as_f64().unwrap(),
+        1e-8,
+    );
     let (test, _) = metrics(&out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+        assert_close(
+            &format!("test {name}"),
+            test[name],
+            v.as_f64().unwrap(),
+            1e-9,
+        );
     }
 }

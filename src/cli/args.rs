@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mlpipe", version, about = "Reproducible machine-learning pipelines on tabular data")]
+#[command(
+    name = "mlpipe",
+    version,
+    about = "Reproducible machine-learning pipelines on tabular data"
+)]
 pub struct Cli {
     /// The artifact store (created if missing).
     #[arg(long, global = true, env = "MLPIPE_STORE", default_value = "artifacts")]

@@ -40,7 +40,14 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
     match cli.command {
         Command::Run { pipeline, seed } => {
             let progress = progress::StageProgress::new(cli.json);
-            let report = run::run(&run::RunArgs { pipeline, store, seed }, &progress)?;
+            let report = run::run(
+                &run::RunArgs {
+                    pipeline,
+                    store,
+                    seed,
+                },
+                &progress,
+            )?;
             progress.finish();
             printer.run(&report);
             Ok(0)
@@ -50,7 +57,11 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             let report = reproduce::run(&reproduce::ReproduceArgs { hash, store }, &progress)?;
             progress.finish();
             printer.reproduce(&report);
-            Ok(if report.diverged.is_some() { EXIT_MISMATCH } else { 0 })
+            Ok(if report.diverged.is_some() {
+                EXIT_MISMATCH
+            } else {
+                0
+            })
         }
         Command::Diff { a, b } => {
             let report = diff::run(&diff::DiffArgs { a, b, store })?;
@@ -65,15 +76,28 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.show(&show::run(&show::ShowArgs { hash, store })?);
             Ok(0)
         }
-        Command::Predict { hash, input, output } => {
-            let report = predict::run(&predict::PredictArgs { run: hash, input, output, store })?;
+        Command::Predict {
+            hash,
+            input,
+            output,
+        } => {
+            let report = predict::run(&predict::PredictArgs {
+                run: hash,
+                input,
+                output,
+                store,
+            })?;
             printer.predict(&report);
             Ok(0)
         }
         Command::Verify => {
             let report = verify::run(&verify::VerifyArgs { store })?;
             printer.verify(&report);
-            Ok(if report.problems.is_empty() { 0 } else { EXIT_DIFFERENT })
+            Ok(if report.problems.is_empty() {
+                0
+            } else {
+                EXIT_DIFFERENT
+            })
         }
         Command::Gc { dry_run } => {
             printer.gc(&gc::run(&gc::GcArgs { store, dry_run })?);

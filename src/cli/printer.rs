@@ -20,11 +20,18 @@ pub struct Printer {
 }
 
 fn metrics_line(m: &std::collections::BTreeMap<String, f64>) -> String {
-    m.iter().map(|(k, v)| format!("{k} {}", fmt_num(*v))).collect::<Vec<_>>().join("  ")
+    m.iter()
+        .map(|(k, v)| format!("{k} {}", fmt_num(*v)))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 fn fmt_num(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) { format!("{v:.6e}") } else { format!("{v:.6}") }
+    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) {
+        format!("{v:.6e}")
+    } else {
+        format!("{v:.6}")
+    }
 }
 
 impl Printer {
@@ -35,7 +42,9 @@ impl Printer {
     fn out(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
         // A reader that went away (`| head`) is not an error.
-        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
     }
 
     fn json_out<T: Serialize>(&self, value: &T) {
@@ -53,7 +62,12 @@ impl Printer {
             let _ = writeln!(s, "{pad}--> {loc}");
             let _ = writeln!(s, "{pad} |");
             let _ = writeln!(s, "{num} | {}", loc.line_text);
-            let _ = writeln!(s, "{pad} | {}{}", " ".repeat(loc.col.saturating_sub(1)), "^".repeat(loc.width));
+            let _ = writeln!(
+                s,
+                "{pad} | {}{}",
+                " ".repeat(loc.col.saturating_sub(1)),
+                "^".repeat(loc.width)
+            );
         }
         if let Some(h) = e.hint() {
             let _ = writeln!(s, "hint: {h}");
@@ -67,7 +81,12 @@ impl Printer {
         }
         let ran = r.stages.iter().filter(|s| !s.cached).count();
         let mut s = format!("run {}  {}\n", r.run, r.pipeline);
-        let _ = writeln!(s, "  stages   {} ({ran} ran, {} cached)", r.stages.len(), r.stages.len() - ran);
+        let _ = writeln!(
+            s,
+            "  stages   {} ({ran} ran, {} cached)",
+            r.stages.len(),
+            r.stages.len() - ran
+        );
         let _ = writeln!(s, "  test     {}", metrics_line(&r.metrics));
         let _ = writeln!(s, "  train    {}", metrics_line(&r.train_metrics));
         let _ = writeln!(s, "  code     {}", r.code.describe());
@@ -81,13 +100,27 @@ impl Printer {
         }
         let mut s = String::new();
         if r.recorded_version != r.current_version {
-            let _ = writeln!(s, "note: recorded with mlpipe {}, reproducing with {}", r.recorded_version, r.current_version);
+            let _ = writeln!(
+                s,
+                "note: recorded with mlpipe {}, reproducing with {}",
+                r.recorded_version, r.current_version
+            );
         }
         match &r.diverged {
             None => {
-                let _ = writeln!(s, "reproduced bit-for-bit: {} artifacts ({} {})", r.checked.len(), r.what, r.id);
+                let _ = writeln!(
+                    s,
+                    "reproduced bit-for-bit: {} artifacts ({} {})",
+                    r.checked.len(),
+                    r.what,
+                    r.id
+                );
                 if r.restored > 0 {
-                    let _ = writeln!(s, "restored {} missing or damaged objects in the store", r.restored);
+                    let _ = writeln!(
+                        s,
+                        "restored {} missing or damaged objects in the store",
+                        r.restored
+                    );
                 }
             }
             Some(d) => {
@@ -96,8 +129,16 @@ impl Printer {
                     "NOT reproduced: {} {} first diverges at stage {}\n  recorded   {}\n  reproduced {}",
                     r.what, r.id, d.stage, d.recorded, d.reproduced
                 );
-                let same = r.checked.iter().take_while(|c| c.recorded == c.reproduced).count();
-                let _ = writeln!(s, "  {same} earlier artifacts matched; recorded code: {}", r.recorded_code.describe());
+                let same = r
+                    .checked
+                    .iter()
+                    .take_while(|c| c.recorded == c.reproduced)
+                    .count();
+                let _ = writeln!(
+                    s,
+                    "  {same} earlier artifacts matched; recorded code: {}",
+                    r.recorded_code.describe()
+                );
             }
         }
         self.out(&s);
@@ -125,14 +166,28 @@ impl Printer {
         match &r.data {
             None => s.push_str("data     same snapshot\n"),
             Some(d) => {
-                let _ = writeln!(s, "data     {} → {} (rows matched by {})", d.old.short(), d.new.short(), d.rows_matched_by);
+                let _ = writeln!(
+                    s,
+                    "data     {} → {} (rows matched by {})",
+                    d.old.short(),
+                    d.new.short(),
+                    d.rows_matched_by
+                );
                 let _ = writeln!(
                     s,
                     "  rows +{} -{}, columns +{:?} -{:?}, {} cells changed",
-                    d.rows_added, d.rows_removed, d.columns_added, d.columns_removed, d.cells_changed
+                    d.rows_added,
+                    d.rows_removed,
+                    d.columns_added,
+                    d.columns_removed,
+                    d.cells_changed
                 );
                 for e in &d.examples {
-                    let _ = writeln!(s, "  row {} column {}: {} → {}", e.row, e.column, e.old, e.new);
+                    let _ = writeln!(
+                        s,
+                        "  row {} column {}: {} → {}",
+                        e.row, e.column, e.old, e.new
+                    );
                 }
             }
         }
@@ -170,7 +225,14 @@ impl Printer {
         }
         let mut s = String::new();
         for run in &r.runs {
-            let _ = writeln!(s, "{}  {}  {:<20} {}", run.run.short(), run.created, run.pipeline_name, metrics_line(&run.metrics));
+            let _ = writeln!(
+                s,
+                "{}  {}  {:<20} {}",
+                run.run.short(),
+                run.created,
+                run.pipeline_name,
+                metrics_line(&run.metrics)
+            );
         }
         for u in &r.unreadable {
             let _ = writeln!(s, "unreadable run record: {u}");
@@ -205,8 +267,15 @@ impl Printer {
         match &r.csv {
             Some(csv) => self.out(&String::from_utf8_lossy(csv)),
             None => {
-                let path = r.output_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-                self.out(&format!("wrote {} predictions to {path}\nprediction {}\n", r.rows, r.prediction));
+                let path = r
+                    .output_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.out(&format!(
+                    "wrote {} predictions to {path}\nprediction {}\n",
+                    r.rows, r.prediction
+                ));
             }
         }
         if r.csv.is_some() {
@@ -218,7 +287,10 @@ impl Printer {
         if self.json {
             return self.json_out(r);
         }
-        let mut s = format!("checked {} objects ({} bytes) and {} refs\n", r.objects, r.bytes, r.refs);
+        let mut s = format!(
+            "checked {} objects ({} bytes) and {} refs\n",
+            r.objects, r.bytes, r.refs
+        );
         for p in &r.problems {
             let _ = writeln!(s, "  {}: {}", p.id, p.what);
         }

@@ -21,7 +21,10 @@ impl StageProgress {
             }
             bar
         });
-        StageProgress { bar, plain: !interactive && !json }
+        StageProgress {
+            bar,
+            plain: !interactive && !json,
+        }
     }
 
     pub fn finish(&self) {
@@ -33,7 +36,13 @@ impl StageProgress {
 
 fn line(result: &StageResult) -> String {
     let status = if result.cached { "cached" } else { "ran" };
-    format!("{:<28} {:<7} {:>8.3}s  {}", result.name, status, result.seconds, result.output.short())
+    format!(
+        "{:<28} {:<7} {:>8.3}s  {}",
+        result.name,
+        status,
+        result.seconds,
+        result.output.short()
+    )
 }
 
 impl Progress for StageProgress {

@@ -102,11 +102,20 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
     match v {
         Value::Object(map) => {
             for (k, v) in map {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&p, v, out);
             }
         }
-        Value::Array(items) if items.iter().all(|i| i.get("name").and_then(Value::as_str).is_some()) && !items.is_empty() => {
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|i| i.get("name").and_then(Value::as_str).is_some())
+                && !items.is_empty() =>
+        {
             for item in items {
                 let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
                 flatten(&format!("{prefix}[{name}]"), item, out);
@@ -126,7 +135,11 @@ fn config_changes(a: &Pipeline, b: &Pipeline) -> Vec<ConfigChange> {
     let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
     keys.into_iter()
         .filter(|k| fa.get(*k) != fb.get(*k))
-        .map(|k| ConfigChange { path: k.clone(), old: fa.get(k).cloned(), new: fb.get(k).cloned() })
+        .map(|k| ConfigChange {
+            path: k.clone(),
+            old: fa.get(k).cloned(),
+            new: fb.get(k).cloned(),
+        })
         .collect()
 }
 
@@ -134,7 +147,9 @@ fn cell(data: &ColumnData, r: usize) -> String {
     match data {
         ColumnData::Numeric(v) if v[r].is_nan() => "(missing)".into(),
         ColumnData::Numeric(v) => v[r].to_string(),
-        ColumnData::Categorical(v) => v[r].as_deref().map_or_else(|| "(missing)".into(), str::to_string),
+        ColumnData::Categorical(v) => v[r]
+            .as_deref()
+            .map_or_else(|| "(missing)".into(), str::to_string),
     }
 }
 
@@ -152,19 +167,36 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
     let by_id = id_column.filter(|c| names_a.contains(c) && names_b.contains(c));
     let ka = row_keys(a, by_id);
     let kb = row_keys(b, by_id);
-    let index_b: BTreeMap<&str, usize> = kb.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let index_b: BTreeMap<&str, usize> = kb
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     let set_a: BTreeSet<&str> = ka.iter().map(String::as_str).collect();
     let mut cells_changed = 0;
     let mut examples = Vec::new();
-    for col in a.columns.iter().filter(|c| names_b.contains(c.name.as_str())) {
-        let Some(col_b) = b.column(&col.name) else { continue };
+    for col in a
+        .columns
+        .iter()
+        .filter(|c| names_b.contains(c.name.as_str()))
+    {
+        let Some(col_b) = b.column(&col.name) else {
+            continue;
+        };
         for (ra, key) in ka.iter().enumerate() {
-            let Some(&rb) = index_b.get(key.as_str()) else { continue };
+            let Some(&rb) = index_b.get(key.as_str()) else {
+                continue;
+            };
             let (va, vb) = (cell(&col.data, ra), cell(&col_b.data, rb));
             if va != vb {
                 cells_changed += 1;
                 if examples.len() < 5 {
-                    examples.push(CellChange { row: key.clone(), column: col.name.clone(), old: va, new: vb });
+                    examples.push(CellChange {
+                        row: key.clone(),
+                        column: col.name.clone(),
+                        old: va,
+                        new: vb,
+                    });
                 }
             }
         }
@@ -172,11 +204,21 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
     DataDiff {
         old: *old.0,
         new: *new.0,
-        columns_added: names_b.difference(&names_a).map(|s| (*s).to_string()).collect(),
-        columns_removed: names_a.difference(&names_b).map(|s| (*s).to_string()).collect(),
-        rows_matched_by: by_id.map_or_else(|| "position".to_string(), |c| format!("id column \"{c}\"")),
+        columns_added: names_b
+            .difference(&names_a)
+            .map(|s| (*s).to_string())
+            .collect(),
+        columns_removed: names_a
+            .difference(&names_b)
+            .map(|s| (*s).to_string())
+            .collect(),
+        rows_matched_by: by_id
+            .map_or_else(|| "position".to_string(), |c| format!("id column \"{c}\"")),
         rows_added: kb.iter().filter(|k| !set_a.contains(k.as_str())).count(),
-        rows_removed: ka.iter().filter(|k| !index_b.contains_key(k.as_str())).count(),
+        rows_removed: ka
+            .iter()
+            .filter(|k| !index_b.contains_key(k.as_str()))
+            .count(),
         cells_changed,
         examples,
     }
@@ -197,17 +239,31 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
     } else {
         let fa = read_csv(&store.get(&a.snapshot)?, &pa.gather.read, &a.source)?;
         let fb = read_csv(&store.get(&b.snapshot)?, &pb.gather.read, &b.source)?;
-        let id = pb.gather.id_column.as_deref().filter(|_| pa.gather.id_column == pb.gather.id_column);
+        let id = pb
+            .gather
+            .id_column
+            .as_deref()
+            .filter(|_| pa.gather.id_column == pb.gather.id_column);
         Some(data_diff((&a.snapshot, &fa), (&b.snapshot, &fb), id))
     };
-    let code = (a.code != b.code).then(|| Change { old: a.code.describe(), new: b.code.describe() });
-    let seed = (a.seed != b.seed).then_some(Change { old: a.seed, new: b.seed });
+    let code = (a.code != b.code).then(|| Change {
+        old: a.code.describe(),
+        new: b.code.describe(),
+    });
+    let seed = (a.seed != b.seed).then_some(Change {
+        old: a.seed,
+        new: b.seed,
+    });
     let version = (a.tool != b.tool).then(|| Change {
         old: format!("mlpipe {} ({})", a.tool.mlpipe, a.tool.target),
         new: format!("mlpipe {} ({})", b.tool.mlpipe, b.tool.target),
     });
     let mut stages = Vec::new();
-    let outputs_b: BTreeMap<&str, Id> = b.stages.iter().map(|s| (s.name.as_str(), s.output)).collect();
+    let outputs_b: BTreeMap<&str, Id> = b
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.output))
+        .collect();
     for s in &a.stages {
         let other = outputs_b.get(s.name.as_str()).copied();
         let status = match other {
@@ -215,18 +271,47 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
             Some(_) => "different",
             None => "only in a",
         };
-        stages.push(StageDiff { name: s.name.clone(), status: status.into(), a: Some(s.output), b: other });
+        stages.push(StageDiff {
+            name: s.name.clone(),
+            status: status.into(),
+            a: Some(s.output),
+            b: other,
+        });
     }
-    for s in b.stages.iter().filter(|s| !a.stages.iter().any(|x| x.name == s.name)) {
-        stages.push(StageDiff { name: s.name.clone(), status: "only in b".into(), a: None, b: Some(s.output) });
+    for s in b
+        .stages
+        .iter()
+        .filter(|s| !a.stages.iter().any(|x| x.name == s.name))
+    {
+        stages.push(StageDiff {
+            name: s.name.clone(),
+            status: "only in b".into(),
+            a: None,
+            b: Some(s.output),
+        });
     }
     let names: BTreeSet<&String> = a.metrics.keys().chain(b.metrics.keys()).collect();
     let metrics = names
         .into_iter()
         .map(|n| {
             let (x, y) = (a.metrics.get(n).copied(), b.metrics.get(n).copied());
-            MetricDelta { name: n.clone(), a: x, b: y, delta: x.zip(y).map(|(x, y)| y - x) }
+            MetricDelta {
+                name: n.clone(),
+                a: x,
+                b: y,
+                delta: x.zip(y).map(|(x, y)| y - x),
+            }
         })
         .collect();
-    Ok(DiffReport { a: a.run, b: b.run, config: config_changes(&pa, &pb), data, code, seed, version, stages, metrics })
+    Ok(DiffReport {
+        a: a.run,
+        b: b.run,
+        config: config_changes(&pa, &pb),
+        data,
+        code,
+        seed,
+        version,
+        stages,
+        metrics,
+    })
 }

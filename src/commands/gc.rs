@@ -46,7 +46,11 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
         }
     }
     let all = store.object_ids()?;
-    let dead: Vec<Id> = all.iter().filter(|id| !live.contains(id)).copied().collect();
+    let dead: Vec<Id> = all
+        .iter()
+        .filter(|id| !live.contains(id))
+        .copied()
+        .collect();
     let mut report = GcReport {
         kept: all.len() - dead.len(),
         removed: dead.len(),
@@ -66,7 +70,9 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
     }
     for id in &dead {
         report.bytes_removed += if args.dry_run {
-            std::fs::metadata(store.object_path(id)).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(store.object_path(id))
+                .map(|m| m.len())
+                .unwrap_or(0)
         } else {
             store.remove_object(id)?
         };

@@ -36,11 +36,20 @@ pub struct PredictReport {
 
 /// The prediction id: what was predicted (input) by what (run and model).
 pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {
-    KeyBuilder::new(context::PREDICTION_ID).id(run).id(model).id(input).finish()
+    KeyBuilder::new(context::PREDICTION_ID)
+        .id(run)
+        .id(model)
+        .id(input)
+        .finish()
 }
 
 /// Applies fitted stage outputs to input CSV bytes; returns the output CSV and its row count.
-pub fn predict_csv(pipeline: &Pipeline, outputs: &[StageOutput], input: &[u8], input_name: &str) -> Result<(Vec<u8>, usize)> {
+pub fn predict_csv(
+    pipeline: &Pipeline,
+    outputs: &[StageOutput],
+    input: &[u8],
+    input_name: &str,
+) -> Result<(Vec<u8>, usize)> {
     let schema = outputs
         .iter()
         .find_map(|o| match &o.state {
@@ -62,13 +71,18 @@ pub fn predict_csv(pipeline: &Pipeline, outputs: &[StageOutput], input: &[u8], i
     let predictions = predict(model, &frame)?;
     let mut csv = Vec::with_capacity(predictions.len() * 24);
     let ids = match &pipeline.gather.id_column {
-        Some(id) => Some((id, frame.column(id).ok_or_else(|| frame.missing_column(id))?)),
+        Some(id) => Some((
+            id,
+            frame.column(id).ok_or_else(|| frame.missing_column(id))?,
+        )),
         None => None,
     };
     let mut writer = csv::Writer::from_writer(&mut csv);
     let io_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
     match &ids {
-        Some((name, _)) => writer.write_record([name.as_str(), "prediction"]).map_err(io_err)?,
+        Some((name, _)) => writer
+            .write_record([name.as_str(), "prediction"])
+            .map_err(io_err)?,
         None => writer.write_record(["prediction"]).map_err(io_err)?,
     }
     for (r, p) in predictions.iter().enumerate() {
@@ -78,14 +92,20 @@ pub fn predict_csv(pipeline: &Pipeline, outputs: &[StageOutput], input: &[u8], i
             Some((_, col)) => {
                 let id = match &col.data {
                     crate::frame::ColumnData::Numeric(v) => v[r].to_string(),
-                    crate::frame::ColumnData::Categorical(v) => v[r].as_deref().unwrap_or("").to_string(),
+                    crate::frame::ColumnData::Categorical(v) => {
+                        v[r].as_deref().unwrap_or("").to_string()
+                    }
                 };
-                writer.write_record([id.as_str(), value.as_str()]).map_err(io_err)?;
+                writer
+                    .write_record([id.as_str(), value.as_str()])
+                    .map_err(io_err)?;
             }
             None => writer.write_record([value.as_str()]).map_err(io_err)?,
         }
     }
-    writer.flush().map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
+    writer
+        .flush()
+        .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
     drop(writer);
     Ok((csv, predictions.len()))
 }
@@ -124,12 +144,16 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
             source: name,
             created: provenance::now_rfc3339(),
         };
-        let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
+        let rec_id =
+            store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
     }
     let output_path = match &args.output {
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             write_atomic(dir, path, &csv)?;
             Some(path.clone())
         }
@@ -142,7 +166,11 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         input: input_id,
         output,
         rows,
-        csv: if args.output.is_none() { Some(csv) } else { None },
+        csv: if args.output.is_none() {
+            Some(csv)
+        } else {
+            None
+        },
         output_path,
     })
 }

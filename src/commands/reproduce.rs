@@ -58,24 +58,48 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
     }
 }
 
-fn reproduce_run(store: &LocalStore, record: &provenance::RunRecord, progress: &dyn Progress) -> Result<ReproduceReport> {
+fn reproduce_run(
+    store: &LocalStore,
+    record: &provenance::RunRecord,
+    progress: &dyn Progress,
+) -> Result<ReproduceReport> {
     let pipeline = Pipeline::from_canonical_json(&store.get(&record.pipeline)?)?;
     let bytes = store.get(&record.snapshot)?;
     let scratch = MemoryStore::default();
-    let snapshot = Snapshot { id: record.snapshot, bytes: &bytes, name: pipeline.gather.source.clone() };
+    let snapshot = Snapshot {
+        id: record.snapshot,
+        bytes: &bytes,
+        name: pipeline.gather.source.clone(),
+    };
     let executed = Executor::new(&pipeline, &scratch, false, progress).run(&snapshot)?;
     let mut checked = Vec::new();
     let mut diverged = None;
     for (rec, got) in record.stages.iter().zip(&executed.stages) {
-        checked.push(ArtifactCheck { name: rec.name.clone(), recorded: rec.output, reproduced: got.output });
+        checked.push(ArtifactCheck {
+            name: rec.name.clone(),
+            recorded: rec.output,
+            reproduced: got.output,
+        });
         if rec.output != got.output && diverged.is_none() {
-            diverged = Some(Divergence { stage: rec.name.clone(), recorded: rec.output, reproduced: got.output });
+            diverged = Some(Divergence {
+                stage: rec.name.clone(),
+                recorded: rec.output,
+                reproduced: got.output,
+            });
         }
     }
     if record.stages.len() != executed.stages.len() && diverged.is_none() {
         let i = record.stages.len().min(executed.stages.len());
-        let name = record.stages.get(i).or_else(|| None).map_or_else(|| executed.stages[i].name.clone(), |s| s.name.clone());
-        diverged = Some(Divergence { stage: name, recorded: Id([0; 32]), reproduced: Id([0; 32]) });
+        let name = record
+            .stages
+            .get(i)
+            .or_else(|| None)
+            .map_or_else(|| executed.stages[i].name.clone(), |s| s.name.clone());
+        diverged = Some(Divergence {
+            stage: name,
+            recorded: Id([0; 32]),
+            reproduced: Id([0; 32]),
+        });
     }
     // Verified: restore anything the store lost (deleted or damaged objects).
     let mut restored = 0;
@@ -116,7 +140,11 @@ fn reproduce_prediction(store: &LocalStore, id: &Id) -> Result<ReproduceReport> 
         what: "prediction".into(),
         id: *id,
         run: rec.run,
-        checked: vec![ArtifactCheck { name: "predictions".into(), recorded: rec.output, reproduced }],
+        checked: vec![ArtifactCheck {
+            name: "predictions".into(),
+            recorded: rec.output,
+            reproduced,
+        }],
         diverged,
         restored: 0,
         recorded_code: run.code,

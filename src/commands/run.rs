@@ -39,10 +39,18 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     }
     let source = pipeline.source_path();
     let (snapshot_id, bytes) = super::read_snapshot(&source).map_err(|e| match e {
-        Error::Io { source: err, path, .. } => Error::Data {
-            message: format!("cannot read the data file {} named by [gather] source: {err}", path.display()),
+        Error::Io {
+            source: err, path, ..
+        } => Error::Data {
+            message: format!(
+                "cannot read the data file {} named by [gather] source: {err}",
+                path.display()
+            ),
             location: None,
-            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
+            hint: Some(
+                "fix `source` in [gather]; relative paths start at the pipeline file's folder"
+                    .into(),
+            ),
         },
         other => other,
     })?;
@@ -55,7 +63,11 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     store.put_with_id(&snapshot_id, &bytes)?;
     let pipeline_object = store.put(&pipeline.to_canonical_json())?;
 
-    let snapshot = Snapshot { id: snapshot_id, bytes: &bytes, name: pipeline.gather.source.clone() };
+    let snapshot = Snapshot {
+        id: snapshot_id,
+        bytes: &bytes,
+        name: pipeline.gather.source.clone(),
+    };
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
 
     let (metrics, train_metrics) = executed
@@ -68,11 +80,20 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         })
         .unwrap_or_default();
     let plan = Plan::new(&pipeline);
-    let stage_seeds = plan.stages.iter().map(|s| (s.name.clone(), Id(s.seed).hex())).collect();
+    let stage_seeds = plan
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), Id(s.seed).hex()))
+        .collect();
     let stages: Vec<StageRecord> = executed
         .stages
         .iter()
-        .map(|s| StageRecord { name: s.name.clone(), kind: s.kind.clone(), key: s.key, output: s.output })
+        .map(|s| StageRecord {
+            name: s.name.clone(),
+            kind: s.kind.clone(),
+            key: s.key,
+            output: s.output,
+        })
         .collect();
 
     // A run id names its inputs; if it was recorded before, the outputs must be the same.
@@ -80,7 +101,10 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         Some(rec_id) => match super::load_json::<RunRecord>(&store, &rec_id, "run record") {
             Ok(rec) => Some((rec_id, rec)),
             Err(e) => {
-                progress.warn(&format!("the earlier record of run {} is unreadable ({e}); writing it again", run.short()));
+                progress.warn(&format!(
+                    "the earlier record of run {} is unreadable ({e}); writing it again",
+                    run.short()
+                ));
                 None
             }
         },
@@ -92,10 +116,20 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             let first = rec.stages.iter().zip(&stages).find(|(a, b)| a != b);
             let detail = first.map_or_else(
                 || "the stage lists differ".to_string(),
-                |(a, b)| format!("stage {} gave {} before and {} now", a.name, a.output.short(), b.output.short()),
+                |(a, b)| {
+                    format!(
+                        "stage {} gave {} before and {} now",
+                        a.name,
+                        a.output.short(),
+                        b.output.short()
+                    )
+                },
             );
             return Err(Error::Mismatch {
-                message: format!("run {} was recorded before with different results: {detail}", run.short()),
+                message: format!(
+                    "run {} was recorded before with different results: {detail}",
+                    run.short()
+                ),
             });
         }
         None => {

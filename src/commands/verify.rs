@@ -34,24 +34,45 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport> {
         match store.get(id) {
             Ok(b) => bytes += b.len() as u64,
             Err(Error::Corrupt { actual, .. }) => {
-                problems.push(Problem { id: id.hex(), what: format!("corrupt: its bytes hash to {actual}") });
+                problems.push(Problem {
+                    id: id.hex(),
+                    what: format!("corrupt: its bytes hash to {actual}"),
+                });
             }
-            Err(e) => problems.push(Problem { id: id.hex(), what: e.to_string() }),
+            Err(e) => problems.push(Problem {
+                id: id.hex(),
+                what: e.to_string(),
+            }),
         }
     }
     let mut refs = 0;
-    for (kind, label) in [(RefKind::Run, "run"), (RefKind::Prediction, "prediction"), (RefKind::StageKey, "stage key")] {
+    for (kind, label) in [
+        (RefKind::Run, "run"),
+        (RefKind::Prediction, "prediction"),
+        (RefKind::StageKey, "stage key"),
+    ] {
         match store.refs(kind) {
             Ok(list) => {
                 for (key, target) in list {
                     refs += 1;
                     if !store.contains(&target)? {
-                        problems.push(Problem { id: key.hex(), what: format!("{label} points at missing object {target}") });
+                        problems.push(Problem {
+                            id: key.hex(),
+                            what: format!("{label} points at missing object {target}"),
+                        });
                     }
                 }
             }
-            Err(e) => problems.push(Problem { id: label.to_string(), what: e.to_string() }),
+            Err(e) => problems.push(Problem {
+                id: label.to_string(),
+                what: e.to_string(),
+            }),
         }
     }
-    Ok(VerifyReport { objects: ids.len(), bytes, refs, problems })
+    Ok(VerifyReport {
+        objects: ids.len(),
+        bytes,
+        refs,
+        problems,
+    })
 }

@@ -51,14 +51,23 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
                 None => 1.0,
                 Some(a) if a.value >= 0.0 => a.value,
                 Some(a) => {
-                    return Err(Error::spec(format!("`alpha` must be ≥ 0, found {}", a.value), Some(a.location)));
+                    return Err(Error::spec(
+                        format!("`alpha` must be ≥ 0, found {}", a.value),
+                        Some(a.location),
+                    ));
                 }
             };
-            Ok(Estimator::Ridge { alpha, fit_intercept })
+            Ok(Estimator::Ridge {
+                alpha,
+                fit_intercept,
+            })
         }
         other => {
             let mut err = Error::spec(
-                format!("unknown estimator \"{other}\" (known: {})", ESTIMATORS.join(", ")),
+                format!(
+                    "unknown estimator \"{other}\" (known: {})",
+                    ESTIMATORS.join(", ")
+                ),
                 Some(name.location),
             );
             if let Some(h) = crate::error::did_you_mean(other, ESTIMATORS) {
@@ -79,9 +88,16 @@ pub struct LinearModel {
 }
 
 /// The feature columns of a frame (everything but the protected columns), all numeric and complete.
-pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&'f str, &'f [f64])>> {
+pub fn design_columns<'f>(
+    frame: &'f Frame,
+    protected: &[&str],
+) -> Result<Vec<(&'f str, &'f [f64])>> {
     let mut out = Vec::new();
-    for col in frame.columns.iter().filter(|c| !protected.contains(&c.name.as_str())) {
+    for col in frame
+        .columns
+        .iter()
+        .filter(|c| !protected.contains(&c.name.as_str()))
+    {
         match &col.data {
             ColumnData::Numeric(v) => {
                 if let Some(r) = v.iter().position(|x| x.is_nan()) {
@@ -94,7 +110,12 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
                 out.push((col.name.as_str(), v.as_slice()));
             }
             ColumnData::Categorical(v) => {
-                let example = v.iter().flatten().next().map(|s| format!(" (e.g. \"{s}\")")).unwrap_or_default();
+                let example = v
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|s| format!(" (e.g. \"{s}\")"))
+                    .unwrap_or_default();
                 return Err(Error::data(format!(
                     "feature \"{}\" is text{example}; estimators need numbers",
                     col.name
@@ -116,7 +137,10 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64]) -> Res
     }
     let (coefficients, intercept) = match estimator {
         Estimator::LinearRegression { fit_intercept } => linear::ols(features, y, *fit_intercept)?,
-        Estimator::Ridge { alpha, fit_intercept } => linear::ridge(features, y, *alpha, *fit_intercept)?,
+        Estimator::Ridge {
+            alpha,
+            fit_intercept,
+        } => linear::ridge(features, y, *alpha, *fit_intercept)?,
     };
     if !intercept.is_finite() || coefficients.iter().any(|c| !c.is_finite()) {
         return Err(Error::data(format!(

@@ -63,11 +63,20 @@ pub struct Gather {
 pub enum Split {
     /// A seeded shuffle; `test_fraction` of the rows (rounded up) go to test. With `stratify`, each value
     /// of that column is split on its own so both sides keep its proportions.
-    Random { test_fraction: f64, stratify: Option<String> },
+    Random {
+        test_fraction: f64,
+        stratify: Option<String>,
+    },
     /// Rows whose `column` holds one of `test_values` are the test split.
-    Column { column: String, test_values: Vec<SplitValue> },
+    Column {
+        column: String,
+        test_values: Vec<SplitValue>,
+    },
     /// Rows whose `column` is at or after `test_from` are the test split (numbers, or ISO-8601 text).
-    Time { column: String, test_from: SplitValue },
+    Time {
+        column: String,
+        test_from: SplitValue,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,17 +167,23 @@ pub struct Evaluate {
 impl Pipeline {
     /// Reads and checks a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read pipeline file", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("read pipeline file", path, e))?;
         Pipeline::parse(path, &text)
     }
 
     /// Checks pipeline text; `path` is used for messages and to resolve the data source.
     pub fn parse(path: &Path, text: &str) -> Result<Pipeline> {
-        let src = Source { path: path.to_path_buf(), text };
+        let src = Source {
+            path: path.to_path_buf(),
+            text,
+        };
         let doc = parse_document(&src)?;
         let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "");
         let p = parse_root(&mut root)?;
-        root.finish(&["pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate"])?;
+        root.finish(&[
+            "pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate",
+        ])?;
         Ok(p)
     }
 
@@ -187,12 +202,18 @@ impl Pipeline {
     }
 
     pub fn from_canonical_json(bytes: &[u8]) -> Result<Pipeline> {
-        serde_json::from_slice(bytes).map_err(|e| Error::internal(format!("stored pipeline does not parse: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(format!("stored pipeline does not parse: {e}")))
     }
 
     /// The data file, resolved against the pipeline file's folder.
     pub fn source_path(&self) -> PathBuf {
-        let base = self.origin.file.as_deref().and_then(Path::parent).unwrap_or_else(|| Path::new("."));
+        let base = self
+            .origin
+            .file
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| Path::new("."));
         base.join(&self.gather.source)
     }
 
@@ -209,12 +230,17 @@ impl Pipeline {
 fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let src = root.source();
     let mut head = root.table("pipeline")?.ok_or_else(|| {
-        Error::spec(format!("{} has no [pipeline] table", src.path().display()), None)
-            .with_hint("start the file with [pipeline] and name, seed, target, task")
+        Error::spec(
+            format!("{} has no [pipeline] table", src.path().display()),
+            None,
+        )
+        .with_hint("start the file with [pipeline] and name, seed, target, task")
     })?;
     let name = head.req_str("name", "the pipeline's name")?;
     check_name(&name, "pipeline name")?;
-    let seed = head.u64("seed")?.ok_or_else(|| head.missing("seed", "the master seed, a non-negative integer"))?;
+    let seed = head
+        .u64("seed")?
+        .ok_or_else(|| head.missing("seed", "the master seed, a non-negative integer"))?;
     let target = head.req_str("target", "the column to predict")?;
     let task = head.choice("task", &["regression", "classification", "clustering"])?;
     let task = match task.as_ref().map(|t| t.value.as_str()) {
@@ -231,26 +257,52 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     head.finish(&["name", "seed", "target", "task"])?;
 
     let mut g = root.table("gather")?.ok_or_else(|| {
-        Error::spec(format!("{} has no [gather] table", src.path().display()), None)
-            .with_hint("add [gather] with source = \"path/to/data.csv\"")
+        Error::spec(
+            format!("{} has no [gather] table", src.path().display()),
+            None,
+        )
+        .with_hint("add [gather] with source = \"path/to/data.csv\"")
     })?;
     let (gather, id_loc) = parse_gather(&mut g)?;
-    g.finish(&["source", "format", "delimiter", "na_values", "id_column", "dtypes", "columns"])?;
+    g.finish(&[
+        "source",
+        "format",
+        "delimiter",
+        "na_values",
+        "id_column",
+        "dtypes",
+        "columns",
+    ])?;
 
     let (split, split_loc) = match root.table("split")? {
         Some(mut s) => {
             let out = parse_split(&mut s)?;
-            s.finish(&["method", "test_fraction", "stratify", "column", "test_values", "test_from"])?;
+            s.finish(&[
+                "method",
+                "test_fraction",
+                "stratify",
+                "column",
+                "test_values",
+                "test_from",
+            ])?;
             out
         }
-        None => (Split::Random { test_fraction: 0.25, stratify: None }, None),
+        None => (
+            Split::Random {
+                test_fraction: 0.25,
+                stratify: None,
+            },
+            None,
+        ),
     };
 
     let analyse = match root.table("analyse")? {
         Some(mut a) => {
             let top = a.u64("top_categories")?.map_or(5, |v| v.value as usize);
             a.finish(&["top_categories"])?;
-            Some(Analyse { top_categories: top })
+            Some(Analyse {
+                top_categories: top,
+            })
         }
         None => None,
     };
@@ -264,18 +316,29 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let mut seen: BTreeMap<String, Option<Location>> = BTreeMap::new();
     for s in &steps {
         if let Some(first) = seen.insert(s.name.clone(), s.locations.step.clone()) {
-            let first = first.map(|l| format!(" (first at {l})")).unwrap_or_default();
-            return Err(Error::spec(format!("two steps are named \"{}\"{first}", s.name), s.locations.step.clone())
-                .with_hint("give each step a unique `name = \"…\"`"));
+            let first = first
+                .map(|l| format!(" (first at {l})"))
+                .unwrap_or_default();
+            return Err(Error::spec(
+                format!("two steps are named \"{}\"{first}", s.name),
+                s.locations.step.clone(),
+            )
+            .with_hint("give each step a unique `name = \"…\"`"));
         }
     }
 
     let mut t = root.table("train")?.ok_or_else(|| {
-        Error::spec(format!("{} has no [train] table", src.path().display()), None)
-            .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
+        Error::spec(
+            format!("{} has no [train] table", src.path().display()),
+            None,
+        )
+        .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
     })?;
     let estimator = crate::models::parse_estimator(&mut t)?;
-    let target_transform = match t.choice("target_transform", &["none", "log", "log1p"])?.map(|v| v.value) {
+    let target_transform = match t
+        .choice("target_transform", &["none", "log", "log1p"])?
+        .map(|v| v.value)
+    {
         Some(v) if v == "log" => TargetTransform::Log,
         Some(v) if v == "log1p" => TargetTransform::Log1p,
         _ => TargetTransform::None,
@@ -295,7 +358,10 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
                     "r2" => Metric::R2,
                     other => {
                         let mut err = Error::spec(
-                            format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
+                            format!(
+                                "unknown metric \"{other}\" (known: {})",
+                                Metric::ALL.join(", ")
+                            ),
                             Some(m.location),
                         );
                         if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
@@ -309,7 +375,11 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
                 }
             }
             e.finish(&["metrics"])?;
-            if metrics.is_empty() { vec![Metric::Rmse, Metric::Mae, Metric::R2] } else { metrics }
+            if metrics.is_empty() {
+                vec![Metric::Rmse, Metric::Mae, Metric::R2]
+            } else {
+                metrics
+            }
         }
         None => vec![Metric::Rmse, Metric::Mae, Metric::R2],
     };
@@ -323,7 +393,10 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         split,
         analyse,
         steps,
-        train: Train { estimator, target_transform },
+        train: Train {
+            estimator,
+            target_transform,
+        },
         evaluate: Evaluate { metrics },
         origin: Origin {
             file: Some(src.path().to_path_buf()),
@@ -338,12 +411,18 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
 fn check_name(name: &At<String>, what: &str) -> Result<()> {
     let ok = !name.value.is_empty()
         && name.value.len() <= 64
-        && name.value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
     if ok {
         Ok(())
     } else {
         Err(Error::spec(
-            format!("{what} \"{}\" may hold only letters, digits, '-' and '_' (1 to 64 characters)", name.value),
+            format!(
+                "{what} \"{}\" may hold only letters, digits, '-' and '_' (1 to 64 characters)",
+                name.value
+            ),
             Some(name.location.clone()),
         ))
     }
@@ -357,9 +436,19 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
     let delimiter = match g.str("delimiter")? {
         None => b',',
         Some(d) if d.value.len() == 1 && d.value.is_ascii() => d.value.as_bytes()[0],
-        Some(d) => return Err(Error::spec("`delimiter` must be a single ASCII character", Some(d.location))),
+        Some(d) => {
+            return Err(Error::spec(
+                "`delimiter` must be a single ASCII character",
+                Some(d.location),
+            ));
+        }
     };
-    let na_values = g.str_list("na_values")?.unwrap_or_default().into_iter().map(|v| v.value).collect();
+    let na_values = g
+        .str_list("na_values")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
     let id = g.str("id_column")?;
     let mut dtypes = BTreeMap::new();
     if let Some(mut t) = g.table("dtypes")? {
@@ -371,17 +460,37 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
                 _ => {
                     return Err(src.error(
                         value.span(),
-                        format!("dtype of \"{}\" must be \"numeric\" or \"categorical\"", key.value),
+                        format!(
+                            "dtype of \"{}\" must be \"numeric\" or \"categorical\"",
+                            key.value
+                        ),
                     ));
                 }
             };
             dtypes.insert(key.value, ty);
         }
     }
-    let columns: Vec<String> = g.str_list("columns")?.unwrap_or_default().into_iter().map(|c| c.value).collect();
-    let read = ReadOptions { delimiter, na_values, dtypes, columns };
+    let columns: Vec<String> = g
+        .str_list("columns")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.value)
+        .collect();
+    let read = ReadOptions {
+        delimiter,
+        na_values,
+        dtypes,
+        columns,
+    };
     let id_loc = id.as_ref().map(|i| i.location.clone());
-    Ok((Gather { source: source.value, read, id_column: id.map(|i| i.value) }, id_loc))
+    Ok((
+        Gather {
+            source: source.value,
+            read,
+            id_column: id.map(|i| i.value),
+        },
+        id_loc,
+    ))
 }
 
 fn split_value(r: &mut TableReader<'_, '_>, key: &str) -> Result<Option<SplitValue>> {
@@ -409,8 +518,16 @@ fn one_split_value(
             .ok()
             .filter(|x| x.is_finite())
             .map(SplitValue::Number)
-            .ok_or_else(|| src.error(v.span(), format!("`{key}` in {table} must be a finite number"))),
-        _ => Err(src.error(v.span(), format!("`{key}` in {table} must be a number or a string"))),
+            .ok_or_else(|| {
+                src.error(
+                    v.span(),
+                    format!("`{key}` in {table} must be a finite number"),
+                )
+            }),
+        _ => Err(src.error(
+            v.span(),
+            format!("`{key}` in {table} must be a number or a string"),
+        )),
     }
 }
 
@@ -424,12 +541,21 @@ fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)>
                 None => 0.25,
                 Some(f) if f.value > 0.0 && f.value < 1.0 => f.value,
                 Some(f) => {
-                    return Err(Error::spec("`test_fraction` must be between 0 and 1 (exclusive)", Some(f.location)));
+                    return Err(Error::spec(
+                        "`test_fraction` must be between 0 and 1 (exclusive)",
+                        Some(f.location),
+                    ));
                 }
             };
             let stratify = s.str("stratify")?;
             let loc = stratify.as_ref().map(|v| v.location.clone());
-            Ok((Split::Random { test_fraction, stratify: stratify.map(|v| v.value) }, loc))
+            Ok((
+                Split::Random {
+                    test_fraction,
+                    stratify: stratify.map(|v| v.value),
+                },
+                loc,
+            ))
         }
         "column" => {
             let column = s.req_str("column", "the column whose values choose the test rows")?;
@@ -446,15 +572,31 @@ fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)>
                 .map(|v| one_split_value(src, &name, "test_values", v))
                 .collect::<Result<Vec<_>>>()?;
             if values.is_empty() {
-                return Err(src.error(raw.span(), "`test_values` is empty: no row would be in the test split"));
+                return Err(src.error(
+                    raw.span(),
+                    "`test_values` is empty: no row would be in the test split",
+                ));
             }
-            Ok((Split::Column { column: column.value, test_values: values }, Some(column.location)))
+            Ok((
+                Split::Column {
+                    column: column.value,
+                    test_values: values,
+                },
+                Some(column.location),
+            ))
         }
         _ => {
             let column = s.req_str("column", "the time column")?;
-            let from = split_value(s, "test_from")?
-                .ok_or_else(|| s.missing("test_from", "the first time that belongs to the test split"))?;
-            Ok((Split::Time { column: column.value, test_from: from }, Some(column.location)))
+            let from = split_value(s, "test_from")?.ok_or_else(|| {
+                s.missing("test_from", "the first time that belongs to the test split")
+            })?;
+            Ok((
+                Split::Time {
+                    column: column.value,
+                    test_from: from,
+                },
+                Some(column.location),
+            ))
         }
     }
 }
@@ -469,9 +611,17 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
         }
         None => format!("{}.{}", group.name(), op.value),
     };
-    let mut locations = StepLocations { step: Some(op.location.clone()), columns: BTreeMap::new() };
+    let mut locations = StepLocations {
+        step: Some(op.location.clone()),
+        columns: BTreeMap::new(),
+    };
     let columns = match t.raw("columns") {
-        None => return Err(t.missing("columns", "\"numeric\", \"categorical\", \"all\" or a list of names")),
+        None => {
+            return Err(t.missing(
+                "columns",
+                "\"numeric\", \"categorical\", \"all\" or a list of names",
+            ));
+        }
         Some(v) => match v.get_ref() {
             DeValue::String(s) => match s.as_ref() {
                 "numeric" => Columns::Kind(ColumnKind::Numeric),
@@ -488,12 +638,18 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
             DeValue::Array(_) => {
                 let names = t.str_list("columns")?.unwrap_or_default();
                 if names.is_empty() {
-                    return Err(Error::spec("`columns` is an empty list", Some(t.location())));
+                    return Err(Error::spec(
+                        "`columns` is an empty list",
+                        Some(t.location()),
+                    ));
                 }
                 let mut out = Vec::new();
                 for n in names {
                     if out.contains(&n.value) {
-                        return Err(Error::spec(format!("column \"{}\" is listed twice", n.value), Some(n.location)));
+                        return Err(Error::spec(
+                            format!("column \"{}\" is listed twice", n.value),
+                            Some(n.location),
+                        ));
                     }
                     locations.columns.insert(n.value.clone(), n.location);
                     out.push(n.value);
@@ -501,7 +657,10 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
                 Columns::Names(out)
             }
             _ => {
-                return Err(t.source().error(v.span(), "`columns` must be a string or a list of column names"));
+                return Err(t.source().error(
+                    v.span(),
+                    "`columns` must be a string or a list of column names",
+                ));
             }
         },
     };
@@ -516,7 +675,14 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
     let mut known = vec!["name", "operator", "columns", "exclude"];
     known.extend(operator.param_names());
     t.finish(&known)?;
-    Ok(Step { name, group, columns, exclude, operator, locations })
+    Ok(Step {
+        name,
+        group,
+        columns,
+        exclude,
+        operator,
+        locations,
+    })
 }
 
 #[cfg(test)]

@@ -60,8 +60,19 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 }
 
 impl<'a, 's> TableReader<'a, 's> {
-    pub fn new(src: &'a Source<'s>, table: &'a DeTable<'s>, span: Range<usize>, name: impl Into<String>) -> Self {
-        TableReader { src, table, span, name: name.into(), used: BTreeSet::new() }
+    pub fn new(
+        src: &'a Source<'s>,
+        table: &'a DeTable<'s>,
+        span: Range<usize>,
+        name: impl Into<String>,
+    ) -> Self {
+        TableReader {
+            src,
+            table,
+            span,
+            name: name.into(),
+            used: BTreeSet::new(),
+        }
     }
 
     pub fn source(&self) -> &'a Source<'s> {
@@ -75,7 +86,11 @@ impl<'a, 's> TableReader<'a, 's> {
 
     /// The table's name for messages.
     fn label(&self) -> &str {
-        if self.name.is_empty() { "the pipeline file" } else { &self.name }
+        if self.name.is_empty() {
+            "the pipeline file"
+        } else {
+            &self.name
+        }
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -90,20 +105,32 @@ impl<'a, 's> TableReader<'a, 's> {
     fn wrong_type(&self, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) -> Error {
         self.src.error(
             v.span(),
-            format!("`{key}` in {} must be {expected}, found {}", self.label(), type_name(v.get_ref())),
+            format!(
+                "`{key}` in {} must be {expected}, found {}",
+                self.label(),
+                type_name(v.get_ref())
+            ),
         )
     }
 
     pub fn missing(&self, key: &str, what: &str) -> Error {
         self.src
-            .error(self.span.clone(), format!("{} needs `{key}` ({what})", self.label()))
+            .error(
+                self.span.clone(),
+                format!("{} needs `{key}` ({what})", self.label()),
+            )
             .with_hint(format!("add `{key} = …` to {}", self.label()))
     }
 
     pub fn str(&mut self, key: &str) -> Result<Option<At<String>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         match v.get_ref() {
-            DeValue::String(s) => Ok(Some(At { value: s.to_string(), location: self.src.location(v.span()) })),
+            DeValue::String(s) => Ok(Some(At {
+                value: s.to_string(),
+                location: self.src.location(v.span()),
+            })),
             _ => Err(self.wrong_type(key, v, "a string")),
         }
     }
@@ -114,12 +141,19 @@ impl<'a, 's> TableReader<'a, 's> {
 
     /// A string that must be one of `choices`.
     pub fn choice(&mut self, key: &str, choices: &[&str]) -> Result<Option<At<String>>> {
-        let Some(v) = self.str(key)? else { return Ok(None) };
+        let Some(v) = self.str(key)? else {
+            return Ok(None);
+        };
         if choices.contains(&v.value.as_str()) {
             return Ok(Some(v));
         }
         let mut err = Error::spec(
-            format!("`{key}` in {} must be one of {}, found \"{}\"", self.label(), quoted(choices), v.value),
+            format!(
+                "`{key}` in {} must be one of {}, found \"{}\"",
+                self.label(),
+                quoted(choices),
+                v.value
+            ),
             Some(v.location.clone()),
         );
         if let Some(h) = did_you_mean(&v.value, choices.iter().copied()) {
@@ -129,31 +163,51 @@ impl<'a, 's> TableReader<'a, 's> {
     }
 
     pub fn f64(&mut self, key: &str) -> Result<Option<At<f64>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let value = match v.get_ref() {
             DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
-            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok().map(|x| x as f64),
+            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .ok()
+                .map(|x| x as f64),
             _ => return Err(self.wrong_type(key, v, "a number")),
         };
         match value {
-            Some(x) if x.is_finite() => Ok(Some(At { value: x, location: self.src.location(v.span()) })),
-            _ => Err(self.src.error(v.span(), format!("`{key}` in {} must be a finite number", self.label()))),
+            Some(x) if x.is_finite() => Ok(Some(At {
+                value: x,
+                location: self.src.location(v.span()),
+            })),
+            _ => Err(self.src.error(
+                v.span(),
+                format!("`{key}` in {} must be a finite number", self.label()),
+            )),
         }
     }
 
     pub fn u64(&mut self, key: &str) -> Result<Option<At<u64>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let DeValue::Integer(i) = v.get_ref() else {
             return Err(self.wrong_type(key, v, "a non-negative integer"));
         };
         match u64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-            Ok(x) => Ok(Some(At { value: x, location: self.src.location(v.span()) })),
-            Err(_) => Err(self.src.error(v.span(), format!("`{key}` in {} must be a non-negative integer", self.label()))),
+            Ok(x) => Ok(Some(At {
+                value: x,
+                location: self.src.location(v.span()),
+            })),
+            Err(_) => Err(self.src.error(
+                v.span(),
+                format!("`{key}` in {} must be a non-negative integer", self.label()),
+            )),
         }
     }
 
     pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         match v.get_ref() {
             DeValue::Boolean(b) => Ok(Some(*b)),
             _ => Err(self.wrong_type(key, v, "true or false")),
@@ -162,17 +216,26 @@ impl<'a, 's> TableReader<'a, 's> {
 
     /// An array of strings.
     pub fn str_list(&mut self, key: &str) -> Result<Option<Vec<At<String>>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let DeValue::Array(items) = v.get_ref() else {
             return Err(self.wrong_type(key, v, "an array of strings"));
         };
         items
             .iter()
             .map(|item| match item.get_ref() {
-                DeValue::String(s) => Ok(At { value: s.to_string(), location: self.src.location(item.span()) }),
+                DeValue::String(s) => Ok(At {
+                    value: s.to_string(),
+                    location: self.src.location(item.span()),
+                }),
                 other => Err(self.src.error(
                     item.span(),
-                    format!("`{key}` in {} must hold strings, found {}", self.label(), type_name(other)),
+                    format!(
+                        "`{key}` in {} must hold strings, found {}",
+                        self.label(),
+                        type_name(other)
+                    ),
                 )),
             })
             .collect::<Result<Vec<_>>>()
@@ -185,10 +248,16 @@ impl<'a, 's> TableReader<'a, 's> {
     }
 
     pub fn table(&mut self, key: &str) -> Result<Option<TableReader<'a, 's>>> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         match v.get_ref() {
             DeValue::Table(t) => {
-                let name = if self.name.is_empty() { format!("[{key}]") } else { format!("{}.{key}", self.name) };
+                let name = if self.name.is_empty() {
+                    format!("[{key}]")
+                } else {
+                    format!("{}.{key}", self.name)
+                };
                 Ok(Some(TableReader::new(self.src, t, v.span(), name)))
             }
             _ => Err(self.wrong_type(key, v, "a table")),
@@ -197,7 +266,9 @@ impl<'a, 's> TableReader<'a, 's> {
 
     /// An array of tables (`[[impute]]`), each with its own reader.
     pub fn table_list(&mut self, key: &str) -> Result<Vec<TableReader<'a, 's>>> {
-        let Some(v) = self.get(key) else { return Ok(Vec::new()) };
+        let Some(v) = self.get(key) else {
+            return Ok(Vec::new());
+        };
         let DeValue::Array(items) = v.get_ref() else {
             return Err(self.wrong_type(key, v, "an array of tables ([[…]])"));
         };
@@ -205,8 +276,16 @@ impl<'a, 's> TableReader<'a, 's> {
             .iter()
             .enumerate()
             .map(|(i, item)| match item.get_ref() {
-                DeValue::Table(t) => Ok(TableReader::new(self.src, t, item.span(), format!("[[{key}]] #{}", i + 1))),
-                other => Err(self.src.error(item.span(), format!("`{key}` must hold tables, found {}", type_name(other)))),
+                DeValue::Table(t) => Ok(TableReader::new(
+                    self.src,
+                    t,
+                    item.span(),
+                    format!("[[{key}]] #{}", i + 1),
+                )),
+                other => Err(self.src.error(
+                    item.span(),
+                    format!("`{key}` must hold tables, found {}", type_name(other)),
+                )),
             })
             .collect()
     }
@@ -217,7 +296,13 @@ impl<'a, 's> TableReader<'a, 's> {
             .iter()
             .map(|(k, v)| {
                 self.used.insert(k.get_ref().to_string());
-                (At { value: k.get_ref().to_string(), location: self.src.location(k.span()) }, v)
+                (
+                    At {
+                        value: k.get_ref().to_string(),
+                        location: self.src.location(k.span()),
+                    },
+                    v,
+                )
             })
             .collect()
     }
@@ -229,7 +314,11 @@ impl<'a, 's> TableReader<'a, 's> {
             if !self.used.contains(key) {
                 let mut err = self.src.error(
                     k.span(),
-                    format!("unknown key `{key}` in {} (expected one of: {})", self.label(), known.join(", ")),
+                    format!(
+                        "unknown key `{key}` in {} (expected one of: {})",
+                        self.label(),
+                        known.join(", ")
+                    ),
                 );
                 if let Some(h) = did_you_mean(key, known.iter().copied()) {
                     err = err.with_hint(h);
@@ -242,7 +331,11 @@ impl<'a, 's> TableReader<'a, 's> {
 }
 
 pub fn quoted(choices: &[&str]) -> String {
-    choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+    choices
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses TOML text, turning syntax errors into located spec errors.
@@ -250,6 +343,9 @@ pub fn parse_document<'s>(src: &Source<'s>) -> Result<Spanned<DeTable<'s>>> {
     DeTable::parse(src.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_string();
-        src.error(span, format!("{} is not valid TOML: {message}", src.path.display()))
+        src.error(
+            span,
+            format!("{} is not valid TOML: {message}", src.path.display()),
+        )
     })
 }

@@ -19,7 +19,10 @@ estimator = "ridge"
 /// Parses text; on error returns "message @ line:col | hint".
 fn check(text: &str) -> std::result::Result<Pipeline, String> {
     Pipeline::parse(Path::new("x.toml"), text).map_err(|e| {
-        let loc = e.location().map(|l| format!(" @ {}:{}", l.line, l.col)).unwrap_or_default();
+        let loc = e
+            .location()
+            .map(|l| format!(" @ {}:{}", l.line, l.col))
+            .unwrap_or_default();
         let hint = e.hint().map(|h| format!(" | {h}")).unwrap_or_default();
         format!("{e}{loc}{hint}")
     })
@@ -32,15 +35,33 @@ fn with(extra: &str) -> String {
 #[test]
 fn minimal_pipeline_gets_documented_defaults() {
     let p = check(BASE).unwrap();
-    assert_eq!(p.split, Split::Random { test_fraction: 0.25, stratify: None });
-    assert_eq!(p.evaluate.metrics, vec![Metric::Rmse, Metric::Mae, Metric::R2]);
-    assert_eq!(p.train.estimator, Estimator::Ridge { alpha: 1.0, fit_intercept: true });
+    assert_eq!(
+        p.split,
+        Split::Random {
+            test_fraction: 0.25,
+            stratify: None
+        }
+    );
+    assert_eq!(
+        p.evaluate.metrics,
+        vec![Metric::Rmse, Metric::Mae, Metric::R2]
+    );
+    assert_eq!(
+        p.train.estimator,
+        Estimator::Ridge {
+            alpha: 1.0,
+            fit_intercept: true
+        }
+    );
     assert!(p.steps.is_empty());
 }
 
 #[test]
 fn canonical_json_round_trips_and_ignores_the_source_path_for_hashing() {
-    let p = check(&with("[[impute]]\noperator = \"median\"\ncolumns = [\"a\"]\n")).unwrap();
+    let p = check(&with(
+        "[[impute]]\noperator = \"median\"\ncolumns = [\"a\"]\n",
+    ))
+    .unwrap();
     let back = Pipeline::from_canonical_json(&p.to_canonical_json()).unwrap();
     assert_eq!(back.to_canonical_json(), p.to_canonical_json());
     let mut moved = p.clone();
@@ -58,7 +79,11 @@ fn malformed_toml_points_at_the_line() {
 
 #[test]
 fn unknown_key_suggests_the_known_one() {
-    let err = check(&BASE.replace("estimator = \"ridge\"", "estimator = \"ridge\"\nalpah = 2.0")).unwrap_err();
+    let err = check(&BASE.replace(
+        "estimator = \"ridge\"",
+        "estimator = \"ridge\"\nalpah = 2.0",
+    ))
+    .unwrap_err();
     assert_eq!(
         err,
         "unknown key `alpah` in [train] (expected one of: estimator, target_transform, alpha, fit_intercept) @ 13:1 | did you mean \"alpha\"?"
@@ -68,12 +93,18 @@ fn unknown_key_suggests_the_known_one() {
 #[test]
 fn wrong_type_names_expected_and_found() {
     let err = check(&BASE.replace("seed = 1", "seed = \"one\"")).unwrap_err();
-    assert_eq!(err, "`seed` in [pipeline] must be a non-negative integer, found a string @ 4:8");
+    assert_eq!(
+        err,
+        "`seed` in [pipeline] must be a non-negative integer, found a string @ 4:8"
+    );
 }
 
 #[test]
 fn unknown_operator_lists_the_known_ones() {
-    let err = check(&with("[[impute]]\noperator = \"medain\"\ncolumns = \"numeric\"\n")).unwrap_err();
+    let err = check(&with(
+        "[[impute]]\noperator = \"medain\"\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
     assert_eq!(
         err,
         "unknown operator \"medain\" in [[impute]] (known: \"median\", \"mean\", \"most_frequent\", \"constant\") @ 14:12 | did you mean \"median\"?"
@@ -82,50 +113,83 @@ fn unknown_operator_lists_the_known_ones() {
 
 #[test]
 fn operator_in_the_wrong_group_says_where_it_belongs() {
-    let err = check(&with("[[impute]]\noperator = \"one_hot\"\ncolumns = \"categorical\"\n")).unwrap_err();
-    assert!(err.ends_with("@ 14:12 | \"one_hot\" belongs in [[encode]]"), "{err}");
+    let err = check(&with(
+        "[[impute]]\noperator = \"one_hot\"\ncolumns = \"categorical\"\n",
+    ))
+    .unwrap_err();
+    assert!(
+        err.ends_with("@ 14:12 | \"one_hot\" belongs in [[encode]]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_target_key_is_reported_on_the_table() {
     let err = check(&BASE.replace("target = \"y\"\n", "")).unwrap_err();
-    assert_eq!(err, "[pipeline] needs `target` (the column to predict) @ 2:1 | add `target = …` to [pipeline]");
+    assert_eq!(
+        err,
+        "[pipeline] needs `target` (the column to predict) @ 2:1 | add `target = …` to [pipeline]"
+    );
 }
 
 #[test]
 fn negative_tolerance_is_rejected() {
-    let err = check(&with("[[encode]]\noperator = \"rare_label\"\ncolumns = \"categorical\"\ntolerance = -0.1\n")).unwrap_err();
-    assert_eq!(err, "`tolerance` must be between 0 and 1 (a fraction of train rows), found -0.1 @ 16:13");
+    let err = check(&with(
+        "[[encode]]\noperator = \"rare_label\"\ncolumns = \"categorical\"\ntolerance = -0.1\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "`tolerance` must be between 0 and 1 (a fraction of train rows), found -0.1 @ 16:13"
+    );
 }
 
 #[test]
 fn duplicate_step_names_are_rejected() {
     let step = "[[impute]]\noperator = \"median\"\ncolumns = \"numeric\"\n";
     let err = check(&with(&format!("{step}{step}"))).unwrap_err();
-    assert!(err.starts_with("two steps are named \"impute.median\" (first at x.toml:14:12) @ 17:12"), "{err}");
+    assert!(
+        err.starts_with("two steps are named \"impute.median\" (first at x.toml:14:12) @ 17:12"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsafe_step_names_are_rejected() {
-    let err = check(&with("[[impute]]\nname = \"../x\"\noperator = \"median\"\ncolumns = \"numeric\"\n")).unwrap_err();
-    assert!(err.starts_with("step name \"../x\" may hold only letters, digits, '-' and '_'"), "{err}");
+    let err = check(&with(
+        "[[impute]]\nname = \"../x\"\noperator = \"median\"\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("step name \"../x\" may hold only letters, digits, '-' and '_'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_task_is_a_clear_error() {
     let err = check(&BASE.replace("\"regression\"", "\"clustering\"")).unwrap_err();
-    assert!(err.starts_with("task \"clustering\" has no estimators in this version of mlpipe @ 6:8"), "{err}");
+    assert!(
+        err.starts_with("task \"clustering\" has no estimators in this version of mlpipe @ 6:8"),
+        "{err}"
+    );
 }
 
 #[test]
 fn constant_imputer_needs_a_fill_value() {
-    let err = check(&with("[[impute]]\noperator = \"constant\"\ncolumns = \"categorical\"\n")).unwrap_err();
+    let err = check(&with(
+        "[[impute]]\noperator = \"constant\"\ncolumns = \"categorical\"\n",
+    ))
+    .unwrap_err();
     assert!(err.starts_with("[[impute]] #1 needs `fill_value`"), "{err}");
 }
 
 #[test]
 fn column_selection_remembers_where_each_name_was_written() {
-    let p = check(&with("[[impute]]\noperator = \"median\"\ncolumns = [\"a\", \"bb\"]\n")).unwrap();
+    let p = check(&with(
+        "[[impute]]\noperator = \"median\"\ncolumns = [\"a\", \"bb\"]\n",
+    ))
+    .unwrap();
     let loc = &p.steps[0].locations.columns["bb"];
     assert_eq!((loc.line, loc.col), (15, 17));
 }

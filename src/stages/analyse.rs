@@ -53,7 +53,13 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
     }
     let nf = n as f64;
     let std = (n > 1).then(|| (m2 / (nf - 1.0)).sqrt());
-    let skew = (n > 2).then(|| if m2 == 0.0 { 0.0 } else { (nf * (nf - 1.0).sqrt() / (nf - 2.0)) * (m3 / m2.powf(1.5)) });
+    let skew = (n > 2).then(|| {
+        if m2 == 0.0 {
+            0.0
+        } else {
+            (nf * (nf - 1.0).sqrt() / (nf - 2.0)) * (m3 / m2.powf(1.5))
+        }
+    });
     Some(NumericSummary {
         min: present.iter().copied().fold(f64::INFINITY, f64::min),
         max: present.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -72,8 +78,11 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
             let missing = c.data.missing_count();
             let (distinct, numeric, top) = match &c.data {
                 ColumnData::Numeric(v) => {
-                    let mut bits: Vec<u64> =
-                        v.iter().filter(|x| !x.is_nan()).map(|x| if *x == 0.0 { 0 } else { x.to_bits() }).collect();
+                    let mut bits: Vec<u64> = v
+                        .iter()
+                        .filter(|x| !x.is_nan())
+                        .map(|x| if *x == 0.0 { 0 } else { x.to_bits() })
+                        .collect();
                     bits.sort_unstable();
                     bits.dedup();
                     (bits.len(), summarise(v), Vec::new())
@@ -84,7 +93,10 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                         *counts.entry(s).or_default() += 1;
                     }
                     let distinct = counts.len();
-                    let mut ranked: Vec<(String, usize)> = counts.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+                    let mut ranked: Vec<(String, usize)> = counts
+                        .into_iter()
+                        .map(|(s, n)| (s.to_string(), n))
+                        .collect();
                     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                     ranked.truncate(top_categories);
                     (distinct, None, ranked)
@@ -94,7 +106,11 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                 name: c.name.clone(),
                 column_type: c.data.column_type(),
                 missing,
-                missing_fraction: if rows == 0 { 0.0 } else { missing as f64 / rows as f64 },
+                missing_fraction: if rows == 0 {
+                    0.0
+                } else {
+                    missing as f64 / rows as f64
+                },
                 distinct,
                 numeric,
                 top,

@@ -51,13 +51,17 @@ impl Params {
         let fill_value = if strategy == Strategy::Constant {
             let src = t.source();
             let Some(v) = t.raw("fill_value") else {
-                return Err(t.missing("fill_value", "the value that replaces missing ones: a number or a string"));
+                return Err(t.missing(
+                    "fill_value",
+                    "the value that replaces missing ones: a number or a string",
+                ));
             };
             Some(match v.get_ref() {
                 DeValue::String(s) => Value::Text(s.to_string()),
                 DeValue::Integer(i) => Value::Number(
                     i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
-                        .map_err(|_| src.error(v.span(), "`fill_value` is out of range"))? as f64,
+                        .map_err(|_| src.error(v.span(), "`fill_value` is out of range"))?
+                        as f64,
                 ),
                 DeValue::Float(f) => Value::Number(
                     f.as_str()
@@ -65,14 +69,19 @@ impl Params {
                         .parse::<f64>()
                         .ok()
                         .filter(|x| x.is_finite())
-                        .ok_or_else(|| src.error(v.span(), "`fill_value` must be a finite number or a string"))?,
+                        .ok_or_else(|| {
+                            src.error(v.span(), "`fill_value` must be a finite number or a string")
+                        })?,
                 ),
                 _ => return Err(src.error(v.span(), "`fill_value` must be a number or a string")),
             })
         } else {
             None
         };
-        Ok(Params { add_indicator, fill_value })
+        Ok(Params {
+            add_indicator,
+            fill_value,
+        })
     }
 }
 
@@ -98,12 +107,19 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Mean of the non-missing values, summed in row order.
 pub fn mean(values: &[f64]) -> Option<f64> {
-    let (sum, n) = values.iter().filter(|x| !x.is_nan()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    let (sum, n) = values
+        .iter()
+        .filter(|x| !x.is_nan())
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     (n > 0).then(|| sum / n as f64)
 }
 
@@ -147,25 +163,37 @@ fn most_frequent(data: &ColumnData) -> Option<Value> {
     }
 }
 
-pub fn fit(strategy: Strategy, params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+pub fn fit(
+    strategy: Strategy,
+    params: &Params,
+    train: &Frame,
+    columns: &[String],
+) -> Result<Fitted> {
     let mut fills = Vec::with_capacity(columns.len());
     let mut indicators = Vec::new();
     for name in columns {
-        let Some(col) = train.column(name) else { return Err(train.missing_column(name)) };
+        let Some(col) = train.column(name) else {
+            return Err(train.missing_column(name));
+        };
         let no_values = || {
             Error::data(format!("column \"{name}\" has no values in the train split, so its {strategy:?} is undefined"))
                 .with_hint("drop the column, or impute it with `constant`")
         };
         let value = match (strategy, &col.data) {
-            (Strategy::Median, ColumnData::Numeric(v)) => Value::Number(median(v).ok_or_else(no_values)?),
-            (Strategy::Mean, ColumnData::Numeric(v)) => Value::Number(mean(v).ok_or_else(no_values)?),
+            (Strategy::Median, ColumnData::Numeric(v)) => {
+                Value::Number(median(v).ok_or_else(no_values)?)
+            }
+            (Strategy::Mean, ColumnData::Numeric(v)) => {
+                Value::Number(mean(v).ok_or_else(no_values)?)
+            }
             (Strategy::MostFrequent, data) => most_frequent(data).ok_or_else(no_values)?,
             (Strategy::Constant, data) => {
                 let Some(v) = params.fill_value.clone() else {
                     return Err(Error::internal("constant imputer without fill_value"));
                 };
                 match (&v, data.column_type()) {
-                    (Value::Number(_), ColumnType::Numeric) | (Value::Text(_), ColumnType::Categorical) => v,
+                    (Value::Number(_), ColumnType::Numeric)
+                    | (Value::Text(_), ColumnType::Categorical) => v,
                     (_, ty) => {
                         return Err(Error::data(format!(
                             "fill_value {v} does not fit column \"{name}\", which is {}",
@@ -176,19 +204,26 @@ pub fn fit(strategy: Strategy, params: &Params, train: &Frame, columns: &[String
                 }
             }
             (_, ColumnData::Categorical(_)) => {
-                return Err(Error::data(format!("column \"{name}\" is categorical; {strategy:?} needs numbers")));
+                return Err(Error::data(format!(
+                    "column \"{name}\" is categorical; {strategy:?} needs numbers"
+                )));
             }
         };
         if params.add_indicator && col.data.missing_count() > 0 {
             indicators.push(name.clone());
         }
-        fills.push(Fill { column: name.clone(), value });
+        fills.push(Fill {
+            column: name.clone(),
+            value,
+        });
     }
     for ind in &indicators {
         let new = format!("{ind}_na");
         if train.column(&new).is_some() {
-            return Err(Error::data(format!("the missing indicator for \"{ind}\" would be \"{new}\", which already exists"))
-                .with_hint("rename the existing column or turn add_indicator off"));
+            return Err(Error::data(format!(
+                "the missing indicator for \"{ind}\" would be \"{new}\", which already exists"
+            ))
+            .with_hint("rename the existing column or turn add_indicator off"));
         }
     }
     let strategy = match strategy {
@@ -197,7 +232,11 @@ pub fn fit(strategy: Strategy, params: &Params, train: &Frame, columns: &[String
         Strategy::MostFrequent => "most_frequent",
         Strategy::Constant => "constant",
     };
-    Ok(Fitted { strategy: strategy.to_string(), fills, indicators })
+    Ok(Fitted {
+        strategy: strategy.to_string(),
+        fills,
+        indicators,
+    })
 }
 
 impl Fitted {
@@ -206,13 +245,22 @@ impl Fitted {
         for ind in &self.indicators {
             let col = frame.column(ind).ok_or_else(|| frame.missing_column(ind))?;
             let flags = match &col.data {
-                ColumnData::Numeric(v) => v.iter().map(|x| f64::from(u8::from(x.is_nan()))).collect(),
-                ColumnData::Categorical(v) => v.iter().map(|x| f64::from(u8::from(x.is_none()))).collect(),
+                ColumnData::Numeric(v) => {
+                    v.iter().map(|x| f64::from(u8::from(x.is_nan()))).collect()
+                }
+                ColumnData::Categorical(v) => {
+                    v.iter().map(|x| f64::from(u8::from(x.is_none()))).collect()
+                }
             };
-            indicator_columns.push(Column { name: format!("{ind}_na"), data: ColumnData::Numeric(flags) });
+            indicator_columns.push(Column {
+                name: format!("{ind}_na"),
+                data: ColumnData::Numeric(flags),
+            });
         }
         for fill in &self.fills {
-            let idx = frame.index_of(&fill.column).ok_or_else(|| frame.missing_column(&fill.column))?;
+            let idx = frame
+                .index_of(&fill.column)
+                .ok_or_else(|| frame.missing_column(&fill.column))?;
             match (&mut frame.columns[idx].data, &fill.value) {
                 (ColumnData::Numeric(v), Value::Number(x)) => {
                     for cell in v.iter_mut().filter(|c| c.is_nan()) {
@@ -230,7 +278,11 @@ impl Fitted {
                         "column \"{}\" is {} here but was {} when the imputer was fitted",
                         fill.column,
                         data.column_type().name(),
-                        if matches!(fill.value, Value::Number(_)) { "numeric" } else { "categorical" }
+                        if matches!(fill.value, Value::Number(_)) {
+                            "numeric"
+                        } else {
+                            "categorical"
+                        }
                     )));
                 }
             }
@@ -258,7 +310,10 @@ mod tests {
     #[test]
     fn most_frequent_tie_goes_to_smallest() {
         let f = frame("a,b\n3,y\n1,x\n3,x\n1,y\n,\n");
-        let p = Params { add_indicator: true, fill_value: None };
+        let p = Params {
+            add_indicator: true,
+            fill_value: None,
+        };
         let fitted = fit(Strategy::MostFrequent, &p, &f, &["a".into(), "b".into()]).unwrap();
         assert_eq!(fitted.fills[0].value, Value::Number(1.0));
         assert_eq!(fitted.fills[1].value, Value::Text("x".into()));
@@ -271,15 +326,24 @@ mod tests {
     #[test]
     fn constant_with_wrong_type_is_an_error() {
         let f = frame("a\nx\n\n");
-        let p = Params { add_indicator: false, fill_value: Some(Value::Number(0.0)) };
+        let p = Params {
+            add_indicator: false,
+            fill_value: Some(Value::Number(0.0)),
+        };
         let err = fit(Strategy::Constant, &p, &f, &["a".into()]).unwrap_err();
-        assert_eq!(err.to_string(), "fill_value 0 does not fit column \"a\", which is categorical");
+        assert_eq!(
+            err.to_string(),
+            "fill_value 0 does not fit column \"a\", which is categorical"
+        );
     }
 
     #[test]
     fn all_missing_column_cannot_be_median_imputed() {
         let f = frame("a,b\n,1\n,2\n");
-        let p = Params { add_indicator: false, fill_value: None };
+        let p = Params {
+            add_indicator: false,
+            fill_value: None,
+        };
         assert!(fit(Strategy::Median, &p, &f, &["a".into()]).is_err());
     }
 }

@@ -70,7 +70,9 @@ impl Operator {
             );
             if let Some(home) = home {
                 err = err.with_hint(format!("\"{op}\" belongs in [[{}]]", home.name()));
-            } else if let Some(h) = crate::error::did_you_mean(op, group.operators().iter().copied()) {
+            } else if let Some(h) =
+                crate::error::did_you_mean(op, group.operators().iter().copied())
+            {
                 err = err.with_hint(h);
             }
             return Err(err);
@@ -78,7 +80,9 @@ impl Operator {
         Ok(match op {
             "median" => Operator::Median(impute::Params::parse(t, impute::Strategy::Median)?),
             "mean" => Operator::Mean(impute::Params::parse(t, impute::Strategy::Mean)?),
-            "most_frequent" => Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?),
+            "most_frequent" => {
+                Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?)
+            }
             "constant" => Operator::Constant(impute::Params::parse(t, impute::Strategy::Constant)?),
             "rare_label" => Operator::RareLabel(rare_label::Params::parse(t)?),
             "one_hot" => Operator::OneHot(one_hot::Params::parse(t)?),
@@ -100,7 +104,9 @@ impl Operator {
 
     pub fn param_names(&self) -> Vec<&'static str> {
         match self {
-            Operator::Median(_) | Operator::Mean(_) | Operator::MostFrequent(_) => vec!["add_indicator"],
+            Operator::Median(_) | Operator::Mean(_) | Operator::MostFrequent(_) => {
+                vec!["add_indicator"]
+            }
             Operator::Constant(_) => vec!["add_indicator", "fill_value"],
             Operator::RareLabel(_) => rare_label::Params::NAMES.to_vec(),
             Operator::OneHot(_) => one_hot::Params::NAMES.to_vec(),
@@ -112,8 +118,12 @@ impl Operator {
     fn accepts(&self) -> &'static [ColumnType] {
         match self {
             Operator::Median(_) | Operator::Mean(_) => &[ColumnType::Numeric],
-            Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
-            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => &[ColumnType::Categorical],
+            Operator::MostFrequent(_) | Operator::Constant(_) => {
+                &[ColumnType::Numeric, ColumnType::Categorical]
+            }
+            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => {
+                &[ColumnType::Categorical]
+            }
         }
     }
 }
@@ -146,18 +156,32 @@ impl Fitted {
 }
 
 /// Fits one step on the train frame.
-pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitContext) -> Result<Fitted> {
+pub fn fit_step(
+    step: &Step,
+    train: &Frame,
+    protected: &[&str],
+    _ctx: &mut FitContext,
+) -> Result<Fitted> {
     let columns = resolve_columns(step, train, protected)?;
-    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
+    let loc_of = |c: &str| {
+        step.locations
+            .columns
+            .get(c)
+            .or(step.locations.step.as_ref())
+    };
     let fitted = match &step.operator {
         Operator::Median(p) => impute_fit(impute::Strategy::Median, p, step, train, &columns)?,
         Operator::Mean(p) => impute_fit(impute::Strategy::Mean, p, step, train, &columns)?,
-        Operator::MostFrequent(p) => impute_fit(impute::Strategy::MostFrequent, p, step, train, &columns)?,
+        Operator::MostFrequent(p) => {
+            impute_fit(impute::Strategy::MostFrequent, p, step, train, &columns)?
+        }
         Operator::Constant(p) => impute_fit(impute::Strategy::Constant, p, step, train, &columns)?,
         Operator::RareLabel(p) => Fitted::RareLabel(rare_label::fit(p, train, &columns)?),
         Operator::OneHot(p) => Fitted::OneHot(one_hot::fit(p, train, &columns)?),
         Operator::Ordinal(p) => Fitted::Ordinal(ordinal::fit(p, train, &columns).map_err(|e| {
-            let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
+            let col = columns
+                .iter()
+                .find(|c| e.to_string().contains(&format!("\"{c}\"")));
             e.at(col.and_then(|c| loc_of(c)))
         })?),
     };
@@ -171,14 +195,21 @@ fn impute_fit(
     train: &Frame,
     columns: &[String],
 ) -> Result<Fitted> {
-    impute::fit(strategy, p, train, columns).map(Fitted::Impute).map_err(|e| e.in_stage(&step.name).at(step.locations.step.as_ref()))
+    impute::fit(strategy, p, train, columns)
+        .map(Fitted::Impute)
+        .map_err(|e| e.in_stage(&step.name).at(step.locations.step.as_ref()))
 }
 
 /// Turns a step's column selection into names, in frame order. Explicit names must exist and have a
 /// type the operator accepts; `numeric` / `categorical` / `all` pick the accepted columns.
 pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result<Vec<String>> {
     let accepts = step.operator.accepts();
-    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
+    let loc_of = |c: &str| {
+        step.locations
+            .columns
+            .get(c)
+            .or(step.locations.step.as_ref())
+    };
     let check_known = |name: &str| -> Result<()> {
         if protected.contains(&name) {
             return Err(Error::data(format!(
@@ -189,7 +220,10 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
             .with_hint("steps transform features only; remove it from `columns`"));
         }
         if frame.column(name).is_none() {
-            return Err(frame.missing_column(name).in_stage(&step.name).at(loc_of(name)));
+            return Err(frame
+                .missing_column(name)
+                .in_stage(&step.name)
+                .at(loc_of(name)));
         }
         Ok(())
     };
@@ -202,7 +236,11 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
                 check_known(n)?;
                 let ty = frame.column(n).map(|c| c.data.column_type());
                 if let Some(ty) = ty.filter(|t| !accepts.contains(t)) {
-                    let what = if ty == ColumnType::Categorical { "text (categorical)" } else { "numeric" };
+                    let what = if ty == ColumnType::Categorical {
+                        "text (categorical)"
+                    } else {
+                        "numeric"
+                    };
                     let hint = if ty == ColumnType::Categorical {
                         "use most_frequent or constant for text columns, encode the column first, or fix the data if it should be numbers"
                     } else {
@@ -212,13 +250,21 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
                         "column \"{n}\" is {what}, but the {} operator in step {} needs {} columns",
                         step.operator.name(),
                         step.name,
-                        accepts.iter().map(|t| t.name()).collect::<Vec<_>>().join(" or ")
+                        accepts
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     ))
                     .at(loc_of(n))
                     .with_hint(hint));
                 }
             }
-            frame.names().filter(|c| names.iter().any(|n| n == c)).map(str::to_string).collect()
+            frame
+                .names()
+                .filter(|c| names.iter().any(|n| n == c))
+                .map(str::to_string)
+                .collect()
         }
         Columns::Kind(kind) => frame
             .columns
@@ -236,11 +282,21 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
             .map(|c| c.name.clone())
             .collect(),
     };
-    Ok(picked.into_iter().filter(|c| !step.exclude.contains(c)).collect())
+    Ok(picked
+        .into_iter()
+        .filter(|c| !step.exclude.contains(c))
+        .collect())
 }
 
 /// Error for a value the fitted state has never seen.
-pub fn unseen_error(step: &str, column: &str, value: &str, line: u64, source: &str, known: usize) -> Error {
+pub fn unseen_error(
+    step: &str,
+    column: &str,
+    value: &str,
+    line: u64,
+    source: &str,
+    known: usize,
+) -> Error {
     Error::data(format!(
         "unseen category \"{value}\" in column \"{column}\" (line {line} of {source}); {step} learned {known} categories on train"
     ))

@@ -58,7 +58,9 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut new_names = BTreeSet::new();
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("one_hot got non-categorical column {name}")));
+            return Err(Error::internal(format!(
+                "one_hot got non-categorical column {name}"
+            )));
         };
         if let Some(r) = values.iter().position(Option::is_none) {
             return Err(Error::data(format!(
@@ -67,26 +69,48 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             ))
             .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
         }
-        let mut categories: Vec<String> =
-            values.iter().flatten().map(|s| s.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
-        let dropped = if params.drop_first && !categories.is_empty() { Some(categories.remove(0)) } else { None };
+        let mut categories: Vec<String> = values
+            .iter()
+            .flatten()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let dropped = if params.drop_first && !categories.is_empty() {
+            Some(categories.remove(0))
+        } else {
+            None
+        };
         for c in &categories {
             let new = format!("{name}_{c}");
-            if !new_names.insert(new.clone()) || (train.column(&new).is_some() && !columns.contains(&new)) {
-                return Err(Error::data(format!("one-hot column \"{new}\" would clash with another column"))
-                    .with_hint("rename the column or the category"));
+            if !new_names.insert(new.clone())
+                || (train.column(&new).is_some() && !columns.contains(&new))
+            {
+                return Err(Error::data(format!(
+                    "one-hot column \"{new}\" would clash with another column"
+                ))
+                .with_hint("rename the column or the category"));
             }
         }
-        out.push(Encoding { column: name.clone(), categories, dropped });
+        out.push(Encoding {
+            column: name.clone(),
+            categories,
+            dropped,
+        });
     }
-    Ok(Fitted { unseen: params.unseen, columns: out })
+    Ok(Fitted {
+        unseen: params.unseen,
+        columns: out,
+    })
 }
 
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         let mut dummies = Vec::new();
         for enc in &self.columns {
-            let idx = frame.index_of(&enc.column).ok_or_else(|| frame.missing_column(&enc.column))?;
+            let idx = frame
+                .index_of(&enc.column)
+                .ok_or_else(|| frame.missing_column(&enc.column))?;
             let col = frame.columns.remove(idx);
             let ColumnData::Categorical(values) = col.data else {
                 return Err(Error::data(format!(
@@ -94,8 +118,12 @@ impl Fitted {
                     enc.column
                 )));
             };
-            let position: BTreeMap<&str, usize> =
-                enc.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            let position: BTreeMap<&str, usize> = enc
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect();
             let mut cols = vec![vec![0.0f64; values.len()]; enc.categories.len()];
             for (r, v) in values.iter().enumerate() {
                 match v.as_deref().map(|s| (s, position.get(s))) {
@@ -117,7 +145,10 @@ impl Fitted {
                 }
             }
             for (c, data) in enc.categories.iter().zip(cols) {
-                dummies.push(Column { name: format!("{}_{c}", enc.column), data: ColumnData::Numeric(data) });
+                dummies.push(Column {
+                    name: format!("{}_{c}", enc.column),
+                    data: ColumnData::Numeric(data),
+                });
             }
         }
         frame.columns.extend(dummies);
@@ -133,7 +164,10 @@ mod tests {
     #[test]
     fn sorted_dummies_appended_and_unseen_policy() {
         let train = read_csv(b"x,c\n1,b\n2,a\n3,b\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { drop_first: false, unseen: Unseen::Error };
+        let p = Params {
+            drop_first: false,
+            unseen: Unseen::Error,
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train.clone()).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["x", "c_a", "c_b"]);
@@ -145,7 +179,10 @@ mod tests {
             err.to_string(),
             "unseen category \"zz\" in column \"c\" (line 2 of new.csv); one_hot learned 2 categories on train"
         );
-        let lenient = Fitted { unseen: Unseen::Ignore, ..f };
+        let lenient = Fitted {
+            unseen: Unseen::Ignore,
+            ..f
+        };
         let out = lenient.apply(new).unwrap();
         assert_eq!(out.numeric("c_a").unwrap(), &[0.0]);
         assert_eq!(out.numeric("c_b").unwrap(), &[0.0]);
@@ -154,7 +191,10 @@ mod tests {
     #[test]
     fn drop_first_drops_the_smallest_category() {
         let train = read_csv(b"c\nb\na\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { drop_first: true, unseen: Unseen::Error };
+        let p = Params {
+            drop_first: true,
+            unseen: Unseen::Error,
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["c_b", "c_c"]);

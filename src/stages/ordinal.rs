@@ -47,7 +47,10 @@ impl Params {
                 let mut seen = BTreeSet::new();
                 for c in &list {
                     if !seen.insert(c.value.clone()) {
-                        return Err(Error::spec(format!("category \"{}\" is listed twice", c.value), Some(c.location.clone())));
+                        return Err(Error::spec(
+                            format!("category \"{}\" is listed twice", c.value),
+                            Some(c.location.clone()),
+                        ));
                     }
                 }
                 if list.is_empty() {
@@ -55,11 +58,15 @@ impl Params {
                 }
                 Method::Explicit(list.into_iter().map(|c| c.value).collect())
             }
-            (Some("explicit"), None) => return Err(t.missing("categories", "the categories in order, lowest first")),
+            (Some("explicit"), None) => {
+                return Err(t.missing("categories", "the categories in order, lowest first"));
+            }
             (_, Some(list)) => {
                 return Err(Error::spec(
                     "`categories` is only used with method = \"explicit\"",
-                    list.first().map(|c| c.location.clone()).or_else(|| Some(t.location())),
+                    list.first()
+                        .map(|c| c.location.clone())
+                        .or_else(|| Some(t.location())),
                 )
                 .with_hint("add method = \"explicit\" or remove `categories`"));
             }
@@ -71,7 +78,11 @@ impl Params {
             _ => Unseen::Error,
         };
         let unknown_value = t.f64("unknown_value")?.map_or(-1.0, |v| v.value);
-        Ok(Params { method, unseen, unknown_value })
+        Ok(Params {
+            method,
+            unseen,
+            unknown_value,
+        })
     }
 }
 
@@ -93,7 +104,9 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("ordinal got non-categorical column {name}")));
+            return Err(Error::internal(format!(
+                "ordinal got non-categorical column {name}"
+            )));
         };
         if let Some(r) = values.iter().position(Option::is_none) {
             return Err(Error::data(format!(
@@ -123,23 +136,36 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
                 order.clone()
             }
         };
-        out.push(Mapping { column: name.clone(), categories });
+        out.push(Mapping {
+            column: name.clone(),
+            categories,
+        });
     }
-    Ok(Fitted { unseen: params.unseen, unknown_value: params.unknown_value, columns: out })
+    Ok(Fitted {
+        unseen: params.unseen,
+        unknown_value: params.unknown_value,
+        columns: out,
+    })
 }
 
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for m in &self.columns {
-            let idx = frame.index_of(&m.column).ok_or_else(|| frame.missing_column(&m.column))?;
+            let idx = frame
+                .index_of(&m.column)
+                .ok_or_else(|| frame.missing_column(&m.column))?;
             let ColumnData::Categorical(values) = &frame.columns[idx].data else {
                 return Err(Error::data(format!(
                     "column \"{}\" is numeric here but was categorical when the ordinal encoding was learned",
                     m.column
                 )));
             };
-            let code: BTreeMap<&str, f64> =
-                m.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i as f64)).collect();
+            let code: BTreeMap<&str, f64> = m
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i as f64))
+                .collect();
             let mut out = Vec::with_capacity(values.len());
             for (r, v) in values.iter().enumerate() {
                 match v.as_deref().and_then(|s| code.get(s)) {
@@ -172,21 +198,43 @@ mod tests {
     fn explicit_order_and_unknown_value() {
         let train = read_csv(b"q\nGd\nTA\nEx\n", &ReadOptions::default(), "t.csv").unwrap();
         let p = Params {
-            method: Method::Explicit(vec!["Po".into(), "Fa".into(), "TA".into(), "Gd".into(), "Ex".into()]),
+            method: Method::Explicit(vec![
+                "Po".into(),
+                "Fa".into(),
+                "TA".into(),
+                "Gd".into(),
+                "Ex".into(),
+            ]),
             unseen: Unseen::Encode,
             unknown_value: -1.0,
         };
         let f = fit(&p, &train, &["q".into()]).unwrap();
         let new = read_csv(b"q\nEx\nPo\nXX\n", &ReadOptions::default(), "n.csv").unwrap();
-        assert_eq!(f.apply(new).unwrap().numeric("q").unwrap(), &[4.0, 0.0, -1.0]);
+        assert_eq!(
+            f.apply(new).unwrap().numeric("q").unwrap(),
+            &[4.0, 0.0, -1.0]
+        );
     }
 
     #[test]
     fn lexical_and_frequency_orders() {
         let train = read_csv(b"c\nb\nb\na\nc\nc\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let lex = Params { method: Method::Lexical, unseen: Unseen::Error, unknown_value: -1.0 };
-        assert_eq!(fit(&lex, &train, &["c".into()]).unwrap().columns[0].categories, ["a", "b", "c"]);
-        let freq = Params { method: Method::Frequency, ..lex };
-        assert_eq!(fit(&freq, &train, &["c".into()]).unwrap().columns[0].categories, ["c", "b", "a"]);
+        let lex = Params {
+            method: Method::Lexical,
+            unseen: Unseen::Error,
+            unknown_value: -1.0,
+        };
+        assert_eq!(
+            fit(&lex, &train, &["c".into()]).unwrap().columns[0].categories,
+            ["a", "b", "c"]
+        );
+        let freq = Params {
+            method: Method::Frequency,
+            ..lex
+        };
+        assert_eq!(
+            fit(&freq, &train, &["c".into()]).unwrap().columns[0].categories,
+            ["c", "b", "a"]
+        );
     }
 }

@@ -25,7 +25,12 @@ pub struct Params {
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 4] = ["tolerance", "n_categories", "max_n_categories", "replace_with"];
+    pub const NAMES: [&'static str; 4] = [
+        "tolerance",
+        "n_categories",
+        "max_n_categories",
+        "replace_with",
+    ];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let tolerance = match t.f64("tolerance")? {
@@ -33,7 +38,10 @@ impl Params {
             Some(v) if (0.0..=1.0).contains(&v.value) => v.value,
             Some(v) => {
                 return Err(Error::spec(
-                    format!("`tolerance` must be between 0 and 1 (a fraction of train rows), found {}", v.value),
+                    format!(
+                        "`tolerance` must be between 0 and 1 (a fraction of train rows), found {}",
+                        v.value
+                    ),
                     Some(v.location),
                 ));
             }
@@ -41,12 +49,22 @@ impl Params {
         let n_categories = t.u64("n_categories")?.map_or(10, |v| v.value);
         let max_n_categories = match t.u64("max_n_categories")? {
             Some(v) if v.value == 0 => {
-                return Err(Error::spec("`max_n_categories` must be at least 1", Some(v.location)));
+                return Err(Error::spec(
+                    "`max_n_categories` must be at least 1",
+                    Some(v.location),
+                ));
             }
             other => other.map(|v| v.value),
         };
-        let replace_with = t.str("replace_with")?.map_or_else(|| "Rare".to_string(), |v| v.value);
-        Ok(Params { tolerance, n_categories, max_n_categories, replace_with })
+        let replace_with = t
+            .str("replace_with")?
+            .map_or_else(|| "Rare".to_string(), |v| v.value);
+        Ok(Params {
+            tolerance,
+            n_categories,
+            max_n_categories,
+            replace_with,
+        })
     }
 }
 
@@ -69,7 +87,9 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("rare_label got non-categorical column {name}")));
+            return Err(Error::internal(format!(
+                "rare_label got non-categorical column {name}"
+            )));
         };
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for s in values.iter().flatten() {
@@ -93,23 +113,33 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
         if let (true, Some(max)) = (grouped, params.max_n_categories) {
             frequent.truncate(max as usize);
         }
-        out.push(Grouping { column: name.clone(), frequent, grouped });
+        out.push(Grouping {
+            column: name.clone(),
+            frequent,
+            grouped,
+        });
     }
-    Ok(Fitted { replace_with: params.replace_with.clone(), columns: out })
+    Ok(Fitted {
+        replace_with: params.replace_with.clone(),
+        columns: out,
+    })
 }
 
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         let rare: Arc<str> = Arc::from(self.replace_with.as_str());
         for g in &self.columns {
-            let idx = frame.index_of(&g.column).ok_or_else(|| frame.missing_column(&g.column))?;
+            let idx = frame
+                .index_of(&g.column)
+                .ok_or_else(|| frame.missing_column(&g.column))?;
             let ColumnData::Categorical(values) = &mut frame.columns[idx].data else {
                 return Err(Error::data(format!(
                     "column \"{}\" is numeric here but was categorical when rare labels were learned",
                     g.column
                 )));
             };
-            let keep: std::collections::BTreeSet<&str> = g.frequent.iter().map(String::as_str).collect();
+            let keep: std::collections::BTreeSet<&str> =
+                g.frequent.iter().map(String::as_str).collect();
             for cell in values.iter_mut() {
                 if let Some(s) = cell {
                     if !keep.contains(&**s) {
@@ -130,12 +160,19 @@ mod tests {
     #[test]
     fn groups_below_tolerance_and_maps_unseen_to_rare() {
         let train = read_csv(b"c\na\na\na\nb\nb\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { tolerance: 0.2, n_categories: 2, max_n_categories: None, replace_with: "Rare".into() };
+        let p = Params {
+            tolerance: 0.2,
+            n_categories: 2,
+            max_n_categories: None,
+            replace_with: "Rare".into(),
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         assert_eq!(f.columns[0].frequent, ["a", "b"]);
         let new = read_csv(b"c\nc\nzzz\na\n", &ReadOptions::default(), "n.csv").unwrap();
         let out = f.apply(new).unwrap();
-        let ColumnData::Categorical(v) = &out.columns[0].data else { panic!() };
+        let ColumnData::Categorical(v) = &out.columns[0].data else {
+            panic!()
+        };
         let v: Vec<&str> = v.iter().map(|x| x.as_deref().unwrap()).collect();
         assert_eq!(v, ["Rare", "Rare", "a"]);
     }
@@ -143,7 +180,12 @@ mod tests {
     #[test]
     fn columns_with_few_labels_are_left_alone() {
         let train = read_csv(b"c\na\na\na\na\nb\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { tolerance: 0.5, n_categories: 10, max_n_categories: None, replace_with: "Rare".into() };
+        let p = Params {
+            tolerance: 0.5,
+            n_categories: 10,
+            max_n_categories: None,
+            replace_with: "Rare".into(),
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         assert!(!f.columns[0].grouped);
         assert_eq!(f.columns[0].frequent, ["a", "b"]);

@@ -43,15 +43,26 @@ fn value_key(data: &ColumnData, r: usize) -> Option<String> {
     }
 }
 
-pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Location>) -> Result<Fitted> {
+pub fn fit(
+    split: &Split,
+    frame: &Frame,
+    rng: &mut impl RngCore,
+    loc: Option<&Location>,
+) -> Result<Fitted> {
     let n = frame.n_rows();
     let mut is_test = vec![false; n];
     match split {
-        Split::Random { test_fraction, stratify } => {
+        Split::Random {
+            test_fraction,
+            stratify,
+        } => {
             let groups: BTreeMap<String, Vec<u32>> = match stratify {
                 None => BTreeMap::from([(String::new(), (0..n as u32).collect())]),
                 Some(col) => {
-                    let data = &frame.column(col).ok_or_else(|| frame.missing_column(col).at(loc))?.data;
+                    let data = &frame
+                        .column(col)
+                        .ok_or_else(|| frame.missing_column(col).at(loc))?
+                        .data;
                     let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
                     for r in 0..n {
                         let key = value_key(data, r).ok_or_else(|| {
@@ -89,17 +100,29 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
                 }
             }
         }
-        Split::Column { column, test_values } => {
-            let data = &frame.column(column).ok_or_else(|| frame.missing_column(column).at(loc))?.data;
+        Split::Column {
+            column,
+            test_values,
+        } => {
+            let data = &frame
+                .column(column)
+                .ok_or_else(|| frame.missing_column(column).at(loc))?
+                .data;
             for (r, t) in is_test.iter_mut().enumerate() {
                 *t = test_values.iter().any(|v| match (v, data) {
                     (SplitValue::Number(x), ColumnData::Numeric(col)) => col[r] == *x,
-                    (SplitValue::Text(s), ColumnData::Categorical(col)) => col[r].as_deref() == Some(s.as_str()),
+                    (SplitValue::Text(s), ColumnData::Categorical(col)) => {
+                        col[r].as_deref() == Some(s.as_str())
+                    }
                     _ => false,
                 });
             }
             if let Some(bad) = test_values.iter().find(|v| {
-                matches!((v, data), (SplitValue::Number(_), ColumnData::Categorical(_)) | (SplitValue::Text(_), ColumnData::Numeric(_)))
+                matches!(
+                    (v, data),
+                    (SplitValue::Number(_), ColumnData::Categorical(_))
+                        | (SplitValue::Text(_), ColumnData::Numeric(_))
+                )
             }) {
                 return Err(Error::data(format!(
                     "test value {bad:?} does not have the type of column \"{column}\" ({})",
@@ -109,7 +132,10 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
             }
         }
         Split::Time { column, test_from } => {
-            let data = &frame.column(column).ok_or_else(|| frame.missing_column(column).at(loc))?.data;
+            let data = &frame
+                .column(column)
+                .ok_or_else(|| frame.missing_column(column).at(loc))?
+                .data;
             for (r, t) in is_test.iter_mut().enumerate() {
                 let missing = || {
                     Error::data(format!(
@@ -135,7 +161,9 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
                             data.column_type().name()
                         ))
                         .at(loc)
-                        .with_hint("use a number for a numeric column, an ISO-8601 string for a text one"));
+                        .with_hint(
+                            "use a number for a numeric column, an ISO-8601 string for a text one",
+                        ));
                     }
                 };
             }
@@ -143,14 +171,20 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
     }
     let (test, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&r| is_test[r as usize]);
     if train.is_empty() {
-        return Err(Error::data(format!("the split leaves no train rows (of {n})"))
-            .at(loc)
-            .with_hint("lower test_fraction, or choose test values that leave rows for training"));
+        return Err(
+            Error::data(format!("the split leaves no train rows (of {n})"))
+                .at(loc)
+                .with_hint(
+                    "lower test_fraction, or choose test values that leave rows for training",
+                ),
+        );
     }
     if test.is_empty() {
-        return Err(Error::data(format!("the split leaves no test rows (of {n})"))
-            .at(loc)
-            .with_hint("raise test_fraction, or choose test values that occur in the data"));
+        return Err(
+            Error::data(format!("the split leaves no test rows (of {n})"))
+                .at(loc)
+                .with_hint("raise test_fraction, or choose test values that occur in the data"),
+        );
     }
     Ok(Fitted { train, test })
 }
@@ -172,7 +206,10 @@ mod tests {
 
     #[test]
     fn random_split_is_seeded_and_sized() {
-        let s = Split::Random { test_fraction: 0.25, stratify: None };
+        let s = Split::Random {
+            test_fraction: 0.25,
+            stratify: None,
+        };
         let a = fit(&s, &frame(), &mut ChaCha20Rng::from_seed([1; 32]), None).unwrap();
         let b = fit(&s, &frame(), &mut ChaCha20Rng::from_seed([1; 32]), None).unwrap();
         let c = fit(&s, &frame(), &mut ChaCha20Rng::from_seed([2; 32]), None).unwrap();
@@ -184,7 +221,10 @@ mod tests {
 
     #[test]
     fn stratified_split_keeps_proportions() {
-        let s = Split::Random { test_fraction: 0.2, stratify: Some("g".into()) };
+        let s = Split::Random {
+            test_fraction: 0.2,
+            stratify: Some("g".into()),
+        };
         let f = frame();
         let out = fit(&s, &f, &mut ChaCha20Rng::from_seed([3; 32]), None).unwrap();
         let a_in_test = out.test.iter().filter(|&&r| r % 4 == 0).count();
@@ -194,7 +234,10 @@ mod tests {
 
     #[test]
     fn column_split_with_no_train_rows_is_an_error() {
-        let s = Split::Time { column: "k".into(), test_from: SplitValue::Number(-1.0) };
+        let s = Split::Time {
+            column: "k".into(),
+            test_from: SplitValue::Number(-1.0),
+        };
         let err = fit(&s, &frame(), &mut ChaCha20Rng::from_seed([0; 32]), None).unwrap_err();
         assert_eq!(err.to_string(), "the split leaves no train rows (of 100)");
     }

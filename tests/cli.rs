@@ -1,0 +1,738 @@
+//! The `mlpipe` binary end to end, on the shipped house-price data, in throwaway folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data-snapshots/house-prices");
+const PIPELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/house-prices.toml");
+
+/// A folder with a copy of the house-price pipeline and data, and a store.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(PIPELINE).unwrap();
+        let text = text.replace("../data-snapshots/house-prices/train.csv", "train.csv");
+        std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+        for f in ["train.csv", "test.csv"] {
+            std::fs::copy(Path::new(DATA).join(f), dir.path().join(f)).unwrap();
+        }
+        Project { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.path("artifacts")
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.path(file)).unwrap();
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(self.path(file), text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn mlpipe(&self, args: &[&str]) -> Output {
+        self.mlpipe_env(args, &[])
+    }
+
+    fn mlpipe_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpipe"));
+        cmd.current_dir(self.dir.path())
+            .env("MLPIPE_STORE", self.store())
+            .env("CI", "true")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// `mlpipe run pipeline.toml --json`, which must succeed.
+    fn run(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["run", "pipeline.toml", "--json"];
+        args.extend(extra);
+        let out = self.mlpipe(&args);
+        assert!(out.status.success(), "run failed: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A failing command's exit code and standard error, with the project folder masked as [ROOT].
+    fn fail(&self, args: &[&str]) -> (i32, String) {
+        let out = self.mlpipe(args);
+        assert!(
+            !out.status.success(),
+            "expected failure, got: {}",
+            stdout(&out)
+        );
+        // Progress lines come first; the error starts at "error:".
+        let err = stderr(&out);
+        let err = err
+            .find("error:")
+            .map_or(err.as_str(), |i| &err[i..])
+            .to_string();
+        (
+            out.status.code().unwrap(),
+            err.replace(&self.dir.path().display().to_string(), "[ROOT]"),
+        )
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+fn ran(run: &Value) -> Vec<String> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == false)
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn outputs(run: &Value) -> Vec<String> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn second_run_executes_nothing_and_prints_the_same_id() {
+    let p = Project::new();
+    let first = p.run(&[]);
+    assert_eq!(first["run"].as_str().unwrap().len(), 64);
+    assert_eq!(ran(&first).len(), 10);
+    for m in ["rmse", "mae", "r2"] {
+        assert!(first["metrics"][m].is_f64(), "metric {m}");
+    }
+    let second = p.run(&[]);
+    assert_eq!(second["run"], first["run"]);
+    assert!(ran(&second).is_empty(), "re-ran {:?}", ran(&second));
+    assert_eq!(outputs(&second), outputs(&first));
+}
+
+#[test]
+fn changing_one_step_reruns_that_stage_and_those_after_it() {
+    let p = Project::new();
+    let first = p.run(&[]);
+    p.edit("pipeline.toml", "alpha = 10.0", "alpha = 3.0");
+    let second = p.run(&[]);
+    assert_eq!(ran(&second), ["train", "evaluate"]);
+    assert_ne!(second["run"], first["run"]);
+    p.edit("pipeline.toml", "tolerance = 0.01", "tolerance = 0.02");
+    let third = p.run(&[]);
+    assert_eq!(
+        ran(&third),
+        ["encode.rare", "encode.onehot", "train", "evaluate"]
+    );
+    assert_eq!(
+        stage(&third, "encode.quality")["output"],
+        stage(&first, "encode.quality")["output"]
+    );
+}
+
+#[test]
+fn ids_are_identical_across_stores_and_thread_counts() {
+    // The shipped pipeline in place, so the ids also cover this repository's commit.
+    let p = Project::new();
+    let one = p.mlpipe_env(
+        &[
+            "run",
+            PIPELINE,
+            "--json",
+            "--store",
+            p.path("one").to_str().unwrap(),
+        ],
+        &[("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")],
+    );
+    let many = p.mlpipe_env(
+        &[
+            "run",
+            PIPELINE,
+            "--json",
+            "--store",
+            p.path("many").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        one.status.success() && many.status.success(),
+        "{}{}",
+        stderr(&one),
+        stderr(&many)
+    );
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&one.stdout).unwrap(),
+        serde_json::from_slice(&many.stdout).unwrap(),
+    );
+    assert_eq!(a["run"], b["run"]);
+    assert_eq!(outputs(&a), outputs(&b));
+    assert_eq!(a["metrics"], b["metrics"]);
+}
+
+#[test]
+fn reproduce_proves_a_run_after_its_data_file_is_gone() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    std::fs::remove_file(p.path("train.csv")).unwrap();
+    let id = run["run"].as_str().unwrap();
+    let out = p.mlpipe(&["reproduce", &id[..10]]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("reproduced bit-for-bit: 10 artifacts (run {id})\n")
+    );
+}
+
+#[test]
+fn reproduce_names_the_first_stage_that_diverges() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let id = run["run"].as_str().unwrap();
+    // Forge the record: claim the rare-label stage produced other bytes.
+    let shown: Value = serde_json::from_slice(&p.mlpipe(&["show", id, "--json"]).stdout).unwrap();
+    let mut record = shown["content"].clone();
+    let fake = "ab".repeat(32);
+    let stages = record["stages"].as_array_mut().unwrap();
+    let rare = stages
+        .iter_mut()
+        .find(|s| s["name"] == "encode.rare")
+        .unwrap();
+    let real = rare["output"].as_str().unwrap().to_string();
+    rare["output"] = Value::String(fake.clone());
+    let bytes = serde_json::to_vec(&record).unwrap();
+    let rec_id = blake3::hash(&bytes).to_hex().to_string();
+    let objects = p.store().join("v1/objects").join(&rec_id[..2]);
+    std::fs::create_dir_all(&objects).unwrap();
+    std::fs::write(objects.join(&rec_id[2..]), &bytes).unwrap();
+    std::fs::write(
+        p.store().join("v1/refs/runs").join(id),
+        format!("{rec_id}\n"),
+    )
+    .unwrap();
+
+    let out = p.mlpipe(&["reproduce", id]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "NOT reproduced: run {id} first diverges at stage encode.rare\n  recorded   {fake}\n  reproduced {real}\n  6 earlier artifacts matched; recorded code: not in a git repository\n"
+        )
+    );
+}
+
+#[test]
+fn seed_change_shows_in_diff_with_the_stages_it_changed() {
+    let p = Project::new();
+    let a = p.run(&[]);
+    let b = p.run(&["--seed", "7"]);
+    let out = p.mlpipe(&[
+        "diff",
+        a["run"].as_str().unwrap(),
+        b["run"].as_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "differences exit 1");
+    let text = stdout(&out);
+    assert!(text.contains("config\n  seed: 42 → 7\n"), "{text}");
+    assert!(text.contains("seed     42 → 7\n"), "{text}");
+    assert!(text.contains("data     same snapshot\n"), "{text}");
+    assert!(
+        text.contains("  gather                       same\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  split                        different\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  evaluate                     different\n"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_slice(
+        &p.mlpipe(&[
+            "diff",
+            "--json",
+            &a["run"].as_str().unwrap()[..8],
+            &b["run"].as_str().unwrap()[..8],
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["seed"]["old"], 42);
+    assert_eq!(json["seed"]["new"], 7);
+    let same = p.mlpipe(&[
+        "diff",
+        a["run"].as_str().unwrap(),
+        a["run"].as_str().unwrap(),
+    ]);
+    assert_eq!(same.status.code(), Some(0));
+}
+
+#[test]
+fn diff_names_rows_and_cells_that_changed_in_the_data() {
+    let p = Project::new();
+    let a = p.run(&[]);
+    // Id 2: LotArea 9600 → 9601; drop the row with Id 3.
+    p.edit("train.csv", "2,20,RL,80,9600,", "2,20,RL,80,9601,");
+    let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("3,")).collect();
+    std::fs::write(p.path("train.csv"), kept.join("\n") + "\n").unwrap();
+    let b = p.run(&[]);
+    let out = p.mlpipe(&[
+        "diff",
+        "--json",
+        a["run"].as_str().unwrap(),
+        b["run"].as_str().unwrap(),
+    ]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["data"]["rows_matched_by"], "id column \"Id\"");
+    assert_eq!(d["data"]["rows_removed"], 1);
+    assert_eq!(d["data"]["rows_added"], 0);
+    assert_eq!(d["data"]["cells_changed"], 1);
+    assert_eq!(
+        d["data"]["examples"][0],
+        serde_json::json!({"row": "2", "column": "LotArea", "old": "9600", "new": "9601"})
+    );
+}
+
+#[test]
+fn predictions_are_byte_identical_and_replay_bit_for_bit() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let id = run["run"].as_str().unwrap();
+    let first = p.mlpipe(&["predict", id, "--input", "test.csv", "--output", "a.csv"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = p.mlpipe(&["predict", id, "--input", "test.csv"]);
+    assert!(second.status.success());
+    let a = std::fs::read(p.path("a.csv")).unwrap();
+    assert_eq!(a, second.stdout, "file and stdout output differ");
+    let text = String::from_utf8(a).unwrap();
+    assert!(text.starts_with("Id,prediction\n1461,"), "{}", &text[..40]);
+    assert_eq!(text.lines().count(), 1460);
+    let pred_id = stderr(&second)
+        .trim()
+        .strip_prefix("prediction ")
+        .unwrap()
+        .to_string();
+    assert!(
+        stdout(&first).contains(&pred_id),
+        "same input, same prediction id"
+    );
+    let replay = p.mlpipe(&["reproduce", &pred_id[..12]]);
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    assert_eq!(
+        stdout(&replay),
+        format!("reproduced bit-for-bit: 1 artifacts (prediction {pred_id})\n")
+    );
+}
+
+#[test]
+fn predict_rejects_bad_rows_with_column_and_line() {
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    p.edit("test.csv", "1461,20,RH,80,11622,", "1461,20,RH,80,big,");
+    let (code, err) = p.fail(&["predict", &id, "--input", "test.csv"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: column \"LotArea\" must be numeric, but line 2 of test.csv holds \"big\"\nhint: fix the value, or mark it missing with one of the pipeline's na_values\n"
+    );
+    std::fs::write(p.path("few.csv"), "Id,MSSubClass\n1,20\n").unwrap();
+    let (_, err) = p.fail(&["predict", &id, "--input", "few.csv"]);
+    assert!(
+        err.starts_with(
+            "error: column \"MSZoning\" is missing from few.csv; the fitted pipeline needs it\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn unseen_category_error_names_column_value_and_line() {
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    // KitchenQual goes through an explicit ordinal scale that does not know "Superb".
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = header.iter().position(|h| *h == "KitchenQual").unwrap();
+    let mut fields: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    fields[col] = "Superb".into();
+    lines[1] = fields.join(",");
+    std::fs::write(p.path("test.csv"), lines.join("\n") + "\n").unwrap();
+    let (_, err) = p.fail(&["predict", &id, "--input", "test.csv"]);
+    assert!(
+        err.starts_with("error: unseen category \"Superb\" in column \"KitchenQual\" (line 2 of test.csv); ordinal learned 6 categories on train\n"),
+        "{err}"
+    );
+}
+
+fn assert_store_clean(p: &Project) {
+    let tmp = p.store().join("v1/tmp");
+    if tmp.exists() {
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "half-written files left in the store"
+        );
+    }
+    if p.store().exists() {
+        let out = p.mlpipe(&["verify"]);
+        assert!(out.status.success(), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn malformed_toml_is_located() {
+    let p = Project::new();
+    p.edit("pipeline.toml", "seed = 42", "seed = 42 43");
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: pipeline.toml is not valid TOML: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n --> pipeline.toml:6:8\n  |\n6 | seed = 42 43\n  |        ^^^^^\n"),
+        "{err}"
+    );
+    assert_store_clean(&p);
+}
+
+#[test]
+fn unknown_key_gets_a_suggestion() {
+    let p = Project::new();
+    p.edit("pipeline.toml", "alpha = 10.0", "alpah = 10.0");
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(
+        err,
+        "error: unknown key `alpah` in [train] (expected one of: estimator, target_transform, alpha, fit_intercept)\n  --> pipeline.toml:60:1\n   |\n60 | alpah = 10.0\n   | ^^^^^\nhint: did you mean \"alpha\"?\n"
+    );
+}
+
+#[test]
+fn unknown_operator_is_located() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "operator = \"median\"",
+        "operator = \"medain\"",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(
+        err.starts_with("error: unknown operator \"medain\" in [[impute]]"),
+        "{err}"
+    );
+    assert!(err.contains("--> pipeline.toml:27:12"), "{err}");
+    assert!(err.ends_with("hint: did you mean \"median\"?\n"), "{err}");
+}
+
+#[test]
+fn unknown_column_points_at_its_name_in_the_pipeline() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "columns = [\"ExterQual\",",
+        "columns = [\"ExterQaul\",",
+    );
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: column \"ExterQaul\" is not in train.csv (stage encode.quality)\n  --> pipeline.toml:41:12\n   |\n41 | columns = [\"ExterQaul\", \"ExterCond\", \"BsmtQual\", \"BsmtCond\", \"HeatingQC\", \"KitchenQual\",\n   |            ^^^^^^^^^^^\nhint: did you mean \"ExterQual\"?\n"
+    );
+    assert_store_clean(&p);
+}
+
+#[test]
+fn missing_target_column_is_located() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "target = \"SalePrice\"",
+        "target = \"Price\"",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(
+        err.starts_with(
+            "error: column \"Price\" is not in train.csv (stage gather)\n --> pipeline.toml:7:10\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn text_column_in_a_numeric_step_is_explained() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "columns = \"numeric\"\nadd_indicator",
+        "columns = [\"LotFrontage\", \"MSZoning\"]\nadd_indicator",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(
+        err.starts_with("error: column \"MSZoning\" is text (categorical), but the median operator in step impute.numeric needs numeric columns (stage impute.numeric)\n  --> pipeline.toml:28:27\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: use most_frequent or constant for text columns"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_train_split_is_an_error() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "method = \"random\"\ntest_fraction = 0.25",
+        "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2000",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(err.starts_with("error: the split leaves no train rows (of 1460) (stage split)\n  --> pipeline.toml:20:10\n"), "{err}");
+    assert_store_clean(&p);
+}
+
+#[test]
+fn missing_data_file_is_named() {
+    let p = Project::new();
+    std::fs::remove_file(p.path("train.csv")).unwrap();
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(
+        err,
+        "error: cannot read the data file train.csv named by [gather] source: No such file or directory (os error 2)\nhint: fix `source` in [gather]; relative paths start at the pipeline file's folder\n"
+    );
+}
+
+fn object_path(p: &Project, id: &str) -> PathBuf {
+    p.store().join("v1/objects").join(&id[..2]).join(&id[2..])
+}
+
+#[test]
+fn corrupted_object_is_found_by_verify_and_recomputed_by_run() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let train = stage(&run, "train")["output"].as_str().unwrap().to_string();
+    let path = object_path(&p, &train);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = p.mlpipe(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("  {train}: corrupt: its bytes hash to ")),
+        "{}",
+        stdout(&out)
+    );
+
+    let (_, err) = p.fail(&["show", &train]);
+    assert!(
+        err.starts_with(&format!("error: store object {train} is corrupt")),
+        "{err}"
+    );
+    assert!(err.contains("hint: run `mlpipe verify`"), "{err}");
+
+    let again = p.mlpipe(&["run", "pipeline.toml", "--json"]);
+    assert!(again.status.success());
+    assert!(
+        stderr(&again).contains("warning: cached output of train is unusable"),
+        "{}",
+        stderr(&again)
+    );
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["run"], run["run"]);
+    assert_eq!(ran(&again), ["train"]);
+    assert!(
+        p.mlpipe(&["verify"]).status.success(),
+        "run repaired the object"
+    );
+}
+
+#[test]
+fn truncated_snapshot_is_detected_and_reproduce_refuses_it() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let snapshot = run_snapshot(&p, run["run"].as_str().unwrap());
+    let path = object_path(&p, &snapshot);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = p.mlpipe(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = p.fail(&["reproduce", run["run"].as_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!("error: store object {snapshot} is corrupt")),
+        "{err}"
+    );
+}
+
+fn run_snapshot(p: &Project, run: &str) -> String {
+    let shown: Value = serde_json::from_slice(&p.mlpipe(&["show", run, "--json"]).stdout).unwrap();
+    shown["content"]["snapshot"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn unknown_and_ambiguous_prefixes_are_explained() {
+    let p = Project::new();
+    p.run(&[]);
+    let (code, err) = p.fail(&["show", "ffffffffff"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: no run, prediction or object in [ROOT]/artifacts starts with \"ffffffffff\"\nhint: list runs with `mlpipe log`; check --store / MLPIPE_STORE\n"
+    );
+    let (_, err) = p.fail(&["show", "xyz!"]);
+    assert!(
+        err.starts_with("error: \"xyz!\" is not a hash or hash prefix"),
+        "{err}"
+    );
+    // Among ~30 objects, some pair shares its first character: a one-character prefix is refused,
+    // and a 4-character prefix shared by two ids is ambiguous.
+    let mut ids: Vec<String> = Vec::new();
+    for d in std::fs::read_dir(p.store().join("v1/objects")).unwrap() {
+        let d = d.unwrap();
+        for f in std::fs::read_dir(d.path()).unwrap() {
+            ids.push(format!(
+                "{}{}",
+                d.file_name().to_string_lossy(),
+                f.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    // Make an ambiguity for sure: two objects whose ids share 4 characters.
+    let target = &ids[0][..4];
+    let mut n = 0u64;
+    loop {
+        let body = format!("filler {n}");
+        let id = blake3::hash(body.as_bytes()).to_hex().to_string();
+        if id.starts_with(&target[..2]) && id[..4] == *target {
+            std::fs::write(object_path(&p, &id), body).unwrap();
+            break;
+        }
+        n += 1;
+    }
+    let (_, err) = p.fail(&["show", target]);
+    assert!(
+        err.starts_with(&format!(
+            "error: \"{target}\" is ambiguous: 2 ids start with it"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("hint: give more characters of the hash\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_runs_on_one_store_agree() {
+    let p = Project::new();
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpipe"));
+            cmd.current_dir(p.dir.path())
+                .env("MLPIPE_STORE", p.store())
+                .args(["run", "pipeline.toml", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if i % 2 == 1 {
+                cmd.args(["--seed", "5"]);
+            }
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let results: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    for pair in [(0, 2), (2, 4), (1, 3), (3, 5)] {
+        assert_eq!(results[pair.0]["run"], results[pair.1]["run"]);
+        assert_eq!(outputs(&results[pair.0]), outputs(&results[pair.1]));
+    }
+    assert_ne!(results[0]["run"], results[1]["run"]);
+    assert_store_clean(&p);
+}
+
+#[test]
+fn gc_keeps_what_runs_reference_and_removes_the_rest() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let orphan = blake3::hash(b"orphan").to_hex().to_string();
+    std::fs::create_dir_all(object_path(&p, &orphan).parent().unwrap()).unwrap();
+    std::fs::write(object_path(&p, &orphan), b"orphan").unwrap();
+    let out = p.mlpipe(&["gc", "--json"]);
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["removed"], 1);
+    assert!(!object_path(&p, &orphan).exists());
+    let again = p.run(&[]);
+    assert!(ran(&again).is_empty(), "gc removed something the run needs");
+    assert_eq!(again["run"], run["run"]);
+    let reproduce = p.mlpipe(&["reproduce", run["run"].as_str().unwrap()]);
+    assert!(reproduce.status.success());
+}
+
+#[test]
+fn log_and_show_describe_runs_and_objects() {
+    let p = Project::new();
+    let a = p.run(&[]);
+    let b = p.run(&["--seed", "1"]);
+    let log = stdout(&p.mlpipe(&["log"]));
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert!(l.contains("house-prices") && l.contains("rmse "), "{l}");
+    }
+    let ids: Vec<&str> = lines.iter().map(|l| &l[..12]).collect();
+    assert!(
+        ids.contains(&&a["run"].as_str().unwrap()[..12])
+            && ids.contains(&&b["run"].as_str().unwrap()[..12])
+    );
+
+    let snapshot = run_snapshot(&p, a["run"].as_str().unwrap());
+    let shown = stdout(&p.mlpipe(&["show", &snapshot[..12]]));
+    assert!(
+        shown.starts_with(&format!(
+            "data {snapshot}\n460676 bytes; first lines:\n  Id,MSSubClass,"
+        )),
+        "{shown}"
+    );
+    let imp = stage(&a, "impute.numeric")["output"].as_str().unwrap();
+    let shown: Value = serde_json::from_slice(&p.mlpipe(&["show", imp, "--json"]).stdout).unwrap();
+    assert_eq!(shown["kind"], "stage-output");
+    assert_eq!(shown["content"]["state"]["operator"], "impute");
+    assert_eq!(
+        shown["content"]["state"]["fills"][0]["column"],
+        "LotFrontage"
+    );
+}
