@@ -1,4 +1,4 @@
-//! One error type for the library: what went wrong, where (file:line:col, stage, column), and what to do.
+//! One error type for the library: what went wrong, where (<file:line:col>, stage, column), and what to do.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,9 +22,7 @@ impl Location {
         let before = &source[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..]
-            .find('\n')
-            .map_or(source.len(), |i| start + i);
+        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
         let col = source[line_start..start].chars().count() + 1;
         let end = span.end.clamp(start, line_end);
         let width = source[start..end].chars().count().max(1);
@@ -32,9 +30,7 @@ impl Location {
             file: file.to_path_buf(),
             line,
             col,
-            line_text: source[line_start..line_end]
-                .trim_end_matches('\r')
-                .to_string(),
+            line_text: source[line_start..line_end].trim_end_matches('\r').to_string(),
             width,
         }
     }
@@ -85,18 +81,11 @@ pub enum Error {
 
     /// A store object whose bytes no longer hash to its id.
     #[error("store object {id} is corrupt: its bytes hash to {actual} ({})", path.display())]
-    Corrupt {
-        id: String,
-        actual: String,
-        path: PathBuf,
-    },
+    Corrupt { id: String, actual: String, path: PathBuf },
 
     /// A hash (or prefix) that names nothing, or more than one thing.
     #[error("{message}")]
-    Lookup {
-        message: String,
-        hint: Option<String>,
-    },
+    Lookup { message: String, hint: Option<String> },
 
     /// A reproduction that did not give the recorded bytes.
     #[error("{message}")]
@@ -184,12 +173,10 @@ impl Error {
     /// Attaches a pipeline location to a data error that has none yet (e.g. an unknown column found at fit time).
     #[must_use]
     pub fn at(mut self, loc: Option<&Location>) -> Self {
-        if let (Error::Data { location, .. } | Error::Spec { location, .. }, Some(l)) =
-            (&mut self, loc)
+        if let (Error::Data { location, .. } | Error::Spec { location, .. }, Some(l)) = (&mut self, loc)
+            && location.is_none()
         {
-            if location.is_none() {
-                *location = Some(Box::new(l.clone()));
-            }
+            *location = Some(Box::new(l.clone()));
         }
         self
     }
@@ -198,9 +185,7 @@ impl Error {
     #[must_use]
     pub fn in_stage(mut self, stage: &str) -> Self {
         match &mut self {
-            Error::Spec { message, .. } | Error::Data { message, .. }
-                if !message.contains(" (stage ") =>
-            {
+            Error::Spec { message, .. } | Error::Data { message, .. } if !message.contains(" (stage ") => {
                 *message = format!("{message} (stage {stage})");
             }
             _ => {}

@@ -85,16 +85,12 @@ impl StageOutput {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self)
-            .map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
+        serde_json::to_vec(self).map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
     }
 
     pub fn from_bytes(bytes: &[u8], id: &Id) -> Result<StageOutput> {
-        serde_json::from_slice(bytes).map_err(|e| {
-            Error::internal(format!(
-                "object {id} is not a stage output of this mlpipe version: {e}"
-            ))
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(format!("object {id} is not a stage output of this mlpipe version: {e}")))
     }
 }
 
@@ -153,9 +149,7 @@ impl Data {
     fn split(&self, stage: &str) -> Result<(&Frame, &Frame)> {
         match self {
             Data::Split { train, test } => Ok((train, test)),
-            Data::All(_) => Err(Error::internal(format!(
-                "stage {stage} ran before the split"
-            ))),
+            Data::All(_) => Err(Error::internal(format!("stage {stage} ran before the split"))),
         }
     }
 }
@@ -169,12 +163,7 @@ pub struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(
-        pipeline: &'a Pipeline,
-        store: &'a dyn Store,
-        use_cache: bool,
-        progress: &'a dyn Progress,
-    ) -> Self {
+    pub fn new(pipeline: &'a Pipeline, store: &'a dyn Store, use_cache: bool, progress: &'a dyn Progress) -> Self {
         Executor {
             pipeline,
             plan: Plan::new(pipeline),
@@ -199,9 +188,8 @@ impl<'a> Executor<'a> {
         match parsed {
             Ok(out) => Ok(Some((out_id, out))),
             Err(e @ (Error::Corrupt { .. } | Error::Lookup { .. } | Error::Internal { .. })) => {
-                self.progress.warn(&format!(
-                    "cached output of {name} is unusable ({e}); recomputing it"
-                ));
+                self.progress
+                    .warn(&format!("cached output of {name} is unusable ({e}); recomputing it"));
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -217,26 +205,26 @@ impl<'a> Executor<'a> {
         for index in 0..total {
             let stage = &self.plan.stages[index];
             self.progress.stage_started(&stage.name, index, total);
+            #[allow(clippy::disallowed_methods)] // timing only reaches the progress report
             let started = Instant::now();
             let key = self.plan.key(index, &input);
-            let (output_id, output, cached) =
-                if let Some((id, out)) = self.cached(&key, &stage.name)? {
-                    if let Some(d) = data.take() {
-                        data = Some(self.apply(index, &out, Some(d), snapshot)?);
-                    }
-                    (id, out, true)
-                } else {
-                    let current = match data.take() {
-                        Some(d) => Some(d),
-                        None if index == 0 => None,
-                        None => Some(self.materialise(index, &outputs, snapshot)?),
-                    };
-                    let (out, next) = self.fit(index, current, snapshot, &outputs)?;
-                    let id = self.store.put(&out.to_bytes()?)?;
-                    self.store.set_ref(RefKind::StageKey, &key, &id)?;
-                    data = Some(next);
-                    (id, out, false)
+            let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name)? {
+                if let Some(d) = data.take() {
+                    data = Some(self.apply(index, &out, Some(d), snapshot)?);
+                }
+                (id, out, true)
+            } else {
+                let current = match data.take() {
+                    Some(d) => Some(d),
+                    None if index == 0 => None,
+                    None => Some(self.materialise(index, &outputs, snapshot)?),
                 };
+                let (out, next) = self.fit(index, current, snapshot, &outputs)?;
+                let id = self.store.put(&out.to_bytes()?)?;
+                self.store.set_ref(RefKind::StageKey, &key, &id)?;
+                data = Some(next);
+                (id, out, false)
+            };
             let result = StageResult {
                 name: stage.name.clone(),
                 kind: stage.kind_name.clone(),
@@ -258,12 +246,7 @@ impl<'a> Executor<'a> {
 
     /// Rebuilds the data that stage `index` takes in, from the snapshot and the earlier stages' states,
     /// and checks it against the digest the previous stage recorded.
-    fn materialise(
-        &self,
-        index: usize,
-        outputs: &[StageOutput],
-        snapshot: &Snapshot<'_>,
-    ) -> Result<Data> {
+    fn materialise(&self, index: usize, outputs: &[StageOutput], snapshot: &Snapshot<'_>) -> Result<Data> {
         let mut data = None;
         for (i, out) in outputs.iter().enumerate().take(index) {
             data = Some(self.apply(i, out, data, snapshot)?);
@@ -286,13 +269,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Applies a stage's recorded state to the data (no fitting).
-    fn apply(
-        &self,
-        index: usize,
-        out: &StageOutput,
-        data: Option<Data>,
-        snapshot: &Snapshot<'_>,
-    ) -> Result<Data> {
+    fn apply(&self, index: usize, out: &StageOutput, data: Option<Data>, snapshot: &Snapshot<'_>) -> Result<Data> {
         let name = &self.plan.stages[index].name;
         match (&out.state, data) {
             (StageState::Gather { .. }, _) => Ok(Data::All(self.parse_snapshot(snapshot)?)),
@@ -304,9 +281,7 @@ impl<'a> Executor<'a> {
                 train: f.apply(train).map_err(|e| e.in_stage(name))?,
                 test: f.apply(test).map_err(|e| e.in_stage(name))?,
             }),
-            (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => {
-                Ok(d)
-            }
+            (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => Ok(d),
             _ => Err(Error::internal(format!(
                 "stage {name}: recorded state does not fit the data it follows"
             ))),
@@ -332,9 +307,7 @@ impl<'a> Executor<'a> {
                 let frame = self.parse_snapshot(snapshot)?;
                 check_target(p, &frame)?;
                 let out = StageOutput::new(
-                    StageState::Gather {
-                        schema: frame.schema(),
-                    },
+                    StageState::Gather { schema: frame.schema() },
                     Data::All(frame.clone()).digests(),
                 );
                 Ok((out, Data::All(frame)))
@@ -343,9 +316,8 @@ impl<'a> Executor<'a> {
                 let Some(Data::All(all)) = data else {
                     return Err(Error::internal("split without data"));
                 };
-                let fitted =
-                    split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
-                        .map_err(|e| e.in_stage("split"))?;
+                let fitted = split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
+                    .map_err(|e| e.in_stage("split"))?;
                 let d = Data::Split {
                     train: all.take(&fitted.train),
                     test: all.take(&fitted.test),
@@ -357,18 +329,15 @@ impl<'a> Executor<'a> {
                 let (train, _) = d.split("analyse")?;
                 let top = p.analyse.as_ref().map_or(5, |a| a.top_categories);
                 let profile = analyse::profile(train, top);
-                Ok((
-                    StageOutput::new(StageState::Analyse(profile), d.digests()),
-                    d,
-                ))
+                Ok((StageOutput::new(StageState::Analyse(profile), d.digests()), d))
             }
             StageKind::Step(i) => {
                 let step = &p.steps[i];
                 let Some(Data::Split { train, test }) = data else {
                     return Err(Error::internal("step before split"));
                 };
-                let fitted = stages::fit_step(step, &train, &protected, &mut ctx)
-                    .map_err(|e| e.in_stage(&step.name))?;
+                let fitted =
+                    stages::fit_step(step, &train, &protected, &mut ctx).map_err(|e| e.in_stage(&step.name))?;
                 let d = Data::Split {
                     train: fitted.apply(train).map_err(|e| e.in_stage(&step.name))?,
                     test: fitted.apply(test).map_err(|e| e.in_stage(&step.name))?,
@@ -380,10 +349,8 @@ impl<'a> Executor<'a> {
                 let (train, _) = d.split("train")?;
                 let y = target_values(p, train)?;
                 let y = transform_target(p.train.target_transform, &y, train, &p.target)?;
-                let features =
-                    models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
-                let model = models::fit(&p.train.estimator, &features, &y)
-                    .map_err(|e| e.in_stage("train"))?;
+                let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
+                let model = models::fit(&p.train.estimator, &features, &y).map_err(|e| e.in_stage("train"))?;
                 let state = TrainState {
                     target_transform: p.train.target_transform,
                     model,
@@ -416,10 +383,7 @@ impl<'a> Executor<'a> {
                     train: train_metrics,
                     test_predictions: Id::of_bytes(&bits),
                 };
-                Ok((
-                    StageOutput::new(StageState::Evaluate(state), d.digests()),
-                    d,
-                ))
+                Ok((StageOutput::new(StageState::Evaluate(state), d.digests()), d))
             }
         }
     }
@@ -444,9 +408,7 @@ fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
                 p.target
             ))
             .at(p.origin.target.as_ref())
-            .with_hint(
-                "check na_values (a missing-value marker read as text?) or the target column",
-            ));
+            .with_hint("check na_values (a missing-value marker read as text?) or the target column"));
         }
         None => {
             return Err(frame
@@ -455,13 +417,13 @@ fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
                 .in_stage("gather"));
         }
     }
-    if let Some(id) = &p.gather.id_column {
-        if frame.column(id).is_none() {
-            return Err(frame
-                .missing_column(id)
-                .at(p.origin.id_column.as_ref())
-                .in_stage("gather"));
-        }
+    if let Some(id) = &p.gather.id_column
+        && frame.column(id).is_none()
+    {
+        return Err(frame
+            .missing_column(id)
+            .at(p.origin.id_column.as_ref())
+            .in_stage("gather"));
     }
     Ok(())
 }
@@ -474,15 +436,14 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
             p.target, frame.lines[r], frame.source
         ))
         .at(p.origin.target.as_ref())
-        .with_hint(
-            "rows without a target cannot be trained or scored; remove them from the data",
-        ));
+        .with_hint("rows without a target cannot be trained or scored; remove them from the data"));
     }
     Ok(y.to_vec())
 }
 
 fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) -> Result<Vec<f64>> {
-    let (f, ok, what): (fn(f64) -> f64, fn(f64) -> bool, &str) = match t {
+    type Transform = (fn(f64) -> f64, fn(f64) -> bool, &'static str);
+    let (f, ok, what): Transform = match t {
         TargetTransform::None => return Ok(y.to_vec()),
         TargetTransform::Log => (f64::ln, |v| v > 0.0, "> 0"),
         TargetTransform::Log1p => (f64::ln_1p, |v| v > -1.0, "> -1"),

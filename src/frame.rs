@@ -62,9 +62,7 @@ impl ColumnData {
 
     fn take(&self, rows: &[u32]) -> ColumnData {
         match self {
-            ColumnData::Numeric(v) => {
-                ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect())
-            }
+            ColumnData::Numeric(v) => ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect()),
             ColumnData::Categorical(v) => {
                 ColumnData::Categorical(rows.iter().map(|&r| v[r as usize].clone()).collect())
             }
@@ -113,6 +111,7 @@ impl Frame {
     }
 
     /// The rows at `rows` (indices into this frame), in that order.
+    #[must_use]
     pub fn take(&self, rows: &[u32]) -> Frame {
         Frame {
             columns: self
@@ -149,10 +148,7 @@ impl Frame {
     }
 
     pub fn missing_column(&self, name: &str) -> Error {
-        let mut err = Error::data(format!(
-            "column \"{name}\" is not in {}",
-            self.describe_source()
-        ));
+        let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source()));
         if let Some(h) = crate::error::did_you_mean(name, self.names()) {
             err = err.with_hint(h);
         }
@@ -202,11 +198,7 @@ impl Frame {
                     1
                 }
             };
-            key = key
-                .str(&col.name)
-                .u64(tag)
-                .u64(col.data.len() as u64)
-                .bytes(&buf);
+            key = key.str(&col.name).u64(tag).u64(col.data.len() as u64).bytes(&buf);
         }
         key.finish()
     }
@@ -260,9 +252,8 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
             .position()
             .map(|p| format!(" at line {}", p.line()))
             .unwrap_or_default();
-        Error::data(format!("{source} is not valid CSV{line}: {e}")).with_hint(
-            "check the delimiter and quoting; every row needs as many fields as the header",
-        )
+        Error::data(format!("{source} is not valid CSV{line}: {e}"))
+            .with_hint("check the delimiter and quoting; every row needs as many fields as the header")
     };
     let header = reader.byte_headers().map_err(csv_error)?.clone();
     let mut names = Vec::with_capacity(header.len());
@@ -285,8 +276,9 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         names.push(name);
     }
     if names.is_empty() {
-        return Err(Error::data(format!("{source} has no header row"))
-            .with_hint("the first line must name the columns"));
+        return Err(
+            Error::data(format!("{source} has no header row")).with_hint("the first line must name the columns")
+        );
     }
     for (what, name) in opts
         .dtypes
@@ -295,9 +287,7 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         .chain(opts.columns.iter().map(|n| ("columns", n)))
     {
         if !names.contains(name) {
-            let mut err = Error::data(format!(
-                "{what} names column \"{name}\", which is not in {source}"
-            ));
+            let mut err = Error::data(format!("{what} names column \"{name}\", which is not in {source}"));
             if let Some(h) = crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
                 err = err.with_hint(h);
             }
@@ -313,8 +303,13 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         records.push(record.clone());
     }
 
-    let is_missing =
-        |field: &[u8]| field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field);
+    if records.len() > u32::MAX as usize {
+        return Err(Error::data(format!(
+            "{source} has more than {} rows, which mlpipe does not support",
+            u32::MAX
+        )));
+    }
+    let is_missing = |field: &[u8]| field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field);
     let mut columns = Vec::with_capacity(names.len());
     for (c, name) in names.iter().enumerate() {
         if !opts.columns.is_empty() && !opts.columns.contains(name) {
@@ -384,11 +379,7 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
 
 /// Makes `frame` fit a training schema: every schema column must be present; a numeric column that
 /// arrived as text (because one value is not a number) is reported with the line and value.
-pub fn conform_to_schema(
-    frame: Frame,
-    schema: &[(String, ColumnType)],
-    optional: &[&str],
-) -> Result<Frame> {
+pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional: &[&str]) -> Result<Frame> {
     let mut out = Vec::with_capacity(schema.len());
     let Frame {
         mut columns,
@@ -463,12 +454,7 @@ mod tests {
 
     #[test]
     fn infers_types_and_missing_markers() {
-        let f = read_csv(
-            b"a,b,c\n1,x,NA\n2.5,,None\n,NA,3\n",
-            &opts(&["NA"]),
-            "t.csv",
-        )
-        .unwrap();
+        let f = read_csv(b"a,b,c\n1,x,NA\n2.5,,None\n,NA,3\n", &opts(&["NA"]), "t.csv").unwrap();
         assert_eq!(f.schema()[0].1, ColumnType::Numeric);
         assert_eq!(f.schema()[1].1, ColumnType::Categorical);
         // "None" is a real category: only NA and empty are missing.
@@ -492,11 +478,7 @@ mod tests {
     #[test]
     fn ragged_row_is_an_error_with_its_line() {
         let err = read_csv(b"a,b\n1,2\n3\n", &opts(&[]), "t.csv").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("t.csv is not valid CSV at line 3"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("t.csv is not valid CSV at line 3"), "{err}");
     }
 
     #[test]

@@ -136,12 +136,7 @@ pub fn stage_key(stage: &PlannedStage, input: &Id, version: &str, target: &str) 
 /// The run id: blake3 (derive-key, [`context::RUN_ID`]) over the pipeline's hashed canonical JSON, the
 /// snapshot id, the code commit (empty outside git), the dirty flag and diff hash, the master seed and
 /// the mlpipe version.
-pub fn run_id(
-    pipeline: &Pipeline,
-    snapshot: &Id,
-    code: &crate::provenance::CodeState,
-    version: &str,
-) -> Id {
+pub fn run_id(pipeline: &Pipeline, snapshot: &Id, code: &crate::provenance::CodeState, version: &str) -> Id {
     KeyBuilder::new(context::RUN_ID)
         .bytes(&pipeline.hashed_bytes())
         .id(snapshot)

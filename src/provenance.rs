@@ -99,14 +99,7 @@ pub fn code_state(path: &Path) -> Result<CodeState> {
     let repository = repo.workdir().map(|p| p.display().to_string());
     let head_tree = match repo.head() {
         Ok(head) => Some(head.peel_to_commit().map_err(git_err)?),
-        Err(e)
-            if matches!(
-                e.code(),
-                git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
-            ) =>
-        {
-            None
-        }
+        Err(e) if matches!(e.code(), git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound) => None,
         Err(e) => return Err(git_err(e)),
     };
     let Some(commit) = head_tree else {
@@ -193,6 +186,7 @@ pub struct PredictionRecord {
     pub created: String,
 }
 
+#[allow(clippy::disallowed_methods)] // records carry the time they were made; no key does
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -113,10 +113,7 @@ impl LocalStore {
                         root.display(),
                         text.trim()
                     ),
-                    hint: Some(
-                        "use the mlpipe version that wrote it, or point --store at another folder"
-                            .into(),
-                    ),
+                    hint: Some("use the mlpipe version that wrote it, or point --store at another folder".into()),
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -128,14 +125,8 @@ impl LocalStore {
                         .any(|e| e.file_name() != "v1" && e.file_name() != "layout");
                 if foreign {
                     return Err(Error::Lookup {
-                        message: format!(
-                            "{} exists, is not empty and is not an mlpipe store",
-                            root.display()
-                        ),
-                        hint: Some(
-                            "point --store (or MLPIPE_STORE) at an empty or mlpipe-created folder"
-                                .into(),
-                        ),
+                        message: format!("{} exists, is not empty and is not an mlpipe store", root.display()),
+                        hint: Some("point --store (or MLPIPE_STORE) at an empty or mlpipe-created folder".into()),
                     });
                 }
                 let base = root.join("v1");
@@ -145,13 +136,7 @@ impl LocalStore {
             Err(e) => return Err(Error::io("read", layout, e)),
         }
         let base = root.join("v1");
-        for d in [
-            "objects",
-            "refs/keys",
-            "refs/runs",
-            "refs/predictions",
-            "tmp",
-        ] {
+        for d in ["objects", "refs/keys", "refs/runs", "refs/predictions", "tmp"] {
             fs::create_dir_all(base.join(d)).map_err(io("create store folder", root))?;
         }
         Ok(LocalStore {
@@ -199,12 +184,12 @@ impl LocalStore {
     /// Stores bytes whose id the caller already computed (large snapshots are hashed once).
     pub fn put_with_id(&self, id: &Id, bytes: &[u8]) -> Result<()> {
         let path = self.object_path(id);
-        if let Ok(existing) = fs::read(&path) {
-            if Id::of_bytes(&existing) == *id {
-                return Ok(());
-            }
-            // A damaged copy: replace it with the good bytes we hold.
+        if let Ok(existing) = fs::read(&path)
+            && Id::of_bytes(&existing) == *id
+        {
+            return Ok(());
         }
+        // A damaged copy: replace it with the good bytes we hold.
         write_atomic(&self.tmp(), &path, bytes)
     }
 
@@ -217,8 +202,7 @@ impl LocalStore {
             let p = prefix.file_name().to_string_lossy().to_string();
             for entry in fs::read_dir(prefix.path()).map_err(io("list", &dir))? {
                 let entry = entry.map_err(io("list", &dir))?;
-                if let Ok(id) = format!("{p}{}", entry.file_name().to_string_lossy()).parse::<Id>()
-                {
+                if let Ok(id) = format!("{p}{}", entry.file_name().to_string_lossy()).parse::<Id>() {
                     out.push(id);
                 }
             }
@@ -234,10 +218,7 @@ impl LocalStore {
         let read = |d: &Path, prefix: &str, names: &mut Vec<(String, PathBuf)>| -> Result<()> {
             for e in fs::read_dir(d).map_err(io("list", d))? {
                 let e = e.map_err(io("list", d))?;
-                names.push((
-                    format!("{prefix}{}", e.file_name().to_string_lossy()),
-                    e.path(),
-                ));
+                names.push((format!("{prefix}{}", e.file_name().to_string_lossy()), e.path()));
             }
             Ok(())
         };
@@ -283,7 +264,7 @@ impl LocalStore {
 
     pub fn remove_object(&self, id: &Id) -> Result<u64> {
         let p = self.object_path(id);
-        let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        let size = fs::metadata(&p).map_or(0, |m| m.len());
         match fs::remove_file(&p) {
             Ok(()) => Ok(size),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
@@ -310,10 +291,7 @@ impl LocalStore {
         if prefix.len() < 4 || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Lookup {
                 message: format!("\"{text}\" is not a hash or hash prefix"),
-                hint: Some(
-                    "give at least 4 hex characters of an id shown by `mlpipe log` or `mlpipe run`"
-                        .into(),
-                ),
+                hint: Some("give at least 4 hex characters of an id shown by `mlpipe log` or `mlpipe run`".into()),
             });
         }
         let mut found: BTreeSet<Resolved> = BTreeSet::new();
@@ -323,15 +301,11 @@ impl LocalStore {
         ] {
             let dir = self.base.join("refs").join(kind.dir());
             for e in fs::read_dir(&dir).map_err(io("list", &dir))? {
-                let name = e
-                    .map_err(io("list", &dir))?
-                    .file_name()
-                    .to_string_lossy()
-                    .to_string();
-                if name.starts_with(&prefix) {
-                    if let Ok(id) = name.parse() {
-                        found.insert(wrap(id));
-                    }
+                let name = e.map_err(io("list", &dir))?.file_name().to_string_lossy().to_string();
+                if name.starts_with(&prefix)
+                    && let Ok(id) = name.parse()
+                {
+                    found.insert(wrap(id));
                 }
             }
         }
@@ -344,19 +318,16 @@ impl LocalStore {
                         &prefix[..2],
                         e.map_err(io("list", &dir))?.file_name().to_string_lossy()
                     );
-                    if name.starts_with(&prefix) {
-                        if let Ok(id) = name.parse() {
-                            found.insert(Resolved::Object(id));
-                        }
+                    if name.starts_with(&prefix)
+                        && let Ok(id) = name.parse()
+                    {
+                        found.insert(Resolved::Object(id));
                     }
                 }
             }
         }
         match found.len() {
-            1 => Ok(found
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::internal("empty set"))?),
+            1 => Ok(found.into_iter().next().ok_or_else(|| Error::internal("empty set"))?),
             0 => Err(Error::Lookup {
                 message: format!(
                     "no run, prediction or object in {} starts with \"{prefix}\"",
@@ -370,7 +341,7 @@ impl LocalStore {
                     found
                         .iter()
                         .take(4)
-                        .map(|r| r.describe())
+                        .map(Resolved::describe)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -400,18 +371,14 @@ impl Resolved {
 
 fn read_ref_file(path: &Path) -> Result<Option<Id>> {
     match fs::read_to_string(path) {
-        Ok(text) => text
-            .trim()
-            .parse::<Id>()
-            .map(Some)
-            .map_err(|_| Error::Corrupt {
-                id: path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-                actual: format!("a ref holding \"{}\"", text.trim()),
-                path: path.to_path_buf(),
-            }),
+        Ok(text) => text.trim().parse::<Id>().map(Some).map_err(|_| Error::Corrupt {
+            id: path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            actual: format!("a ref holding \"{}\"", text.trim()),
+            path: path.to_path_buf(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
     }
@@ -456,11 +423,7 @@ impl Store for LocalStore {
     }
 
     fn set_ref(&self, kind: RefKind, key: &Id, target: &Id) -> Result<()> {
-        write_atomic(
-            &self.tmp(),
-            &self.ref_path(kind, key),
-            format!("{target}\n").as_bytes(),
-        )
+        write_atomic(&self.tmp(), &self.ref_path(kind, key), format!("{target}\n").as_bytes())
     }
 }
 
@@ -548,10 +511,7 @@ mod tests {
         assert_eq!(store.resolve(&id.hex()[..8]).unwrap(), Resolved::Object(id));
         assert!(store.resolve("zz").is_err());
         let err = store.resolve("0000000").unwrap_err();
-        assert!(
-            err.to_string().starts_with("no run, prediction or object"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("no run, prediction or object"), "{err}");
     }
 
     #[test]

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
 //! The `mlpipe` binary end to end, on the shipped house-price data, in throwaway folders.
 
 use std::path::{Path, PathBuf};
@@ -67,17 +69,10 @@ impl Project {
     /// A failing command's exit code and standard error, with the project folder masked as [ROOT].
     fn fail(&self, args: &[&str]) -> (i32, String) {
         let out = self.mlpipe(args);
-        assert!(
-            !out.status.success(),
-            "expected failure, got: {}",
-            stdout(&out)
-        );
+        assert!(!out.status.success(), "expected failure, got: {}", stdout(&out));
         // Progress lines come first; the error starts at "error:".
         let err = stderr(&out);
-        let err = err
-            .find("error:")
-            .map_or(err.as_str(), |i| &err[i..])
-            .to_string();
+        let err = err.find("error:").map_or(err.as_str(), |i| &err[i..]).to_string();
         (
             out.status.code().unwrap(),
             err.replace(&self.dir.path().display().to_string(), "[ROOT]"),
@@ -146,10 +141,7 @@ fn changing_one_step_reruns_that_stage_and_those_after_it() {
     assert_ne!(second["run"], first["run"]);
     p.edit("pipeline.toml", "tolerance = 0.01", "tolerance = 0.02");
     let third = p.run(&[]);
-    assert_eq!(
-        ran(&third),
-        ["encode.rare", "encode.onehot", "train", "evaluate"]
-    );
+    assert_eq!(ran(&third), ["encode.rare", "encode.onehot", "train", "evaluate"]);
     assert_eq!(
         stage(&third, "encode.quality")["output"],
         stage(&first, "encode.quality")["output"]
@@ -161,23 +153,11 @@ fn ids_are_identical_across_stores_and_thread_counts() {
     // The shipped pipeline in place, so the ids also cover this repository's commit.
     let p = Project::new();
     let one = p.mlpipe_env(
-        &[
-            "run",
-            PIPELINE,
-            "--json",
-            "--store",
-            p.path("one").to_str().unwrap(),
-        ],
+        &["run", PIPELINE, "--json", "--store", p.path("one").to_str().unwrap()],
         &[("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")],
     );
     let many = p.mlpipe_env(
-        &[
-            "run",
-            PIPELINE,
-            "--json",
-            "--store",
-            p.path("many").to_str().unwrap(),
-        ],
+        &["run", PIPELINE, "--json", "--store", p.path("many").to_str().unwrap()],
         &[],
     );
     assert!(
@@ -219,10 +199,7 @@ fn reproduce_names_the_first_stage_that_diverges() {
     let mut record = shown["content"].clone();
     let fake = "ab".repeat(32);
     let stages = record["stages"].as_array_mut().unwrap();
-    let rare = stages
-        .iter_mut()
-        .find(|s| s["name"] == "encode.rare")
-        .unwrap();
+    let rare = stages.iter_mut().find(|s| s["name"] == "encode.rare").unwrap();
     let real = rare["output"].as_str().unwrap().to_string();
     rare["output"] = Value::String(fake.clone());
     let bytes = serde_json::to_vec(&record).unwrap();
@@ -230,11 +207,7 @@ fn reproduce_names_the_first_stage_that_diverges() {
     let objects = p.store().join("v1/objects").join(&rec_id[..2]);
     std::fs::create_dir_all(&objects).unwrap();
     std::fs::write(objects.join(&rec_id[2..]), &bytes).unwrap();
-    std::fs::write(
-        p.store().join("v1/refs/runs").join(id),
-        format!("{rec_id}\n"),
-    )
-    .unwrap();
+    std::fs::write(p.store().join("v1/refs/runs").join(id), format!("{rec_id}\n")).unwrap();
 
     let out = p.mlpipe(&["reproduce", id]);
     assert_eq!(out.status.code(), Some(3));
@@ -251,28 +224,15 @@ fn seed_change_shows_in_diff_with_the_stages_it_changed() {
     let p = Project::new();
     let a = p.run(&[]);
     let b = p.run(&["--seed", "7"]);
-    let out = p.mlpipe(&[
-        "diff",
-        a["run"].as_str().unwrap(),
-        b["run"].as_str().unwrap(),
-    ]);
+    let out = p.mlpipe(&["diff", a["run"].as_str().unwrap(), b["run"].as_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "differences exit 1");
     let text = stdout(&out);
     assert!(text.contains("config\n  seed: 42 → 7\n"), "{text}");
     assert!(text.contains("seed     42 → 7\n"), "{text}");
     assert!(text.contains("data     same snapshot\n"), "{text}");
-    assert!(
-        text.contains("  gather                       same\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("  split                        different\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("  evaluate                     different\n"),
-        "{text}"
-    );
+    assert!(text.contains("  gather                       same\n"), "{text}");
+    assert!(text.contains("  split                        different\n"), "{text}");
+    assert!(text.contains("  evaluate                     different\n"), "{text}");
     let json: Value = serde_json::from_slice(
         &p.mlpipe(&[
             "diff",
@@ -285,11 +245,7 @@ fn seed_change_shows_in_diff_with_the_stages_it_changed() {
     .unwrap();
     assert_eq!(json["seed"]["old"], 42);
     assert_eq!(json["seed"]["new"], 7);
-    let same = p.mlpipe(&[
-        "diff",
-        a["run"].as_str().unwrap(),
-        a["run"].as_str().unwrap(),
-    ]);
+    let same = p.mlpipe(&["diff", a["run"].as_str().unwrap(), a["run"].as_str().unwrap()]);
     assert_eq!(same.status.code(), Some(0));
 }
 
@@ -303,12 +259,7 @@ fn diff_names_rows_and_cells_that_changed_in_the_data() {
     let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("3,")).collect();
     std::fs::write(p.path("train.csv"), kept.join("\n") + "\n").unwrap();
     let b = p.run(&[]);
-    let out = p.mlpipe(&[
-        "diff",
-        "--json",
-        a["run"].as_str().unwrap(),
-        b["run"].as_str().unwrap(),
-    ]);
+    let out = p.mlpipe(&["diff", "--json", a["run"].as_str().unwrap(), b["run"].as_str().unwrap()]);
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["data"]["rows_matched_by"], "id column \"Id\"");
     assert_eq!(d["data"]["rows_removed"], 1);
@@ -334,15 +285,8 @@ fn predictions_are_byte_identical_and_replay_bit_for_bit() {
     let text = String::from_utf8(a).unwrap();
     assert!(text.starts_with("Id,prediction\n1461,"), "{}", &text[..40]);
     assert_eq!(text.lines().count(), 1460);
-    let pred_id = stderr(&second)
-        .trim()
-        .strip_prefix("prediction ")
-        .unwrap()
-        .to_string();
-    assert!(
-        stdout(&first).contains(&pred_id),
-        "same input, same prediction id"
-    );
+    let pred_id = stderr(&second).trim().strip_prefix("prediction ").unwrap().to_string();
+    assert!(stdout(&first).contains(&pred_id), "same input, same prediction id");
     let replay = p.mlpipe(&["reproduce", &pred_id[..12]]);
     assert!(replay.status.success(), "{}", stderr(&replay));
     assert_eq!(
@@ -365,9 +309,7 @@ fn predict_rejects_bad_rows_with_column_and_line() {
     std::fs::write(p.path("few.csv"), "Id,MSSubClass\n1,20\n").unwrap();
     let (_, err) = p.fail(&["predict", &id, "--input", "few.csv"]);
     assert!(
-        err.starts_with(
-            "error: column \"MSZoning\" is missing from few.csv; the fitted pipeline needs it\n"
-        ),
+        err.starts_with("error: column \"MSZoning\" is missing from few.csv; the fitted pipeline needs it\n"),
         "{err}"
     );
 }
@@ -413,10 +355,7 @@ fn malformed_toml_is_located() {
     p.edit("pipeline.toml", "seed = 42", "seed = 42 43");
     let (code, err) = p.fail(&["run", "pipeline.toml"]);
     assert_eq!(code, 1);
-    assert!(
-        err.starts_with("error: pipeline.toml is not valid TOML: "),
-        "{err}"
-    );
+    assert!(err.starts_with("error: pipeline.toml is not valid TOML: "), "{err}");
     assert!(
         err.contains("\n --> pipeline.toml:6:8\n  |\n6 | seed = 42 43\n  |        ^^^^^\n"),
         "{err}"
@@ -438,11 +377,7 @@ fn unknown_key_gets_a_suggestion() {
 #[test]
 fn unknown_operator_is_located() {
     let p = Project::new();
-    p.edit(
-        "pipeline.toml",
-        "operator = \"median\"",
-        "operator = \"medain\"",
-    );
+    p.edit("pipeline.toml", "operator = \"median\"", "operator = \"medain\"");
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
     assert!(
         err.starts_with("error: unknown operator \"medain\" in [[impute]]"),
@@ -472,16 +407,10 @@ fn unknown_column_points_at_its_name_in_the_pipeline() {
 #[test]
 fn missing_target_column_is_located() {
     let p = Project::new();
-    p.edit(
-        "pipeline.toml",
-        "target = \"SalePrice\"",
-        "target = \"Price\"",
-    );
+    p.edit("pipeline.toml", "target = \"SalePrice\"", "target = \"Price\"");
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
     assert!(
-        err.starts_with(
-            "error: column \"Price\" is not in train.csv (stage gather)\n --> pipeline.toml:7:10\n"
-        ),
+        err.starts_with("error: column \"Price\" is not in train.csv (stage gather)\n --> pipeline.toml:7:10\n"),
         "{err}"
     );
 }
@@ -514,7 +443,10 @@ fn empty_train_split_is_an_error() {
         "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2000",
     );
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
-    assert!(err.starts_with("error: the split leaves no train rows (of 1460) (stage split)\n  --> pipeline.toml:20:10\n"), "{err}");
+    assert!(
+        err.starts_with("error: the split leaves no train rows (of 1460) (stage split)\n  --> pipeline.toml:20:10\n"),
+        "{err}"
+    );
     assert_store_clean(&p);
 }
 
@@ -568,10 +500,7 @@ fn corrupted_object_is_found_by_verify_and_recomputed_by_run() {
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["run"], run["run"]);
     assert_eq!(ran(&again), ["train"]);
-    assert!(
-        p.mlpipe(&["verify"]).status.success(),
-        "run repaired the object"
-    );
+    assert!(p.mlpipe(&["verify"]).status.success(), "run repaired the object");
 }
 
 #[test]
@@ -608,10 +537,7 @@ fn unknown_and_ambiguous_prefixes_are_explained() {
         "error: no run, prediction or object in [ROOT]/artifacts starts with \"ffffffffff\"\nhint: list runs with `mlpipe log`; check --store / MLPIPE_STORE\n"
     );
     let (_, err) = p.fail(&["show", "xyz!"]);
-    assert!(
-        err.starts_with("error: \"xyz!\" is not a hash or hash prefix"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: \"xyz!\" is not a hash or hash prefix"), "{err}");
     // Among ~30 objects, some pair shares its first character: a one-character prefix is refused,
     // and a 4-character prefix shared by two ids is ambiguous.
     let mut ids: Vec<String> = Vec::new();
@@ -639,15 +565,10 @@ fn unknown_and_ambiguous_prefixes_are_explained() {
     }
     let (_, err) = p.fail(&["show", target]);
     assert!(
-        err.starts_with(&format!(
-            "error: \"{target}\" is ambiguous: 2 ids start with it"
-        )),
+        err.starts_with(&format!("error: \"{target}\" is ambiguous: 2 ids start with it")),
         "{err}"
     );
-    assert!(
-        err.ends_with("hint: give more characters of the hash\n"),
-        "{err}"
-    );
+    assert!(err.ends_with("hint: give more characters of the hash\n"), "{err}");
 }
 
 #[test]
@@ -714,10 +635,7 @@ fn log_and_show_describe_runs_and_objects() {
         assert!(l.contains("house-prices") && l.contains("rmse "), "{l}");
     }
     let ids: Vec<&str> = lines.iter().map(|l| &l[..12]).collect();
-    assert!(
-        ids.contains(&&a["run"].as_str().unwrap()[..12])
-            && ids.contains(&&b["run"].as_str().unwrap()[..12])
-    );
+    assert!(ids.contains(&&a["run"].as_str().unwrap()[..12]) && ids.contains(&&b["run"].as_str().unwrap()[..12]));
 
     let snapshot = run_snapshot(&p, a["run"].as_str().unwrap());
     let shown = stdout(&p.mlpipe(&["show", &snapshot[..12]]));
@@ -731,8 +649,5 @@ fn log_and_show_describe_runs_and_objects() {
     let shown: Value = serde_json::from_slice(&p.mlpipe(&["show", imp, "--json"]).stdout).unwrap();
     assert_eq!(shown["kind"], "stage-output");
     assert_eq!(shown["content"]["state"]["operator"], "impute");
-    assert_eq!(
-        shown["content"]["state"]["fills"][0]["column"],
-        "LotFrontage"
-    );
+    assert_eq!(shown["content"]["state"]["fills"][0]["column"], "LotFrontage");
 }

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
 //! Our numbers against the peers': tests/peer/generate.py ran pandas, feature-engine and scikit-learn
 //! on the same data and steps and wrote tests/peer/expected.json.
 
@@ -76,10 +78,7 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     let StageState::Split(split) = state(&out, "split") else {
         panic!()
     };
-    assert_eq!(
-        split.train.len() as u64,
-        exp["train_rows"].as_u64().unwrap()
-    );
+    assert_eq!(split.train.len() as u64, exp["train_rows"].as_u64().unwrap());
     assert_eq!(split.test.len() as u64, exp["test_rows"].as_u64().unwrap());
 
     // analyse: pandas' profile of the train split.
@@ -92,11 +91,7 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
         peer_profile.len(),
         "profiled columns (ours include Id and SalePrice)"
     );
-    for col in profile
-        .columns
-        .iter()
-        .filter(|c| peer_profile.contains_key(&c.name))
-    {
+    for col in profile.columns.iter().filter(|c| peer_profile.contains_key(&c.name)) {
         let p = &peer_profile[&col.name];
         assert_eq!(
             col.missing as u64,
@@ -113,12 +108,7 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
         if let Some(n) = &col.numeric {
             assert_eq!(n.min, p["min"].as_f64().unwrap(), "{} min", col.name);
             assert_eq!(n.max, p["max"].as_f64().unwrap(), "{} max", col.name);
-            assert_close(
-                &format!("{} mean", col.name),
-                n.mean,
-                p["mean"].as_f64().unwrap(),
-                1e-9,
-            );
+            assert_close(&format!("{} mean", col.name), n.mean, p["mean"].as_f64().unwrap(), 1e-9);
             assert_close(
                 &format!("{} std", col.name),
                 n.std.unwrap(),
@@ -172,11 +162,7 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     let ours: Vec<String> = oh
         .columns
         .iter()
-        .flat_map(|e| {
-            e.categories
-                .iter()
-                .map(move |c| format!("{}_{c}", e.column))
-        })
+        .flat_map(|e| e.categories.iter().map(move |c| format!("{}_{c}", e.column)))
         .collect();
     let peer: Vec<String> = serde_json::from_value(exp["one_hot_columns"].clone()).unwrap();
     assert_eq!(ours, peer);
@@ -228,20 +214,10 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
 
     let (test, train_m) = metrics(&out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(
-            &format!("test {name}"),
-            test[name],
-            v.as_f64().unwrap(),
-            1e-9,
-        );
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
     for (name, v) in exp["train_metrics"].as_object().unwrap() {
-        assert_close(
-            &format!("train {name}"),
-            train_m[name],
-            v.as_f64().unwrap(),
-            1e-9,
-        );
+        assert_close(&format!("train {name}"), train_m[name], v.as_f64().unwrap(), 1e-9);
     }
 }
 
@@ -269,12 +245,7 @@ fn linear_regression_matches_scikit_learn() {
     assert_eq!(train.model.features, features);
     let coefs = exp["coefficients"].as_object().unwrap();
     for (name, w) in train.model.features.iter().zip(&train.model.coefficients) {
-        assert_close(
-            &format!("coefficient {name}"),
-            *w,
-            coefs[name].as_f64().unwrap(),
-            1e-8,
-        );
+        assert_close(&format!("coefficient {name}"), *w, coefs[name].as_f64().unwrap(), 1e-8);
     }
     assert_close(
         "intercept",
@@ -284,11 +255,6 @@ fn linear_regression_matches_scikit_learn() {
     );
     let (test, _) = metrics(&out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(
-            &format!("test {name}"),
-            test[name],
-            v.as_f64().unwrap(),
-            1e-9,
-        );
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }

@@ -40,14 +40,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
     match cli.command {
         Command::Run { pipeline, seed } => {
             let progress = progress::StageProgress::new(cli.json);
-            let report = run::run(
-                &run::RunArgs {
-                    pipeline,
-                    store,
-                    seed,
-                },
-                &progress,
-            )?;
+            let report = run::run(&run::RunArgs { pipeline, store, seed }, &progress)?;
             progress.finish();
             printer.run(&report);
             Ok(0)
@@ -57,11 +50,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             let report = reproduce::run(&reproduce::ReproduceArgs { hash, store }, &progress)?;
             progress.finish();
             printer.reproduce(&report);
-            Ok(if report.diverged.is_some() {
-                EXIT_MISMATCH
-            } else {
-                0
-            })
+            Ok(if report.diverged.is_some() { EXIT_MISMATCH } else { 0 })
         }
         Command::Diff { a, b } => {
             let report = diff::run(&diff::DiffArgs { a, b, store })?;
@@ -76,11 +65,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.show(&show::run(&show::ShowArgs { hash, store })?);
             Ok(0)
         }
-        Command::Predict {
-            hash,
-            input,
-            output,
-        } => {
+        Command::Predict { hash, input, output } => {
             let report = predict::run(&predict::PredictArgs {
                 run: hash,
                 input,
@@ -93,11 +78,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
         Command::Verify => {
             let report = verify::run(&verify::VerifyArgs { store })?;
             printer.verify(&report);
-            Ok(if report.problems.is_empty() {
-                0
-            } else {
-                EXIT_DIFFERENT
-            })
+            Ok(if report.problems.is_empty() { 0 } else { EXIT_DIFFERENT })
         }
         Command::Gc { dry_run } => {
             printer.gc(&gc::run(&gc::GcArgs { store, dry_run })?);

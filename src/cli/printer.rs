@@ -39,12 +39,11 @@ impl Printer {
         Printer { json }
     }
 
+    #[allow(clippy::unused_self)] // all output goes through the printer, even when it needs no state
     fn out(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
         // A reader that went away (`| head`) is not an error.
-        let _ = stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush());
+        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
     }
 
     fn json_out<T: Serialize>(&self, value: &T) {
@@ -54,6 +53,7 @@ impl Printer {
         }
     }
 
+    #[allow(clippy::unused_self)]
     pub fn error(&self, e: &Error) {
         let mut s = format!("error: {e}\n");
         if let Some(loc) = e.location() {
@@ -116,11 +116,7 @@ impl Printer {
                     r.id
                 );
                 if r.restored > 0 {
-                    let _ = writeln!(
-                        s,
-                        "restored {} missing or damaged objects in the store",
-                        r.restored
-                    );
+                    let _ = writeln!(s, "restored {} missing or damaged objects in the store", r.restored);
                 }
             }
             Some(d) => {
@@ -129,11 +125,7 @@ impl Printer {
                     "NOT reproduced: {} {} first diverges at stage {}\n  recorded   {}\n  reproduced {}",
                     r.what, r.id, d.stage, d.recorded, d.reproduced
                 );
-                let same = r
-                    .checked
-                    .iter()
-                    .take_while(|c| c.recorded == c.reproduced)
-                    .count();
+                let same = r.checked.iter().take_while(|c| c.recorded == c.reproduced).count();
                 let _ = writeln!(
                     s,
                     "  {same} earlier artifacts matched; recorded code: {}",
@@ -176,18 +168,10 @@ impl Printer {
                 let _ = writeln!(
                     s,
                     "  rows +{} -{}, columns +{:?} -{:?}, {} cells changed",
-                    d.rows_added,
-                    d.rows_removed,
-                    d.columns_added,
-                    d.columns_removed,
-                    d.cells_changed
+                    d.rows_added, d.rows_removed, d.columns_added, d.columns_removed, d.cells_changed
                 );
                 for e in &d.examples {
-                    let _ = writeln!(
-                        s,
-                        "  row {} column {}: {} → {}",
-                        e.row, e.column, e.old, e.new
-                    );
+                    let _ = writeln!(s, "  row {} column {}: {} → {}", e.row, e.column, e.old, e.new);
                 }
             }
         }
@@ -264,19 +248,18 @@ impl Printer {
         if self.json {
             return self.json_out(r);
         }
-        match &r.csv {
-            Some(csv) => self.out(&String::from_utf8_lossy(csv)),
-            None => {
-                let path = r
-                    .output_path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                self.out(&format!(
-                    "wrote {} predictions to {path}\nprediction {}\n",
-                    r.rows, r.prediction
-                ));
-            }
+        if let Some(csv) = &r.csv {
+            self.out(&String::from_utf8_lossy(csv));
+        } else {
+            let path = r
+                .output_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            self.out(&format!(
+                "wrote {} predictions to {path}\nprediction {}\n",
+                r.rows, r.prediction
+            ));
         }
         if r.csv.is_some() {
             let _ = writeln!(std::io::stderr(), "prediction {}", r.prediction);

@@ -111,10 +111,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
             }
         }
         Value::Array(items)
-            if items
-                .iter()
-                .all(|i| i.get("name").and_then(Value::as_str).is_some())
-                && !items.is_empty() =>
+            if items.iter().all(|i| i.get("name").and_then(Value::as_str).is_some()) && !items.is_empty() =>
         {
             for item in items {
                 let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -147,9 +144,7 @@ fn cell(data: &ColumnData, r: usize) -> String {
     match data {
         ColumnData::Numeric(v) if v[r].is_nan() => "(missing)".into(),
         ColumnData::Numeric(v) => v[r].to_string(),
-        ColumnData::Categorical(v) => v[r]
-            .as_deref()
-            .map_or_else(|| "(missing)".into(), str::to_string),
+        ColumnData::Categorical(v) => v[r].as_deref().map_or_else(|| "(missing)".into(), str::to_string),
     }
 }
 
@@ -167,19 +162,11 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
     let by_id = id_column.filter(|c| names_a.contains(c) && names_b.contains(c));
     let ka = row_keys(a, by_id);
     let kb = row_keys(b, by_id);
-    let index_b: BTreeMap<&str, usize> = kb
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
+    let index_b: BTreeMap<&str, usize> = kb.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let set_a: BTreeSet<&str> = ka.iter().map(String::as_str).collect();
     let mut cells_changed = 0;
     let mut examples = Vec::new();
-    for col in a
-        .columns
-        .iter()
-        .filter(|c| names_b.contains(c.name.as_str()))
-    {
+    for col in a.columns.iter().filter(|c| names_b.contains(c.name.as_str())) {
         let Some(col_b) = b.column(&col.name) else {
             continue;
         };
@@ -204,21 +191,11 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
     DataDiff {
         old: *old.0,
         new: *new.0,
-        columns_added: names_b
-            .difference(&names_a)
-            .map(|s| (*s).to_string())
-            .collect(),
-        columns_removed: names_a
-            .difference(&names_b)
-            .map(|s| (*s).to_string())
-            .collect(),
-        rows_matched_by: by_id
-            .map_or_else(|| "position".to_string(), |c| format!("id column \"{c}\"")),
+        columns_added: names_b.difference(&names_a).map(|s| (*s).to_string()).collect(),
+        columns_removed: names_a.difference(&names_b).map(|s| (*s).to_string()).collect(),
+        rows_matched_by: by_id.map_or_else(|| "position".to_string(), |c| format!("id column \"{c}\"")),
         rows_added: kb.iter().filter(|k| !set_a.contains(k.as_str())).count(),
-        rows_removed: ka
-            .iter()
-            .filter(|k| !index_b.contains_key(k.as_str()))
-            .count(),
+        rows_removed: ka.iter().filter(|k| !index_b.contains_key(k.as_str())).count(),
         cells_changed,
         examples,
     }
@@ -259,11 +236,7 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
         new: format!("mlpipe {} ({})", b.tool.mlpipe, b.tool.target),
     });
     let mut stages = Vec::new();
-    let outputs_b: BTreeMap<&str, Id> = b
-        .stages
-        .iter()
-        .map(|s| (s.name.as_str(), s.output))
-        .collect();
+    let outputs_b: BTreeMap<&str, Id> = b.stages.iter().map(|s| (s.name.as_str(), s.output)).collect();
     for s in &a.stages {
         let other = outputs_b.get(s.name.as_str()).copied();
         let status = match other {
@@ -278,11 +251,7 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
             b: other,
         });
     }
-    for s in b
-        .stages
-        .iter()
-        .filter(|s| !a.stages.iter().any(|x| x.name == s.name))
-    {
+    for s in b.stages.iter().filter(|s| !a.stages.iter().any(|x| x.name == s.name)) {
         stages.push(StageDiff {
             name: s.name.clone(),
             status: "only in b".into(),

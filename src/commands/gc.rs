@@ -46,11 +46,7 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
         }
     }
     let all = store.object_ids()?;
-    let dead: Vec<Id> = all
-        .iter()
-        .filter(|id| !live.contains(id))
-        .copied()
-        .collect();
+    let dead: Vec<Id> = all.iter().filter(|id| !live.contains(id)).copied().collect();
     let mut report = GcReport {
         kept: all.len() - dead.len(),
         removed: dead.len(),
@@ -70,9 +66,7 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
     }
     for id in &dead {
         report.bytes_removed += if args.dry_run {
-            std::fs::metadata(store.object_path(id))
-                .map(|m| m.len())
-                .unwrap_or(0)
+            std::fs::metadata(store.object_path(id)).map_or(0, |m| m.len())
         } else {
             store.remove_object(id)?
         };

@@ -32,11 +32,7 @@ pub fn read_snapshot(path: &Path) -> Result<(Id, Vec<u8>)> {
     Ok((Id(*hasher.finalize().as_bytes()), bytes))
 }
 
-pub fn load_json<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    id: &Id,
-    what: &str,
-) -> Result<T> {
+pub fn load_json<T: serde::de::DeserializeOwned>(store: &dyn Store, id: &Id, what: &str) -> Result<T> {
     let bytes = store.get(id)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Lookup {
         message: format!("object {id} is not a {what}: {e}"),
@@ -45,22 +41,18 @@ pub fn load_json<T: serde::de::DeserializeOwned>(
 }
 
 pub fn load_run(store: &LocalStore, run: &Id) -> Result<RunRecord> {
-    let record = store
-        .get_ref(RefKind::Run, run)?
-        .ok_or_else(|| Error::Lookup {
-            message: format!("run {run} is not in {}", store.root().display()),
-            hint: Some("list runs with `mlpipe log`".into()),
-        })?;
+    let record = store.get_ref(RefKind::Run, run)?.ok_or_else(|| Error::Lookup {
+        message: format!("run {run} is not in {}", store.root().display()),
+        hint: Some("list runs with `mlpipe log`".into()),
+    })?;
     load_json(store, &record, "run record")
 }
 
 pub fn load_prediction(store: &LocalStore, id: &Id) -> Result<PredictionRecord> {
-    let record = store
-        .get_ref(RefKind::Prediction, id)?
-        .ok_or_else(|| Error::Lookup {
-            message: format!("prediction {id} is not in {}", store.root().display()),
-            hint: None,
-        })?;
+    let record = store.get_ref(RefKind::Prediction, id)?.ok_or_else(|| Error::Lookup {
+        message: format!("prediction {id} is not in {}", store.root().display()),
+        hint: None,
+    })?;
     load_json(store, &record, "prediction record")
 }
 

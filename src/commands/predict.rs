@@ -71,18 +71,13 @@ pub fn predict_csv(
     let predictions = predict(model, &frame)?;
     let mut csv = Vec::with_capacity(predictions.len() * 24);
     let ids = match &pipeline.gather.id_column {
-        Some(id) => Some((
-            id,
-            frame.column(id).ok_or_else(|| frame.missing_column(id))?,
-        )),
+        Some(id) => Some((id, frame.column(id).ok_or_else(|| frame.missing_column(id))?)),
         None => None,
     };
     let mut writer = csv::Writer::from_writer(&mut csv);
     let io_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
     match &ids {
-        Some((name, _)) => writer
-            .write_record([name.as_str(), "prediction"])
-            .map_err(io_err)?,
+        Some((name, _)) => writer.write_record([name.as_str(), "prediction"]).map_err(io_err)?,
         None => writer.write_record(["prediction"]).map_err(io_err)?,
     }
     for (r, p) in predictions.iter().enumerate() {
@@ -92,13 +87,9 @@ pub fn predict_csv(
             Some((_, col)) => {
                 let id = match &col.data {
                     crate::frame::ColumnData::Numeric(v) => v[r].to_string(),
-                    crate::frame::ColumnData::Categorical(v) => {
-                        v[r].as_deref().unwrap_or("").to_string()
-                    }
+                    crate::frame::ColumnData::Categorical(v) => v[r].as_deref().unwrap_or("").to_string(),
                 };
-                writer
-                    .write_record([id.as_str(), value.as_str()])
-                    .map_err(io_err)?;
+                writer.write_record([id.as_str(), value.as_str()]).map_err(io_err)?;
             }
             None => writer.write_record([value.as_str()]).map_err(io_err)?,
         }
@@ -144,8 +135,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
             source: name,
             created: provenance::now_rfc3339(),
         };
-        let rec_id =
-            store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
+        let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
     }
     let output_path = match &args.output {
@@ -166,11 +156,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         input: input_id,
         output,
         rows,
-        csv: if args.output.is_none() {
-            Some(csv)
-        } else {
-            None
-        },
+        csv: if args.output.is_none() { Some(csv) } else { None },
         output_path,
     })
 }

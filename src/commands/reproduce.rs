@@ -49,12 +49,11 @@ pub struct ReproduceReport {
 pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
-    match store.resolve(&args.hash)? {
-        Resolved::Prediction(id) => reproduce_prediction(&store, &id),
-        _ => {
-            let record = super::resolve_run(&store, &args.hash)?;
-            reproduce_run(&store, &record, progress)
-        }
+    if let Resolved::Prediction(id) = store.resolve(&args.hash)? {
+        reproduce_prediction(&store, &id)
+    } else {
+        let record = super::resolve_run(&store, &args.hash)?;
+        reproduce_run(&store, &record, progress)
     }
 }
 
@@ -93,7 +92,7 @@ fn reproduce_run(
         let name = record
             .stages
             .get(i)
-            .or_else(|| None)
+            .or(None)
             .map_or_else(|| executed.stages[i].name.clone(), |s| s.name.clone());
         diverged = Some(Divergence {
             stage: name,

@@ -39,18 +39,13 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     }
     let source = pipeline.source_path();
     let (snapshot_id, bytes) = super::read_snapshot(&source).map_err(|e| match e {
-        Error::Io {
-            source: err, path, ..
-        } => Error::Data {
+        Error::Io { source: err, path, .. } => Error::Data {
             message: format!(
                 "cannot read the data file {} named by [gather] source: {err}",
                 path.display()
             ),
             location: None,
-            hint: Some(
-                "fix `source` in [gather]; relative paths start at the pipeline file's folder"
-                    .into(),
-            ),
+            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
         },
         other => other,
     })?;
@@ -80,11 +75,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         })
         .unwrap_or_default();
     let plan = Plan::new(&pipeline);
-    let stage_seeds = plan
-        .stages
-        .iter()
-        .map(|s| (s.name.clone(), Id(s.seed).hex()))
-        .collect();
+    let stage_seeds = plan.stages.iter().map(|s| (s.name.clone(), Id(s.seed).hex())).collect();
     let stages: Vec<StageRecord> = executed
         .stages
         .iter()

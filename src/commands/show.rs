@@ -54,19 +54,11 @@ pub fn run(args: &ShowArgs) -> Result<ShowReport> {
     let bytes = store.get(&id)?;
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
     let (kind, content) = match parsed {
-        Some(v) if v.get("kind").is_some() => {
-            (v["kind"].as_str().unwrap_or("object").to_string(), v)
-        }
-        Some(v) if v.get("steps").is_some() && v.get("gather").is_some() => {
-            ("pipeline".to_string(), v)
-        }
+        Some(v) if v.get("kind").is_some() => (v["kind"].as_str().unwrap_or("object").to_string(), v),
+        Some(v) if v.get("steps").is_some() && v.get("gather").is_some() => ("pipeline".to_string(), v),
         _ => {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
-            let preview: Vec<Value> = text
-                .lines()
-                .take(6)
-                .map(|l| Value::String(l.to_string()))
-                .collect();
+            let preview: Vec<Value> = text.lines().take(6).map(|l| Value::String(l.to_string())).collect();
             ("data".to_string(), Value::Array(preview))
         }
     };

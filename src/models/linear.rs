@@ -1,4 +1,5 @@
 //! Least squares solvers behind `linear_regression` and `ridge`.
+#![allow(clippy::many_single_char_names)] // x, y, w, b, a, p, n: the textbook names
 
 use linfa::Dataset;
 use linfa::traits::Fit;
@@ -27,20 +28,14 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
         .with_intercept(fit_intercept)
         .fit(&dataset)
         .map_err(|e| {
-            Error::data(format!("linear_regression could not be fitted: {e}")).with_hint(
-                "the design matrix may be singular: use one_hot with drop_first = true, or ridge",
-            )
+            Error::data(format!("linear_regression could not be fitted: {e}"))
+                .with_hint("the design matrix may be singular: use one_hot with drop_first = true, or ridge")
         })?;
     Ok((model.params().to_vec(), model.intercept()))
 }
 
 /// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`.
-pub fn ridge(
-    features: &[(&str, &[f64])],
-    y: &[f64],
-    alpha: f64,
-    fit_intercept: bool,
-) -> Result<(Vec<f64>, f64)> {
+pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
     let n = y.len();
     let p = features.len();
     let nf = n as f64;
@@ -55,11 +50,7 @@ pub fn ridge(
             }
         })
         .collect();
-    let y_offset = if fit_intercept {
-        y.iter().sum::<f64>() / nf
-    } else {
-        0.0
-    };
+    let y_offset = if fit_intercept { y.iter().sum::<f64>() / nf } else { 0.0 };
     let mut x = matrix(features, n);
     for (c, off) in x_offset.iter().enumerate() {
         x.column_mut(c).mapv_inplace(|v| v - off);
@@ -148,19 +139,11 @@ mod tests {
     fn ridge_with_zero_alpha_recovers_an_exact_line() {
         let x1 = [0.0, 1.0, 2.0, 3.0];
         let x2 = [1.0, 0.0, 1.0, 5.0];
-        let y: Vec<f64> = x1
-            .iter()
-            .zip(&x2)
-            .map(|(a, b)| 3.0 * a - 2.0 * b + 1.0)
-            .collect();
+        let y: Vec<f64> = x1.iter().zip(&x2).map(|(a, b)| 3.0 * a - 2.0 * b + 1.0).collect();
         let (w, b) = ridge(&[("a", &x1), ("b", &x2)], &y, 0.0, true).unwrap();
-        assert!(
-            (w[0] - 3.0).abs() < 1e-12 && (w[1] + 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12
-        );
+        assert!((w[0] - 3.0).abs() < 1e-12 && (w[1] + 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
         let (w2, b2) = ols(&[("a", &x1), ("b", &x2)], &y, true).unwrap();
-        assert!(
-            (w2[0] - 3.0).abs() < 1e-10 && (w2[1] + 2.0).abs() < 1e-10 && (b2 - 1.0).abs() < 1e-10
-        );
+        assert!((w2[0] - 3.0).abs() < 1e-10 && (w2[1] + 2.0).abs() < 1e-10 && (b2 - 1.0).abs() < 1e-10);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! - `linear_regression`: ordinary least squares through linfa-linear (QR least squares, pure Rust).
 //! - `ridge`: scikit-learn's `Ridge` objective ‖y − Xw − b‖² + α‖w‖² (penalty not divided by n, intercept
-//!   not penalised), solved in closed form: centre X and y, Cholesky-factor XᵀX + αI. linfa's only ridge
-//!   is elastic net with l1_ratio = 0, solved by coordinate descent to tol 1e-4 — too loose to match
+//!   not penalised), solved in closed form: centre X and y, Cholesky-factor `XᵀX` + αI. linfa's only ridge
+//!   is elastic net with `l1_ratio` = 0, solved by coordinate descent to tol 1e-4 — too loose to match
 //!   scikit-learn's closed form, so this one is ours (`docs/models.md`).
 //!
 //! Coefficients are stored under the feature names they belong to.
@@ -57,17 +57,11 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
                     ));
                 }
             };
-            Ok(Estimator::Ridge {
-                alpha,
-                fit_intercept,
-            })
+            Ok(Estimator::Ridge { alpha, fit_intercept })
         }
         other => {
             let mut err = Error::spec(
-                format!(
-                    "unknown estimator \"{other}\" (known: {})",
-                    ESTIMATORS.join(", ")
-                ),
+                format!("unknown estimator \"{other}\" (known: {})", ESTIMATORS.join(", ")),
                 Some(name.location),
             );
             if let Some(h) = crate::error::did_you_mean(other, ESTIMATORS) {
@@ -88,16 +82,9 @@ pub struct LinearModel {
 }
 
 /// The feature columns of a frame (everything but the protected columns), all numeric and complete.
-pub fn design_columns<'f>(
-    frame: &'f Frame,
-    protected: &[&str],
-) -> Result<Vec<(&'f str, &'f [f64])>> {
+pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&'f str, &'f [f64])>> {
     let mut out = Vec::new();
-    for col in frame
-        .columns
-        .iter()
-        .filter(|c| !protected.contains(&c.name.as_str()))
-    {
+    for col in frame.columns.iter().filter(|c| !protected.contains(&c.name.as_str())) {
         match &col.data {
             ColumnData::Numeric(v) => {
                 if let Some(r) = v.iter().position(|x| x.is_nan()) {
@@ -137,10 +124,7 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64]) -> Res
     }
     let (coefficients, intercept) = match estimator {
         Estimator::LinearRegression { fit_intercept } => linear::ols(features, y, *fit_intercept)?,
-        Estimator::Ridge {
-            alpha,
-            fit_intercept,
-        } => linear::ridge(features, y, *alpha, *fit_intercept)?,
+        Estimator::Ridge { alpha, fit_intercept } => linear::ridge(features, y, *alpha, *fit_intercept)?,
     };
     if !intercept.is_finite() || coefficients.iter().any(|c| !c.is_finite()) {
         return Err(Error::data(format!(

@@ -73,10 +73,7 @@ pub enum Split {
         test_values: Vec<SplitValue>,
     },
     /// Rows whose `column` is at or after `test_from` are the test split (numbers, or ISO-8601 text).
-    Time {
-        column: String,
-        test_from: SplitValue,
-    },
+    Time { column: String, test_from: SplitValue },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,8 +164,7 @@ pub struct Evaluate {
 impl Pipeline {
     /// Reads and checks a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io("read pipeline file", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read pipeline file", path, e))?;
         Pipeline::parse(path, &text)
     }
 
@@ -202,8 +198,7 @@ impl Pipeline {
     }
 
     pub fn from_canonical_json(bytes: &[u8]) -> Result<Pipeline> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::internal(format!("stored pipeline does not parse: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| Error::internal(format!("stored pipeline does not parse: {e}")))
     }
 
     /// The data file, resolved against the pipeline file's folder.
@@ -230,11 +225,8 @@ impl Pipeline {
 fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let src = root.source();
     let mut head = root.table("pipeline")?.ok_or_else(|| {
-        Error::spec(
-            format!("{} has no [pipeline] table", src.path().display()),
-            None,
-        )
-        .with_hint("start the file with [pipeline] and name, seed, target, task")
+        Error::spec(format!("{} has no [pipeline] table", src.path().display()), None)
+            .with_hint("start the file with [pipeline] and name, seed, target, task")
     })?;
     let name = head.req_str("name", "the pipeline's name")?;
     check_name(&name, "pipeline name")?;
@@ -257,11 +249,8 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     head.finish(&["name", "seed", "target", "task"])?;
 
     let mut g = root.table("gather")?.ok_or_else(|| {
-        Error::spec(
-            format!("{} has no [gather] table", src.path().display()),
-            None,
-        )
-        .with_hint("add [gather] with source = \"path/to/data.csv\"")
+        Error::spec(format!("{} has no [gather] table", src.path().display()), None)
+            .with_hint("add [gather] with source = \"path/to/data.csv\"")
     })?;
     let (gather, id_loc) = parse_gather(&mut g)?;
     g.finish(&[
@@ -298,11 +287,11 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
 
     let analyse = match root.table("analyse")? {
         Some(mut a) => {
-            let top = a.u64("top_categories")?.map_or(5, |v| v.value as usize);
+            let top = a
+                .u64("top_categories")?
+                .map_or(5, |v| usize::try_from(v.value).unwrap_or(usize::MAX));
             a.finish(&["top_categories"])?;
-            Some(Analyse {
-                top_categories: top,
-            })
+            Some(Analyse { top_categories: top })
         }
         None => None,
     };
@@ -316,9 +305,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let mut seen: BTreeMap<String, Option<Location>> = BTreeMap::new();
     for s in &steps {
         if let Some(first) = seen.insert(s.name.clone(), s.locations.step.clone()) {
-            let first = first
-                .map(|l| format!(" (first at {l})"))
-                .unwrap_or_default();
+            let first = first.map(|l| format!(" (first at {l})")).unwrap_or_default();
             return Err(Error::spec(
                 format!("two steps are named \"{}\"{first}", s.name),
                 s.locations.step.clone(),
@@ -328,11 +315,8 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     }
 
     let mut t = root.table("train")?.ok_or_else(|| {
-        Error::spec(
-            format!("{} has no [train] table", src.path().display()),
-            None,
-        )
-        .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
+        Error::spec(format!("{} has no [train] table", src.path().display()), None)
+            .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
     })?;
     let estimator = crate::models::parse_estimator(&mut t)?;
     let target_transform = match t
@@ -358,10 +342,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
                     "r2" => Metric::R2,
                     other => {
                         let mut err = Error::spec(
-                            format!(
-                                "unknown metric \"{other}\" (known: {})",
-                                Metric::ALL.join(", ")
-                            ),
+                            format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
                             Some(m.location),
                         );
                         if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
@@ -460,10 +441,7 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
                 _ => {
                     return Err(src.error(
                         value.span(),
-                        format!(
-                            "dtype of \"{}\" must be \"numeric\" or \"categorical\"",
-                            key.value
-                        ),
+                        format!("dtype of \"{}\" must be \"numeric\" or \"categorical\"", key.value),
                     ));
                 }
             };
@@ -500,12 +478,7 @@ fn split_value(r: &mut TableReader<'_, '_>, key: &str) -> Result<Option<SplitVal
     one_split_value(src, &name, key, v).map(Some)
 }
 
-fn one_split_value(
-    src: &Source<'_>,
-    table: &str,
-    key: &str,
-    v: &toml::Spanned<DeValue<'_>>,
-) -> Result<SplitValue> {
+fn one_split_value(src: &Source<'_>, table: &str, key: &str, v: &toml::Spanned<DeValue<'_>>) -> Result<SplitValue> {
     match v.get_ref() {
         DeValue::String(s) => Ok(SplitValue::Text(s.to_string())),
         DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
@@ -518,16 +491,8 @@ fn one_split_value(
             .ok()
             .filter(|x| x.is_finite())
             .map(SplitValue::Number)
-            .ok_or_else(|| {
-                src.error(
-                    v.span(),
-                    format!("`{key}` in {table} must be a finite number"),
-                )
-            }),
-        _ => Err(src.error(
-            v.span(),
-            format!("`{key}` in {table} must be a number or a string"),
-        )),
+            .ok_or_else(|| src.error(v.span(), format!("`{key}` in {table} must be a finite number"))),
+        _ => Err(src.error(v.span(), format!("`{key}` in {table} must be a number or a string"))),
     }
 }
 
@@ -572,10 +537,7 @@ fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)>
                 .map(|v| one_split_value(src, &name, "test_values", v))
                 .collect::<Result<Vec<_>>>()?;
             if values.is_empty() {
-                return Err(src.error(
-                    raw.span(),
-                    "`test_values` is empty: no row would be in the test split",
-                ));
+                return Err(src.error(raw.span(), "`test_values` is empty: no row would be in the test split"));
             }
             Ok((
                 Split::Column {
@@ -587,9 +549,8 @@ fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)>
         }
         _ => {
             let column = s.req_str("column", "the time column")?;
-            let from = split_value(s, "test_from")?.ok_or_else(|| {
-                s.missing("test_from", "the first time that belongs to the test split")
-            })?;
+            let from = split_value(s, "test_from")?
+                .ok_or_else(|| s.missing("test_from", "the first time that belongs to the test split"))?;
             Ok((
                 Split::Time {
                     column: column.value,
@@ -617,10 +578,7 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
     };
     let columns = match t.raw("columns") {
         None => {
-            return Err(t.missing(
-                "columns",
-                "\"numeric\", \"categorical\", \"all\" or a list of names",
-            ));
+            return Err(t.missing("columns", "\"numeric\", \"categorical\", \"all\" or a list of names"));
         }
         Some(v) => match v.get_ref() {
             DeValue::String(s) => match s.as_ref() {
@@ -638,10 +596,7 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
             DeValue::Array(_) => {
                 let names = t.str_list("columns")?.unwrap_or_default();
                 if names.is_empty() {
-                    return Err(Error::spec(
-                        "`columns` is an empty list",
-                        Some(t.location()),
-                    ));
+                    return Err(Error::spec("`columns` is an empty list", Some(t.location())));
                 }
                 let mut out = Vec::new();
                 for n in names {
@@ -657,10 +612,9 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
                 Columns::Names(out)
             }
             _ => {
-                return Err(t.source().error(
-                    v.span(),
-                    "`columns` must be a string or a list of column names",
-                ));
+                return Err(t
+                    .source()
+                    .error(v.span(), "`columns` must be a string or a list of column names"));
             }
         },
     };

@@ -60,12 +60,7 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 }
 
 impl<'a, 's> TableReader<'a, 's> {
-    pub fn new(
-        src: &'a Source<'s>,
-        table: &'a DeTable<'s>,
-        span: Range<usize>,
-        name: impl Into<String>,
-    ) -> Self {
+    pub fn new(src: &'a Source<'s>, table: &'a DeTable<'s>, span: Range<usize>, name: impl Into<String>) -> Self {
         TableReader {
             src,
             table,
@@ -115,10 +110,7 @@ impl<'a, 's> TableReader<'a, 's> {
 
     pub fn missing(&self, key: &str, what: &str) -> Error {
         self.src
-            .error(
-                self.span.clone(),
-                format!("{} needs `{key}` ({what})", self.label()),
-            )
+            .error(self.span.clone(), format!("{} needs `{key}` ({what})", self.label()))
             .with_hint(format!("add `{key} = …` to {}", self.label()))
     }
 
@@ -178,10 +170,9 @@ impl<'a, 's> TableReader<'a, 's> {
                 value: x,
                 location: self.src.location(v.span()),
             })),
-            _ => Err(self.src.error(
-                v.span(),
-                format!("`{key}` in {} must be a finite number", self.label()),
-            )),
+            _ => Err(self
+                .src
+                .error(v.span(), format!("`{key}` in {} must be a finite number", self.label()))),
         }
     }
 
@@ -309,7 +300,7 @@ impl<'a, 's> TableReader<'a, 's> {
 
     /// Fails on the first key that the schema did not read.
     pub fn finish(&self, known: &[&str]) -> Result<()> {
-        for (k, _) in self.table.iter() {
+        for (k, _) in self.table {
             let key = k.get_ref().as_ref();
             if !self.used.contains(key) {
                 let mut err = self.src.error(
@@ -343,9 +334,6 @@ pub fn parse_document<'s>(src: &Source<'s>) -> Result<Spanned<DeTable<'s>>> {
     DeTable::parse(src.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_string();
-        src.error(
-            span,
-            format!("{} is not valid TOML: {message}", src.path.display()),
-        )
+        src.error(span, format!("{} is not valid TOML: {message}", src.path.display()))
     })
 }

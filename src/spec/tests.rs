@@ -42,10 +42,7 @@ fn minimal_pipeline_gets_documented_defaults() {
             stratify: None
         }
     );
-    assert_eq!(
-        p.evaluate.metrics,
-        vec![Metric::Rmse, Metric::Mae, Metric::R2]
-    );
+    assert_eq!(p.evaluate.metrics, vec![Metric::Rmse, Metric::Mae, Metric::R2]);
     assert_eq!(
         p.train.estimator,
         Estimator::Ridge {
@@ -58,10 +55,7 @@ fn minimal_pipeline_gets_documented_defaults() {
 
 #[test]
 fn canonical_json_round_trips_and_ignores_the_source_path_for_hashing() {
-    let p = check(&with(
-        "[[impute]]\noperator = \"median\"\ncolumns = [\"a\"]\n",
-    ))
-    .unwrap();
+    let p = check(&with("[[impute]]\noperator = \"median\"\ncolumns = [\"a\"]\n")).unwrap();
     let back = Pipeline::from_canonical_json(&p.to_canonical_json()).unwrap();
     assert_eq!(back.to_canonical_json(), p.to_canonical_json());
     let mut moved = p.clone();
@@ -79,11 +73,7 @@ fn malformed_toml_points_at_the_line() {
 
 #[test]
 fn unknown_key_suggests_the_known_one() {
-    let err = check(&BASE.replace(
-        "estimator = \"ridge\"",
-        "estimator = \"ridge\"\nalpah = 2.0",
-    ))
-    .unwrap_err();
+    let err = check(&BASE.replace("estimator = \"ridge\"", "estimator = \"ridge\"\nalpah = 2.0")).unwrap_err();
     assert_eq!(
         err,
         "unknown key `alpah` in [train] (expected one of: estimator, target_transform, alpha, fit_intercept) @ 13:1 | did you mean \"alpha\"?"
@@ -101,10 +91,7 @@ fn wrong_type_names_expected_and_found() {
 
 #[test]
 fn unknown_operator_lists_the_known_ones() {
-    let err = check(&with(
-        "[[impute]]\noperator = \"medain\"\ncolumns = \"numeric\"\n",
-    ))
-    .unwrap_err();
+    let err = check(&with("[[impute]]\noperator = \"medain\"\ncolumns = \"numeric\"\n")).unwrap_err();
     assert_eq!(
         err,
         "unknown operator \"medain\" in [[impute]] (known: \"median\", \"mean\", \"most_frequent\", \"constant\") @ 14:12 | did you mean \"median\"?"
@@ -113,14 +100,8 @@ fn unknown_operator_lists_the_known_ones() {
 
 #[test]
 fn operator_in_the_wrong_group_says_where_it_belongs() {
-    let err = check(&with(
-        "[[impute]]\noperator = \"one_hot\"\ncolumns = \"categorical\"\n",
-    ))
-    .unwrap_err();
-    assert!(
-        err.ends_with("@ 14:12 | \"one_hot\" belongs in [[encode]]"),
-        "{err}"
-    );
+    let err = check(&with("[[impute]]\noperator = \"one_hot\"\ncolumns = \"categorical\"\n")).unwrap_err();
+    assert!(err.ends_with("@ 14:12 | \"one_hot\" belongs in [[encode]]"), "{err}");
 }
 
 #[test]
@@ -186,10 +167,7 @@ fn constant_imputer_needs_a_fill_value() {
 
 #[test]
 fn column_selection_remembers_where_each_name_was_written() {
-    let p = check(&with(
-        "[[impute]]\noperator = \"median\"\ncolumns = [\"a\", \"bb\"]\n",
-    ))
-    .unwrap();
+    let p = check(&with("[[impute]]\noperator = \"median\"\ncolumns = [\"a\", \"bb\"]\n")).unwrap();
     let loc = &p.steps[0].locations.columns["bb"];
     assert_eq!((loc.line, loc.col), (15, 17));
 }

@@ -93,10 +93,8 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                         *counts.entry(s).or_default() += 1;
                     }
                     let distinct = counts.len();
-                    let mut ranked: Vec<(String, usize)> = counts
-                        .into_iter()
-                        .map(|(s, n)| (s.to_string(), n))
-                        .collect();
+                    let mut ranked: Vec<(String, usize)> =
+                        counts.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
                     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                     ranked.truncate(top_categories);
                     (distinct, None, ranked)
@@ -106,11 +104,7 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                 name: c.name.clone(),
                 column_type: c.data.column_type(),
                 missing,
-                missing_fraction: if rows == 0 {
-                    0.0
-                } else {
-                    missing as f64 / rows as f64
-                },
+                missing_fraction: if rows == 0 { 0.0 } else { missing as f64 / rows as f64 },
                 distinct,
                 numeric,
                 top,

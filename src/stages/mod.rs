@@ -70,9 +70,7 @@ impl Operator {
             );
             if let Some(home) = home {
                 err = err.with_hint(format!("\"{op}\" belongs in [[{}]]", home.name()));
-            } else if let Some(h) =
-                crate::error::did_you_mean(op, group.operators().iter().copied())
-            {
+            } else if let Some(h) = crate::error::did_you_mean(op, group.operators().iter().copied()) {
                 err = err.with_hint(h);
             }
             return Err(err);
@@ -80,9 +78,7 @@ impl Operator {
         Ok(match op {
             "median" => Operator::Median(impute::Params::parse(t, impute::Strategy::Median)?),
             "mean" => Operator::Mean(impute::Params::parse(t, impute::Strategy::Mean)?),
-            "most_frequent" => {
-                Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?)
-            }
+            "most_frequent" => Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?),
             "constant" => Operator::Constant(impute::Params::parse(t, impute::Strategy::Constant)?),
             "rare_label" => Operator::RareLabel(rare_label::Params::parse(t)?),
             "one_hot" => Operator::OneHot(one_hot::Params::parse(t)?),
@@ -118,12 +114,8 @@ impl Operator {
     fn accepts(&self) -> &'static [ColumnType] {
         match self {
             Operator::Median(_) | Operator::Mean(_) => &[ColumnType::Numeric],
-            Operator::MostFrequent(_) | Operator::Constant(_) => {
-                &[ColumnType::Numeric, ColumnType::Categorical]
-            }
-            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => {
-                &[ColumnType::Categorical]
-            }
+            Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
+            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => &[ColumnType::Categorical],
         }
     }
 }
@@ -156,32 +148,18 @@ impl Fitted {
 }
 
 /// Fits one step on the train frame.
-pub fn fit_step(
-    step: &Step,
-    train: &Frame,
-    protected: &[&str],
-    _ctx: &mut FitContext,
-) -> Result<Fitted> {
+pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitContext) -> Result<Fitted> {
     let columns = resolve_columns(step, train, protected)?;
-    let loc_of = |c: &str| {
-        step.locations
-            .columns
-            .get(c)
-            .or(step.locations.step.as_ref())
-    };
+    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
     let fitted = match &step.operator {
         Operator::Median(p) => impute_fit(impute::Strategy::Median, p, step, train, &columns)?,
         Operator::Mean(p) => impute_fit(impute::Strategy::Mean, p, step, train, &columns)?,
-        Operator::MostFrequent(p) => {
-            impute_fit(impute::Strategy::MostFrequent, p, step, train, &columns)?
-        }
+        Operator::MostFrequent(p) => impute_fit(impute::Strategy::MostFrequent, p, step, train, &columns)?,
         Operator::Constant(p) => impute_fit(impute::Strategy::Constant, p, step, train, &columns)?,
         Operator::RareLabel(p) => Fitted::RareLabel(rare_label::fit(p, train, &columns)?),
         Operator::OneHot(p) => Fitted::OneHot(one_hot::fit(p, train, &columns)?),
         Operator::Ordinal(p) => Fitted::Ordinal(ordinal::fit(p, train, &columns).map_err(|e| {
-            let col = columns
-                .iter()
-                .find(|c| e.to_string().contains(&format!("\"{c}\"")));
+            let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
             e.at(col.and_then(|c| loc_of(c)))
         })?),
     };
@@ -204,12 +182,7 @@ fn impute_fit(
 /// type the operator accepts; `numeric` / `categorical` / `all` pick the accepted columns.
 pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result<Vec<String>> {
     let accepts = step.operator.accepts();
-    let loc_of = |c: &str| {
-        step.locations
-            .columns
-            .get(c)
-            .or(step.locations.step.as_ref())
-    };
+    let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
     let check_known = |name: &str| -> Result<()> {
         if protected.contains(&name) {
             return Err(Error::data(format!(
@@ -220,10 +193,7 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
             .with_hint("steps transform features only; remove it from `columns`"));
         }
         if frame.column(name).is_none() {
-            return Err(frame
-                .missing_column(name)
-                .in_stage(&step.name)
-                .at(loc_of(name)));
+            return Err(frame.missing_column(name).in_stage(&step.name).at(loc_of(name)));
         }
         Ok(())
     };
@@ -250,11 +220,7 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
                         "column \"{n}\" is {what}, but the {} operator in step {} needs {} columns",
                         step.operator.name(),
                         step.name,
-                        accepts
-                            .iter()
-                            .map(|t| t.name())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
+                        accepts.iter().map(|t| t.name()).collect::<Vec<_>>().join(" or ")
                     ))
                     .at(loc_of(n))
                     .with_hint(hint));
@@ -282,21 +248,11 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
             .map(|c| c.name.clone())
             .collect(),
     };
-    Ok(picked
-        .into_iter()
-        .filter(|c| !step.exclude.contains(c))
-        .collect())
+    Ok(picked.into_iter().filter(|c| !step.exclude.contains(c)).collect())
 }
 
 /// Error for a value the fitted state has never seen.
-pub fn unseen_error(
-    step: &str,
-    column: &str,
-    value: &str,
-    line: u64,
-    source: &str,
-    known: usize,
-) -> Error {
+pub fn unseen_error(step: &str, column: &str, value: &str, line: u64, source: &str, known: usize) -> Error {
     Error::data(format!(
         "unseen category \"{value}\" in column \"{column}\" (line {line} of {source}); {step} learned {known} categories on train"
     ))

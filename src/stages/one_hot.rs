@@ -58,9 +58,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut new_names = BTreeSet::new();
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!(
-                "one_hot got non-categorical column {name}"
-            )));
+            return Err(Error::internal(format!("one_hot got non-categorical column {name}")));
         };
         if let Some(r) = values.iter().position(Option::is_none) {
             return Err(Error::data(format!(
@@ -72,7 +70,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
         let mut categories: Vec<String> = values
             .iter()
             .flatten()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -83,13 +81,11 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
         };
         for c in &categories {
             let new = format!("{name}_{c}");
-            if !new_names.insert(new.clone())
-                || (train.column(&new).is_some() && !columns.contains(&new))
-            {
-                return Err(Error::data(format!(
-                    "one-hot column \"{new}\" would clash with another column"
-                ))
-                .with_hint("rename the column or the category"));
+            if !new_names.insert(new.clone()) || (train.column(&new).is_some() && !columns.contains(&new)) {
+                return Err(
+                    Error::data(format!("one-hot column \"{new}\" would clash with another column"))
+                        .with_hint("rename the column or the category"),
+                );
             }
         }
         out.push(Encoding {

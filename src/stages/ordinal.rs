@@ -64,9 +64,7 @@ impl Params {
             (_, Some(list)) => {
                 return Err(Error::spec(
                     "`categories` is only used with method = \"explicit\"",
-                    list.first()
-                        .map(|c| c.location.clone())
-                        .or_else(|| Some(t.location())),
+                    list.first().map(|c| c.location.clone()).or_else(|| Some(t.location())),
                 )
                 .with_hint("add method = \"explicit\" or remove `categories`"));
             }
@@ -104,9 +102,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!(
-                "ordinal got non-categorical column {name}"
-            )));
+            return Err(Error::internal(format!("ordinal got non-categorical column {name}")));
         };
         if let Some(r) = values.iter().position(Option::is_none) {
             return Err(Error::data(format!(
@@ -198,22 +194,13 @@ mod tests {
     fn explicit_order_and_unknown_value() {
         let train = read_csv(b"q\nGd\nTA\nEx\n", &ReadOptions::default(), "t.csv").unwrap();
         let p = Params {
-            method: Method::Explicit(vec![
-                "Po".into(),
-                "Fa".into(),
-                "TA".into(),
-                "Gd".into(),
-                "Ex".into(),
-            ]),
+            method: Method::Explicit(vec!["Po".into(), "Fa".into(), "TA".into(), "Gd".into(), "Ex".into()]),
             unseen: Unseen::Encode,
             unknown_value: -1.0,
         };
         let f = fit(&p, &train, &["q".into()]).unwrap();
         let new = read_csv(b"q\nEx\nPo\nXX\n", &ReadOptions::default(), "n.csv").unwrap();
-        assert_eq!(
-            f.apply(new).unwrap().numeric("q").unwrap(),
-            &[4.0, 0.0, -1.0]
-        );
+        assert_eq!(f.apply(new).unwrap().numeric("q").unwrap(), &[4.0, 0.0, -1.0]);
     }
 
     #[test]

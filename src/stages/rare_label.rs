@@ -25,12 +25,7 @@ pub struct Params {
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 4] = [
-        "tolerance",
-        "n_categories",
-        "max_n_categories",
-        "replace_with",
-    ];
+    pub const NAMES: [&'static str; 4] = ["tolerance", "n_categories", "max_n_categories", "replace_with"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let tolerance = match t.f64("tolerance")? {
@@ -49,16 +44,11 @@ impl Params {
         let n_categories = t.u64("n_categories")?.map_or(10, |v| v.value);
         let max_n_categories = match t.u64("max_n_categories")? {
             Some(v) if v.value == 0 => {
-                return Err(Error::spec(
-                    "`max_n_categories` must be at least 1",
-                    Some(v.location),
-                ));
+                return Err(Error::spec("`max_n_categories` must be at least 1", Some(v.location)));
             }
             other => other.map(|v| v.value),
         };
-        let replace_with = t
-            .str("replace_with")?
-            .map_or_else(|| "Rare".to_string(), |v| v.value);
+        let replace_with = t.str("replace_with")?.map_or_else(|| "Rare".to_string(), |v| v.value);
         Ok(Params {
             tolerance,
             n_categories,
@@ -87,9 +77,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!(
-                "rare_label got non-categorical column {name}"
-            )));
+            return Err(Error::internal(format!("rare_label got non-categorical column {name}")));
         };
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for s in values.iter().flatten() {
@@ -111,7 +99,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             ranked.iter().map(|(s, _)| (*s).to_string()).collect()
         };
         if let (true, Some(max)) = (grouped, params.max_n_categories) {
-            frequent.truncate(max as usize);
+            frequent.truncate(usize::try_from(max).unwrap_or(usize::MAX));
         }
         out.push(Grouping {
             column: name.clone(),
@@ -138,13 +126,12 @@ impl Fitted {
                     g.column
                 )));
             };
-            let keep: std::collections::BTreeSet<&str> =
-                g.frequent.iter().map(String::as_str).collect();
+            let keep: std::collections::BTreeSet<&str> = g.frequent.iter().map(String::as_str).collect();
             for cell in values.iter_mut() {
-                if let Some(s) = cell {
-                    if !keep.contains(&**s) {
-                        *cell = Some(Arc::clone(&rare));
-                    }
+                if let Some(s) = cell
+                    && !keep.contains(&**s)
+                {
+                    *cell = Some(Arc::clone(&rare));
                 }
             }
         }

@@ -1,7 +1,10 @@
 //! Train/test split: seeded random (optionally stratified), by a column's values, or by time.
 //!
 //! The random split draws its own permutation (Fisher–Yates with unbiased bounded draws from the
-//! stage's ChaCha20 stream), so it never changes with a `rand` upgrade. Both sides keep file order.
+//! stage's `ChaCha20` stream), so it never changes with a `rand` upgrade. Both sides keep file order.
+//!
+//! Row indices are `u32`: `read_csv` refuses files with more rows than that.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 use std::collections::BTreeMap;
 
@@ -43,12 +46,7 @@ fn value_key(data: &ColumnData, r: usize) -> Option<String> {
     }
 }
 
-pub fn fit(
-    split: &Split,
-    frame: &Frame,
-    rng: &mut impl RngCore,
-    loc: Option<&Location>,
-) -> Result<Fitted> {
+pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Location>) -> Result<Fitted> {
     let n = frame.n_rows();
     let mut is_test = vec![false; n];
     match split {
@@ -59,10 +57,7 @@ pub fn fit(
             let groups: BTreeMap<String, Vec<u32>> = match stratify {
                 None => BTreeMap::from([(String::new(), (0..n as u32).collect())]),
                 Some(col) => {
-                    let data = &frame
-                        .column(col)
-                        .ok_or_else(|| frame.missing_column(col).at(loc))?
-                        .data;
+                    let data = &frame.column(col).ok_or_else(|| frame.missing_column(col).at(loc))?.data;
                     let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
                     for r in 0..n {
                         let key = value_key(data, r).ok_or_else(|| {
@@ -100,28 +95,23 @@ pub fn fit(
                 }
             }
         }
-        Split::Column {
-            column,
-            test_values,
-        } => {
+        Split::Column { column, test_values } => {
             let data = &frame
                 .column(column)
                 .ok_or_else(|| frame.missing_column(column).at(loc))?
                 .data;
             for (r, t) in is_test.iter_mut().enumerate() {
                 *t = test_values.iter().any(|v| match (v, data) {
+                    #[allow(clippy::float_cmp)] // test values are matched exactly, as written
                     (SplitValue::Number(x), ColumnData::Numeric(col)) => col[r] == *x,
-                    (SplitValue::Text(s), ColumnData::Categorical(col)) => {
-                        col[r].as_deref() == Some(s.as_str())
-                    }
+                    (SplitValue::Text(s), ColumnData::Categorical(col)) => col[r].as_deref() == Some(s.as_str()),
                     _ => false,
                 });
             }
             if let Some(bad) = test_values.iter().find(|v| {
                 matches!(
                     (v, data),
-                    (SplitValue::Number(_), ColumnData::Categorical(_))
-                        | (SplitValue::Text(_), ColumnData::Numeric(_))
+                    (SplitValue::Number(_), ColumnData::Categorical(_)) | (SplitValue::Text(_), ColumnData::Numeric(_))
                 )
             }) {
                 return Err(Error::data(format!(
@@ -161,9 +151,7 @@ pub fn fit(
                             data.column_type().name()
                         ))
                         .at(loc)
-                        .with_hint(
-                            "use a number for a numeric column, an ISO-8601 string for a text one",
-                        ));
+                        .with_hint("use a number for a numeric column, an ISO-8601 string for a text one"));
                     }
                 };
             }
@@ -171,20 +159,14 @@ pub fn fit(
     }
     let (test, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&r| is_test[r as usize]);
     if train.is_empty() {
-        return Err(
-            Error::data(format!("the split leaves no train rows (of {n})"))
-                .at(loc)
-                .with_hint(
-                    "lower test_fraction, or choose test values that leave rows for training",
-                ),
-        );
+        return Err(Error::data(format!("the split leaves no train rows (of {n})"))
+            .at(loc)
+            .with_hint("lower test_fraction, or choose test values that leave rows for training"));
     }
     if test.is_empty() {
-        return Err(
-            Error::data(format!("the split leaves no test rows (of {n})"))
-                .at(loc)
-                .with_hint("raise test_fraction, or choose test values that occur in the data"),
-        );
+        return Err(Error::data(format!("the split leaves no test rows (of {n})"))
+            .at(loc)
+            .with_hint("raise test_fraction, or choose test values that occur in the data"));
     }
     Ok(Fitted { train, test })
 }
@@ -197,10 +179,10 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
 
     fn frame() -> Frame {
-        let mut csv = String::from("k,g\n");
-        for i in 0..100 {
-            csv.push_str(&format!("{i},{}\n", if i % 4 == 0 { "a" } else { "b" }));
-        }
+        let rows: Vec<String> = (0..100)
+            .map(|i| format!("{i},{}\n", if i % 4 == 0 { "a" } else { "b" }))
+            .collect();
+        let csv = format!("k,g\n{}", rows.concat());
         read_csv(csv.as_bytes(), &ReadOptions::default(), "t.csv").unwrap()
     }
 
