@@ -193,6 +193,35 @@ impl LocalStore {
         write_atomic(&self.tmp(), &path, bytes)
     }
 
+    /// Stores a file without reading it into memory: copy into `tmp/`, hash the copy (memory-mapped, on
+    /// all cores; the digest does not depend on the thread count), fsync, rename. The id is computed
+    /// from the bytes that were stored, so a file changing underneath cannot produce a lying object.
+    pub fn put_file(&self, source: &Path) -> Result<(Id, u64)> {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.tmp().join(format!("{}-{n}-file", std::process::id()));
+        let result = (|| {
+            let size = fs::copy(source, &tmp).map_err(io("copy", source))?;
+            let id = hash_file(&tmp)?;
+            File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("sync", &tmp))?;
+            let dest = self.object_path(&id);
+            if dest.is_file() && hash_file(&dest)? == id {
+                let _ = fs::remove_file(&tmp);
+                return Ok((id, size));
+            }
+            let parent = dest.parent().unwrap_or(Path::new("."));
+            fs::create_dir_all(parent).map_err(io("create folder", parent))?;
+            fs::rename(&tmp, &dest).map_err(io("rename into", &dest))?;
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync folder", parent))?;
+            Ok((id, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
     /// Every object id in the store, sorted.
     pub fn object_ids(&self) -> Result<Vec<Id>> {
         let mut out = Vec::new();
@@ -367,6 +396,13 @@ impl Resolved {
             Resolved::Object(id) => format!("object {}", id.short()),
         }
     }
+}
+
+/// blake3 of a file, memory-mapped and hashed on all cores for large files.
+pub fn hash_file(path: &Path) -> Result<Id> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path).map_err(io("hash", path))?;
+    Ok(Id(*hasher.finalize().as_bytes()))
 }
 
 fn read_ref_file(path: &Path) -> Result<Option<Id>> {

@@ -55,6 +55,13 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Put a data file into the store and print its id (blake3 of its bytes).
+    Snapshot {
+        file: PathBuf,
+        /// Compute the id only; store nothing.
+        #[arg(long)]
+        hash_only: bool,
+    },
     /// Re-hash every object in the store and check every reference.
     Verify,
     /// Remove objects no run or prediction references.

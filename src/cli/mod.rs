@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use mlpipe::commands::{diff, gc, log, predict, reproduce, run, show, verify};
+use mlpipe::commands::{diff, gc, log, predict, reproduce, run, show, snapshot, verify};
 use mlpipe::{Error, ErrorKind};
 
 use args::{Cli, Command};
@@ -73,6 +73,10 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 store,
             })?;
             printer.predict(&report);
+            Ok(0)
+        }
+        Command::Snapshot { file, hash_only } => {
+            printer.snapshot(&snapshot::run(&snapshot::SnapshotArgs { file, store, hash_only })?);
             Ok(0)
         }
         Command::Verify => {

@@ -12,6 +12,7 @@ use mlpipe::commands::predict::PredictReport;
 use mlpipe::commands::reproduce::ReproduceReport;
 use mlpipe::commands::run::RunReport;
 use mlpipe::commands::show::ShowReport;
+use mlpipe::commands::snapshot::SnapshotReport;
 use mlpipe::commands::verify::VerifyReport;
 use serde::Serialize;
 
@@ -264,6 +265,14 @@ impl Printer {
         if r.csv.is_some() {
             let _ = writeln!(std::io::stderr(), "prediction {}", r.prediction);
         }
+    }
+
+    pub fn snapshot(&self, r: &SnapshotReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let what = if r.stored { "stored" } else { "hashed" };
+        self.out(&format!("{}  ({what} {} bytes)\n", r.snapshot, r.bytes));
     }
 
     pub fn verify(&self, r: &VerifyReport) {

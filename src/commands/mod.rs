@@ -8,6 +8,7 @@ pub mod predict;
 pub mod reproduce;
 pub mod run;
 pub mod show;
+pub mod snapshot;
 pub mod verify;
 
 use std::path::Path;

@@ -1,0 +1,43 @@
+"""The house-price pipeline of pipelines/house-prices.toml, written the way a scikit-learn /
+feature-engine user would: the peer side of bench case 1 (same data, same steps, same model)."""
+import pathlib
+
+import numpy as np
+import pandas as pd
+from feature_engine.encoding import RareLabelEncoder
+from feature_engine.imputation import AddMissingIndicator, CategoricalImputer, MeanMedianImputer
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import OneHotEncoder
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "data-snapshots" / "house-prices" / "train.csv"
+QUALITY = ["ExterQual", "ExterCond", "BsmtQual", "BsmtCond", "HeatingQC", "KitchenQual",
+           "FireplaceQu", "GarageQual", "GarageCond", "PoolQC"]
+SCALE = {v: float(i) for i, v in enumerate(["Missing", "Po", "Fa", "TA", "Gd", "Ex"])}
+
+df = pd.read_csv(DATA, keep_default_na=False, na_values=["NA"], dtype={"MSSubClass": str})
+numeric = [c for c in df.columns if c not in ("Id", "SalePrice") and pd.api.types.is_numeric_dtype(df[c])]
+categorical = [c for c in df.columns if c not in ("Id", "SalePrice") and c not in numeric]
+train, test = train_test_split(df, test_size=0.25, random_state=42)
+ind = AddMissingIndicator(variables=numeric).fit(train)
+train, test = ind.transform(train), ind.transform(test)
+med = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+train, test = med.transform(train), med.transform(test)
+cat = CategoricalImputer(fill_value="Missing", variables=categorical).fit(train)
+train, test = cat.transform(train), cat.transform(test)
+for d in (train, test):
+    for c in QUALITY:
+        d[c] = d[c].map(SCALE)
+rest = [c for c in categorical if c not in QUALITY]
+rare = RareLabelEncoder(tol=0.01, n_categories=1, variables=rest).fit(train)
+train, test = rare.transform(train), rare.transform(test)
+enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train[rest])
+names = enc.get_feature_names_out(rest)
+train = pd.concat([train.drop(columns=rest), pd.DataFrame(enc.transform(train[rest]), columns=names, index=train.index)], axis=1)
+test = pd.concat([test.drop(columns=rest), pd.DataFrame(enc.transform(test[rest]), columns=names, index=test.index)], axis=1)
+features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+model = Ridge(alpha=10.0).fit(train[features], np.log(train.SalePrice))
+pred = np.exp(model.predict(test[features]))
+print({"rmse": root_mean_squared_error(test.SalePrice, pred), "mae": mean_absolute_error(test.SalePrice, pred),
+       "r2": r2_score(test.SalePrice, pred)})

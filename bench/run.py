@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Benchmarks mlpipe against its peers on this machine, side by side, alternating runs.
+
+    cargo build --release && bench/peers/setup && python3 bench/run.py [--quick]
+
+Prints a Markdown table (median wall time, peak RSS, peer/mlpipe ratio) and writes bench/RESULTS.md.
+Peers come from bench/.venv (bench/peers/setup); a case whose peer is not installed is reported as such.
+"""
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MLPIPE = ROOT / "target" / "release" / "mlpipe"
+VENV = ROOT / "bench" / ".venv" / "bin"
+PIPELINE = ROOT / "pipelines" / "house-prices.toml"
+
+
+def measure(cmd, cwd=None, env=None, setup=None):
+    """Runs cmd once; returns (seconds, peak RSS in MiB) of that one child process."""
+    if setup:
+        setup()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = proc.stderr.read().decode(errors="replace")
+        raise SystemExit(f"benchmark command failed: {' '.join(map(str, cmd))}\n{err}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def compare(name, ours, peer, runs):
+    """Alternates the two sides `runs` times; each side is (cmd, cwd, env, setup) or None."""
+    samples = {"mlpipe": [], "peer": []}
+    for _ in range(runs):
+        for side, spec in (("mlpipe", ours), ("peer", peer)):
+            if spec:
+                samples[side].append(measure(*spec))
+    row = {"case": name}
+    for side in ("mlpipe", "peer"):
+        if samples[side]:
+            row[side] = (statistics.median(s[0] for s in samples[side]), max(s[1] for s in samples[side]))
+    return row
+
+
+def peer_python():
+    return VENV / "python" if (VENV / "python").exists() else None
+
+
+def dvc():
+    return VENV / "dvc" if (VENV / "dvc").exists() else None
+
+
+def case_cold(runs, work):
+    store = work / "cold-store"
+    ours = ([MLPIPE, "run", PIPELINE, "--store", store], None, None, lambda: shutil.rmtree(store, ignore_errors=True))
+    py = peer_python()
+    peer = ([py, ROOT / "bench" / "peers" / "house_prices.py"], None, None, None) if py else None
+    return compare("cold house-price pipeline (1460 rows)", ours, peer, runs)
+
+
+def case_noop(runs, work):
+    store = work / "noop-store"
+    subprocess.run([MLPIPE, "run", PIPELINE, "--store", store], check=True, capture_output=True)
+    ours = ([MLPIPE, "run", PIPELINE, "--store", store], None, None, None)
+    peer = None
+    if dvc():
+        repo = work / "dvc-noop"
+        repo.mkdir()
+        shutil.copy(ROOT / "data-snapshots" / "house-prices" / "train.csv", repo / "train.csv")
+        (repo / "dvc.yaml").write_text(
+            "stages:\n"
+            "  impute:\n    cmd: cp train.csv imputed.csv\n    deps: [train.csv]\n    outs: [imputed.csv]\n"
+            "  encode:\n    cmd: cp imputed.csv encoded.csv\n    deps: [imputed.csv]\n    outs: [encoded.csv]\n"
+            "  train:\n    cmd: cp encoded.csv model.csv\n    deps: [encoded.csv]\n    outs: [model.csv]\n"
+        )
+        env = dict(os.environ, PATH=f"{VENV}:{os.environ['PATH']}")
+        for c in (["git", "init", "-q"], [dvc(), "init", "-q"], [dvc(), "repro", "-q"]):
+            subprocess.run(c, cwd=repo, check=True, capture_output=True, env=env)
+        peer = ([dvc(), "repro"], repo, env, None)
+    return compare("no-op re-run (3+ stages, nothing changed)", ours, peer, runs)
+
+
+def case_hash(runs, work, size):
+    data = work / "big.bin"
+    with open(data, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    rows = [compare(f"hash a {size >> 20} MiB file (id only)", ([MLPIPE, "snapshot", data, "--hash-only"], None, None, None), None, runs)]
+    store = work / "hash-store"
+    ours = ([MLPIPE, "snapshot", data, "--store", store], None, None, lambda: shutil.rmtree(store, ignore_errors=True))
+    peer = None
+    if dvc():
+        repo = work / "dvc-add"
+        env = dict(os.environ, PATH=f"{VENV}:{os.environ['PATH']}")
+
+        def fresh():
+            shutil.rmtree(repo, ignore_errors=True)
+            repo.mkdir()
+            os.link(data, repo / "big.bin")
+            for c in (["git", "init", "-q"], [dvc(), "init", "-q"]):
+                subprocess.run(c, cwd=repo, check=True, capture_output=True, env=env)
+
+        peer = ([dvc(), "add", "big.bin"], repo, env, fresh)
+    rows.append(compare(f"snapshot a {size >> 20} MiB file into the store (vs dvc add)", ours, peer, runs))
+    return rows
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}"
+
+
+def table(rows):
+    out = ["| case | mlpipe median s | mlpipe peak RSS MiB | peer median s | peer peak RSS MiB | peer / mlpipe |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ours, peer = r.get("mlpipe"), r.get("peer")
+        cell = lambda v, i, f: f.format(v[i]) if v else "—"
+        ratio = f"{peer[0] / ours[0]:.1f}×" if ours and peer else "—"
+        out.append(f"| {r['case']} | {cell(ours, 0, '{:.4f}')} | {cell(ours, 1, '{:.0f}')} | "
+                   f"{cell(peer, 0, '{:.4f}')} | {cell(peer, 1, '{:.0f}')} | {ratio} |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
+    args = ap.parse_args()
+    if not MLPIPE.exists():
+        sys.exit("build first: cargo build --release")
+    runs = 3 if args.quick else 9
+    size = (100 if args.quick else 500) << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        rows = [case_cold(runs, work), case_noop(runs * 3, work)] + case_hash(runs, work, size)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side (no-op: {runs * 3}), alternating"
+    text = f"{head}\n\n{table(rows)}\n"
+    print(text)
+    if not args.quick:
+        results = ROOT / "bench" / "RESULTS.md"
+        body = results.read_text() if results.exists() else ""
+        marker = "<!-- table -->"
+        if marker in body:
+            before, _, rest = body.partition(marker)
+            _, _, after = rest.partition(marker)
+            body = f"{before}{marker}\n{text}{marker}{after}"
+        else:
+            body = f"# Benchmark results\n\n{marker}\n{text}{marker}\n"
+        results.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
