@@ -651,3 +651,36 @@ fn log_and_show_describe_runs_and_objects() {
     assert_eq!(shown["content"]["state"]["operator"], "impute");
     assert_eq!(shown["content"]["state"]["fills"][0]["column"], "LotFrontage");
 }
+
+#[test]
+fn runs_killed_at_any_moment_leave_a_consistent_store() {
+    let p = Project::new();
+    let clean = p.mlpipe(&[
+        "run",
+        "pipeline.toml",
+        "--json",
+        "--store",
+        p.path("clean").to_str().unwrap(),
+    ]);
+    let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
+    for i in 0..20u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+            .current_dir(p.dir.path())
+            .env("MLPIPE_STORE", p.store())
+            .args(["run", "pipeline.toml", "--seed", &(i % 3).to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(i * 4));
+        let _ = child.kill(); // SIGKILL: no chance to clean up
+        let _ = child.wait();
+        let verify = p.mlpipe(&["verify"]);
+        assert!(verify.status.success(), "after kill {i}: {}", stdout(&verify));
+    }
+    let after = p.run(&[]);
+    assert_eq!(after["run"], clean["run"]);
+    assert_eq!(outputs(&after), outputs(&clean));
+    assert!(p.mlpipe(&["gc"]).status.success());
+    assert_store_clean(&p);
+}

@@ -1,6 +1,7 @@
 //! Command-line front end: arguments → settings → one library command → printed report → exit code.
 
 mod args;
+mod describe;
 mod printer;
 mod progress;
 

@@ -16,6 +16,19 @@ use mlpipe::commands::snapshot::SnapshotReport;
 use mlpipe::commands::verify::VerifyReport;
 use serde::Serialize;
 
+/// A readable rendering of runs and stage outputs; other objects are shown as JSON.
+fn describe(r: &ShowReport) -> Option<String> {
+    match r.kind.as_str() {
+        "run" => serde_json::from_value(r.content.clone())
+            .ok()
+            .map(|rec| super::describe::run(&rec)),
+        "stage-output" => serde_json::from_value(r.content.clone())
+            .ok()
+            .map(|o| super::describe::stage_output(&o)),
+        _ => None,
+    }
+}
+
 pub struct Printer {
     json: bool,
 }
@@ -238,6 +251,8 @@ impl Printer {
             for l in r.content.as_array().into_iter().flatten() {
                 let _ = writeln!(s, "  {}", l.as_str().unwrap_or_default());
             }
+        } else if let Some(text) = describe(r) {
+            s.push_str(&text);
         } else {
             s.push_str(&serde_json::to_string_pretty(&r.content).unwrap_or_default());
             s.push('\n');

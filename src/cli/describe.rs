@@ -1,0 +1,206 @@
+//! Human renderings of stored objects for `mlpipe show`: fitted states as tables, not JSON.
+
+use std::fmt::Write as _;
+
+use mlpipe::executor::{StageOutput, StageState};
+use mlpipe::provenance::RunRecord;
+use mlpipe::stages::Fitted;
+use mlpipe::stages::impute::Value;
+
+fn list(items: &[String], max: usize) -> String {
+    let mut out = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > max {
+        let _ = write!(out, ", … ({} more)", items.len() - max);
+    }
+    out
+}
+
+fn num(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) {
+        format!("{v:.6e}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+pub fn run(r: &RunRecord) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "  pipeline  {} (object {})", r.pipeline_name, r.pipeline.short());
+    let _ = writeln!(s, "  created   {}", r.created);
+    let _ = writeln!(s, "  snapshot  {}  {}", r.snapshot, r.source);
+    let _ = writeln!(s, "  code      {}", r.code.describe());
+    let _ = writeln!(s, "  tool      mlpipe {} ({})", r.tool.mlpipe, r.tool.target);
+    let crates: Vec<String> = r.tool.crates.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(s, "  crates    {}", crates.join(", "));
+    let _ = writeln!(s, "  seed      {}", r.seed);
+    s.push_str("  stages\n");
+    for st in &r.stages {
+        let seed = r.stage_seeds.get(&st.name).map_or("", |x| &x[..12]);
+        let _ = writeln!(
+            s,
+            "    {:<28} output {}  key {}  seed {seed}",
+            st.name,
+            st.output.short(),
+            st.key.short()
+        );
+    }
+    for (label, m) in [("test", &r.metrics), ("train", &r.train_metrics)] {
+        let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect();
+        let _ = writeln!(s, "  {label:<9} {}", line.join("  "));
+    }
+    s
+}
+
+pub fn stage_output(o: &StageOutput) -> String {
+    let mut s = String::new();
+    match &o.state {
+        StageState::Gather { schema } => {
+            let numeric = schema.iter().filter(|(_, t)| t.name() == "numeric").count();
+            let _ = writeln!(
+                s,
+                "  gather: {} columns ({numeric} numeric, {} categorical)",
+                schema.len(),
+                schema.len() - numeric
+            );
+            for (name, ty) in schema {
+                let _ = writeln!(s, "    {name:<24} {}", ty.name());
+            }
+        }
+        StageState::Split(f) => {
+            let show = |v: &[u32]| list(&v.iter().map(|r| (r + 1).to_string()).collect::<Vec<_>>(), 12);
+            let _ = writeln!(
+                s,
+                "  split: {} train rows, {} test rows (data rows, 1-based)",
+                f.train.len(),
+                f.test.len()
+            );
+            let _ = writeln!(s, "    train  {}", show(&f.train));
+            let _ = writeln!(s, "    test   {}", show(&f.test));
+        }
+        StageState::Analyse(p) => {
+            let _ = writeln!(s, "  profile of {} train rows", p.rows);
+            let _ = writeln!(
+                s,
+                "    {:<16} {:<11} {:>7} {:>7} {:>9} {:>13} {:>13} {:>13} {:>13} {:>8}  top",
+                "column", "type", "missing", "miss%", "distinct", "min", "max", "mean", "std", "skew"
+            );
+            for c in &p.columns {
+                let (min, max, mean, std, skew) = c.numeric.as_ref().map_or_else(
+                    || ("".into(), "".into(), "".into(), "".into(), "".into()),
+                    |n| {
+                        let o = |v: Option<f64>| v.map_or_else(|| "-".into(), num);
+                        (
+                            num(n.min),
+                            num(n.max),
+                            num(n.mean),
+                            o(n.std),
+                            n.skew.map_or_else(|| "-".into(), |k| format!("{k:.3}")),
+                        )
+                    },
+                );
+                let top: Vec<String> = c.top.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+                let _ = writeln!(
+                    s,
+                    "    {:<16} {:<11} {:>7} {:>6.1}% {:>9} {min:>13} {max:>13} {mean:>13} {std:>13} {skew:>8}  {}",
+                    c.name,
+                    c.column_type.name(),
+                    c.missing,
+                    c.missing_fraction * 100.0,
+                    c.distinct,
+                    list(&top, 5)
+                );
+            }
+        }
+        StageState::Step(Fitted::Impute(f)) => {
+            let _ = writeln!(s, "  impute ({}): {} columns", f.strategy, f.fills.len());
+            for fill in &f.fills {
+                let v = match &fill.value {
+                    Value::Number(x) => x.to_string(),
+                    Value::Text(t) => format!("\"{t}\""),
+                };
+                let _ = writeln!(s, "    {:<24} ← {v}", fill.column);
+            }
+            if !f.indicators.is_empty() {
+                let names: Vec<String> = f.indicators.iter().map(|c| format!("{c}_na")).collect();
+                let _ = writeln!(s, "  missing indicators added: {}", list(&names, 50));
+            }
+        }
+        StageState::Step(Fitted::RareLabel(f)) => {
+            let _ = writeln!(s, "  rare_label: other labels become \"{}\"", f.replace_with);
+            for g in &f.columns {
+                let note = if g.grouped { "" } else { " (not grouped: few labels)" };
+                let _ = writeln!(
+                    s,
+                    "    {:<16} keeps {}{note}: {}",
+                    g.column,
+                    g.frequent.len(),
+                    list(&g.frequent, 12)
+                );
+            }
+        }
+        StageState::Step(Fitted::OneHot(f)) => {
+            let total: usize = f.columns.iter().map(|e| e.categories.len()).sum();
+            let _ = writeln!(
+                s,
+                "  one_hot: {} columns → {total} dummies (unseen: {:?})",
+                f.columns.len(),
+                f.unseen
+            );
+            for e in &f.columns {
+                let dropped = e
+                    .dropped
+                    .as_ref()
+                    .map(|d| format!(" (dropped \"{d}\")"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "    {:<16} {}{dropped}", e.column, list(&e.categories, 12));
+            }
+        }
+        StageState::Step(Fitted::Ordinal(f)) => {
+            let _ = writeln!(
+                s,
+                "  ordinal (unseen: {:?}, unknown value {})",
+                f.unseen, f.unknown_value
+            );
+            for m in &f.columns {
+                let coded: Vec<String> = m
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c}={i}"))
+                    .collect();
+                let _ = writeln!(s, "    {:<16} {}", m.column, list(&coded, 12));
+            }
+        }
+        StageState::Train(t) => {
+            let m = &t.model;
+            let _ = writeln!(
+                s,
+                "  {} on {} features, target transform {:?}; intercept {}",
+                m.estimator,
+                m.features.len(),
+                t.target_transform,
+                m.intercept
+            );
+            for (name, w) in m.features.iter().zip(&m.coefficients) {
+                let _ = writeln!(s, "    {name:<28} {w:>+.9e}");
+            }
+        }
+        StageState::Evaluate(e) => {
+            for (label, m) in [("test", &e.test), ("train", &e.train)] {
+                let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect();
+                let _ = writeln!(s, "  {label:<6} {}", line.join("  "));
+            }
+            let _ = writeln!(s, "  test predictions digest {}", e.test_predictions);
+        }
+    }
+    for (part, d) in &o.data {
+        let _ = writeln!(
+            s,
+            "  data {part:<5} {} rows × {} columns, digest {}",
+            d.rows,
+            d.columns,
+            d.digest.short()
+        );
+    }
+    s
+}
