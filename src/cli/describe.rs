@@ -86,7 +86,7 @@ pub fn stage_output(o: &StageOutput) -> String {
             );
             for c in &p.columns {
                 let (min, max, mean, std, skew) = c.numeric.as_ref().map_or_else(
-                    || ("".into(), "".into(), "".into(), "".into(), "".into()),
+                    || Default::default(),
                     |n| {
                         let o = |v: Option<f64>| v.map_or_else(|| "-".into(), num);
                         (
