@@ -85,19 +85,16 @@ pub fn stage_output(o: &StageOutput) -> String {
                 "column", "type", "missing", "miss%", "distinct", "min", "max", "mean", "std", "skew"
             );
             for c in &p.columns {
-                let (min, max, mean, std, skew) = c.numeric.as_ref().map_or_else(
-                    || Default::default(),
-                    |n| {
-                        let o = |v: Option<f64>| v.map_or_else(|| "-".into(), num);
-                        (
-                            num(n.min),
-                            num(n.max),
-                            num(n.mean),
-                            o(n.std),
-                            n.skew.map_or_else(|| "-".into(), |k| format!("{k:.3}")),
-                        )
-                    },
-                );
+                let (min, max, mean, std, skew) = c.numeric.as_ref().map_or_else(Default::default, |n| {
+                    let o = |v: Option<f64>| v.map_or_else(|| "-".into(), num);
+                    (
+                        num(n.min),
+                        num(n.max),
+                        num(n.mean),
+                        o(n.std),
+                        n.skew.map_or_else(|| "-".into(), |k| format!("{k:.3}")),
+                    )
+                });
                 let top: Vec<String> = c.top.iter().map(|(v, n)| format!("{v} ({n})")).collect();
                 let _ = writeln!(
                     s,
