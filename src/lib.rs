@@ -4,6 +4,7 @@
 //! ([`stages`], [`models`]) on train rows and stores its output in a content-addressed [`store`];
 //! [`provenance`] records where a run came from; [`commands`] implement the CLI's verbs without printing.
 
+pub mod ci;
 pub mod commands;
 pub mod digest;
 pub mod error;

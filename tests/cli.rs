@@ -20,6 +20,8 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(PIPELINE).unwrap();
         let text = text.replace("../data-snapshots/house-prices/train.csv", "train.csv");
+        // Gates judge the shipped pipeline against its lock; tests that need gates add their own.
+        let text = text.split("\n# Checked by every").next().unwrap().to_string() + "\n";
         std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
         for f in ["train.csv", "test.csv"] {
             std::fs::copy(Path::new(DATA).join(f), dir.path().join(f)).unwrap();
@@ -39,6 +41,15 @@ impl Project {
         let text = std::fs::read_to_string(self.path(file)).unwrap();
         assert!(text.contains(from), "{file} does not contain {from:?}");
         std::fs::write(self.path(file), text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// The shipped pipeline splits by time; a random split makes the seed matter.
+    fn use_random_split(&self) {
+        self.edit(
+            "pipeline.toml",
+            "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2010",
+            "method = \"random\"\ntest_fraction = 0.25",
+        );
     }
 
     fn mlpipe(&self, args: &[&str]) -> Output {
@@ -173,6 +184,35 @@ fn ids_are_identical_across_stores_and_thread_counts() {
     assert_eq!(a["run"], b["run"]);
     assert_eq!(outputs(&a), outputs(&b));
     assert_eq!(a["metrics"], b["metrics"]);
+    // And with a seeded random split, where the stage's ChaCha stream decides the rows.
+    p.use_random_split();
+    let one = p.mlpipe_env(
+        &[
+            "run",
+            "pipeline.toml",
+            "--json",
+            "--store",
+            p.path("r1").to_str().unwrap(),
+        ],
+        &[("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")],
+    );
+    let many = p.mlpipe_env(
+        &[
+            "run",
+            "pipeline.toml",
+            "--json",
+            "--store",
+            p.path("r2").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (c, d): (Value, Value) = (
+        serde_json::from_slice(&one.stdout).unwrap(),
+        serde_json::from_slice(&many.stdout).unwrap(),
+    );
+    assert_eq!(c["run"], d["run"]);
+    assert_eq!(outputs(&c), outputs(&d));
+    assert_ne!(stage(&c, "split")["output"], stage(&a, "split")["output"]);
 }
 
 #[test]
@@ -222,6 +262,7 @@ fn reproduce_names_the_first_stage_that_diverges() {
 #[test]
 fn seed_change_shows_in_diff_with_the_stages_it_changed() {
     let p = Project::new();
+    p.use_random_split();
     let a = p.run(&[]);
     let b = p.run(&["--seed", "7"]);
     let out = p.mlpipe(&["diff", a["run"].as_str().unwrap(), b["run"].as_str().unwrap()]);
@@ -370,7 +411,7 @@ fn unknown_key_gets_a_suggestion() {
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
     assert_eq!(
         err,
-        "error: unknown key `alpah` in [train] (expected one of: estimator, target_transform, alpha, fit_intercept)\n  --> pipeline.toml:60:1\n   |\n60 | alpah = 10.0\n   | ^^^^^\nhint: did you mean \"alpha\"?\n"
+        "error: unknown key `alpah` in [train] (expected one of: estimator, target_transform, alpha, fit_intercept)\n  --> pipeline.toml:63:1\n   |\n63 | alpah = 10.0\n   | ^^^^^\nhint: did you mean \"alpha\"?\n"
     );
 }
 
@@ -383,7 +424,7 @@ fn unknown_operator_is_located() {
         err.starts_with("error: unknown operator \"medain\" in [[impute]]"),
         "{err}"
     );
-    assert!(err.contains("--> pipeline.toml:27:12"), "{err}");
+    assert!(err.contains("--> pipeline.toml:30:12"), "{err}");
     assert!(err.ends_with("hint: did you mean \"median\"?\n"), "{err}");
 }
 
@@ -399,7 +440,7 @@ fn unknown_column_points_at_its_name_in_the_pipeline() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "error: column \"ExterQaul\" is not in train.csv (stage encode.quality)\n  --> pipeline.toml:41:12\n   |\n41 | columns = [\"ExterQaul\", \"ExterCond\", \"BsmtQual\", \"BsmtCond\", \"HeatingQC\", \"KitchenQual\",\n   |            ^^^^^^^^^^^\nhint: did you mean \"ExterQual\"?\n"
+        "error: column \"ExterQaul\" is not in train.csv (stage encode.quality)\n  --> pipeline.toml:44:12\n   |\n44 | columns = [\"ExterQaul\", \"ExterCond\", \"BsmtQual\", \"BsmtCond\", \"HeatingQC\", \"KitchenQual\",\n   |            ^^^^^^^^^^^\nhint: did you mean \"ExterQual\"?\n"
     );
     assert_store_clean(&p);
 }
@@ -425,7 +466,7 @@ fn text_column_in_a_numeric_step_is_explained() {
     );
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
     assert!(
-        err.starts_with("error: column \"MSZoning\" is text (categorical), but the median operator in step impute.numeric needs numeric columns (stage impute.numeric)\n  --> pipeline.toml:28:27\n"),
+        err.starts_with("error: column \"MSZoning\" is text (categorical), but the median operator in step impute.numeric needs numeric columns (stage impute.numeric)\n  --> pipeline.toml:31:27\n"),
         "{err}"
     );
     assert!(
@@ -437,14 +478,10 @@ fn text_column_in_a_numeric_step_is_explained() {
 #[test]
 fn empty_train_split_is_an_error() {
     let p = Project::new();
-    p.edit(
-        "pipeline.toml",
-        "method = \"random\"\ntest_fraction = 0.25",
-        "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2000",
-    );
+    p.edit("pipeline.toml", "test_from = 2010", "test_from = 2000");
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
     assert!(
-        err.starts_with("error: the split leaves no train rows (of 1460) (stage split)\n  --> pipeline.toml:20:10\n"),
+        err.starts_with("error: the split leaves no train rows (of 1460) (stage split)\n  --> pipeline.toml:22:10\n"),
         "{err}"
     );
     assert_store_clean(&p);

@@ -19,8 +19,26 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Non-interactive: plain progress lines, no bars (also whenever the CI variable is set).
+    #[arg(long, global = true)]
+    pub ci: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options for CI: a baseline for relative gates and report files.
+#[derive(clap::Args)]
+pub struct CiReports {
+    /// Judge relative gates against this run (default: the pipeline's lock file).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Write a JUnit XML report (a test case per stage and per gate).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (metrics, deltas against the baseline, gates) for a pull request.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +50,19 @@ pub enum Command {
         /// Override the pipeline's master seed.
         #[arg(long)]
         seed: Option<u64>,
+        #[command(flatten)]
+        report: CiReports,
+        /// Also write the pipeline's lock file (pipelines/NAME.lock) from this run.
+        #[arg(long)]
+        update_lock: bool,
+    },
+    /// Run a pipeline and write its lock file: the expected snapshot, stage outputs and metrics.
+    Lock { pipeline: PathBuf },
+    /// Run a pipeline (cached where possible) and fail if its results differ from its lock file.
+    Check {
+        pipeline: PathBuf,
+        #[command(flatten)]
+        report: CiReports,
     },
     /// Re-execute a run or prediction from scratch and prove its artifacts are bit-for-bit identical.
     Reproduce {

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use mlpipe::commands::{diff, gc, log, predict, reproduce, run, show, snapshot, verify};
+use mlpipe::commands::{check, diff, gc, log, predict, reproduce, run, show, snapshot, verify};
 use mlpipe::{Error, ErrorKind};
 
-use args::{Cli, Command};
+use args::{CiReports, Cli, Command};
 use printer::Printer;
 
 /// Exit codes: 0 ok; 1 user or data error, or differences found; 2 usage; 3 reproduction mismatch;
@@ -22,6 +22,9 @@ pub const EXIT_MISMATCH: u8 = 3;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.ci {
+        set_ci();
+    }
     let printer = Printer::new(cli.json);
     match dispatch(cli, &printer) {
         Ok(code) => ExitCode::from(code),
@@ -39,12 +42,58 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
     let store = cli.store.clone();
     match cli.command {
-        Command::Run { pipeline, seed } => {
+        Command::Run {
+            pipeline,
+            seed,
+            report: ci,
+            update_lock,
+        } => {
             let progress = progress::StageProgress::new(cli.json);
-            let report = run::run(&run::RunArgs { pipeline, store, seed }, &progress)?;
+            let args = run::RunArgs {
+                pipeline,
+                store,
+                seed,
+                baseline: ci.baseline.clone(),
+                update_lock,
+            };
+            let report = run::run(&args, &progress)?;
+            progress.finish();
+            write_reports(&ci, &report)?;
+            printer.run(&report);
+            Ok(if report.gates_passed() { 0 } else { EXIT_DIFFERENT })
+        }
+        Command::Lock { pipeline } => {
+            let progress = progress::StageProgress::new(cli.json);
+            let args = run::RunArgs {
+                pipeline,
+                store,
+                seed: None,
+                baseline: None,
+                update_lock: true,
+            };
+            let report = run::run(&args, &progress)?;
             progress.finish();
             printer.run(&report);
             Ok(0)
+        }
+        Command::Check { pipeline, report: ci } => {
+            let progress = progress::StageProgress::new(cli.json);
+            let report = check::run(
+                &check::CheckArgs {
+                    pipeline,
+                    store,
+                    baseline: ci.baseline.clone(),
+                },
+                &progress,
+            )?;
+            progress.finish();
+            write_reports(&ci, &report.run)?;
+            printer.check(&report);
+            Ok(if report.matches && report.run.gates_passed() {
+                0
+            } else {
+                EXIT_DIFFERENT
+            })
         }
         Command::Reproduce { hash } => {
             let progress = progress::StageProgress::new(cli.json);
@@ -90,4 +139,40 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             Ok(0)
         }
     }
+}
+
+fn set_ci() {
+    // Read by the progress display; set once, before any other thread exists.
+    CI_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub static CI_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes the JUnit and Markdown reports a CI asked for, atomically.
+fn write_reports(ci: &CiReports, report: &run::RunReport) -> Result<(), Error> {
+    let write = |path: &std::path::Path, text: String| {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        mlpipe::store::write_atomic(dir, path, text.as_bytes())
+    };
+    if let Some(path) = &ci.junit {
+        write(
+            path,
+            mlpipe::ci::junit(&report.pipeline, &report.run, &report.stages, &report.gates),
+        )?;
+    }
+    if let Some(path) = &ci.summary {
+        let text = mlpipe::ci::summary(
+            &report.pipeline,
+            &report.run,
+            &report.metrics,
+            report.baseline.as_ref(),
+            &report.gates,
+            &report.stages,
+        );
+        write(path, text)?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use mlpipe::Error;
+use mlpipe::commands::check::CheckReport;
 use mlpipe::commands::diff::DiffReport;
 use mlpipe::commands::gc::GcReport;
 use mlpipe::commands::log::LogReport;
@@ -26,6 +27,18 @@ fn describe(r: &ShowReport) -> Option<String> {
             .ok()
             .map(|o| super::describe::stage_output(&o)),
         _ => None,
+    }
+}
+
+fn gates(s: &mut String, r: &RunReport) {
+    for g in &r.gates {
+        let _ = writeln!(
+            s,
+            "  gate     {} {}: {}",
+            if g.passed { "passed" } else { "FAILED" },
+            g.gate,
+            g.detail
+        );
     }
 }
 
@@ -105,6 +118,43 @@ impl Printer {
         let _ = writeln!(s, "  train    {}", metrics_line(&r.train_metrics));
         let _ = writeln!(s, "  code     {}", r.code.describe());
         let _ = writeln!(s, "  snapshot {}", r.snapshot);
+        gates(&mut s, r);
+        if let Some(lock) = &r.lock {
+            let _ = writeln!(s, "  lock     wrote {}", lock.display());
+        }
+        self.out(&s);
+    }
+
+    pub fn check(&self, r: &CheckReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = String::new();
+        if r.matches {
+            let ran = r.run.stages.iter().filter(|s| !s.cached).count();
+            let _ = writeln!(
+                s,
+                "matches {} ({} stages, {ran} recomputed)",
+                r.lock.display(),
+                r.run.stages.len()
+            );
+        } else {
+            let _ = writeln!(s, "DIFFERS from {}", r.lock.display());
+            if let (Some(first), Some(reason)) = (&r.first_change, &r.reason) {
+                let _ = writeln!(s, "  first change: {first}\n  why: {reason}");
+            }
+            for d in &r.differences {
+                let _ = writeln!(
+                    s,
+                    "  {}: {} → {}",
+                    d.key,
+                    d.locked.as_deref().unwrap_or("(absent)"),
+                    d.now.as_deref().unwrap_or("(absent)")
+                );
+            }
+            s.push_str("  if the change is intended, update the lock with `mlpipe lock` and commit it\n");
+        }
+        gates(&mut s, &r.run);
         self.out(&s);
     }
 

@@ -13,7 +13,9 @@ pub struct StageProgress {
 
 impl StageProgress {
     pub fn new(json: bool) -> StageProgress {
-        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let interactive = std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && !super::CI_FLAG.load(std::sync::atomic::Ordering::Relaxed);
         let bar = (interactive && !json).then(|| {
             let bar = ProgressBar::new(0);
             if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}") {

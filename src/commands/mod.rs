@@ -1,6 +1,7 @@
 //! The CLI's verbs, one file each: an args struct and one function that returns a report. Nothing here
 //! prints; the binary decides how reports look.
 
+pub mod check;
 pub mod diff;
 pub mod gc;
 pub mod log;

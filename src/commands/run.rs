@@ -5,19 +5,24 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::ci::{Baseline, GateResult, Lock, evaluate_gates, lock_path, read_lock};
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::executor::{Executor, Progress, Snapshot, StageResult, StageState};
 use crate::plan::{Plan, run_id};
 use crate::provenance::{self, CodeState, RunRecord, StageRecord, Tool};
 use crate::spec::Pipeline;
-use crate::store::{LocalStore, RefKind, Store};
+use crate::store::{LocalStore, RefKind, Store, write_atomic};
 
 pub struct RunArgs {
     pub pipeline: PathBuf,
     pub store: PathBuf,
     /// Overrides the pipeline's master seed.
     pub seed: Option<u64>,
+    /// Compare gates against this run (hash prefix) instead of the pipeline's lock file.
+    pub baseline: Option<String>,
+    /// Write the pipeline's lock file from this run.
+    pub update_lock: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,6 +35,21 @@ pub struct RunReport {
     pub stages: Vec<StageResult>,
     pub metrics: BTreeMap<String, f64>,
     pub train_metrics: BTreeMap<String, f64>,
+    pub baseline: Option<Baseline>,
+    pub gates: Vec<GateResult>,
+    /// The lock file written (with `update_lock`).
+    pub lock: Option<PathBuf>,
+    /// The lock this run's results amount to.
+    #[serde(skip)]
+    pub lock_entries: Lock,
+    #[serde(skip)]
+    pub pipeline_file: PathBuf,
+}
+
+impl RunReport {
+    pub fn gates_passed(&self) -> bool {
+        self.gates.iter().all(|g| g.passed)
+    }
 }
 
 pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
@@ -147,7 +167,38 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             id
         }
     };
+    let baseline = match &args.baseline {
+        Some(hash) => {
+            let rec = super::resolve_run(&store, hash)?;
+            Some(Baseline {
+                source: format!("run {}", rec.run.short()),
+                metrics: rec.metrics,
+            })
+        }
+        None => read_lock(&args.pipeline)?.map(|lock| Baseline {
+            source: format!("lock {}", lock_path(&args.pipeline).display()),
+            metrics: lock.metrics(),
+        }),
+    };
+    let gates = evaluate_gates(&pipeline.gates, &metrics, baseline.as_ref());
+    let lock_entries = Lock::from_run(&pipeline, &snapshot_id, &executed.stages, &metrics, &tool_version());
+    let lock = if args.update_lock {
+        let path = lock_path(&args.pipeline);
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        write_atomic(dir, &path, lock_entries.render().as_bytes())?;
+        Some(path)
+    } else {
+        None
+    };
     Ok(RunReport {
+        baseline,
+        gates,
+        lock,
+        lock_entries,
+        pipeline_file: args.pipeline.clone(),
         run,
         pipeline: pipeline.name,
         record: record_id,
@@ -157,4 +208,8 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         metrics,
         train_metrics,
     })
+}
+
+fn tool_version() -> String {
+    provenance::MLPIPE_VERSION.to_string()
 }

@@ -36,6 +36,10 @@ pub struct Pipeline {
     pub steps: Vec<Step>,
     pub train: Train,
     pub evaluate: Evaluate,
+    /// Checks on the metrics of a run. They judge a run; they are not an input of it, so they are
+    /// stored with the pipeline but left out of the run id.
+    #[serde(default)]
+    pub gates: Vec<Gate>,
     /// Where the pipeline was read from and where each name was written; not hashed, not stored.
     #[serde(skip)]
     pub origin: Origin,
@@ -145,8 +149,50 @@ pub enum Metric {
     R2,
 }
 
+/// A check on one test metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub metric: Metric,
+    pub rule: GateRule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateRule {
+    /// The metric must be at most this.
+    Max(f64),
+    /// The metric must be at least this.
+    Min(f64),
+    /// The metric may be worse than the baseline's by at most this fraction of the baseline.
+    MaxRegression(f64),
+}
+
 impl Metric {
     pub const ALL: [&'static str; 3] = ["rmse", "mae", "r2"];
+
+    /// Whether a larger value is better (R²) or worse (errors).
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::R2)
+    }
+
+    pub fn parse(text: &At<String>) -> Result<Metric> {
+        match text.value.as_str() {
+            "rmse" => Ok(Metric::Rmse),
+            "mae" => Ok(Metric::Mae),
+            "r2" => Ok(Metric::R2),
+            other => {
+                let mut err = Error::spec(
+                    format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
+                    Some(text.location.clone()),
+                );
+                if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
+                    err = err.with_hint(h);
+                }
+                Err(err)
+            }
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::Rmse => "rmse",
@@ -178,7 +224,7 @@ impl Pipeline {
         let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "");
         let p = parse_root(&mut root)?;
         root.finish(&[
-            "pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate",
+            "pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate", "gate",
         ])?;
         Ok(p)
     }
@@ -194,6 +240,7 @@ impl Pipeline {
     pub fn hashed_bytes(&self) -> Vec<u8> {
         let mut copy = self.clone();
         copy.gather.source = String::new();
+        copy.gates = Vec::new();
         copy.to_canonical_json()
     }
 
@@ -336,21 +383,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             let list = e.str_list("metrics")?.unwrap_or_default();
             let mut metrics = Vec::new();
             for m in list {
-                let metric = match m.value.as_str() {
-                    "rmse" => Metric::Rmse,
-                    "mae" => Metric::Mae,
-                    "r2" => Metric::R2,
-                    other => {
-                        let mut err = Error::spec(
-                            format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
-                            Some(m.location),
-                        );
-                        if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
-                            err = err.with_hint(h);
-                        }
-                        return Err(err);
-                    }
-                };
+                let metric = Metric::parse(&m)?;
                 if !metrics.contains(&metric) {
                     metrics.push(metric);
                 }
@@ -378,6 +411,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             estimator,
             target_transform,
         },
+        gates: parse_gates(root, &metrics)?,
         evaluate: Evaluate { metrics },
         origin: Origin {
             file: Some(src.path().to_path_buf()),
@@ -386,6 +420,48 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             split_column: split_loc,
         },
     })
+}
+
+fn parse_gates(root: &mut TableReader<'_, '_>, computed: &[Metric]) -> Result<Vec<Gate>> {
+    let mut gates = Vec::new();
+    for mut t in root.table_list("gate")? {
+        let name = t.req_str("metric", "the test metric to check: rmse, mae or r2")?;
+        let metric = Metric::parse(&name)?;
+        if !computed.contains(&metric) {
+            return Err(Error::spec(
+                format!("gate on {} but [evaluate] does not compute it", metric.name()),
+                Some(name.location),
+            )
+            .with_hint(format!("add \"{}\" to [evaluate] metrics", metric.name())));
+        }
+        let rules = [
+            ("max", t.f64("max")?),
+            ("min", t.f64("min")?),
+            ("max_regression", t.f64("max_regression")?),
+        ];
+        let given: Vec<_> = rules.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let rule = match given.as_slice() {
+            [("max", v)] => GateRule::Max(v.value),
+            [("min", v)] => GateRule::Min(v.value),
+            [("max_regression", v)] if v.value >= 0.0 => GateRule::MaxRegression(v.value),
+            [("max_regression", v)] => {
+                return Err(Error::spec(
+                    "`max_regression` is a fraction of the baseline and must be ≥ 0 (0.02 = 2 % worse at most)",
+                    Some(v.location.clone()),
+                ));
+            }
+            _ => {
+                return Err(Error::spec(
+                    format!("{} needs exactly one of `max`, `min`, `max_regression`", t.name),
+                    Some(t.location()),
+                )
+                .with_hint("write one rule per [[gate]]; add another [[gate]] for another rule"));
+            }
+        };
+        t.finish(&["metric", "max", "min", "max_regression"])?;
+        gates.push(Gate { metric, rule });
+    }
+    Ok(gates)
 }
 
 /// Names become parts of stage names and messages: keep them to a safe alphabet (no `/`, no `..`).

@@ -171,3 +171,37 @@ fn column_selection_remembers_where_each_name_was_written() {
     let loc = &p.steps[0].locations.columns["bb"];
     assert_eq!((loc.line, loc.col), (15, 17));
 }
+
+#[test]
+fn gates_parse_and_are_left_out_of_the_run_hash() {
+    let p = check(&with(
+        "[[gate]]\nmetric = \"r2\"\nmin = 0.8\n[[gate]]\nmetric = \"rmse\"\nmax_regression = 0.02\n",
+    ))
+    .unwrap();
+    assert_eq!(p.gates.len(), 2);
+    assert_eq!(p.gates[1].rule, GateRule::MaxRegression(0.02));
+    let mut without = p.clone();
+    without.gates.clear();
+    assert_eq!(without.hashed_bytes(), p.hashed_bytes());
+}
+
+#[test]
+fn a_gate_needs_exactly_one_rule() {
+    let err = check(&with("[[gate]]\nmetric = \"r2\"\nmin = 0.8\nmax = 0.9\n")).unwrap_err();
+    assert_eq!(
+        err,
+        "[[gate]] #1 needs exactly one of `max`, `min`, `max_regression` @ 13:1 | write one rule per [[gate]]; add another [[gate]] for another rule"
+    );
+}
+
+#[test]
+fn a_gate_on_a_metric_that_is_not_computed_is_refused() {
+    let err = check(&with(
+        "[evaluate]\nmetrics = [\"rmse\"]\n[[gate]]\nmetric = \"r2\"\nmin = 0.8\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "gate on r2 but [evaluate] does not compute it @ 16:10 | add \"r2\" to [evaluate] metrics"
+    );
+}
