@@ -256,29 +256,26 @@ pub fn summary(
         stages.len(),
         stages.len() - ran
     );
-    match baseline {
-        Some(b) => {
-            let _ = writeln!(s, "| metric | this run | {} | change |\n|---|---:|---:|---:|", b.source);
-            for (k, v) in metrics {
-                let (base, change) = b.metrics.get(k).map_or_else(
-                    || ("—".to_string(), "—".to_string()),
-                    |base| {
-                        let pct = if *base == 0.0 {
-                            String::new()
-                        } else {
-                            format!(" ({:+.2}%)", (v - base) / base.abs() * 100.0)
-                        };
-                        (format!("{base:.6}"), format!("{:+.6}{pct}", v - base))
-                    },
-                );
-                let _ = writeln!(s, "| {k} | {v:.6} | {base} | {change} |");
-            }
+    if let Some(b) = baseline {
+        let _ = writeln!(s, "| metric | this run | {} | change |\n|---|---:|---:|---:|", b.source);
+        for (k, v) in metrics {
+            let (base, change) = b.metrics.get(k).map_or_else(
+                || ("—".to_string(), "—".to_string()),
+                |base| {
+                    let pct = if *base == 0.0 {
+                        String::new()
+                    } else {
+                        format!(" ({:+.2}%)", (v - base) / base.abs() * 100.0)
+                    };
+                    (format!("{base:.6}"), format!("{:+.6}{pct}", v - base))
+                },
+            );
+            let _ = writeln!(s, "| {k} | {v:.6} | {base} | {change} |");
         }
-        None => {
-            s.push_str("| metric | this run |\n|---|---:|\n");
-            for (k, v) in metrics {
-                let _ = writeln!(s, "| {k} | {v:.6} |");
-            }
+    } else {
+        s.push_str("| metric | this run |\n|---|---:|\n");
+        for (k, v) in metrics {
+            let _ = writeln!(s, "| {k} | {v:.6} |");
         }
     }
     if !gates.is_empty() {
