@@ -344,7 +344,11 @@ mod tests {
         lock.entries.insert("metric.rmse".into(), 0.1f64.to_string());
         let text = lock.render();
         assert_eq!(Lock::parse(Path::new("x.lock"), &text).unwrap(), lock);
-        assert_eq!(lock.metrics()["rmse"].to_bits(), 0.1f64.to_bits(), "metrics round-trip bit for bit");
+        assert_eq!(
+            lock.metrics()["rmse"].to_bits(),
+            0.1f64.to_bits(),
+            "metrics round-trip bit for bit"
+        );
         let err = Lock::parse(Path::new("x.lock"), &format!("{text}<<<<<<< HEAD\n")).unwrap_err();
         assert!(err.to_string().starts_with("x.lock:4: expected `key = value`"), "{err}");
     }

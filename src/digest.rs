@@ -108,7 +108,12 @@ impl KeyBuilder {
     pub fn bytes(mut self, b: &[u8]) -> Self {
         self.hasher.update(b"b");
         self.hasher.update(&(b.len() as u64).to_le_bytes());
-        self.hasher.update(b);
+        // blake3 is a tree hash: hashing a long input on several threads gives the same digest.
+        if b.len() >= 1 << 20 {
+            self.hasher.update_rayon(b);
+        } else {
+            self.hasher.update(b);
+        }
         self
     }
 

@@ -306,10 +306,8 @@ impl<'a> Executor<'a> {
             StageKind::Gather => {
                 let frame = self.parse_snapshot(snapshot)?;
                 check_target(p, &frame)?;
-                let out = StageOutput::new(
-                    StageState::Gather { schema: frame.schema() },
-                    Data::All(frame.clone()).digests(),
-                );
+                let data = BTreeMap::from([("all".to_string(), FrameDigest::of(&frame))]);
+                let out = StageOutput::new(StageState::Gather { schema: frame.schema() }, data);
                 Ok((out, Data::All(frame)))
             }
             StageKind::Split => {

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Id, KeyBuilder, context};
@@ -204,6 +206,75 @@ impl Frame {
     }
 }
 
+/// A fast hasher for in-memory lookup tables (interning, pointer memos). Which order such a table
+/// iterates in never reaches an output: they are only probed, or drained into ordered maps.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// Counts of each present text value, ordered by text. Equal texts in a column usually share one
+/// allocation, so values are counted by pointer first and compared as text once per allocation.
+pub fn category_counts(values: &[Option<Arc<str>>]) -> BTreeMap<&str, usize> {
+    let mut by_pointer: FastMap<usize, (&str, usize)> = FastMap::default();
+    for s in values.iter().flatten() {
+        by_pointer
+            .entry(Arc::as_ptr(s).cast::<u8>() as usize)
+            .or_insert((&**s, 0))
+            .1 += 1;
+    }
+    let mut counts = BTreeMap::new();
+    for (text, n) in by_pointer.into_values() {
+        *counts.entry(text).or_default() += n;
+    }
+    counts
+}
+
+/// Looks text values up in a table, once per distinct allocation.
+pub struct Lookup<'t, T> {
+    table: &'t BTreeMap<&'t str, T>,
+    memo: FastMap<usize, Option<&'t T>>,
+}
+
+impl<'t, T> Lookup<'t, T> {
+    pub fn new(table: &'t BTreeMap<&'t str, T>) -> Self {
+        Lookup {
+            table,
+            memo: FastMap::default(),
+        }
+    }
+
+    pub fn get(&mut self, value: &Arc<str>) -> Option<&'t T> {
+        let table = self.table;
+        *self
+            .memo
+            .entry(Arc::as_ptr(value).cast::<u8>() as usize)
+            .or_insert_with(|| table.get(&**value))
+    }
+}
+
 /// How to turn CSV bytes into a frame. Missing-value markers are explicit: an empty field is always
 /// missing, and so is any field equal to one of `na_values`; nothing else is guessed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,13 +301,17 @@ impl Default for ReadOptions {
 }
 
 fn parse_number(field: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(field).ok()?.trim();
+    let field = field.trim_ascii();
     // Rust's parser is correctly rounded; it also accepts "inf"/"nan", which are text here.
-    let first = text.bytes().next()?;
-    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+    let first = *field.first()?;
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) || !field.is_ascii() {
         return None;
     }
-    text.parse::<f64>().ok().filter(|x| x.is_finite())
+    std::str::from_utf8(field)
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
 }
 
 /// Reads CSV bytes. `source` names the file in errors. When `schema` is given (predicting with a fitted
@@ -295,85 +370,274 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         }
     }
 
-    let mut records = Vec::new();
-    let mut lines = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record).map_err(csv_error)? {
-        lines.push(record.position().map_or(0, csv::Position::line));
-        records.push(record.clone());
-    }
+    // Where the data starts, and on which line.
+    let offset = usize::try_from(reader.position().byte())
+        .unwrap_or(bytes.len())
+        .min(bytes.len());
+    let body = &bytes[offset..];
+    let first_line = count_lines(&bytes[..offset]) + 1;
+    drop(reader);
 
-    if records.len() > u32::MAX as usize {
+    // Without quotes a record never spans lines, so the body can be cut at line ends and parsed on all
+    // cores; with quotes it is parsed in one piece. Either way the frame is the same.
+    let chunks = if memchr_quote(body) {
+        vec![(0, body.len())]
+    } else {
+        line_chunks(body, 4 << 20)
+    };
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut line = first_line;
+    let mut prev = 0;
+    for &(start, _) in &chunks {
+        line += count_lines(&body[prev..start]);
+        starts.push(line);
+        prev = start;
+    }
+    let n_fields = names.len();
+    let wanted: Vec<(usize, &String)> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| opts.columns.is_empty() || opts.columns.contains(n))
+        .collect();
+    // Each piece is parsed and typed on its own (its records are dropped right after), then columns
+    // are merged in file order. The first error in column order, then line order, is reported, as a
+    // sequential reader would.
+    let pieces = chunks
+        .par_iter()
+        .zip(starts.par_iter())
+        .map(|(&(start, end), &first)| {
+            let chunk = parse_chunk(&body[start..end], first, n_fields, opts.delimiter, source)?;
+            let typed = wanted
+                .iter()
+                .map(|&(c, name)| build_partial(&chunk, c, name, opts))
+                .collect::<Vec<_>>();
+            Ok((chunk.lines, typed))
+        })
+        .collect::<Vec<Result<(Vec<u64>, Vec<Partial>)>>>()
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    let rows: usize = pieces.iter().map(|p| p.0.len()).sum();
+    if rows > u32::MAX as usize {
         return Err(Error::data(format!(
             "{source} has more than {} rows, which mlpipe does not support",
             u32::MAX
         )));
     }
-    let is_missing = |field: &[u8]| field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field);
-    let mut columns = Vec::with_capacity(names.len());
-    for (c, name) in names.iter().enumerate() {
-        if !opts.columns.is_empty() && !opts.columns.contains(name) {
-            continue;
+    let mut chunk_lines = Vec::with_capacity(pieces.len());
+    // Transpose (moving, not copying) to one list of pieces per column.
+    let mut by_column: Vec<Vec<Partial>> = (0..wanted.len()).map(|_| Vec::with_capacity(pieces.len())).collect();
+    for (lines, typed) in pieces {
+        chunk_lines.push(lines);
+        for (k, piece) in typed.into_iter().enumerate() {
+            by_column[k].push(piece);
         }
-        let forced = opts.dtypes.get(name).copied();
-        let numeric = match forced {
-            Some(t) => t == ColumnType::Numeric,
-            None => records
-                .iter()
-                .all(|r| is_missing(&r[c]) || parse_number(&r[c]).is_some()),
-        };
-        let data = if numeric {
-            let mut values = Vec::with_capacity(records.len());
-            for (r, rec) in records.iter().enumerate() {
-                let field = &rec[c];
-                if is_missing(field) {
-                    values.push(f64::NAN);
-                } else if let Some(x) = parse_number(field) {
-                    values.push(x);
-                } else {
-                    return Err(Error::data(format!(
-                        "column \"{name}\" is declared numeric, but line {} of {source} holds \"{}\"",
-                        lines[r],
-                        String::from_utf8_lossy(field)
-                    ))
-                    .with_hint("fix the value, add it to na_values if it marks a missing value, or declare the column categorical"));
-                }
-            }
-            ColumnData::Numeric(values)
-        } else {
-            let mut interned: HashMap<&[u8], Arc<str>> = HashMap::new();
-            let mut values = Vec::with_capacity(records.len());
-            for (r, rec) in records.iter().enumerate() {
-                let field = &rec[c];
-                if is_missing(field) {
-                    values.push(None);
-                    continue;
-                }
-                if let Some(s) = interned.get(field) {
-                    values.push(Some(Arc::clone(s)));
-                    continue;
-                }
-                let text = std::str::from_utf8(field).map_err(|_| {
-                    Error::data(format!(
-                        "line {} of {source}: column \"{name}\" is not valid UTF-8",
-                        lines[r]
-                    ))
-                })?;
-                let s: Arc<str> = Arc::from(text);
-                interned.insert(field, Arc::clone(&s));
-                values.push(Some(s));
-            }
-            ColumnData::Categorical(values)
-        };
-        columns.push(Column {
-            name: name.clone(),
-            data,
-        });
     }
+    let reparse = |i: usize| {
+        let (start, end) = chunks[i];
+        parse_chunk(&body[start..end], starts[i], n_fields, opts.delimiter, source)
+    };
+    let columns = by_column
+        .into_par_iter()
+        .zip(wanted.par_iter())
+        .map(|(pieces, &(c, name))| merge_partials(&chunk_lines, pieces, &reparse, rows, c, name, opts, source))
+        .collect::<Vec<Result<Column>>>()
+        .into_iter()
+        .collect::<Result<Vec<Column>>>()?;
+    let lines: Vec<u64> = chunk_lines.concat();
     Ok(Frame {
         columns,
         lines,
         source: source.to_string(),
+    })
+}
+
+fn is_missing(field: &[u8], opts: &ReadOptions) -> bool {
+    field.is_empty() || opts.na_values.iter().any(|na| na.as_bytes() == field)
+}
+
+#[allow(clippy::naive_bytecount)] // fast enough: auto-vectorised, and not worth a dependency
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+fn memchr_quote(body: &[u8]) -> bool {
+    body.contains(&b'"')
+}
+
+/// Cuts `body` into pieces of about `target` bytes that end at line ends.
+fn line_chunks(body: &[u8], target: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < body.len() {
+        let mut end = (start + target).min(body.len());
+        if end < body.len() {
+            end = body[end..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(body.len(), |p| end + p + 1);
+        }
+        out.push((start, end));
+        start = end;
+    }
+    out
+}
+
+/// The records of one piece of the body, with their line numbers.
+struct Chunk {
+    records: Vec<csv::ByteRecord>,
+    lines: Vec<u64>,
+}
+
+fn parse_chunk(piece: &[u8], first_line: u64, n_fields: usize, delimiter: u8, source: &str) -> Result<Chunk> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(piece);
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(first_line, |p| first_line + p.line() - 1);
+                return Err(Error::data(format!("{source} is not valid CSV at line {line}: {e}"))
+                    .with_hint("check the delimiter and quoting; every row needs as many fields as the header"));
+            }
+        }
+        let line = first_line + record.position().map_or(1, csv::Position::line) - 1;
+        if record.len() != n_fields {
+            return Err(Error::data(format!(
+                "{source} is not valid CSV at line {line}: the row has {} fields, the header {n_fields}",
+                record.len()
+            ))
+            .with_hint("check the delimiter and quoting; every row needs as many fields as the header"));
+        }
+        lines.push(line);
+        records.push(record.clone());
+    }
+    Ok(Chunk { records, lines })
+}
+
+/// A column of one chunk: numbers while every value parses, else text; or where it failed.
+enum Partial {
+    Numeric(Vec<f64>),
+    Text(Vec<Option<Arc<str>>>),
+    /// A column declared numeric holds this text at this row of the chunk.
+    NotNumeric(usize, String),
+    /// A text value that is not UTF-8, at this row of the chunk.
+    BadUtf8(usize),
+}
+
+/// Text values of a chunk's column, equal texts sharing one allocation; `Err(row)` at invalid UTF-8.
+fn text_values(chunk: &Chunk, c: usize, opts: &ReadOptions) -> std::result::Result<Vec<Option<Arc<str>>>, usize> {
+    let mut interned: FastMap<&[u8], Arc<str>> = FastMap::default();
+    let mut out = Vec::with_capacity(chunk.records.len());
+    for (r, rec) in chunk.records.iter().enumerate() {
+        let field = &rec[c];
+        if is_missing(field, opts) {
+            out.push(None);
+            continue;
+        }
+        if let Some(s) = interned.get(field) {
+            out.push(Some(Arc::clone(s)));
+            continue;
+        }
+        let text = std::str::from_utf8(field).map_err(|_| r)?;
+        let s: Arc<str> = Arc::from(text);
+        interned.insert(field, Arc::clone(&s));
+        out.push(Some(s));
+    }
+    Ok(out)
+}
+
+fn text_partial(chunk: &Chunk, c: usize, opts: &ReadOptions) -> Partial {
+    match text_values(chunk, c, opts) {
+        Ok(v) => Partial::Text(v),
+        Err(r) => Partial::BadUtf8(r),
+    }
+}
+
+fn build_partial(chunk: &Chunk, c: usize, name: &str, opts: &ReadOptions) -> Partial {
+    let forced = opts.dtypes.get(name).copied();
+    if forced != Some(ColumnType::Categorical) {
+        let mut values = Vec::with_capacity(chunk.records.len());
+        for (r, rec) in chunk.records.iter().enumerate() {
+            let field = &rec[c];
+            if is_missing(field, opts) {
+                values.push(f64::NAN);
+            } else if let Some(x) = parse_number(field) {
+                values.push(x);
+            } else if forced == Some(ColumnType::Numeric) {
+                return Partial::NotNumeric(r, String::from_utf8_lossy(field).into_owned());
+            } else {
+                return text_partial(chunk, c, opts);
+            }
+        }
+        return Partial::Numeric(values);
+    }
+    text_partial(chunk, c, opts)
+}
+
+/// Joins one column's pieces: numeric only if every piece is (a numeric piece of a text column is
+/// parsed again as text); invalid UTF-8 is an error.
+#[allow(clippy::too_many_arguments)]
+fn merge_partials(
+    chunk_lines: &[Vec<u64>],
+    pieces: Vec<Partial>,
+    reparse: &(dyn Fn(usize) -> Result<Chunk> + Sync),
+    rows: usize,
+    c: usize,
+    name: &str,
+    opts: &ReadOptions,
+    source: &str,
+) -> Result<Column> {
+    for (lines, piece) in chunk_lines.iter().zip(&pieces) {
+        if let Partial::NotNumeric(r, text) = piece {
+            return Err(Error::data(format!(
+                "column \"{name}\" is declared numeric, but line {} of {source} holds \"{text}\"",
+                lines[*r]
+            ))
+            .with_hint(
+                "fix the value, add it to na_values if it marks a missing value, or declare the column categorical",
+            ));
+        }
+    }
+    let data = if pieces.iter().all(|p| matches!(p, Partial::Numeric(_))) {
+        let mut values = Vec::with_capacity(rows);
+        for piece in &pieces {
+            if let Partial::Numeric(v) = piece {
+                values.extend_from_slice(v);
+            }
+        }
+        ColumnData::Numeric(values)
+    } else {
+        let mut values = Vec::with_capacity(rows);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let piece = if matches!(piece, Partial::Numeric(_)) {
+                text_partial(&reparse(i)?, c, opts)
+            } else {
+                piece
+            };
+            match piece {
+                Partial::Text(v) => values.extend(v),
+                Partial::BadUtf8(r) => {
+                    return Err(Error::data(format!(
+                        "line {} of {source}: column \"{name}\" is not valid UTF-8",
+                        chunk_lines[i][r]
+                    ))
+                    .with_hint("save the file as UTF-8"));
+                }
+                Partial::Numeric(_) | Partial::NotNumeric(..) => {}
+            }
+        }
+        ColumnData::Categorical(values)
+    };
+    Ok(Column {
+        name: name.to_string(),
+        data,
     })
 }
 
@@ -490,6 +754,53 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         let c = read_csv(b"a,b\n1,x\n2,z\n", &opts(&[]), "a.csv").unwrap();
         assert_ne!(a.digest(), c.digest());
+    }
+
+    /// A file large enough to be read in several pieces on several threads.
+    fn big_csv(quoted_first: bool, last_b: &str) -> Vec<u8> {
+        let mut s = String::from("a,b,c\n");
+        for i in 0..600_000 {
+            let a = if i == 0 && quoted_first {
+                "\"0\"".to_string()
+            } else {
+                i.to_string()
+            };
+            let b = if i == 599_999 {
+                last_b.to_string()
+            } else {
+                (i % 97).to_string()
+            };
+            s += &format!("{a},{b},{}\n", ["x", "y", "NA"][i % 3]);
+        }
+        s.into_bytes()
+    }
+
+    #[test]
+    fn pieces_read_in_parallel_give_the_frame_of_one_sequential_read() {
+        let o = opts(&["NA"]);
+        let parallel = read_csv(&big_csv(false, "5"), &o, "t.csv").unwrap();
+        let sequential = read_csv(&big_csv(true, "5"), &o, "t.csv").unwrap(); // quotes: one piece
+        assert_eq!(parallel, sequential);
+        assert_eq!(parallel.schema()[1].1, ColumnType::Numeric);
+        assert_eq!(parallel.lines[599_999], 600_001);
+        // Text in the last piece only makes the whole column text, earlier pieces included.
+        let late_text = read_csv(&big_csv(false, "oops"), &o, "t.csv").unwrap();
+        let ColumnData::Categorical(b) = &late_text.columns[1].data else {
+            panic!("b should be text")
+        };
+        assert_eq!((b[0].as_deref(), b[599_999].as_deref()), (Some("0"), Some("oops")));
+        assert_eq!(late_text, read_csv(&big_csv(true, "oops"), &o, "t.csv").unwrap());
+    }
+
+    #[test]
+    fn a_forced_numeric_error_names_the_line_in_a_late_piece() {
+        let mut o = opts(&["NA"]);
+        o.dtypes.insert("b".into(), ColumnType::Numeric);
+        let err = read_csv(&big_csv(false, "oops"), &o, "t.csv").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column \"b\" is declared numeric, but line 600001 of t.csv holds \"oops\""
+        );
     }
 
     #[test]

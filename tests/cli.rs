@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp, clippy::many_single_char_names)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_cmp,
+    clippy::many_single_char_names
+)]
 
 //! The `mlpipe` binary end to end, on the shipped house-price data, in throwaway folders.
 

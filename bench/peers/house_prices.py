@@ -1,6 +1,10 @@
 """The house-price pipeline of pipelines/house-prices.toml, written the way a scikit-learn /
-feature-engine user would: the peer side of bench case 1 (same data, same steps, same model)."""
+feature-engine user would: the peer side of bench cases 1 and 4 (same data, same steps, same model).
+
+    python house_prices.py [DATA.csv]
+"""
 import pathlib
+import sys
 
 import numpy as np
 import pandas as pd
@@ -8,10 +12,9 @@ from feature_engine.encoding import RareLabelEncoder
 from feature_engine.imputation import AddMissingIndicator, CategoricalImputer, MeanMedianImputer
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "data-snapshots" / "house-prices" / "train.csv"
+DATA = sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "data-snapshots" / "house-prices" / "train.csv"
 QUALITY = ["ExterQual", "ExterCond", "BsmtQual", "BsmtCond", "HeatingQC", "KitchenQual",
            "FireplaceQu", "GarageQual", "GarageCond", "PoolQC"]
 SCALE = {v: float(i) for i, v in enumerate(["Missing", "Po", "Fa", "TA", "Gd", "Ex"])}
@@ -19,7 +22,8 @@ SCALE = {v: float(i) for i, v in enumerate(["Missing", "Po", "Fa", "TA", "Gd", "
 df = pd.read_csv(DATA, keep_default_na=False, na_values=["NA"], dtype={"MSSubClass": str})
 numeric = [c for c in df.columns if c not in ("Id", "SalePrice") and pd.api.types.is_numeric_dtype(df[c])]
 categorical = [c for c in df.columns if c not in ("Id", "SalePrice") and c not in numeric]
-train, test = train_test_split(df, test_size=0.25, random_state=42)
+# As pipelines/house-prices.toml: train on 2006-2009, test on 2010.
+train, test = df[df.YrSold < 2010].copy(), df[df.YrSold >= 2010].copy()
 ind = AddMissingIndicator(variables=numeric).fit(train)
 train, test = ind.transform(train), ind.transform(test)
 med = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)

@@ -5,6 +5,7 @@ use linfa::Dataset;
 use linfa::traits::Fit;
 use ndarray::{Array1, Array2};
 
+use super::gram;
 use crate::error::{Error, Result};
 
 fn matrix(features: &[(&str, &[f64])], n: usize) -> Array2<f64> {
@@ -34,51 +35,42 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
     Ok((model.params().to_vec(), model.intercept()))
 }
 
-/// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`.
+/// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`: centre, form `XᵀX + αI`, solve by
+/// Cholesky, then refine (see the module docs of `models`).
 pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
     let n = y.len();
     let p = features.len();
-    let nf = n as f64;
-    // Column means, summed in row order.
-    let x_offset: Vec<f64> = features
-        .iter()
-        .map(|(_, col)| {
-            if fit_intercept {
-                col.iter().sum::<f64>() / nf
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let y_offset = if fit_intercept { y.iter().sum::<f64>() / nf } else { 0.0 };
-    let mut x = matrix(features, n);
-    for (c, off) in x_offset.iter().enumerate() {
-        x.column_mut(c).mapv_inplace(|v| v - off);
-    }
-    let yc = Array1::from_iter(y.iter().map(|v| v - y_offset));
-    // matrixmultiply's gemm runs on one thread with a fixed blocking: the same bits every time.
-    let mut a = x.t().dot(&x);
-    let b = x.t().dot(&yc);
+    let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
+    let x_offset = if fit_intercept {
+        gram::means(&columns)
+    } else {
+        vec![0.0; p]
+    };
+    let y_offset = if fit_intercept {
+        y.iter().sum::<f64>() / n as f64
+    } else {
+        0.0
+    };
+    let (mut a, b) = gram::normal_equations(&columns, &x_offset, y, y_offset);
     for i in 0..p {
-        a[[i, i]] += alpha;
+        a[i * p + i] += alpha;
     }
     let not_pd = || {
         Error::data("ridge could not be fitted: XᵀX + αI is not positive definite (alpha = 0 with collinear features?)")
             .with_hint("raise alpha above 0, or drop collinear features")
     };
-    let factor = cholesky(a).ok_or_else(not_pd)?;
-    let mut w = solve_factored(&factor, b.to_vec());
+    let factor =
+        cholesky(Array2::from_shape_vec((p, p), a).map_err(|e| Error::internal(e.to_string()))?).ok_or_else(not_pd)?;
+    let mut w = solve_factored(&factor, b);
     // Forming XᵀX squares the condition number. Two steps of refinement with the residual computed
     // through X itself (corrected semi-normal equations) recover the accuracy of a QR solve at the
     // cost of two passes over X.
     for _ in 0..2 {
-        let fitted = x.dot(&Array1::from(w.clone()));
-        let resid = &yc - &fitted;
-        let mut r = x.t().dot(&resid);
+        let mut r = gram::residual_correlation(&columns, &x_offset, y, y_offset, &w);
         for (ri, wi) in r.iter_mut().zip(&w) {
             *ri -= alpha * wi;
         }
-        let delta = solve_factored(&factor, r.to_vec());
+        let delta = solve_factored(&factor, r);
         for (wi, d) in w.iter_mut().zip(delta) {
             *wi += d;
         }

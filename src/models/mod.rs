@@ -8,6 +8,7 @@
 //!
 //! Coefficients are stored under the feature names they belong to.
 
+pub mod gram;
 mod linear;
 
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,6 @@
 //! Statistics follow pandas: `std` with ddof = 1, `skew` is the adjusted Fisher–Pearson coefficient
 //! (`Series.skew()`); sums run in row order so results never depend on threads.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{ColumnData, ColumnType, Frame};
@@ -88,10 +86,7 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                     (bits.len(), summarise(v), Vec::new())
                 }
                 ColumnData::Categorical(v) => {
-                    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-                    for s in v.iter().flatten() {
-                        *counts.entry(s).or_default() += 1;
-                    }
+                    let counts = crate::frame::category_counts(v);
                     let distinct = counts.len();
                     let mut ranked: Vec<(String, usize)> =
                         counts.into_iter().map(|(s, n)| (s.to_string(), n)).collect();

@@ -148,10 +148,7 @@ fn most_frequent(data: &ColumnData) -> Option<Value> {
             best.map(|(_, x)| Value::Number(x))
         }
         ColumnData::Categorical(v) => {
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for s in v.iter().flatten() {
-                *counts.entry(s).or_default() += 1;
-            }
+            let counts = crate::frame::category_counts(v);
             let mut best: Option<(usize, &str)> = None;
             for (s, n) in counts {
                 if best.is_none_or(|(bn, _)| n > bn) {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{Column, ColumnData, Frame};
+use crate::frame::{Column, ColumnData, Frame, Lookup, category_counts};
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,13 +67,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             ))
             .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
         }
-        let mut categories: Vec<String> = values
-            .iter()
-            .flatten()
-            .map(std::string::ToString::to_string)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut categories: Vec<String> = category_counts(values).into_keys().map(str::to_string).collect();
         let dropped = if params.drop_first && !categories.is_empty() {
             Some(categories.remove(0))
         } else {
@@ -120,9 +114,10 @@ impl Fitted {
                 .enumerate()
                 .map(|(i, c)| (c.as_str(), i))
                 .collect();
+            let mut lookup = Lookup::new(&position);
             let mut cols = vec![vec![0.0f64; values.len()]; enc.categories.len()];
             for (r, v) in values.iter().enumerate() {
-                match v.as_deref().map(|s| (s, position.get(s))) {
+                match v.as_ref().map(|s| (&**s, lookup.get(s))) {
                     Some((_, Some(&i))) => cols[i][r] = 1.0,
                     Some((s, None)) if enc.dropped.as_deref() == Some(s) => {}
                     other => {

@@ -111,10 +111,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             ))
             .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
         }
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in values.iter().flatten() {
-            *counts.entry(s).or_default() += 1;
-        }
+        let counts = crate::frame::category_counts(values);
         let categories = match &params.method {
             Method::Lexical => counts.keys().map(|s| (*s).to_string()).collect(),
             Method::Frequency => {
@@ -162,9 +159,10 @@ impl Fitted {
                 .enumerate()
                 .map(|(i, c)| (c.as_str(), i as f64))
                 .collect();
+            let mut lookup = crate::frame::Lookup::new(&code);
             let mut out = Vec::with_capacity(values.len());
             for (r, v) in values.iter().enumerate() {
-                match v.as_deref().and_then(|s| code.get(s)) {
+                match v.as_ref().and_then(|s| lookup.get(s)) {
                     Some(&x) => out.push(x),
                     None if self.unseen == Unseen::Encode => out.push(self.unknown_value),
                     None => {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::frame::{ColumnData, Frame, Lookup, category_counts};
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,10 +79,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
             return Err(Error::internal(format!("rare_label got non-categorical column {name}")));
         };
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in values.iter().flatten() {
-            *counts.entry(s).or_default() += 1;
-        }
+        let counts = category_counts(values);
         let present: usize = counts.values().sum();
         let has_missing = present < values.len();
         let distinct = counts.len() + usize::from(has_missing);
@@ -126,10 +123,12 @@ impl Fitted {
                     g.column
                 )));
             };
-            let keep: std::collections::BTreeSet<&str> = g.frequent.iter().map(String::as_str).collect();
+            // A map to `true` rather than a set: the pointer-memoised lookup works on maps.
+            let keep: BTreeMap<&str, bool> = g.frequent.iter().map(|s| (s.as_str(), true)).collect();
+            let mut lookup = Lookup::new(&keep);
             for cell in values.iter_mut() {
                 if let Some(s) = cell
-                    && !keep.contains(&**s)
+                    && lookup.get(s).is_none()
                 {
                     *cell = Some(Arc::clone(&rare));
                 }
