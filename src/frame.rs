@@ -758,6 +758,7 @@ mod tests {
 
     /// A file large enough to be read in several pieces on several threads.
     fn big_csv(quoted_first: bool, last_b: &str) -> Vec<u8> {
+        use std::fmt::Write as _;
         let mut s = String::from("a,b,c\n");
         for i in 0..600_000 {
             let a = if i == 0 && quoted_first {
@@ -770,7 +771,7 @@ mod tests {
             } else {
                 (i % 97).to_string()
             };
-            s += &format!("{a},{b},{}\n", ["x", "y", "NA"][i % 3]);
+            let _ = writeln!(s, "{a},{b},{}", ["x", "y", "NA"][i % 3]);
         }
         s.into_bytes()
     }
