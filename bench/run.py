@@ -68,6 +68,24 @@ def case_cold(runs, work):
     return compare("cold house-price pipeline (1460 rows)", ours, peer, runs)
 
 
+def case_large(rows, runs, work):
+    """The full pipeline on `rows` generated rows (bench/generate.py), cold, both sides."""
+    py = peer_python()
+    if not py:
+        return {"case": f"full pipeline, {rows:,} generated rows (peer not installed)"}
+    data = work / f"houses-{rows}.csv"
+    subprocess.run([py, ROOT / "bench" / "generate.py", "--rows", str(rows), "--seed", "1", "--out", data], check=True)
+    text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
+    pipeline = work / f"houses-{rows}.toml"
+    pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+    store = work / f"large-store-{rows}"
+    ours = ([MLPIPE, "run", pipeline, "--store", store], None, None, lambda: shutil.rmtree(store, ignore_errors=True))
+    peer = ([py, ROOT / "bench" / "peers" / "house_prices.py", data], None, None, None)
+    row = compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
+    data.unlink()
+    return row
+
+
 def case_noop(runs, work):
     store = work / "noop-store"
     subprocess.run([MLPIPE, "run", PIPELINE, "--store", store], check=True, capture_output=True)
@@ -151,8 +169,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         rows = [case_cold(runs, work), case_noop(runs * 3, work)] + case_hash(runs, work, size)
+        rows.append(case_large(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    head = f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side (no-op: {runs * 3}), alternating"
+    head = (f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side "
+            f"(no-op: {runs * 3}; large: {1 if args.quick else 3}), alternating")
     text = f"{head}\n\n{table(rows)}\n"
     print(text)
     if not args.quick:
