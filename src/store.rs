@@ -281,16 +281,6 @@ impl LocalStore {
         }
     }
 
-    /// Moves a damaged object out of the way so it can be recomputed; returns where it went.
-    pub fn quarantine(&self, id: &Id) -> Result<PathBuf> {
-        let dir = self.base.join("quarantine");
-        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        let dest = dir.join(id.hex());
-        let src = self.object_path(id);
-        fs::rename(&src, &dest).map_err(io("move damaged object", &src))?;
-        Ok(dest)
-    }
-
     pub fn remove_object(&self, id: &Id) -> Result<u64> {
         let p = self.object_path(id);
         let size = fs::metadata(&p).map_or(0, |m| m.len());

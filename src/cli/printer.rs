@@ -187,7 +187,11 @@ impl Printer {
                 let _ = writeln!(
                     s,
                     "NOT reproduced: {} {} first diverges at stage {}\n  recorded   {}\n  reproduced {}",
-                    r.what, r.id, d.stage, d.recorded, d.reproduced
+                    r.what,
+                    r.id,
+                    d.stage,
+                    d.recorded.map_or_else(|| "(no such stage)".into(), |i| i.hex()),
+                    d.reproduced.map_or_else(|| "(no such stage)".into(), |i| i.hex())
                 );
                 let same = r.checked.iter().take_while(|c| c.recorded == c.reproduced).count();
                 let _ = writeln!(

@@ -1,6 +1,8 @@
 //! `mlpipe reproduce HASH`: re-execute a run (or a prediction) from its recorded snapshot and pipeline,
 //! with every cache bypassed, in memory, and compare every artifact with the record.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::digest::Id;
@@ -15,8 +17,6 @@ pub struct ReproduceArgs {
     pub store: PathBuf,
 }
 
-use std::path::PathBuf;
-
 #[derive(Debug, Serialize)]
 pub struct ArtifactCheck {
     pub name: String,
@@ -27,8 +27,9 @@ pub struct ArtifactCheck {
 #[derive(Debug, Serialize)]
 pub struct Divergence {
     pub stage: String,
-    pub recorded: Id,
-    pub reproduced: Id,
+    /// `None` when this version of mlpipe plans a stage the record does not have, or the reverse.
+    pub recorded: Option<Id>,
+    pub reproduced: Option<Id>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,32 +74,25 @@ fn reproduce_run(
     let executed = Executor::new(&pipeline, &scratch, false, progress).run(&snapshot)?;
     let mut checked = Vec::new();
     let mut diverged = None;
-    for (rec, got) in record.stages.iter().zip(&executed.stages) {
-        checked.push(ArtifactCheck {
-            name: rec.name.clone(),
-            recorded: rec.output,
-            reproduced: got.output,
-        });
-        if rec.output != got.output && diverged.is_none() {
-            diverged = Some(Divergence {
-                stage: rec.name.clone(),
+    let longest = record.stages.len().max(executed.stages.len());
+    for i in 0..longest {
+        let (rec, got) = (record.stages.get(i), executed.stages.get(i));
+        if let (Some(rec), Some(got)) = (rec, got) {
+            checked.push(ArtifactCheck {
+                name: rec.name.clone(),
                 recorded: rec.output,
                 reproduced: got.output,
             });
         }
-    }
-    if record.stages.len() != executed.stages.len() && diverged.is_none() {
-        let i = record.stages.len().min(executed.stages.len());
-        let name = record
-            .stages
-            .get(i)
-            .or(None)
-            .map_or_else(|| executed.stages[i].name.clone(), |s| s.name.clone());
-        diverged = Some(Divergence {
-            stage: name,
-            recorded: Id([0; 32]),
-            reproduced: Id([0; 32]),
-        });
+        let (recorded, reproduced) = (rec.map(|s| s.output), got.map(|s| s.output));
+        if recorded != reproduced && diverged.is_none() {
+            let stage = rec.map_or_else(|| got.map(|s| s.name.clone()).unwrap_or_default(), |s| s.name.clone());
+            diverged = Some(Divergence {
+                stage,
+                recorded,
+                reproduced,
+            });
+        }
     }
     // Verified: restore anything the store lost (deleted or damaged objects).
     let mut restored = 0;
@@ -132,8 +126,8 @@ fn reproduce_prediction(store: &LocalStore, id: &Id) -> Result<ReproduceReport> 
     let reproduced = Id::of_bytes(&csv);
     let diverged = (reproduced != rec.output).then(|| Divergence {
         stage: "predict".into(),
-        recorded: rec.output,
-        reproduced,
+        recorded: Some(rec.output),
+        reproduced: Some(reproduced),
     });
     Ok(ReproduceReport {
         what: "prediction".into(),
