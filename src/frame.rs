@@ -134,12 +134,7 @@ impl Frame {
         match self.column(name).map(|c| &c.data) {
             Some(ColumnData::Numeric(v)) => Ok(v),
             Some(ColumnData::Categorical(v)) => {
-                let example = v
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|s| format!(" (e.g. \"{s}\")"))
-                    .unwrap_or_default();
+                let example = text_example(v);
                 Err(Error::data(format!("column \"{name}\" holds text{example}, but a number is needed here"))
                     .with_hint(format!(
                         "encode \"{name}\" first (one_hot or ordinal), or declare it numeric in [gather] dtypes if the text is a data error"
@@ -273,6 +268,16 @@ impl<'t, T> Lookup<'t, T> {
             .entry(Arc::as_ptr(value).cast::<u8>() as usize)
             .or_insert_with(|| table.get(&**value))
     }
+}
+
+/// ` (e.g. "RL")`: the first present value of a text column, for messages.
+pub fn text_example(values: &[Option<Arc<str>>]) -> String {
+    values
+        .iter()
+        .flatten()
+        .next()
+        .map(|s| format!(" (e.g. \"{s}\")"))
+        .unwrap_or_default()
 }
 
 /// How to turn CSV bytes into a frame. Missing-value markers are explicit: an empty field is always

@@ -30,6 +30,16 @@ fn describe(r: &ShowReport) -> Option<String> {
     }
 }
 
+/// `  key: old → new`, with "(absent)" for a side that has no value.
+fn change_line(s: &mut String, key: &str, old: Option<&str>, new: Option<&str>) {
+    let _ = writeln!(
+        s,
+        "  {key}: {} → {}",
+        old.unwrap_or("(absent)"),
+        new.unwrap_or("(absent)")
+    );
+}
+
 fn gates(s: &mut String, r: &RunReport) {
     for g in &r.gates {
         let _ = writeln!(
@@ -144,13 +154,7 @@ impl Printer {
                 let _ = writeln!(s, "  first change: {first}\n  why: {reason}");
             }
             for d in &r.differences {
-                let _ = writeln!(
-                    s,
-                    "  {}: {} → {}",
-                    d.key,
-                    d.locked.as_deref().unwrap_or("(absent)"),
-                    d.now.as_deref().unwrap_or("(absent)")
-                );
+                change_line(&mut s, &d.key, d.locked.as_deref(), d.now.as_deref());
             }
             s.push_str("  if the change is intended, update the lock with `mlpipe lock` and commit it\n");
         }
@@ -214,13 +218,7 @@ impl Printer {
         } else {
             s.push_str("config\n");
             for c in &r.config {
-                let _ = writeln!(
-                    s,
-                    "  {}: {} → {}",
-                    c.path,
-                    c.old.as_deref().unwrap_or("(absent)"),
-                    c.new.as_deref().unwrap_or("(absent)")
-                );
+                change_line(&mut s, &c.path, c.old.as_deref(), c.new.as_deref());
             }
         }
         match &r.data {

@@ -98,12 +98,7 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
                 out.push((col.name.as_str(), v.as_slice()));
             }
             ColumnData::Categorical(v) => {
-                let example = v
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|s| format!(" (e.g. \"{s}\")"))
-                    .unwrap_or_default();
+                let example = crate::frame::text_example(v);
                 return Err(Error::data(format!(
                     "feature \"{}\" is text{example}; estimators need numbers",
                     col.name
