@@ -18,9 +18,11 @@ impl StageProgress {
             && !super::CI_FLAG.load(std::sync::atomic::Ordering::Relaxed);
         let bar = (interactive && !json).then(|| {
             let bar = ProgressBar::new(0);
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}") {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} {elapsed}") {
                 bar.set_style(style);
             }
+            // Keep the spinner turning while one long stage runs.
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
         StageProgress {
