@@ -258,3 +258,85 @@ fn linear_regression_matches_scikit_learn() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn transforms_match_feature_engine_and_scikit_learn() {
+    use mlpipe::stages::cap;
+    let exp = &expected()["transform"];
+    let file = "tests/peer/house-prices-transform.toml";
+    let out = run(file);
+
+    // Caps learned by feature-engine's Winsorizer, per method.
+    for (stage, column) in [
+        ("transform.cap-lot", "LotArea"),
+        ("transform.cap-living", "GrLivArea"),
+        ("transform.cap-basement", "TotalBsmtSF"),
+        ("transform.cap-garage", "GarageArea"),
+    ] {
+        let StageState::Step(Fitted::Cap(cap::Fitted { columns })) = state(&out, stage) else {
+            panic!()
+        };
+        let peer = &exp["caps"][column];
+        for (ours, theirs, side) in [
+            (columns[0].low, &peer["low"], "low"),
+            (columns[0].high, &peer["high"], "high"),
+        ] {
+            match (ours, theirs.as_f64()) {
+                (Some(a), Some(b)) => assert_close(&format!("{column} {side} cap"), a, b, 1e-12),
+                (None, None) => {}
+                other => panic!("{column} {side} cap: {other:?}"),
+            }
+        }
+    }
+
+    // Scaler statistics, against scikit-learn's mean_/scale_, center_/scale_, data_min_/data_range_.
+    for (stage, kind) in [
+        ("transform.standard_scaler", "standard"),
+        ("transform.robust_scaler", "robust"),
+        ("transform.min_max_scaler", "min_max"),
+    ] {
+        let StageState::Step(Fitted::Scale(f)) = state(&out, stage) else {
+            panic!()
+        };
+        for c in &f.columns {
+            let peer = &exp["scalers"][kind][&c.column];
+            assert_close(
+                &format!("{kind} center of {}", c.column),
+                c.center,
+                peer["center"].as_f64().unwrap(),
+                1e-12,
+            );
+            assert_close(
+                &format!("{kind} scale of {}", c.column),
+                c.scale,
+                peer["scale"].as_f64().unwrap(),
+                1e-12,
+            );
+        }
+    }
+
+    // The transformed train values themselves: re-apply every fitted step to the train rows.
+    let pipeline = Pipeline::load(Path::new(file)).unwrap();
+    let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
+    let all = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "train.csv").unwrap();
+    let StageState::Split(split) = state(&out, "split") else {
+        panic!()
+    };
+    let mut train = all.take(&split.train);
+    for (_, o) in &out {
+        if let StageState::Step(f) = &o.state {
+            train = f.apply(train).unwrap();
+        }
+    }
+    for (column, values) in exp["train_values"].as_object().unwrap() {
+        let ours = train.numeric(column).unwrap();
+        for (i, v) in values.as_array().unwrap().iter().enumerate() {
+            assert_close(&format!("{column} row {i}"), ours[i], v.as_f64().unwrap(), 1e-12);
+        }
+    }
+
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

@@ -168,6 +168,41 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {:<16} {}", m.column, list(&coded, 12));
             }
         }
+        StageState::Step(Fitted::Scale(f)) => {
+            let _ = writeln!(s, "  {:?} scaler: x ↦ (x − center) / scale", f.kind);
+            if f.kind == mlpipe::stages::scale::Kind::MinMax {
+                let _ = writeln!(
+                    s,
+                    "  then onto [{}, {}] (center = train min, scale = train range)",
+                    f.feature_range.0, f.feature_range.1
+                );
+            }
+            for c in &f.columns {
+                let _ = writeln!(
+                    s,
+                    "    {:<24} center {:<14} scale {}",
+                    c.column,
+                    num(c.center),
+                    num(c.scale)
+                );
+            }
+        }
+        StageState::Step(Fitted::Transform(f)) => {
+            let what = match &f.function {
+                mlpipe::stages::transform::Function::Log { base10, offset } => {
+                    format!("{}(x + {offset})", if *base10 { "log10" } else { "ln" })
+                }
+                mlpipe::stages::transform::Function::Power { exp } => format!("x^{exp}"),
+                mlpipe::stages::transform::Function::Reciprocal => "1 / x".to_string(),
+            };
+            let _ = writeln!(s, "  {what} on {}", list(&f.columns, 20));
+        }
+        StageState::Step(Fitted::Cap(f)) => {
+            for c in &f.columns {
+                let o = |v: Option<f64>| v.map_or_else(|| "—".to_string(), num);
+                let _ = writeln!(s, "    {:<24} low {:<16} high {}", c.column, o(c.low), o(c.high));
+            }
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

@@ -224,7 +224,16 @@ impl Pipeline {
         let mut root = TableReader::new(&src, doc.get_ref(), 0..0, "");
         let p = parse_root(&mut root)?;
         root.finish(&[
-            "pipeline", "gather", "split", "analyse", "impute", "encode", "train", "evaluate", "gate",
+            "pipeline",
+            "gather",
+            "split",
+            "analyse",
+            "impute",
+            "encode",
+            "transform",
+            "train",
+            "evaluate",
+            "gate",
         ])?;
         Ok(p)
     }

@@ -205,3 +205,28 @@ fn a_gate_on_a_metric_that_is_not_computed_is_refused() {
         "gate on r2 but [evaluate] does not compute it @ 16:10 | add \"r2\" to [evaluate] metrics"
     );
 }
+
+#[test]
+fn transform_parameters_are_checked() {
+    let err = check(&with(
+        "[[transform]]\noperator = \"cap\"\nmethod = \"quantiles\"\nfold = 0.3\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "`fold` for quantiles is the tail fraction: above 0 and at most 0.2 @ 16:8"
+    );
+    let err = check(&with(
+        "[[transform]]\noperator = \"min_max_scaler\"\nfeature_range = [1, 0]\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "`feature_range` must be two numbers [low, high] with low < high @ 15:17"
+    );
+    let err = check(&with(
+        "[[transform]]\noperator = \"standard_scaler\"\nfeature_range = [0, 1]\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
+    assert_eq!(err, "`feature_range` is only used by min_max_scaler @ 15:17");
+}

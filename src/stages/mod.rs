@@ -4,11 +4,14 @@
 //! `apply`; then one variant in [`Operator`] and [`Fitted`] and one line in [`Operator::parse`].
 
 pub mod analyse;
+pub mod cap;
 pub mod impute;
 pub mod one_hot;
 pub mod ordinal;
 pub mod rare_label;
+pub mod scale;
 pub mod split;
+pub mod transform;
 
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -24,20 +27,31 @@ use crate::spec::{ColumnKind, Columns, Step};
 pub enum Group {
     Impute,
     Encode,
+    Transform,
 }
 
 impl Group {
-    pub const ALL: [Group; 2] = [Group::Impute, Group::Encode];
+    pub const ALL: [Group; 3] = [Group::Impute, Group::Encode, Group::Transform];
     pub fn name(self) -> &'static str {
         match self {
             Group::Impute => "impute",
             Group::Encode => "encode",
+            Group::Transform => "transform",
         }
     }
     fn operators(self) -> &'static [&'static str] {
         match self {
             Group::Impute => &["median", "mean", "most_frequent", "constant"],
             Group::Encode => &["rare_label", "one_hot", "ordinal"],
+            Group::Transform => &[
+                "standard_scaler",
+                "min_max_scaler",
+                "robust_scaler",
+                "log",
+                "power",
+                "reciprocal",
+                "cap",
+            ],
         }
     }
 }
@@ -53,6 +67,13 @@ pub enum Operator {
     RareLabel(rare_label::Params),
     OneHot(one_hot::Params),
     Ordinal(ordinal::Params),
+    StandardScaler(scale::Params),
+    MinMaxScaler(scale::Params),
+    RobustScaler(scale::Params),
+    Log(transform::Function),
+    Power(transform::Function),
+    Reciprocal(transform::Function),
+    Cap(cap::Params),
 }
 
 impl Operator {
@@ -82,7 +103,14 @@ impl Operator {
             "constant" => Operator::Constant(impute::Params::parse(t, impute::Strategy::Constant)?),
             "rare_label" => Operator::RareLabel(rare_label::Params::parse(t)?),
             "one_hot" => Operator::OneHot(one_hot::Params::parse(t)?),
-            _ => Operator::Ordinal(ordinal::Params::parse(t)?),
+            "ordinal" => Operator::Ordinal(ordinal::Params::parse(t)?),
+            "standard_scaler" => Operator::StandardScaler(scale::Params::parse(t, scale::Kind::Standard)?),
+            "min_max_scaler" => Operator::MinMaxScaler(scale::Params::parse(t, scale::Kind::MinMax)?),
+            "robust_scaler" => Operator::RobustScaler(scale::Params::parse(t, scale::Kind::Robust)?),
+            "log" => Operator::Log(transform::Function::parse_log(t)?),
+            "power" => Operator::Power(transform::Function::parse_power(t)?),
+            "reciprocal" => Operator::Reciprocal(transform::Function::Reciprocal),
+            _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
 
@@ -95,6 +123,13 @@ impl Operator {
             Operator::RareLabel(_) => "rare_label",
             Operator::OneHot(_) => "one_hot",
             Operator::Ordinal(_) => "ordinal",
+            Operator::StandardScaler(_) => "standard_scaler",
+            Operator::MinMaxScaler(_) => "min_max_scaler",
+            Operator::RobustScaler(_) => "robust_scaler",
+            Operator::Log(_) => "log",
+            Operator::Power(_) => "power",
+            Operator::Reciprocal(_) => "reciprocal",
+            Operator::Cap(_) => "cap",
         }
     }
 
@@ -107,15 +142,28 @@ impl Operator {
             Operator::RareLabel(_) => rare_label::Params::NAMES.to_vec(),
             Operator::OneHot(_) => one_hot::Params::NAMES.to_vec(),
             Operator::Ordinal(_) => ordinal::Params::NAMES.to_vec(),
+            Operator::StandardScaler(_) | Operator::RobustScaler(_) | Operator::Reciprocal(_) => vec![],
+            Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
+            Operator::Log(_) => vec!["base", "offset"],
+            Operator::Power(_) => vec!["exp"],
+            Operator::Cap(_) => cap::Params::NAMES.to_vec(),
         }
     }
 
     /// Which column types the operator accepts.
     fn accepts(&self) -> &'static [ColumnType] {
         match self {
-            Operator::Median(_) | Operator::Mean(_) => &[ColumnType::Numeric],
             Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
             Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => &[ColumnType::Categorical],
+            Operator::Median(_)
+            | Operator::Mean(_)
+            | Operator::StandardScaler(_)
+            | Operator::MinMaxScaler(_)
+            | Operator::RobustScaler(_)
+            | Operator::Log(_)
+            | Operator::Power(_)
+            | Operator::Reciprocal(_)
+            | Operator::Cap(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -128,6 +176,9 @@ pub enum Fitted {
     RareLabel(rare_label::Fitted),
     OneHot(one_hot::Fitted),
     Ordinal(ordinal::Fitted),
+    Scale(scale::Fitted),
+    Transform(transform::Fitted),
+    Cap(cap::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -143,6 +194,9 @@ impl Fitted {
             Fitted::RareLabel(f) => f.apply(frame),
             Fitted::OneHot(f) => f.apply(frame),
             Fitted::Ordinal(f) => f.apply(frame),
+            Fitted::Scale(f) => f.apply(frame),
+            Fitted::Transform(f) => f.apply(frame),
+            Fitted::Cap(f) => f.apply(frame),
         }
     }
 }
@@ -162,6 +216,13 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitCo
             let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
             e.at(col.and_then(|c| loc_of(c)))
         })?),
+        Operator::StandardScaler(p) | Operator::MinMaxScaler(p) | Operator::RobustScaler(p) => {
+            Fitted::Scale(scale::fit(p, train, &columns)?)
+        }
+        Operator::Log(f) | Operator::Power(f) | Operator::Reciprocal(f) => {
+            Fitted::Transform(transform::fit(f, train, &columns)?)
+        }
+        Operator::Cap(p) => Fitted::Cap(cap::fit(p, train, &columns)?),
     };
     Ok(fitted)
 }

@@ -161,6 +161,56 @@ def ols_case():
     }
 
 
+def transform_case():
+    from feature_engine.outliers import Winsorizer
+    from feature_engine.transformation import LogTransformer, PowerTransformer, ReciprocalTransformer
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea",
+            "TotalBsmtSF", "GrLivArea", "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    caps = {}
+    steps = [("LotArea", dict(capping_method="gaussian", tail="both", fold=3)),
+             ("GrLivArea", dict(capping_method="iqr", tail="right", fold=1.5)),
+             ("TotalBsmtSF", dict(capping_method="quantiles", tail="both", fold=0.05)),
+             ("GarageArea", dict(capping_method="mad", tail="both", fold=3.29))]
+    for col, kw in steps:
+        w = Winsorizer(variables=[col], **kw).fit(train)
+        caps[col] = {"low": w.left_tail_caps_.get(col), "high": w.right_tail_caps_.get(col)}
+        train, test = w.transform(train), w.transform(test)
+    for t in (LogTransformer(variables=["LotArea"]), PowerTransformer(variables=["GrLivArea"], exp=0.5),
+              ReciprocalTransformer(variables=["YearBuilt"])):
+        t.fit(train)
+        train, test = t.transform(train), t.transform(test)
+    scalers = {}
+    for name, scaler, columns in [("standard", StandardScaler(), ["LotFrontage", "LotArea", "GrLivArea"]),
+                                  ("robust", RobustScaler(), ["TotalBsmtSF", "MasVnrArea"]),
+                                  ("min_max", MinMaxScaler(feature_range=(-1, 1)), ["OverallQual", "YearBuilt", "GarageArea"])]:
+        scaler.fit(train[columns])
+        if name == "standard":
+            scalers[name] = {c: {"center": float(m), "scale": float(s)} for c, m, s in zip(columns, scaler.mean_, scaler.scale_)}
+        elif name == "robust":
+            scalers[name] = {c: {"center": float(m), "scale": float(s)} for c, m, s in zip(columns, scaler.center_, scaler.scale_)}
+        else:
+            scalers[name] = {c: {"center": float(m), "scale": float(s)} for c, m, s in zip(columns, scaler.data_min_, scaler.data_range_)}
+        train[columns] = scaler.transform(train[columns])
+        test[columns] = scaler.transform(test[columns])
+    features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+    model = Ridge(alpha=1.0).fit(train[features].to_numpy(float), np.log(train.SalePrice.to_numpy(float)))
+    predict = lambda d: np.exp(model.predict(d[features].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-transform.toml",
+        "caps": caps,
+        "scalers": scalers,
+        "train_values": {c: [float(v) for v in train[c].to_numpy()[:50]] for c in features},
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -168,6 +218,7 @@ def main():
                      "scikit-learn": sklearn.__version__, "feature-engine": feature_engine.__version__},
         "ridge": ridge_case(),
         "ols": ols_case(),
+        "transform": transform_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 

@@ -1,0 +1,174 @@
+//! Outlier capping, as feature-engine's `Winsorizer`: caps learned on train per column, then values
+//! beyond them are set to the cap. `method` = `"gaussian"` (mean ± fold · population std),
+//! `"iqr"` (Q1 − fold · IQR, Q3 + fold · IQR), `"quantiles"` (the fold and 1 − fold quantiles) or
+//! `"mad"` (median ± fold · MAD / 0.67449); `tail` = `"right"`, `"left"` or `"both"`; `fold` defaults
+//! to 3, 1.5, 0.05 and 3.29 respectively. Missing values stay missing.
+
+use serde::{Deserialize, Serialize};
+
+use super::scale::{present_sorted, quantile};
+use crate::error::{Error, Result};
+use crate::frame::{ColumnData, Frame};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Gaussian,
+    Iqr,
+    Quantiles,
+    Mad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tail {
+    Right,
+    Left,
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub method: Method,
+    pub tail: Tail,
+    pub fold: f64,
+}
+
+impl Params {
+    pub const NAMES: [&'static str; 3] = ["method", "tail", "fold"];
+
+    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
+        let method = match t
+            .choice("method", &["gaussian", "iqr", "quantiles", "mad"])?
+            .map(|v| v.value)
+        {
+            Some(m) if m == "iqr" => Method::Iqr,
+            Some(m) if m == "quantiles" => Method::Quantiles,
+            Some(m) if m == "mad" => Method::Mad,
+            _ => Method::Gaussian,
+        };
+        let tail = match t.choice("tail", &["right", "left", "both"])?.map(|v| v.value) {
+            Some(m) if m == "left" => Tail::Left,
+            Some(m) if m == "both" => Tail::Both,
+            _ => Tail::Right,
+        };
+        let fold = match t.f64("fold")? {
+            None => match method {
+                Method::Gaussian => 3.0,
+                Method::Iqr => 1.5,
+                Method::Quantiles => 0.05,
+                Method::Mad => 3.29,
+            },
+            Some(f) if method == Method::Quantiles && !(f.value > 0.0 && f.value <= 0.2) => {
+                return Err(Error::spec(
+                    "`fold` for quantiles is the tail fraction: above 0 and at most 0.2",
+                    Some(f.location),
+                ));
+            }
+            Some(f) if f.value <= 0.0 => {
+                return Err(Error::spec("`fold` must be above 0", Some(f.location)));
+            }
+            Some(f) => f.value,
+        };
+        Ok(Params { method, tail, fold })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Caps {
+    pub column: String,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub columns: Vec<Caps>,
+}
+
+pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut out = Vec::with_capacity(columns.len());
+    for name in columns {
+        let values = train.numeric(name)?;
+        let sorted = present_sorted(values);
+        if sorted.is_empty() {
+            return Err(Error::data(format!(
+                "column \"{name}\" has no values in the train split to learn caps from"
+            )));
+        }
+        let n = sorted.len() as f64;
+        let f = params.fold;
+        let (low, high, spread) = match params.method {
+            Method::Gaussian => {
+                let mean = values.iter().filter(|x| !x.is_nan()).sum::<f64>() / n;
+                let std = (values
+                    .iter()
+                    .filter(|x| !x.is_nan())
+                    .map(|x| (x - mean) * (x - mean))
+                    .sum::<f64>()
+                    / n)
+                    .sqrt();
+                (mean - f * std, mean + f * std, std)
+            }
+            Method::Iqr => {
+                let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
+                let iqr = q3 - q1;
+                (q1 - f * iqr, q3 + f * iqr, iqr)
+            }
+            Method::Quantiles => {
+                let (lo, hi) = (quantile(&sorted, f), quantile(&sorted, 1.0 - f));
+                (lo, hi, hi - lo)
+            }
+            Method::Mad => {
+                let median = quantile(&sorted, 0.5);
+                let deviations = present_sorted(&sorted.iter().map(|x| (x - median).abs()).collect::<Vec<_>>());
+                let mad = quantile(&deviations, 0.5) / 0.67449;
+                (median - f * mad, median + f * mad, mad)
+            }
+        };
+        if spread == 0.0 {
+            return Err(Error::data(format!(
+                "column \"{name}\" does not vary enough in train for {:?} capping (its spread is 0)",
+                params.method
+            ))
+            .with_hint("use another method, or leave the column out of this step"));
+        }
+        let (low, high) = match params.tail {
+            Tail::Right => (None, Some(high)),
+            Tail::Left => (Some(low), None),
+            Tail::Both => (Some(low), Some(high)),
+        };
+        out.push(Caps {
+            column: name.clone(),
+            low,
+            high,
+        });
+    }
+    Ok(Fitted { columns: out })
+}
+
+impl Fitted {
+    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
+        for c in &self.columns {
+            let idx = frame
+                .index_of(&c.column)
+                .ok_or_else(|| frame.missing_column(&c.column))?;
+            let ColumnData::Numeric(values) = &mut frame.columns[idx].data else {
+                return Err(Error::data(format!(
+                    "column \"{}\" is text here but was numeric when fitted",
+                    c.column
+                )));
+            };
+            for v in values.iter_mut().filter(|v| !v.is_nan()) {
+                if let Some(high) = c.high.filter(|h| *v > *h) {
+                    *v = high;
+                }
+                if let Some(low) = c.low.filter(|l| *v < *l) {
+                    *v = low;
+                }
+            }
+        }
+        Ok(frame)
+    }
+}
