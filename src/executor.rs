@@ -300,6 +300,7 @@ impl<'a> Executor<'a> {
         let p = self.pipeline;
         let mut ctx = FitContext {
             rng: ChaCha20Rng::from_seed(stage.seed),
+            target: p.target.clone(),
         };
         let protected = p.protected_columns();
         match stage.kind {

@@ -340,3 +340,91 @@ fn transforms_match_feature_engine_and_scikit_learn() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn encoders_and_selectors_match_feature_engine() {
+    let exp = &expected()["encode_select"];
+    let out = run("tests/peer/house-prices-encode-select.toml");
+
+    for (stage, column) in [
+        ("impute.tail-frontage", "LotFrontage"),
+        ("impute.tail-veneer", "MasVnrArea"),
+    ] {
+        let StageState::Step(Fitted::Impute(f)) = state(&out, stage) else {
+            panic!()
+        };
+        let Fill::Number(x) = f.fills[0].value else { panic!() };
+        assert_close(
+            &format!("end of tail of {column}"),
+            x,
+            exp["end_tail"][column].as_f64().unwrap(),
+            1e-12,
+        );
+    }
+
+    let StageState::Step(Fitted::CountFrequency(freq)) = state(&out, "encode.count_frequency") else {
+        panic!()
+    };
+    for (column, map) in &freq.columns {
+        let peer = exp["frequency"][column].as_object().unwrap();
+        assert_eq!(map.len(), peer.len(), "{column} categories");
+        for (k, v) in map {
+            assert_close(
+                &format!("frequency of {column}={k}"),
+                *v,
+                peer[k].as_f64().unwrap(),
+                1e-15,
+            );
+        }
+    }
+
+    let StageState::Step(Fitted::MeanTarget(mean)) = state(&out, "encode.mean_target") else {
+        panic!()
+    };
+    for (column, map) in &mean.columns {
+        let peer = exp["mean_target"][column].as_object().unwrap();
+        assert_eq!(map.len(), peer.len(), "{column} categories");
+        for (k, v) in map {
+            assert_close(
+                &format!("target mean of {column}={k}"),
+                *v,
+                peer[k].as_f64().unwrap(),
+                1e-12,
+            );
+        }
+    }
+
+    let StageState::Step(Fitted::Ordinal(ord)) = state(&out, "encode.ordinal") else {
+        panic!()
+    };
+    for m in &ord.columns {
+        let peer: Vec<String> = serde_json::from_value(exp["ordinal_target"][&m.column].clone()).unwrap();
+        assert_eq!(m.categories, peer, "target-mean order of {}", m.column);
+    }
+
+    for (stage, kind) in [
+        ("select.drop_constant", "constant"),
+        ("select.drop_duplicates", "duplicates"),
+        ("select.drop_correlated", "correlated"),
+    ] {
+        let StageState::Step(Fitted::Select(sel)) = state(&out, stage) else {
+            panic!()
+        };
+        let mut ours: Vec<&str> = sel.dropped.iter().map(|d| d.column.as_str()).collect();
+        if kind == "duplicates" {
+            ours.sort_unstable(); // the peer reports a set
+        }
+        let peer: Vec<String> = serde_json::from_value(exp["dropped"][kind].clone()).unwrap();
+        assert_eq!(ours, peer, "{kind} features dropped");
+    }
+
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
+    let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+    assert_eq!(train.model.features, features);
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

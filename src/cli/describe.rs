@@ -203,6 +203,35 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {:<24} low {:<16} high {}", c.column, o(c.low), o(c.high));
             }
         }
+        StageState::Step(Fitted::CountFrequency(f)) => {
+            let _ = writeln!(
+                s,
+                "  count_frequency (unseen → {})",
+                if f.unseen_zero { "0" } else { "error" }
+            );
+            for (c, map) in &f.columns {
+                let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(s, "    {c:<16} {}", list(&pairs, 10));
+            }
+        }
+        StageState::Step(Fitted::MeanTarget(f)) => {
+            let _ = writeln!(s, "  mean_target: prior (train mean) {}", num(f.prior));
+            for (c, map) in &f.columns {
+                let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", num(*v))).collect();
+                let _ = writeln!(s, "    {c:<16} {}", list(&pairs, 8));
+            }
+        }
+        StageState::Step(Fitted::Select(f)) => {
+            let _ = writeln!(
+                s,
+                "  examined {} columns, dropped {}",
+                f.examined.len(),
+                f.dropped.len()
+            );
+            for d in &f.dropped {
+                let _ = writeln!(s, "    drop {:<24} {}", d.column, d.reason);
+            }
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

@@ -231,6 +231,7 @@ impl Pipeline {
             "impute",
             "encode",
             "transform",
+            "select",
             "train",
             "evaluate",
             "gate",

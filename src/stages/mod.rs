@@ -5,11 +5,15 @@
 
 pub mod analyse;
 pub mod cap;
+pub mod count_frequency;
+pub mod end_tail;
 pub mod impute;
+pub mod mean_target;
 pub mod one_hot;
 pub mod ordinal;
 pub mod rare_label;
 pub mod scale;
+pub mod select;
 pub mod split;
 pub mod transform;
 
@@ -28,21 +32,24 @@ pub enum Group {
     Impute,
     Encode,
     Transform,
+    Select,
 }
 
 impl Group {
-    pub const ALL: [Group; 3] = [Group::Impute, Group::Encode, Group::Transform];
+    pub const ALL: [Group; 4] = [Group::Impute, Group::Encode, Group::Transform, Group::Select];
     pub fn name(self) -> &'static str {
         match self {
             Group::Impute => "impute",
             Group::Encode => "encode",
             Group::Transform => "transform",
+            Group::Select => "select",
         }
     }
     fn operators(self) -> &'static [&'static str] {
         match self {
-            Group::Impute => &["median", "mean", "most_frequent", "constant"],
-            Group::Encode => &["rare_label", "one_hot", "ordinal"],
+            Group::Impute => &["median", "mean", "most_frequent", "constant", "end_tail"],
+            Group::Encode => &["rare_label", "one_hot", "ordinal", "count_frequency", "mean_target"],
+            Group::Select => &["drop_constant", "drop_duplicates", "drop_correlated", "drop_missing"],
             Group::Transform => &[
                 "standard_scaler",
                 "min_max_scaler",
@@ -74,6 +81,13 @@ pub enum Operator {
     Power(transform::Function),
     Reciprocal(transform::Function),
     Cap(cap::Params),
+    EndTail(end_tail::Params),
+    CountFrequency(count_frequency::Params),
+    MeanTarget(mean_target::Params),
+    DropConstant(select::Rule),
+    DropDuplicates(select::Rule),
+    DropCorrelated(select::Rule),
+    DropMissing(select::Rule),
 }
 
 impl Operator {
@@ -110,6 +124,13 @@ impl Operator {
             "log" => Operator::Log(transform::Function::parse_log(t)?),
             "power" => Operator::Power(transform::Function::parse_power(t)?),
             "reciprocal" => Operator::Reciprocal(transform::Function::Reciprocal),
+            "end_tail" => Operator::EndTail(end_tail::Params::parse(t)?),
+            "count_frequency" => Operator::CountFrequency(count_frequency::Params::parse(t)?),
+            "mean_target" => Operator::MeanTarget(mean_target::Params::parse(t)?),
+            "drop_constant" => Operator::DropConstant(select::Rule::parse(t, op)?),
+            "drop_duplicates" => Operator::DropDuplicates(select::Rule::parse(t, op)?),
+            "drop_correlated" => Operator::DropCorrelated(select::Rule::parse(t, op)?),
+            "drop_missing" => Operator::DropMissing(select::Rule::parse(t, op)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
@@ -130,6 +151,13 @@ impl Operator {
             Operator::Power(_) => "power",
             Operator::Reciprocal(_) => "reciprocal",
             Operator::Cap(_) => "cap",
+            Operator::EndTail(_) => "end_tail",
+            Operator::CountFrequency(_) => "count_frequency",
+            Operator::MeanTarget(_) => "mean_target",
+            Operator::DropConstant(_) => "drop_constant",
+            Operator::DropDuplicates(_) => "drop_duplicates",
+            Operator::DropCorrelated(_) => "drop_correlated",
+            Operator::DropMissing(_) => "drop_missing",
         }
     }
 
@@ -147,6 +175,13 @@ impl Operator {
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
             Operator::Cap(_) => cap::Params::NAMES.to_vec(),
+            Operator::EndTail(_) => end_tail::Params::NAMES.to_vec(),
+            Operator::CountFrequency(_) => count_frequency::Params::NAMES.to_vec(),
+            Operator::MeanTarget(_) => mean_target::Params::NAMES.to_vec(),
+            Operator::DropConstant(r)
+            | Operator::DropDuplicates(r)
+            | Operator::DropCorrelated(r)
+            | Operator::DropMissing(r) => r.param_names(),
         }
     }
 
@@ -154,7 +189,14 @@ impl Operator {
     fn accepts(&self) -> &'static [ColumnType] {
         match self {
             Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
-            Operator::RareLabel(_) | Operator::OneHot(_) | Operator::Ordinal(_) => &[ColumnType::Categorical],
+            Operator::RareLabel(_)
+            | Operator::OneHot(_)
+            | Operator::Ordinal(_)
+            | Operator::CountFrequency(_)
+            | Operator::MeanTarget(_) => &[ColumnType::Categorical],
+            Operator::DropConstant(_) | Operator::DropDuplicates(_) | Operator::DropMissing(_) => {
+                &[ColumnType::Numeric, ColumnType::Categorical]
+            }
             Operator::Median(_)
             | Operator::Mean(_)
             | Operator::StandardScaler(_)
@@ -163,7 +205,9 @@ impl Operator {
             | Operator::Log(_)
             | Operator::Power(_)
             | Operator::Reciprocal(_)
-            | Operator::Cap(_) => &[ColumnType::Numeric],
+            | Operator::Cap(_)
+            | Operator::EndTail(_)
+            | Operator::DropCorrelated(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -179,11 +223,30 @@ pub enum Fitted {
     Scale(scale::Fitted),
     Transform(transform::Fitted),
     Cap(cap::Fitted),
+    CountFrequency(count_frequency::Fitted),
+    MeanTarget(mean_target::Fitted),
+    Select(select::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
 pub struct FitContext {
     pub rng: ChaCha20Rng,
+    /// The target column's name; encoders that learn from the target read it from the train frame.
+    pub target: String,
+}
+
+impl FitContext {
+    /// The train target, complete, for encoders that learn from it.
+    fn target_values<'f>(&self, train: &'f Frame, step: &str) -> Result<&'f [f64]> {
+        let y = train.numeric(&self.target)?;
+        if let Some(r) = y.iter().position(|v| v.is_nan()) {
+            return Err(Error::data(format!(
+                "step {step} learns from the target, but \"{}\" is missing at line {} of {}",
+                self.target, train.lines[r], train.source
+            )));
+        }
+        Ok(y)
+    }
 }
 
 impl Fitted {
@@ -197,12 +260,15 @@ impl Fitted {
             Fitted::Scale(f) => f.apply(frame),
             Fitted::Transform(f) => f.apply(frame),
             Fitted::Cap(f) => f.apply(frame),
+            Fitted::CountFrequency(f) => f.apply(frame),
+            Fitted::MeanTarget(f) => f.apply(frame),
+            Fitted::Select(f) => f.apply(frame),
         }
     }
 }
 
 /// Fits one step on the train frame.
-pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitContext) -> Result<Fitted> {
+pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitContext) -> Result<Fitted> {
     let columns = resolve_columns(step, train, protected)?;
     let loc_of = |c: &str| step.locations.columns.get(c).or(step.locations.step.as_ref());
     let fitted = match &step.operator {
@@ -212,10 +278,17 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitCo
         Operator::Constant(p) => impute_fit(impute::Strategy::Constant, p, step, train, &columns)?,
         Operator::RareLabel(p) => Fitted::RareLabel(rare_label::fit(p, train, &columns)?),
         Operator::OneHot(p) => Fitted::OneHot(one_hot::fit(p, train, &columns)?),
-        Operator::Ordinal(p) => Fitted::Ordinal(ordinal::fit(p, train, &columns).map_err(|e| {
-            let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
-            e.at(col.and_then(|c| loc_of(c)))
-        })?),
+        Operator::Ordinal(p) => {
+            let y = if p.method == ordinal::Method::TargetMean {
+                Some(ctx.target_values(train, &step.name)?)
+            } else {
+                None
+            };
+            Fitted::Ordinal(ordinal::fit(p, train, &columns, y).map_err(|e| {
+                let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
+                e.at(col.and_then(|c| loc_of(c)))
+            })?)
+        }
         Operator::StandardScaler(p) | Operator::MinMaxScaler(p) | Operator::RobustScaler(p) => {
             Fitted::Scale(scale::fit(p, train, &columns)?)
         }
@@ -223,6 +296,18 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], _ctx: &mut FitCo
             Fitted::Transform(transform::fit(f, train, &columns)?)
         }
         Operator::Cap(p) => Fitted::Cap(cap::fit(p, train, &columns)?),
+        Operator::EndTail(p) => Fitted::Impute(end_tail::fit(p, train, &columns).map_err(|e| e.in_stage(&step.name))?),
+        Operator::CountFrequency(p) => Fitted::CountFrequency(count_frequency::fit(p, train, &columns)?),
+        Operator::MeanTarget(p) => Fitted::MeanTarget(mean_target::fit(
+            p,
+            train,
+            &columns,
+            ctx.target_values(train, &step.name)?,
+        )?),
+        Operator::DropConstant(r)
+        | Operator::DropDuplicates(r)
+        | Operator::DropCorrelated(r)
+        | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns)?),
     };
     Ok(fitted)
 }

@@ -1,7 +1,8 @@
 //! Ordinal encoding: each category becomes an integer code.
 //!
 //! `method = "lexical"` numbers the sorted train categories 0..k-1 (scikit-learn `OrdinalEncoder`);
-//! `"frequency"` numbers them by train count, most frequent first (ties by text); `"explicit"` uses the
+//! `"frequency"` numbers them by train count, most frequent first (ties by text); `"target_mean"` by
+//! ascending mean target (feature-engine's `encoding_method="ordered"`); `"explicit"` uses the
 //! order given in `categories` for every selected column (e.g. a quality scale). Unseen categories and
 //! missing values at apply time follow `unseen`: `"error"` (default) or `"encode"`, which writes
 //! `unknown_value` (default -1, as `handle_unknown="use_encoded_value"`).
@@ -19,6 +20,8 @@ use crate::spec::reader::TableReader;
 pub enum Method {
     Lexical,
     Frequency,
+    /// Ascending mean target of the category's train rows (feature-engine's "ordered"); ties by text.
+    TargetMean,
     Explicit(Vec<String>),
 }
 
@@ -40,7 +43,7 @@ impl Params {
     pub const NAMES: [&'static str; 4] = ["method", "categories", "unseen", "unknown_value"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
-        let method = t.choice("method", &["lexical", "frequency", "explicit"])?;
+        let method = t.choice("method", &["lexical", "frequency", "target_mean", "explicit"])?;
         let categories = t.str_list("categories")?;
         let method = match (method.as_ref().map(|m| m.value.as_str()), categories) {
             (Some("explicit"), Some(list)) => {
@@ -69,6 +72,7 @@ impl Params {
                 .with_hint("add method = \"explicit\" or remove `categories`"));
             }
             (Some("frequency"), None) => Method::Frequency,
+            (Some("target_mean"), None) => Method::TargetMean,
             _ => Method::Lexical,
         };
         let unseen = match t.choice("unseen", &["error", "encode"])?.map(|v| v.value) {
@@ -98,7 +102,7 @@ pub struct Fitted {
     pub columns: Vec<Mapping>,
 }
 
-pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
         let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
@@ -114,6 +118,20 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
         let counts = crate::frame::category_counts(values);
         let categories = match &params.method {
             Method::Lexical => counts.keys().map(|s| (*s).to_string()).collect(),
+            Method::TargetMean => {
+                let y = y.ok_or_else(|| Error::internal("target_mean ordering without a target"))?;
+                let mut sums: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+                for (v, t) in values.iter().zip(y) {
+                    if let Some(s) = v {
+                        let e = sums.entry(&**s).or_insert((0.0, 0));
+                        e.0 += t;
+                        e.1 += 1;
+                    }
+                }
+                let mut ranked: Vec<(&str, f64)> = sums.into_iter().map(|(k, (s, n))| (k, s / n as f64)).collect();
+                ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+                ranked.into_iter().map(|(s, _)| s.to_string()).collect()
+            }
             Method::Frequency => {
                 let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
                 ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
@@ -196,7 +214,7 @@ mod tests {
             unseen: Unseen::Encode,
             unknown_value: -1.0,
         };
-        let f = fit(&p, &train, &["q".into()]).unwrap();
+        let f = fit(&p, &train, &["q".into()], None).unwrap();
         let new = read_csv(b"q\nEx\nPo\nXX\n", &ReadOptions::default(), "n.csv").unwrap();
         assert_eq!(f.apply(new).unwrap().numeric("q").unwrap(), &[4.0, 0.0, -1.0]);
     }
@@ -210,7 +228,7 @@ mod tests {
             unknown_value: -1.0,
         };
         assert_eq!(
-            fit(&lex, &train, &["c".into()]).unwrap().columns[0].categories,
+            fit(&lex, &train, &["c".into()], None).unwrap().columns[0].categories,
             ["a", "b", "c"]
         );
         let freq = Params {
@@ -218,7 +236,7 @@ mod tests {
             ..lex
         };
         assert_eq!(
-            fit(&freq, &train, &["c".into()]).unwrap().columns[0].categories,
+            fit(&freq, &train, &["c".into()], None).unwrap().columns[0].categories,
             ["c", "b", "a"]
         );
     }

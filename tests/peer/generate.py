@@ -211,6 +211,59 @@ def transform_case():
     }
 
 
+def encode_select_case():
+    from feature_engine.encoding import CountFrequencyEncoder, MeanEncoder, OrdinalEncoder
+    from feature_engine.imputation import EndTailImputer
+    from feature_engine.selection import DropConstantFeatures, DropCorrelatedFeatures, DropDuplicateFeatures
+
+    df = read(dtype={"MSSubClass": str})
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    protected = ["Id", "SalePrice"]
+    numeric = [c for c in train.columns if c not in protected and pd.api.types.is_numeric_dtype(train[c])]
+    categorical = [c for c in train.columns if c not in protected and c not in numeric]
+    y = train.SalePrice
+    tails = {}
+    for col, method in [("LotFrontage", "gaussian"), ("MasVnrArea", "iqr")]:
+        t = EndTailImputer(imputation_method=method, tail="right", fold=3, variables=[col]).fit(train)
+        tails[col] = float(t.imputer_dict_[col])
+        train, test = t.transform(train), t.transform(test)
+    med = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = med.transform(train), med.transform(test)
+    cat = CategoricalImputer(fill_value="Missing", variables=categorical).fit(train)
+    train, test = cat.transform(train), cat.transform(test)
+
+    freq = CountFrequencyEncoder(encoding_method="frequency", variables=["Neighborhood", "Exterior1st"], unseen="encode").fit(train)
+    mean = MeanEncoder(smoothing=10, variables=["MSZoning", "HouseStyle"], unseen="encode").fit(train, y)
+    ordered = OrdinalEncoder(encoding_method="ordered", variables=["KitchenQual", "BsmtQual"], unseen="encode").fit(train, y)
+    for enc in (freq, mean, ordered):
+        train, test = enc.transform(train), enc.transform(test)
+    rest = [c for c in categorical if c not in ("Neighborhood", "Exterior1st", "MSZoning", "HouseStyle", "KitchenQual", "BsmtQual")]
+    train, test, _ = one_hot(train, test, rest)
+
+    features = [c for c in train.columns if c not in protected]
+    dropped = {}
+    for name, sel in [("constant", DropConstantFeatures(tol=0.998, variables=features)),
+                      ("duplicates", DropDuplicateFeatures(variables=None)),
+                      ("correlated", DropCorrelatedFeatures(method="pearson", threshold=0.8))]:
+        X = train[features]
+        sel.fit(X)
+        # DropDuplicateFeatures returns a set (its order is Python's hash order): compare sorted.
+        dropped[name] = sorted(sel.features_to_drop_) if name == "duplicates" else list(sel.features_to_drop_)
+        features = [c for c in features if c not in sel.features_to_drop_]
+    model = Ridge(alpha=10.0).fit(train[features].to_numpy(float), np.log(y.to_numpy(float)))
+    predict = lambda d: np.exp(model.predict(d[features].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-encode-select.toml",
+        "end_tail": tails,
+        "frequency": {k: {str(c): float(v) for c, v in m.items()} for k, m in freq.encoder_dict_.items()},
+        "mean_target": {k: {str(c): float(v) for c, v in m.items()} for k, m in mean.encoder_dict_.items()},
+        "ordinal_target": {k: sorted(m, key=m.get) for k, m in ordered.encoder_dict_.items()},
+        "dropped": dropped,
+        "features": features,
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -219,6 +272,7 @@ def main():
         "ridge": ridge_case(),
         "ols": ols_case(),
         "transform": transform_case(),
+        "encode_select": encode_select_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 

@@ -1,0 +1,118 @@
+//! Count and frequency encoding, as feature-engine's `CountFrequencyEncoder`: each category becomes
+//! its number of train rows (`method = "count"`) or that number divided by the train rows
+//! (`"frequency"`). Unseen categories and missing values at apply time follow `unseen`: `"error"`
+//! (default) or `"zero"` (encode as 0, as `unseen="encode"`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{ColumnData, Frame, Lookup, category_counts};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub frequency: bool,
+    pub unseen_zero: bool,
+}
+
+impl Params {
+    pub const NAMES: [&'static str; 2] = ["method", "unseen"];
+
+    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
+        let frequency = t
+            .choice("method", &["count", "frequency"])?
+            .is_some_and(|m| m.value == "frequency");
+        let unseen_zero = t
+            .choice("unseen", &["error", "zero"])?
+            .is_some_and(|u| u.value == "zero");
+        Ok(Params { frequency, unseen_zero })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub unseen_zero: bool,
+    /// Per column, the value of each train category.
+    pub columns: Vec<(String, BTreeMap<String, f64>)>,
+}
+
+pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut out = Vec::with_capacity(columns.len());
+    for name in columns {
+        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
+            return Err(Error::internal(format!(
+                "count_frequency got non-categorical column {name}"
+            )));
+        };
+        if let Some(r) = values.iter().position(Option::is_none) {
+            return Err(Error::data(format!(
+                "column \"{name}\" has missing values in train (first at line {} of {}); impute it before encoding",
+                train.lines[r], train.source
+            )));
+        }
+        let n = values.len() as f64;
+        let map = category_counts(values)
+            .into_iter()
+            .map(|(k, c)| (k.to_string(), if params.frequency { c as f64 / n } else { c as f64 }))
+            .collect();
+        out.push((name.clone(), map));
+    }
+    Ok(Fitted {
+        unseen_zero: params.unseen_zero,
+        columns: out,
+    })
+}
+
+/// Replaces each category by its mapped number (shared by the count and target-mean encoders).
+pub fn apply_mapping(
+    frame: &mut Frame,
+    step: &str,
+    column: &str,
+    map: &BTreeMap<String, f64>,
+    unseen: Option<f64>,
+) -> Result<()> {
+    let idx = frame.index_of(column).ok_or_else(|| frame.missing_column(column))?;
+    let ColumnData::Categorical(values) = &frame.columns[idx].data else {
+        return Err(Error::data(format!(
+            "column \"{column}\" is numeric here but was categorical when {step} was fitted"
+        )));
+    };
+    let table: BTreeMap<&str, f64> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut lookup = Lookup::new(&table);
+    let mut out = Vec::with_capacity(values.len());
+    for (r, v) in values.iter().enumerate() {
+        match (v.as_ref().and_then(|s| lookup.get(s)), unseen) {
+            (Some(x), _) => out.push(*x),
+            (None, Some(x)) => out.push(x),
+            (None, None) => {
+                return Err(super::unseen_error(
+                    step,
+                    column,
+                    v.as_deref().unwrap_or("(missing)"),
+                    frame.lines[r],
+                    &frame.source,
+                    map.len(),
+                ));
+            }
+        }
+    }
+    frame.columns[idx].data = ColumnData::Numeric(out);
+    Ok(())
+}
+
+impl Fitted {
+    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
+        for (column, map) in &self.columns {
+            apply_mapping(
+                &mut frame,
+                "count_frequency",
+                column,
+                map,
+                self.unseen_zero.then_some(0.0),
+            )?;
+        }
+        Ok(frame)
+    }
+}

@@ -1,0 +1,321 @@
+//! Filter selection: steps that learn which columns to drop on train and drop them everywhere.
+//!
+//! - `drop_constant` (feature-engine `DropConstantFeatures`): with `tol = 1` (default) columns with a
+//!   single present value; otherwise columns whose most frequent value covers at least `tol` of the
+//!   train rows.
+//! - `drop_duplicates` (`DropDuplicateFeatures`): columns equal to an earlier one (missing equals
+//!   missing); the first is kept.
+//! - `drop_correlated` (`DropCorrelatedFeatures`): numeric columns, taken in sorted name order; each
+//!   column not yet dropped keeps itself and drops every later one whose |Pearson| (or Spearman)
+//!   correlation with it exceeds `threshold` (default 0.8).
+//! - `drop_missing`: columns whose fraction of missing train values exceeds `threshold` (default 0.5).
+//!
+//! The fitted state lists every dropped column with the reason.
+
+// Equal means exactly equal here: duplicate columns and tied ranks.
+#![allow(clippy::float_cmp)]
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frame::{ColumnData, Frame, category_counts};
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Rule {
+    Constant { tol: f64 },
+    Duplicates,
+    Correlated { spearman: bool, threshold: f64 },
+    Missing { threshold: f64 },
+}
+
+impl Rule {
+    pub fn parse(t: &mut TableReader<'_, '_>, op: &str) -> Result<Rule> {
+        let fraction = |t: &mut TableReader<'_, '_>, key: &str, default: f64| -> Result<f64> {
+            match t.f64(key)? {
+                None => Ok(default),
+                Some(v) if (0.0..=1.0).contains(&v.value) => Ok(v.value),
+                Some(v) => Err(Error::spec(
+                    format!("`{key}` must be between 0 and 1, found {}", v.value),
+                    Some(v.location),
+                )),
+            }
+        };
+        Ok(match op {
+            "drop_constant" => Rule::Constant {
+                tol: fraction(t, "tol", 1.0)?,
+            },
+            "drop_duplicates" => Rule::Duplicates,
+            "drop_correlated" => Rule::Correlated {
+                spearman: t
+                    .choice("method", &["pearson", "spearman"])?
+                    .is_some_and(|m| m.value == "spearman"),
+                threshold: fraction(t, "threshold", 0.8)?,
+            },
+            _ => Rule::Missing {
+                threshold: fraction(t, "threshold", 0.5)?,
+            },
+        })
+    }
+
+    pub fn param_names(&self) -> Vec<&'static str> {
+        match self {
+            Rule::Constant { .. } => vec!["tol"],
+            Rule::Duplicates => vec![],
+            Rule::Correlated { .. } => vec!["method", "threshold"],
+            Rule::Missing { .. } => vec!["threshold"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub column: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    pub examined: Vec<String>,
+    pub dropped: Vec<Dropped>,
+}
+
+fn same(a: &ColumnData, b: &ColumnData) -> bool {
+    match (a, b) {
+        (ColumnData::Numeric(x), ColumnData::Numeric(y)) => x
+            .iter()
+            .zip(y)
+            .all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()) || p == q),
+        (ColumnData::Categorical(x), ColumnData::Categorical(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Average ranks (ties share the mean of their positions), as pandas ranks for Spearman.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            out[order[k]] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (dx, dy) = (a - mx, b - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+pub fn fit(rule: &Rule, train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut dropped: Vec<Dropped> = Vec::new();
+    let n = train.n_rows() as f64;
+    match rule {
+        Rule::Constant { tol } => {
+            for name in columns {
+                let data = &train.column(name).ok_or_else(|| train.missing_column(name))?.data;
+                let (distinct, top) = match data {
+                    ColumnData::Numeric(v) => {
+                        let mut present: Vec<u64> = v
+                            .iter()
+                            .filter(|x| !x.is_nan())
+                            .map(|x| if *x == 0.0 { 0 } else { x.to_bits() })
+                            .collect();
+                        present.sort_unstable();
+                        let mut best = 0;
+                        let mut run = 0;
+                        for (i, b) in present.iter().enumerate() {
+                            run = if i > 0 && present[i - 1] == *b { run + 1 } else { 1 };
+                            best = best.max(run);
+                        }
+                        present.dedup();
+                        (present.len(), best)
+                    }
+                    ColumnData::Categorical(v) => {
+                        let counts = category_counts(v);
+                        (counts.len(), counts.values().copied().max().unwrap_or(0))
+                    }
+                };
+                let share = top as f64 / n;
+                if (*tol >= 1.0 && distinct == 1) || (*tol < 1.0 && share >= *tol) {
+                    let reason = if distinct == 1 {
+                        "constant".to_string()
+                    } else {
+                        format!("quasi-constant: one value in {:.2}% of train rows", share * 100.0)
+                    };
+                    dropped.push(Dropped {
+                        column: name.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Rule::Duplicates => {
+            for (i, name) in columns.iter().enumerate() {
+                let data = &train.column(name).ok_or_else(|| train.missing_column(name))?.data;
+                if let Some(first) = columns[..i]
+                    .iter()
+                    .filter(|c| !dropped.iter().any(|d| &d.column == *c))
+                    .find(|c| train.column(c).is_some_and(|col| same(&col.data, data)))
+                {
+                    dropped.push(Dropped {
+                        column: name.clone(),
+                        reason: format!("duplicate of {first}"),
+                    });
+                }
+            }
+        }
+        Rule::Correlated { spearman, threshold } => {
+            let mut sorted: Vec<&String> = columns.iter().collect();
+            sorted.sort();
+            let mut values = Vec::with_capacity(sorted.len());
+            for name in &sorted {
+                let v = train.numeric(name)?;
+                if let Some(r) = v.iter().position(|x| x.is_nan()) {
+                    return Err(Error::data(format!(
+                        "column \"{name}\" is missing at line {} of {}; impute before dropping correlated features",
+                        train.lines[r], train.source
+                    )));
+                }
+                values.push(if *spearman { ranks(v) } else { v.to_vec() });
+            }
+            let mut examined = vec![false; sorted.len()];
+            for i in 0..sorted.len() {
+                if examined[i] {
+                    continue;
+                }
+                examined[i] = true;
+                for j in i + 1..sorted.len() {
+                    if examined[j] {
+                        continue;
+                    }
+                    let r = pearson(&values[i], &values[j]);
+                    if r.abs() > *threshold {
+                        examined[j] = true;
+                        dropped.push(Dropped {
+                            column: sorted[j].clone(),
+                            reason: format!("correlated with {} (r = {r:.4})", sorted[i]),
+                        });
+                    }
+                }
+            }
+        }
+        Rule::Missing { threshold } => {
+            for name in columns {
+                let data = &train.column(name).ok_or_else(|| train.missing_column(name))?.data;
+                let share = data.missing_count() as f64 / n;
+                if share > *threshold {
+                    dropped.push(Dropped {
+                        column: name.clone(),
+                        reason: format!("{:.2}% missing in train", share * 100.0),
+                    });
+                }
+            }
+        }
+    }
+    if !columns.is_empty() && dropped.len() == train.columns.len() {
+        return Err(Error::data("this step would drop every column").with_hint("loosen its threshold"));
+    }
+    Ok(Fitted {
+        examined: columns.to_vec(),
+        dropped,
+    })
+}
+
+impl Fitted {
+    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
+        for d in &self.dropped {
+            let idx = frame
+                .index_of(&d.column)
+                .ok_or_else(|| frame.missing_column(&d.column))?;
+            frame.columns.remove(idx);
+        }
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{ReadOptions, read_csv};
+
+    fn frame() -> Frame {
+        let o = ReadOptions {
+            na_values: vec!["NA".into()],
+            ..ReadOptions::default()
+        };
+        read_csv(
+            b"a,b,c,d,e\n1,x,NA,2,1\n1,y,NA,4,2\n1,x,3,6,3\n1,x,NA,8,5\n",
+            &o,
+            "t.csv",
+        )
+        .unwrap()
+    }
+
+    fn dropped(rule: &Rule, cols: &[&str]) -> Vec<String> {
+        let cols: Vec<String> = cols.iter().map(|c| (*c).to_string()).collect();
+        fit(rule, &frame(), &cols)
+            .unwrap()
+            .dropped
+            .into_iter()
+            .map(|d| format!("{}: {}", d.column, d.reason))
+            .collect()
+    }
+
+    #[test]
+    fn constant_quasi_constant_and_missing() {
+        assert_eq!(dropped(&Rule::Constant { tol: 1.0 }, &["a", "b", "d"]), ["a: constant"]);
+        assert_eq!(
+            dropped(&Rule::Constant { tol: 0.75 }, &["a", "b", "d"]),
+            ["a: constant", "b: quasi-constant: one value in 75.00% of train rows"]
+        );
+        assert_eq!(
+            dropped(&Rule::Missing { threshold: 0.5 }, &["a", "c"]),
+            ["c: 75.00% missing in train"]
+        );
+    }
+
+    #[test]
+    fn correlated_keeps_the_first_name_in_sorted_order() {
+        // d = 2·(row) is perfectly correlated with a ranking of e; pearson(d, e) < 1, spearman = 1.
+        assert_eq!(
+            dropped(
+                &Rule::Correlated {
+                    spearman: true,
+                    threshold: 0.99
+                },
+                &["e", "d"]
+            ),
+            ["e: correlated with d (r = 1.0000)"]
+        );
+        assert!(
+            dropped(
+                &Rule::Correlated {
+                    spearman: false,
+                    threshold: 0.995
+                },
+                &["e", "d"]
+            )
+            .is_empty()
+        );
+        assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+    }
+}
