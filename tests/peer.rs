@@ -428,3 +428,62 @@ fn encoders_and_selectors_match_feature_engine() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn creation_discretisation_and_univariate_selection_match_the_peers() {
+    let exp = &expected()["create_select"];
+    let file = "tests/peer/house-prices-create-select.toml";
+    let out = run(file);
+
+    for (stage, column) in [
+        ("transform.years", "YearBuilt"),
+        ("transform.living", "GrLivArea"),
+        ("transform.quality", "OverallQual"),
+    ] {
+        let StageState::Step(Fitted::Discretise(d)) = state(&out, stage) else {
+            panic!()
+        };
+        let peer: Vec<f64> = serde_json::from_value(exp["edges"][column].clone()).unwrap();
+        assert_eq!(d.columns[0].1.len(), peer.len(), "{column} edges");
+        for (a, b) in d.columns[0].1.iter().zip(&peer) {
+            assert_close(&format!("{column} edge"), *a, *b, 1e-12);
+        }
+    }
+
+    let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_k_best") else {
+        panic!()
+    };
+    let created: Vec<String> = serde_json::from_value(exp["columns_after_creation"].clone()).unwrap();
+    assert_eq!(sel.examined, created, "columns after creation, in order");
+    let kept: Vec<&String> = sel
+        .examined
+        .iter()
+        .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
+        .collect();
+    let peer_kept: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
+    assert_eq!(kept, peer_kept.iter().collect::<Vec<_>>());
+
+    // Values after every fitted step, against the peer's frame.
+    let pipeline = Pipeline::load(Path::new(file)).unwrap();
+    let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
+    let all = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "train.csv").unwrap();
+    let StageState::Split(split) = state(&out, "split") else {
+        panic!()
+    };
+    let mut train = all.take(&split.train);
+    for (name, o) in &out {
+        if let (StageState::Step(f), false) = (&o.state, name.starts_with("select.")) {
+            train = f.apply(train).unwrap();
+        }
+    }
+    for (column, values) in exp["train_values"].as_object().unwrap() {
+        let ours = train.numeric(column).unwrap();
+        for (i, v) in values.as_array().unwrap().iter().enumerate() {
+            assert_close(&format!("{column} row {i}"), ours[i], v.as_f64().unwrap(), 1e-12);
+        }
+    }
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

@@ -232,6 +232,31 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    drop {:<24} {}", d.column, d.reason);
             }
         }
+        StageState::Step(Fitted::Discretise(f)) => {
+            for (c, edges) in &f.columns {
+                let e: Vec<String> = edges.iter().map(|x| num(*x)).collect();
+                let _ = writeln!(s, "    {c:<24} {} bins; inner edges {}", edges.len() + 1, list(&e, 12));
+            }
+        }
+        StageState::Step(Fitted::Combine(mlpipe::stages::combine::Fitted::Combine {
+            function,
+            inputs,
+            output,
+        })) => {
+            let _ = writeln!(s, "  {output} = {function} of {}", list(inputs, 20));
+        }
+        StageState::Step(Fitted::Combine(mlpipe::stages::combine::Fitted::Relative {
+            reference,
+            functions,
+            inputs,
+        })) => {
+            let _ = writeln!(
+                s,
+                "  {} of {} against {reference}",
+                functions.join(", "),
+                list(inputs, 20)
+            );
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

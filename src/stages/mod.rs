@@ -5,7 +5,9 @@
 
 pub mod analyse;
 pub mod cap;
+pub mod combine;
 pub mod count_frequency;
+pub mod discretise;
 pub mod end_tail;
 pub mod impute;
 pub mod mean_target;
@@ -49,7 +51,13 @@ impl Group {
         match self {
             Group::Impute => &["median", "mean", "most_frequent", "constant", "end_tail"],
             Group::Encode => &["rare_label", "one_hot", "ordinal", "count_frequency", "mean_target"],
-            Group::Select => &["drop_constant", "drop_duplicates", "drop_correlated", "drop_missing"],
+            Group::Select => &[
+                "drop_constant",
+                "drop_duplicates",
+                "drop_correlated",
+                "drop_missing",
+                "select_k_best",
+            ],
             Group::Transform => &[
                 "standard_scaler",
                 "min_max_scaler",
@@ -58,6 +66,9 @@ impl Group {
                 "power",
                 "reciprocal",
                 "cap",
+                "discretise",
+                "combine",
+                "relative",
             ],
         }
     }
@@ -88,6 +99,10 @@ pub enum Operator {
     DropDuplicates(select::Rule),
     DropCorrelated(select::Rule),
     DropMissing(select::Rule),
+    SelectKBest(select::Rule),
+    Discretise(discretise::Params),
+    Combine(combine::CombineParams),
+    Relative(combine::RelativeParams),
 }
 
 impl Operator {
@@ -131,6 +146,10 @@ impl Operator {
             "drop_duplicates" => Operator::DropDuplicates(select::Rule::parse(t, op)?),
             "drop_correlated" => Operator::DropCorrelated(select::Rule::parse(t, op)?),
             "drop_missing" => Operator::DropMissing(select::Rule::parse(t, op)?),
+            "select_k_best" => Operator::SelectKBest(select::Rule::parse(t, op)?),
+            "discretise" => Operator::Discretise(discretise::Params::parse(t)?),
+            "combine" => Operator::Combine(combine::CombineParams::parse(t)?),
+            "relative" => Operator::Relative(combine::RelativeParams::parse(t)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
@@ -158,6 +177,10 @@ impl Operator {
             Operator::DropDuplicates(_) => "drop_duplicates",
             Operator::DropCorrelated(_) => "drop_correlated",
             Operator::DropMissing(_) => "drop_missing",
+            Operator::SelectKBest(_) => "select_k_best",
+            Operator::Discretise(_) => "discretise",
+            Operator::Combine(_) => "combine",
+            Operator::Relative(_) => "relative",
         }
     }
 
@@ -181,7 +204,11 @@ impl Operator {
             Operator::DropConstant(r)
             | Operator::DropDuplicates(r)
             | Operator::DropCorrelated(r)
-            | Operator::DropMissing(r) => r.param_names(),
+            | Operator::DropMissing(r)
+            | Operator::SelectKBest(r) => r.param_names(),
+            Operator::Discretise(_) => discretise::Params::NAMES.to_vec(),
+            Operator::Combine(_) => combine::CombineParams::NAMES.to_vec(),
+            Operator::Relative(_) => combine::RelativeParams::NAMES.to_vec(),
         }
     }
 
@@ -207,7 +234,11 @@ impl Operator {
             | Operator::Reciprocal(_)
             | Operator::Cap(_)
             | Operator::EndTail(_)
-            | Operator::DropCorrelated(_) => &[ColumnType::Numeric],
+            | Operator::DropCorrelated(_)
+            | Operator::SelectKBest(_)
+            | Operator::Discretise(_)
+            | Operator::Combine(_)
+            | Operator::Relative(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -226,6 +257,8 @@ pub enum Fitted {
     CountFrequency(count_frequency::Fitted),
     MeanTarget(mean_target::Fitted),
     Select(select::Fitted),
+    Discretise(discretise::Fitted),
+    Combine(combine::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -263,6 +296,8 @@ impl Fitted {
             Fitted::CountFrequency(f) => f.apply(frame),
             Fitted::MeanTarget(f) => f.apply(frame),
             Fitted::Select(f) => f.apply(frame),
+            Fitted::Discretise(f) => f.apply(frame),
+            Fitted::Combine(f) => f.apply(frame),
         }
     }
 }
@@ -307,7 +342,16 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::DropConstant(r)
         | Operator::DropDuplicates(r)
         | Operator::DropCorrelated(r)
-        | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns)?),
+        | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None)?),
+        Operator::SelectKBest(r) => Fitted::Select(select::fit(
+            r,
+            train,
+            &columns,
+            Some(ctx.target_values(train, &step.name)?),
+        )?),
+        Operator::Discretise(p) => Fitted::Discretise(discretise::fit(p, train, &columns)?),
+        Operator::Combine(p) => Fitted::Combine(combine::fit_combine(p, train, &columns)?),
+        Operator::Relative(p) => Fitted::Combine(combine::fit_relative(p, train, &columns)?),
     };
     Ok(fitted)
 }

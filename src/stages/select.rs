@@ -9,6 +9,9 @@
 //!   column not yet dropped keeps itself and drops every later one whose |Pearson| (or Spearman)
 //!   correlation with it exceeds `threshold` (default 0.8).
 //! - `drop_missing`: columns whose fraction of missing train values exceeds `threshold` (default 0.5).
+//! - `select_k_best`: keeps the `k` numeric columns (or the top `percentile` %) with the highest
+//!   univariate F statistic against the target, as scikit-learn's `SelectKBest(f_regression)` /
+//!   `SelectPercentile` (ties as scikit-learn breaks them).
 //!
 //! The fitted state lists every dropped column with the reason.
 
@@ -28,6 +31,7 @@ pub enum Rule {
     Duplicates,
     Correlated { spearman: bool, threshold: f64 },
     Missing { threshold: f64 },
+    KBest { k: Option<u64>, percentile: Option<f64> },
 }
 
 impl Rule {
@@ -53,6 +57,29 @@ impl Rule {
                     .is_some_and(|m| m.value == "spearman"),
                 threshold: fraction(t, "threshold", 0.8)?,
             },
+            "select_k_best" => {
+                let k = t.u64("k")?;
+                let percentile = t.f64("percentile")?;
+                match (&k, &percentile) {
+                    (Some(k), None) if k.value >= 1 => Rule::KBest {
+                        k: Some(k.value),
+                        percentile: None,
+                    },
+                    (None, Some(p)) if p.value > 0.0 && p.value <= 100.0 => Rule::KBest {
+                        k: None,
+                        percentile: Some(p.value),
+                    },
+                    _ => {
+                        return Err(Error::spec(
+                            format!(
+                                "{} needs exactly one of `k` (≥ 1) or `percentile` (0 < p ≤ 100)",
+                                t.name
+                            ),
+                            Some(t.location()),
+                        ));
+                    }
+                }
+            }
             _ => Rule::Missing {
                 threshold: fraction(t, "threshold", 0.5)?,
             },
@@ -65,6 +92,7 @@ impl Rule {
             Rule::Duplicates => vec![],
             Rule::Correlated { .. } => vec!["method", "threshold"],
             Rule::Missing { .. } => vec!["threshold"],
+            Rule::KBest { .. } => vec!["k", "percentile"],
         }
     }
 }
@@ -125,7 +153,44 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     sxy / (sxx * syy).sqrt()
 }
 
-pub fn fit(rule: &Rule, train: &Frame, columns: &[String]) -> Result<Fitted> {
+/// scikit-learn's `f_regression`: F = r² / (1 − r²) · (n − 2) for each column against y.
+pub fn f_regression(x: &[f64], y: &[f64]) -> f64 {
+    let r = pearson(x, y);
+    r * r / (1.0 - r * r) * (x.len() as f64 - 2.0)
+}
+
+/// Which columns `select_k_best` keeps, from their scores (scikit-learn's rules, ties included).
+fn k_best_mask(scores: &[f64], k: Option<u64>, percentile: Option<f64>) -> Vec<bool> {
+    let n = scores.len();
+    let mut mask = vec![false; n];
+    if let Some(k) = k {
+        // np.argsort(scores, kind="mergesort")[-k:]: a stable ascending sort, the last k kept.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        for &i in order.iter().rev().take(usize::try_from(k).unwrap_or(usize::MAX)) {
+            mask[i] = true;
+        }
+    } else if let Some(p) = percentile {
+        let mut sorted = scores.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let threshold = super::scale::quantile(&sorted, (100.0 - p) / 100.0);
+        for (m, s) in mask.iter_mut().zip(scores) {
+            *m = *s > threshold;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let max_feats = (n as f64 * p / 100.0) as usize;
+        let mut room = max_feats.saturating_sub(mask.iter().filter(|m| **m).count());
+        for (m, s) in mask.iter_mut().zip(scores) {
+            if room > 0 && *s == threshold {
+                *m = true;
+                room -= 1;
+            }
+        }
+    }
+    mask
+}
+
+pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<&[f64]>) -> Result<Fitted> {
     let mut dropped: Vec<Dropped> = Vec::new();
     let n = train.n_rows() as f64;
     match rule {
@@ -218,6 +283,28 @@ pub fn fit(rule: &Rule, train: &Frame, columns: &[String]) -> Result<Fitted> {
                 }
             }
         }
+        Rule::KBest { k, percentile } => {
+            let y = y.ok_or_else(|| Error::internal("select_k_best without a target"))?;
+            let mut scores = Vec::with_capacity(columns.len());
+            for name in columns {
+                let x = train.numeric(name)?;
+                if let Some(r) = x.iter().position(|v| v.is_nan()) {
+                    return Err(Error::data(format!(
+                        "column \"{name}\" is missing at line {} of {}; impute before selecting by score",
+                        train.lines[r], train.source
+                    )));
+                }
+                scores.push(f_regression(x, y));
+            }
+            for ((name, keep), score) in columns.iter().zip(k_best_mask(&scores, *k, *percentile)).zip(&scores) {
+                if !keep {
+                    dropped.push(Dropped {
+                        column: name.clone(),
+                        reason: format!("F = {score:.4} is not among the best"),
+                    });
+                }
+            }
+        }
         Rule::Missing { threshold } => {
             for name in columns {
                 let data = &train.column(name).ok_or_else(|| train.missing_column(name))?.data;
@@ -272,7 +359,7 @@ mod tests {
 
     fn dropped(rule: &Rule, cols: &[&str]) -> Vec<String> {
         let cols: Vec<String> = cols.iter().map(|c| (*c).to_string()).collect();
-        fit(rule, &frame(), &cols)
+        fit(rule, &frame(), &cols, None)
             .unwrap()
             .dropped
             .into_iter()
@@ -317,5 +404,28 @@ mod tests {
             .is_empty()
         );
         assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+    }
+}
+
+#[cfg(test)]
+mod k_best_tests {
+    use super::k_best_mask;
+
+    #[test]
+    fn ties_are_broken_as_scikit_learn_does() {
+        // Stable ascending sort, last k kept: among equal scores the later column wins.
+        assert_eq!(
+            k_best_mask(&[1.0, 3.0, 3.0, 0.5], Some(1), None),
+            [false, false, true, false]
+        );
+        assert_eq!(
+            k_best_mask(&[1.0, 3.0, 3.0, 0.5], Some(2), None),
+            [false, true, true, false]
+        );
+        // Percentile 50 of four scores keeps two.
+        assert_eq!(
+            k_best_mask(&[1.0, 4.0, 3.0, 0.5], None, Some(50.0)),
+            [false, true, true, false]
+        );
     }
 }

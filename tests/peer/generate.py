@@ -264,6 +264,49 @@ def encode_select_case():
     }
 
 
+def create_select_case():
+    from feature_engine.creation import MathFeatures, RelativeFeatures
+    from feature_engine.discretisation import ArbitraryDiscretiser, EqualFrequencyDiscretiser, EqualWidthDiscretiser
+    from sklearn.feature_selection import SelectKBest, f_regression
+
+    cols = ["Id", "SalePrice", "LotArea", "OverallQual", "YearBuilt", "1stFlrSF", "2ndFlrSF", "GrLivArea",
+            "GarageArea", "TotalBsmtSF", "LotFrontage", "MasVnrArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    steps = [
+        MathFeatures(variables=["1stFlrSF", "2ndFlrSF"], func="sum", new_variables_names=["FlrSF"]),
+        RelativeFeatures(variables=["GrLivArea", "GarageArea"], reference=["LotArea"], func=["div", "sub"]),
+        EqualWidthDiscretiser(bins=8, variables=["YearBuilt"]),
+        EqualFrequencyDiscretiser(q=5, variables=["GrLivArea"]),
+        ArbitraryDiscretiser(binning_dict={"OverallQual": [-np.inf, 3, 5, 7, 9, np.inf]}),
+    ]
+    edges = {}
+    for step in steps:
+        step.fit(train)
+        if hasattr(step, "binner_dict_"):
+            edges.update({k: [float(e) for e in v[1:-1]] for k, v in step.binner_dict_.items()})
+        train, test = step.transform(train), step.transform(test)
+    features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+    y = train.SalePrice
+    kbest = SelectKBest(f_regression, k=8).fit(train[features], y)
+    scores = dict(zip(features, map(float, kbest.scores_)))
+    kept = [f for f, keep in zip(features, kbest.get_support()) if keep]
+    model = Ridge(alpha=1.0).fit(train[kept].to_numpy(float), np.log(y.to_numpy(float)))
+    predict = lambda d: np.exp(model.predict(d[kept].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-create-select.toml",
+        "edges": edges,
+        "columns_after_creation": features,
+        "f_scores": scores,
+        "kept": kept,
+        "train_values": {c: [float(v) for v in train[c].to_numpy()[:50]] for c in features},
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -273,6 +316,7 @@ def main():
         "ols": ols_case(),
         "transform": transform_case(),
         "encode_select": encode_select_case(),
+        "create_select": create_select_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
