@@ -487,3 +487,30 @@ fn creation_discretisation_and_univariate_selection_match_the_peers() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn box_cox_and_yeo_johnson_find_the_maximum_likelihood_lambda() {
+    let exp = &expected()["power"];
+    let out = run("tests/peer/house-prices-power.toml");
+    for stage in ["transform.box_cox", "transform.yeo_johnson"] {
+        let StageState::Step(Fitted::Power(p)) = state(&out, stage) else {
+            panic!()
+        };
+        for (column, lambda) in &p.columns {
+            let exact = exp["lambdas"][column]["exact"].as_f64().unwrap();
+            let scipy = exp["lambdas"][column]["scipy"].as_f64().unwrap();
+            // The 50-digit root of the likelihood's derivative: ours agrees to 1e-10 …
+            assert_close(&format!("λ of {column} vs the exact optimum"), *lambda, exact, 1e-10);
+            // … and is never farther from scipy's λ than scipy's own Brent tolerance puts it.
+            assert!(
+                rel(*lambda, scipy) <= 1e-9f64.max(2.0 * rel(scipy, exact)),
+                "λ of {column}: ours {lambda}, scipy {scipy}"
+            );
+        }
+    }
+    // scipy's λ differ from the optimum by up to 1e-6 relative, which moves predictions a little.
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
+    }
+}

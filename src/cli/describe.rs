@@ -257,6 +257,12 @@ pub fn stage_output(o: &StageOutput) -> String {
                 list(inputs, 20)
             );
         }
+        StageState::Step(Fitted::Power(f)) => {
+            let _ = writeln!(s, "  {:?} with λ fitted by maximum likelihood", f.kind);
+            for (c, l) in &f.columns {
+                let _ = writeln!(s, "    {c:<24} λ = {l}");
+            }
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

@@ -13,6 +13,7 @@ pub mod impute;
 pub mod mean_target;
 pub mod one_hot;
 pub mod ordinal;
+pub mod power_transform;
 pub mod rare_label;
 pub mod scale;
 pub mod select;
@@ -69,6 +70,8 @@ impl Group {
                 "discretise",
                 "combine",
                 "relative",
+                "box_cox",
+                "yeo_johnson",
             ],
         }
     }
@@ -103,6 +106,8 @@ pub enum Operator {
     Discretise(discretise::Params),
     Combine(combine::CombineParams),
     Relative(combine::RelativeParams),
+    BoxCox,
+    YeoJohnson,
 }
 
 impl Operator {
@@ -150,6 +155,8 @@ impl Operator {
             "discretise" => Operator::Discretise(discretise::Params::parse(t)?),
             "combine" => Operator::Combine(combine::CombineParams::parse(t)?),
             "relative" => Operator::Relative(combine::RelativeParams::parse(t)?),
+            "box_cox" => Operator::BoxCox,
+            "yeo_johnson" => Operator::YeoJohnson,
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
@@ -181,6 +188,8 @@ impl Operator {
             Operator::Discretise(_) => "discretise",
             Operator::Combine(_) => "combine",
             Operator::Relative(_) => "relative",
+            Operator::BoxCox => "box_cox",
+            Operator::YeoJohnson => "yeo_johnson",
         }
     }
 
@@ -193,7 +202,11 @@ impl Operator {
             Operator::RareLabel(_) => rare_label::Params::NAMES.to_vec(),
             Operator::OneHot(_) => one_hot::Params::NAMES.to_vec(),
             Operator::Ordinal(_) => ordinal::Params::NAMES.to_vec(),
-            Operator::StandardScaler(_) | Operator::RobustScaler(_) | Operator::Reciprocal(_) => vec![],
+            Operator::StandardScaler(_)
+            | Operator::RobustScaler(_)
+            | Operator::Reciprocal(_)
+            | Operator::BoxCox
+            | Operator::YeoJohnson => vec![],
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -238,7 +251,9 @@ impl Operator {
             | Operator::SelectKBest(_)
             | Operator::Discretise(_)
             | Operator::Combine(_)
-            | Operator::Relative(_) => &[ColumnType::Numeric],
+            | Operator::Relative(_)
+            | Operator::BoxCox
+            | Operator::YeoJohnson => &[ColumnType::Numeric],
         }
     }
 }
@@ -259,6 +274,7 @@ pub enum Fitted {
     Select(select::Fitted),
     Discretise(discretise::Fitted),
     Combine(combine::Fitted),
+    Power(power_transform::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -298,6 +314,7 @@ impl Fitted {
             Fitted::Select(f) => f.apply(frame),
             Fitted::Discretise(f) => f.apply(frame),
             Fitted::Combine(f) => f.apply(frame),
+            Fitted::Power(f) => f.apply(frame),
         }
     }
 }
@@ -352,6 +369,12 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::Discretise(p) => Fitted::Discretise(discretise::fit(p, train, &columns)?),
         Operator::Combine(p) => Fitted::Combine(combine::fit_combine(p, train, &columns)?),
         Operator::Relative(p) => Fitted::Combine(combine::fit_relative(p, train, &columns)?),
+        Operator::BoxCox => Fitted::Power(power_transform::fit(power_transform::Kind::BoxCox, train, &columns)?),
+        Operator::YeoJohnson => Fitted::Power(power_transform::fit(
+            power_transform::Kind::YeoJohnson,
+            train,
+            &columns,
+        )?),
     };
     Ok(fitted)
 }
