@@ -23,10 +23,13 @@ pub enum Unseen {
 pub struct Params {
     pub drop_first: bool,
     pub unseen: Unseen,
+    /// Only the k most frequent train categories get a column (ties by text); the others are zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u64>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 2] = ["drop_first", "unseen"];
+    pub const NAMES: [&'static str; 3] = ["drop_first", "unseen", "top_k"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let drop_first = t.bool("drop_first")?.unwrap_or(false);
@@ -34,7 +37,15 @@ impl Params {
             Some(v) if v == "ignore" => Unseen::Ignore,
             _ => Unseen::Error,
         };
-        Ok(Params { drop_first, unseen })
+        let top_k = match t.u64("top_k")? {
+            Some(k) if k.value == 0 => return Err(Error::spec("`top_k` must be at least 1", Some(k.location))),
+            Some(k) if drop_first => {
+                return Err(Error::spec("`top_k` and `drop_first` do not go together", Some(k.location))
+                    .with_hint("with top_k every other category is already all zeros"));
+            }
+            other => other.map(|k| k.value),
+        };
+        Ok(Params { drop_first, unseen, top_k })
     }
 }
 
@@ -45,6 +56,9 @@ pub struct Encoding {
     pub categories: Vec<String>,
     /// The category dropped by `drop_first` (encoded as all zeros).
     pub dropped: Option<String>,
+    /// With `top_k`: the train categories left out (encoded as all zeros, not as unseen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +81,17 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             ))
             .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
         }
-        let mut categories: Vec<String> = category_counts(values).into_keys().map(str::to_string).collect();
+        let counts = category_counts(values);
+        let mut categories: Vec<String> = counts.keys().map(|s| (*s).to_string()).collect();
+        let mut others = Vec::new();
+        if let Some(k) = params.top_k {
+            // feature-engine's order: most frequent first (ties by text here).
+            let mut ranked: Vec<(&str, usize)> = counts.iter().map(|(s, n)| (*s, *n)).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            categories = ranked.iter().take(k).map(|(s, _)| (*s).to_string()).collect();
+            others = ranked.iter().skip(k).map(|(s, _)| (*s).to_string()).collect();
+        }
         let dropped = if params.drop_first && !categories.is_empty() {
             Some(categories.remove(0))
         } else {
@@ -82,11 +106,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
                 );
             }
         }
-        out.push(Encoding {
-            column: name.clone(),
-            categories,
-            dropped,
-        });
+        out.push(Encoding { column: name.clone(), categories, dropped, others });
     }
     Ok(Fitted {
         unseen: params.unseen,
@@ -119,7 +139,7 @@ impl Fitted {
             for (r, v) in values.iter().enumerate() {
                 match v.as_ref().map(|s| (&**s, lookup.get(s))) {
                     Some((_, Some(&i))) => cols[i][r] = 1.0,
-                    Some((s, None)) if enc.dropped.as_deref() == Some(s) => {}
+                    Some((s, None)) if enc.dropped.as_deref() == Some(s) || enc.others.iter().any(|o| o == s) => {}
                     other => {
                         if self.unseen == Unseen::Error {
                             let value = other.map_or("(missing)", |(s, _)| s);
@@ -155,10 +175,7 @@ mod tests {
     #[test]
     fn sorted_dummies_appended_and_unseen_policy() {
         let train = read_csv(b"x,c\n1,b\n2,a\n3,b\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params {
-            drop_first: false,
-            unseen: Unseen::Error,
-        };
+        let p = Params { drop_first: false, unseen: Unseen::Error, top_k: None };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train.clone()).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["x", "c_a", "c_b"]);
@@ -180,12 +197,20 @@ mod tests {
     }
 
     #[test]
+    fn top_k_keeps_the_most_frequent_and_zeros_the_rest() {
+        let train = read_csv(b"c\nb\na\nb\nc\nb\nc\n", &ReadOptions::default(), "t.csv").unwrap();
+        let p = Params { drop_first: false, unseen: Unseen::Error, top_k: Some(2) };
+        let f = fit(&p, &train, &["c".into()]).unwrap();
+        assert_eq!(f.columns[0].categories, ["b", "c"]);
+        let out = f.apply(train).unwrap();
+        assert_eq!(out.names().collect::<Vec<_>>(), ["c_b", "c_c"]);
+        assert_eq!(out.numeric("c_b").unwrap(), &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
     fn drop_first_drops_the_smallest_category() {
         let train = read_csv(b"c\nb\na\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params {
-            drop_first: true,
-            unseen: Unseen::Error,
-        };
+        let p = Params { drop_first: true, unseen: Unseen::Error, top_k: None };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["c_b", "c_c"]);
