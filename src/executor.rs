@@ -278,7 +278,7 @@ impl<'a> Executor<'a> {
                 test: all.take(&s.test),
             }),
             (StageState::Step(f), Some(Data::Split { train, test })) => Ok(Data::Split {
-                train: f.apply(train).map_err(|e| e.in_stage(name))?,
+                train: f.apply_train(train).map_err(|e| e.in_stage(name))?,
                 test: f.apply(test).map_err(|e| e.in_stage(name))?,
             }),
             (StageState::Analyse(_) | StageState::Train(_) | StageState::Evaluate(_), Some(d)) => Ok(d),
@@ -338,7 +338,7 @@ impl<'a> Executor<'a> {
                 let fitted =
                     stages::fit_step(step, &train, &protected, &mut ctx).map_err(|e| e.in_stage(&step.name))?;
                 let d = Data::Split {
-                    train: fitted.apply(train).map_err(|e| e.in_stage(&step.name))?,
+                    train: fitted.apply_train(train).map_err(|e| e.in_stage(&step.name))?,
                     test: fitted.apply(test).map_err(|e| e.in_stage(&step.name))?,
                 };
                 Ok((StageOutput::new(StageState::Step(fitted), d.digests()), d))

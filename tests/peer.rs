@@ -514,3 +514,57 @@ fn box_cox_and_yeo_johnson_find_the_maximum_likelihood_lambda() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
     }
 }
+
+#[test]
+fn train_row_filters_match_feature_engine() {
+    use mlpipe::stages::rows;
+    let exp = &expected()["rows"];
+    let out = run("tests/peer/house-prices-rows.toml");
+    let rows_after = |stage: &str| out.iter().find(|(n, _)| n == stage).unwrap().1.data["train"].rows as u64;
+    assert_eq!(
+        rows_after("impute.drop_missing_rows"),
+        exp["train_rows_after_drop"].as_u64().unwrap()
+    );
+    assert_eq!(
+        rows_after("transform.trim"),
+        exp["train_rows_after_trim"].as_u64().unwrap()
+    );
+    let StageState::Step(Fitted::Impute(imp)) = state(&out, "impute.median") else {
+        panic!()
+    };
+    for f in &imp.fills {
+        assert_eq!(
+            f.value,
+            Fill::Number(exp["medians"][&f.column].as_f64().unwrap()),
+            "median of {}",
+            f.column
+        );
+    }
+    let StageState::Step(Fitted::Rows(rows::Fitted::Trim { caps, .. })) = state(&out, "transform.trim") else {
+        panic!()
+    };
+    for c in &caps.columns {
+        let peer = exp["caps"][&c.column].as_array().unwrap();
+        assert_close(
+            &format!("{} low", c.column),
+            c.low.unwrap(),
+            peer[0].as_f64().unwrap(),
+            1e-12,
+        );
+        assert_close(
+            &format!("{} high", c.column),
+            c.high.unwrap(),
+            peer[1].as_f64().unwrap(),
+            1e-12,
+        );
+    }
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
+    let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+    assert_eq!(train.model.features, features);
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

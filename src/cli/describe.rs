@@ -263,6 +263,32 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {c:<24} λ = {l}");
             }
         }
+        StageState::Step(Fitted::Rows(mlpipe::stages::rows::Fitted::Missing {
+            columns,
+            at_predict,
+            train_rows_removed,
+        })) => {
+            let _ = writeln!(
+                s,
+                "  removed {train_rows_removed} train rows with a missing value in {}",
+                list(columns, 20)
+            );
+            let _ = writeln!(s, "  at predict time: {at_predict:?}");
+        }
+        StageState::Step(Fitted::Rows(mlpipe::stages::rows::Fitted::Trim {
+            caps,
+            at_predict,
+            train_rows_removed,
+        })) => {
+            let _ = writeln!(
+                s,
+                "  removed {train_rows_removed} train rows beyond the caps; at predict time: {at_predict:?}"
+            );
+            for c in &caps.columns {
+                let o = |v: Option<f64>| v.map_or_else(|| "—".to_string(), num);
+                let _ = writeln!(s, "    {:<24} low {:<16} high {}", c.column, o(c.low), o(c.high));
+            }
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

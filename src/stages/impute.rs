@@ -230,6 +230,28 @@ pub fn fit(strategy: Strategy, params: &Params, train: &Frame, columns: &[String
     })
 }
 
+/// A standalone missing indicator (feature-engine's `AddMissingIndicator`): `<column>_na` for every
+/// selected column that has missing values in train; nothing is filled.
+pub fn indicators_only(train: &Frame, columns: &[String]) -> Result<Fitted> {
+    let mut indicators = Vec::new();
+    for name in columns {
+        let col = train.column(name).ok_or_else(|| train.missing_column(name))?;
+        if col.data.missing_count() > 0 {
+            if train.column(&format!("{name}_na")).is_some() {
+                return Err(Error::data(format!(
+                    "the missing indicator \"{name}_na\" already exists"
+                )));
+            }
+            indicators.push(name.clone());
+        }
+    }
+    Ok(Fitted {
+        strategy: "missing_indicator".into(),
+        fills: Vec::new(),
+        indicators,
+    })
+}
+
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         let mut indicator_columns = Vec::with_capacity(self.indicators.len());

@@ -15,6 +15,7 @@ pub mod one_hot;
 pub mod ordinal;
 pub mod power_transform;
 pub mod rare_label;
+pub mod rows;
 pub mod scale;
 pub mod select;
 pub mod split;
@@ -50,7 +51,15 @@ impl Group {
     }
     fn operators(self) -> &'static [&'static str] {
         match self {
-            Group::Impute => &["median", "mean", "most_frequent", "constant", "end_tail"],
+            Group::Impute => &[
+                "median",
+                "mean",
+                "most_frequent",
+                "constant",
+                "end_tail",
+                "missing_indicator",
+                "drop_missing_rows",
+            ],
             Group::Encode => &["rare_label", "one_hot", "ordinal", "count_frequency", "mean_target"],
             Group::Select => &[
                 "drop_constant",
@@ -72,6 +81,7 @@ impl Group {
                 "relative",
                 "box_cox",
                 "yeo_johnson",
+                "trim",
             ],
         }
     }
@@ -108,6 +118,9 @@ pub enum Operator {
     Relative(combine::RelativeParams),
     BoxCox,
     YeoJohnson,
+    MissingIndicator,
+    DropMissingRows(rows::MissingParams),
+    Trim(rows::TrimParams),
 }
 
 impl Operator {
@@ -157,6 +170,9 @@ impl Operator {
             "relative" => Operator::Relative(combine::RelativeParams::parse(t)?),
             "box_cox" => Operator::BoxCox,
             "yeo_johnson" => Operator::YeoJohnson,
+            "missing_indicator" => Operator::MissingIndicator,
+            "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
+            "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
@@ -190,6 +206,9 @@ impl Operator {
             Operator::Relative(_) => "relative",
             Operator::BoxCox => "box_cox",
             Operator::YeoJohnson => "yeo_johnson",
+            Operator::MissingIndicator => "missing_indicator",
+            Operator::DropMissingRows(_) => "drop_missing_rows",
+            Operator::Trim(_) => "trim",
         }
     }
 
@@ -206,7 +225,10 @@ impl Operator {
             | Operator::RobustScaler(_)
             | Operator::Reciprocal(_)
             | Operator::BoxCox
-            | Operator::YeoJohnson => vec![],
+            | Operator::YeoJohnson
+            | Operator::MissingIndicator => vec![],
+            Operator::DropMissingRows(_) => vec!["at_predict"],
+            Operator::Trim(_) => rows::TrimParams::NAMES.to_vec(),
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -234,9 +256,11 @@ impl Operator {
             | Operator::Ordinal(_)
             | Operator::CountFrequency(_)
             | Operator::MeanTarget(_) => &[ColumnType::Categorical],
-            Operator::DropConstant(_) | Operator::DropDuplicates(_) | Operator::DropMissing(_) => {
-                &[ColumnType::Numeric, ColumnType::Categorical]
-            }
+            Operator::DropConstant(_)
+            | Operator::DropDuplicates(_)
+            | Operator::DropMissing(_)
+            | Operator::MissingIndicator
+            | Operator::DropMissingRows(_) => &[ColumnType::Numeric, ColumnType::Categorical],
             Operator::Median(_)
             | Operator::Mean(_)
             | Operator::StandardScaler(_)
@@ -253,7 +277,8 @@ impl Operator {
             | Operator::Combine(_)
             | Operator::Relative(_)
             | Operator::BoxCox
-            | Operator::YeoJohnson => &[ColumnType::Numeric],
+            | Operator::YeoJohnson
+            | Operator::Trim(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -275,6 +300,7 @@ pub enum Fitted {
     Discretise(discretise::Fitted),
     Combine(combine::Fitted),
     Power(power_transform::Fitted),
+    Rows(rows::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -315,6 +341,15 @@ impl Fitted {
             Fitted::Discretise(f) => f.apply(frame),
             Fitted::Combine(f) => f.apply(frame),
             Fitted::Power(f) => f.apply(frame),
+            Fitted::Rows(f) => f.apply(frame),
+        }
+    }
+
+    /// Applies the state to the train split: as `apply`, except that row filters remove rows there.
+    pub fn apply_train(&self, frame: Frame) -> Result<Frame> {
+        match self {
+            Fitted::Rows(f) => f.apply_train(frame),
+            other => other.apply(frame),
         }
     }
 }
@@ -375,6 +410,9 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
             train,
             &columns,
         )?),
+        Operator::MissingIndicator => Fitted::Impute(impute::indicators_only(train, &columns)?),
+        Operator::DropMissingRows(p) => Fitted::Rows(rows::fit_missing(p, train, &columns)?),
+        Operator::Trim(p) => Fitted::Rows(rows::fit_trim(p, train, &columns)?),
     };
     Ok(fitted)
 }

@@ -40,12 +40,18 @@ impl Params {
         let top_k = match t.u64("top_k")? {
             Some(k) if k.value == 0 => return Err(Error::spec("`top_k` must be at least 1", Some(k.location))),
             Some(k) if drop_first => {
-                return Err(Error::spec("`top_k` and `drop_first` do not go together", Some(k.location))
-                    .with_hint("with top_k every other category is already all zeros"));
+                return Err(
+                    Error::spec("`top_k` and `drop_first` do not go together", Some(k.location))
+                        .with_hint("with top_k every other category is already all zeros"),
+                );
             }
             other => other.map(|k| k.value),
         };
-        Ok(Params { drop_first, unseen, top_k })
+        Ok(Params {
+            drop_first,
+            unseen,
+            top_k,
+        })
     }
 }
 
@@ -106,7 +112,12 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
                 );
             }
         }
-        out.push(Encoding { column: name.clone(), categories, dropped, others });
+        out.push(Encoding {
+            column: name.clone(),
+            categories,
+            dropped,
+            others,
+        });
     }
     Ok(Fitted {
         unseen: params.unseen,
@@ -175,7 +186,11 @@ mod tests {
     #[test]
     fn sorted_dummies_appended_and_unseen_policy() {
         let train = read_csv(b"x,c\n1,b\n2,a\n3,b\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { drop_first: false, unseen: Unseen::Error, top_k: None };
+        let p = Params {
+            drop_first: false,
+            unseen: Unseen::Error,
+            top_k: None,
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train.clone()).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["x", "c_a", "c_b"]);
@@ -199,7 +214,11 @@ mod tests {
     #[test]
     fn top_k_keeps_the_most_frequent_and_zeros_the_rest() {
         let train = read_csv(b"c\nb\na\nb\nc\nb\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { drop_first: false, unseen: Unseen::Error, top_k: Some(2) };
+        let p = Params {
+            drop_first: false,
+            unseen: Unseen::Error,
+            top_k: Some(2),
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         assert_eq!(f.columns[0].categories, ["b", "c"]);
         let out = f.apply(train).unwrap();
@@ -210,7 +229,11 @@ mod tests {
     #[test]
     fn drop_first_drops_the_smallest_category() {
         let train = read_csv(b"c\nb\na\nc\n", &ReadOptions::default(), "t.csv").unwrap();
-        let p = Params { drop_first: true, unseen: Unseen::Error, top_k: None };
+        let p = Params {
+            drop_first: true,
+            unseen: Unseen::Error,
+            top_k: None,
+        };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train).unwrap();
         assert_eq!(out.names().collect::<Vec<_>>(), ["c_b", "c_c"]);

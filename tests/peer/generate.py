@@ -368,6 +368,42 @@ def power_case():
     }
 
 
+def rows_case():
+    from feature_engine.imputation import DropMissingData
+    from feature_engine.outliers import OutlierTrimmer
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea", "GrLivArea",
+            "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    ind = AddMissingIndicator(variables=["LotFrontage"]).fit(train)
+    train, test = ind.transform(train), ind.transform(test)
+    drop = DropMissingData(variables=["LotFrontage", "MasVnrArea"]).fit(train)
+    train = drop.transform(train)  # train rows only; test rows are kept and imputed
+    after_drop = len(train)
+    # columns = "numeric" selects every numeric feature present at that point, the indicator included.
+    numeric = [c for c in train.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    trim = OutlierTrimmer(capping_method="iqr", tail="both", fold=1.5, variables=["GrLivArea", "LotArea"]).fit(train)
+    train = trim.transform(train)
+    for col in ["GrLivArea", "LotArea"]:
+        test[col] = test[col].clip(trim.left_tail_caps_[col], trim.right_tail_caps_[col])
+    features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+    model = Ridge(alpha=1.0).fit(train[features].to_numpy(float), np.log(train.SalePrice.to_numpy(float)))
+    predict = lambda d: np.exp(model.predict(d[features].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-rows.toml",
+        "train_rows_after_drop": after_drop,
+        "train_rows_after_trim": len(train),
+        "medians": {k: float(v) for k, v in imp.imputer_dict_.items()},
+        "caps": {c: [float(trim.left_tail_caps_[c]), float(trim.right_tail_caps_[c])] for c in ["GrLivArea", "LotArea"]},
+        "features": features,
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -379,6 +415,7 @@ def main():
         "encode_select": encode_select_case(),
         "create_select": create_select_case(),
         "power": power_case(),
+        "rows": rows_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
