@@ -250,13 +250,14 @@ impl Operator {
     /// Which column types the operator accepts.
     fn accepts(&self) -> &'static [ColumnType] {
         match self {
-            Operator::MostFrequent(_) | Operator::Constant(_) => &[ColumnType::Numeric, ColumnType::Categorical],
             Operator::RareLabel(_)
             | Operator::OneHot(_)
             | Operator::Ordinal(_)
             | Operator::CountFrequency(_)
             | Operator::MeanTarget(_) => &[ColumnType::Categorical],
-            Operator::DropConstant(_)
+            Operator::MostFrequent(_)
+            | Operator::Constant(_)
+            | Operator::DropConstant(_)
             | Operator::DropDuplicates(_)
             | Operator::DropMissing(_)
             | Operator::MissingIndicator
