@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::models::{self, LinearModel};
 use crate::plan::{Plan, StageKind};
 use crate::spec::{Pipeline, TargetTransform};
-use crate::stages::{self, FitContext, analyse, split};
+use crate::stages::{self, FitContext, analyse, power_transform, split};
 use crate::store::{RefKind, Store};
 
 pub const OUTPUT_FORMAT: u32 = 1;
@@ -41,6 +41,9 @@ impl FrameDigest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     pub target_transform: TargetTransform,
+    /// λ of a Box-Cox or Yeo-Johnson target transform, fitted on the train target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lambda: Option<f64>,
     pub model: LinearModel,
 }
 
@@ -347,11 +350,12 @@ impl<'a> Executor<'a> {
                 let d = data.ok_or_else(|| Error::internal("train without data"))?;
                 let (train, _) = d.split("train")?;
                 let y = target_values(p, train)?;
-                let y = transform_target(p.train.target_transform, &y, train, &p.target)?;
+                let (y, target_lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
                 let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
                 let model = models::fit(&p.train.estimator, &features, &y).map_err(|e| e.in_stage("train"))?;
                 let state = TrainState {
                     target_transform: p.train.target_transform,
+                    target_lambda,
                     model,
                 };
                 Ok((StageOutput::new(StageState::Train(state), d.digests()), d))
@@ -391,10 +395,19 @@ impl<'a> Executor<'a> {
 /// Predictions of a fitted model, on the original target scale.
 pub fn predict(state: &TrainState, frame: &Frame) -> Result<Vec<f64>> {
     let raw = state.model.predict(frame)?;
+    let lambda = state.target_lambda.unwrap_or(0.0);
     Ok(match state.target_transform {
         TargetTransform::None => raw,
         TargetTransform::Log => raw.into_iter().map(f64::exp).collect(),
         TargetTransform::Log1p => raw.into_iter().map(f64::exp_m1).collect(),
+        TargetTransform::BoxCox => raw
+            .into_iter()
+            .map(|v| power_transform::inverse_box_cox(v, lambda))
+            .collect(),
+        TargetTransform::YeoJohnson => raw
+            .into_iter()
+            .map(|v| power_transform::inverse_yeo_johnson(v, lambda))
+            .collect(),
     })
 }
 
@@ -440,12 +453,42 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
     Ok(y.to_vec())
 }
 
-fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) -> Result<Vec<f64>> {
+/// The transformed target, and the λ fitted for it (Box-Cox, Yeo-Johnson).
+fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) -> Result<(Vec<f64>, Option<f64>)> {
     type Transform = (fn(f64) -> f64, fn(f64) -> bool, &'static str);
     let (f, ok, what): Transform = match t {
-        TargetTransform::None => return Ok(y.to_vec()),
+        TargetTransform::None => return Ok((y.to_vec(), None)),
         TargetTransform::Log => (f64::ln, |v| v > 0.0, "> 0"),
         TargetTransform::Log1p => (f64::ln_1p, |v| v > -1.0, "> -1"),
+        TargetTransform::BoxCox | TargetTransform::YeoJohnson => {
+            let kind = if t == TargetTransform::BoxCox {
+                power_transform::Kind::BoxCox
+            } else {
+                power_transform::Kind::YeoJohnson
+            };
+            if kind == power_transform::Kind::BoxCox
+                && let Some(r) = y.iter().position(|&v| v <= 0.0)
+            {
+                return Err(Error::data(format!(
+                    "target_transform = \"box_cox\" needs target \"{name}\" > 0, but line {} of {} holds {}",
+                    frame.lines[r], frame.source, y[r]
+                ))
+                .with_hint("use target_transform = \"yeo_johnson\", which accepts any value"));
+            }
+            let lambda = power_transform::fit_lambda(kind, y).ok_or_else(|| {
+                Error::data(format!(
+                    "no maximum-likelihood λ for target \"{name}\" within [-64, 64]"
+                ))
+            })?;
+            let out = y
+                .iter()
+                .map(|&v| match kind {
+                    power_transform::Kind::BoxCox => power_transform::box_cox(v, lambda),
+                    power_transform::Kind::YeoJohnson => power_transform::yeo_johnson(v, lambda),
+                })
+                .collect();
+            return Ok((out, Some(lambda)));
+        }
     };
     if let Some(r) = y.iter().position(|&v| !ok(v)) {
         return Err(Error::data(format!(
@@ -454,5 +497,5 @@ fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) ->
         ))
         .with_hint("use target_transform = \"log1p\" or \"none\""));
     }
-    Ok(y.iter().map(|&v| f(v)).collect())
+    Ok((y.iter().map(|&v| f(v)).collect(), None))
 }

@@ -568,3 +568,27 @@ fn train_row_filters_match_feature_engine() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn a_box_cox_target_is_fitted_on_train_and_inverted_for_predictions() {
+    let exp = &expected()["target"];
+    let out = run("tests/peer/house-prices-target.toml");
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
+    let lambda = train.target_lambda.expect("a fitted λ");
+    let (exact, scipy) = (
+        exp["lambda"]["exact"].as_f64().unwrap(),
+        exp["lambda"]["scipy"].as_f64().unwrap(),
+    );
+    assert_close("target λ vs the exact optimum", lambda, exact, 1e-10);
+    assert!(
+        rel(lambda, scipy) <= 1e-9f64.max(2.0 * rel(scipy, exact)),
+        "ours {lambda}, scipy {scipy}"
+    );
+    // scikit-learn's λ is 1.4e-7 away from the optimum, which moves predictions by about that much.
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
+    }
+}

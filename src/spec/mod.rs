@@ -132,6 +132,9 @@ pub enum TargetTransform {
     None,
     Log,
     Log1p,
+    /// λ fitted by maximum likelihood on the train target.
+    BoxCox,
+    YeoJohnson,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,11 +380,13 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     })?;
     let estimator = crate::models::parse_estimator(&mut t)?;
     let target_transform = match t
-        .choice("target_transform", &["none", "log", "log1p"])?
+        .choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?
         .map(|v| v.value)
     {
         Some(v) if v == "log" => TargetTransform::Log,
         Some(v) if v == "log1p" => TargetTransform::Log1p,
+        Some(v) if v == "box_cox" => TargetTransform::BoxCox,
+        Some(v) if v == "yeo_johnson" => TargetTransform::YeoJohnson,
         _ => TargetTransform::None,
     };
     let mut known = vec!["estimator", "target_transform"];

@@ -160,6 +160,46 @@ fn root(slope: impl Fn(f64) -> f64) -> Option<f64> {
     Some(if flo.abs() < fhi.abs() { lo } else { hi })
 }
 
+/// The maximum-likelihood λ of present values (Box-Cox needs them above 0; the caller checks).
+pub fn fit_lambda(kind: Kind, values: &[f64]) -> Option<f64> {
+    let x: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    match kind {
+        Kind::BoxCox => {
+            let logs: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+            let sum_logs: f64 = logs.iter().sum();
+            root(|l| box_cox_slope(&logs, sum_logs, l))
+        }
+        Kind::YeoJohnson => {
+            let signed: f64 = x.iter().map(|v| v.signum() * v.abs().ln_1p()).sum();
+            root(|l| yeo_johnson_slope(&x, signed, l))
+        }
+    }
+}
+
+/// scipy's `inv_boxcox`.
+pub fn inverse_box_cox(y: f64, lambda: f64) -> f64 {
+    if lambda == 0.0 {
+        y.exp()
+    } else {
+        ((lambda * y).ln_1p() / lambda).exp()
+    }
+}
+
+/// scikit-learn's inverse Yeo-Johnson transform.
+pub fn inverse_yeo_johnson(y: f64, lambda: f64) -> f64 {
+    if y >= 0.0 {
+        if lambda.abs() < f64::EPSILON {
+            y.exp_m1()
+        } else {
+            ((lambda * y).ln_1p() / lambda).exp_m1()
+        }
+    } else if (lambda - 2.0).abs() > f64::EPSILON {
+        -((-(2.0 - lambda) * y).ln_1p() / (2.0 - lambda)).exp_m1()
+    } else {
+        -(-y).exp_m1()
+    }
+}
+
 pub fn fit(kind: Kind, train: &Frame, columns: &[String]) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
@@ -169,25 +209,16 @@ pub fn fit(kind: Kind, train: &Frame, columns: &[String]) -> Result<Fitted> {
                 "column \"{name}\" needs at least two different train values to fit λ"
             )));
         }
-        let lambda = match kind {
-            Kind::BoxCox => {
-                if let Some((r, v)) = train.numeric(name)?.iter().enumerate().find(|(_, v)| **v <= 0.0) {
-                    return Err(Error::data(format!(
-                        "Box-Cox needs values above 0, but column \"{name}\" holds {v} at line {} of {}",
-                        train.lines[r], train.source
-                    ))
-                    .with_hint("use yeo_johnson, which accepts any value, or log with an offset"));
-                }
-                let logs: Vec<f64> = x.iter().map(|v| v.ln()).collect();
-                let sum_logs: f64 = logs.iter().sum();
-                root(|l| box_cox_slope(&logs, sum_logs, l))
-            }
-            Kind::YeoJohnson => {
-                let signed: f64 = x.iter().map(|v| v.signum() * v.abs().ln_1p()).sum();
-                root(|l| yeo_johnson_slope(&x, signed, l))
-            }
+        if kind == Kind::BoxCox
+            && let Some((r, v)) = train.numeric(name)?.iter().enumerate().find(|(_, v)| **v <= 0.0)
+        {
+            return Err(Error::data(format!(
+                "Box-Cox needs values above 0, but column \"{name}\" holds {v} at line {} of {}",
+                train.lines[r], train.source
+            ))
+            .with_hint("use yeo_johnson, which accepts any value, or log with an offset"));
         }
-        .ok_or_else(|| {
+        let lambda = fit_lambda(kind, &x).ok_or_else(|| {
             Error::data(format!(
                 "no maximum-likelihood λ within [-64, 64] for column \"{name}\""
             ))
@@ -239,6 +270,16 @@ mod tests {
             err.to_string(),
             "Box-Cox needs values above 0, but column \"x\" holds 0 at line 4 of t.csv"
         );
+    }
+
+    #[test]
+    fn inverses_undo_the_transforms() {
+        for &(x, l) in &[(3.5, 0.3), (0.2, -1.1), (100.0, 0.0)] {
+            assert!((inverse_box_cox(box_cox(x, l), l) - x).abs() < 1e-12 * x);
+        }
+        for &(x, l) in &[(3.5, 0.3), (-2.0, 1.4), (-0.5, 2.0), (7.0, 0.0)] {
+            assert!((inverse_yeo_johnson(yeo_johnson(x, l), l) - x).abs() < 1e-12 * x.abs().max(1.0));
+        }
     }
 
     #[test]

@@ -404,6 +404,27 @@ def rows_case():
     }
 
 
+def target_case():
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import PowerTransformer
+
+    cols = ["Id", "SalePrice", "LotArea", "OverallQual", "YearBuilt", "GrLivArea", "GarageArea", "TotalBsmtSF", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    features = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=features).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    model = TransformedTargetRegressor(regressor=Ridge(alpha=1.0),
+                                       transformer=PowerTransformer(method="box-cox", standardize=False))
+    model.fit(train[features].to_numpy(float), train.SalePrice.to_numpy(float))
+    scipy_lambda = float(model.transformer_.lambdas_[0])
+    return {
+        "pipeline": "house-prices-target.toml",
+        "lambda": {"scipy": scipy_lambda, "exact": mle_lambda(train.SalePrice.to_numpy(), "box_cox", scipy_lambda)},
+        "test_metrics": metrics(test.SalePrice, model.predict(test[features].to_numpy(float))),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -416,6 +437,7 @@ def main():
         "create_select": create_select_case(),
         "power": power_case(),
         "rows": rows_case(),
+        "target": target_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
