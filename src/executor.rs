@@ -329,8 +329,12 @@ impl<'a> Executor<'a> {
             StageKind::Analyse => {
                 let d = data.ok_or_else(|| Error::internal("analyse without data"))?;
                 let (train, _) = d.split("analyse")?;
-                let top = p.analyse.as_ref().map_or(5, |a| a.top_categories);
-                let profile = analyse::profile(train, top);
+                let defaults = crate::spec::Analyse {
+                    top_categories: 5,
+                    rare_tolerance: 0.01,
+                    correlation_threshold: 0.8,
+                };
+                let profile = analyse::profile(train, p.analyse.as_ref().unwrap_or(&defaults));
                 Ok((StageOutput::new(StageState::Analyse(profile), d.digests()), d))
             }
             StageKind::Step(i) => {

@@ -81,8 +81,19 @@ pub fn stage_output(o: &StageOutput) -> String {
             let _ = writeln!(s, "  profile of {} train rows", p.rows);
             let _ = writeln!(
                 s,
-                "    {:<16} {:<11} {:>7} {:>7} {:>9} {:>13} {:>13} {:>13} {:>13} {:>8}  top",
-                "column", "type", "missing", "miss%", "distinct", "min", "max", "mean", "std", "skew"
+                "    {:<16} {:<11} {:>7} {:>7} {:>9} {:>13} {:>13} {:>13} {:>13} {:>8} {:>8} {:>5}  top",
+                "column",
+                "type",
+                "missing",
+                "miss%",
+                "distinct",
+                "min",
+                "max",
+                "mean",
+                "std",
+                "skew",
+                "outliers",
+                "rare"
             );
             for c in &p.columns {
                 let (min, max, mean, std, skew) = c.numeric.as_ref().map_or_else(Default::default, |n| {
@@ -96,9 +107,15 @@ pub fn stage_output(o: &StageOutput) -> String {
                     )
                 });
                 let top: Vec<String> = c.top.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+                let outliers = c.numeric.as_ref().map_or_else(String::new, |n| n.outliers.to_string());
+                let rare = if c.numeric.is_none() {
+                    c.rare_labels.to_string()
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     s,
-                    "    {:<16} {:<11} {:>7} {:>6.1}% {:>9} {min:>13} {max:>13} {mean:>13} {std:>13} {skew:>8}  {}",
+                    "    {:<16} {:<11} {:>7} {:>6.1}% {:>9} {min:>13} {max:>13} {mean:>13} {std:>13} {skew:>8} {outliers:>8} {rare:>5}  {}",
                     c.name,
                     c.column_type.name(),
                     c.missing,
@@ -106,6 +123,12 @@ pub fn stage_output(o: &StageOutput) -> String {
                     c.distinct,
                     list(&top, 5)
                 );
+            }
+            if !p.correlations.is_empty() {
+                let _ = writeln!(s, "  correlated pairs (|r| above the threshold):");
+                for c in &p.correlations {
+                    let _ = writeln!(s, "    {:<16} {:<16} r = {:+.4}", c.a, c.b, c.r);
+                }
             }
         }
         StageState::Step(Fitted::Impute(f)) => {

@@ -90,6 +90,10 @@ pub enum SplitValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analyse {
     pub top_categories: usize,
+    /// A label rarer than this share of present train values counts as rare.
+    pub rare_tolerance: f64,
+    /// Pairs of numeric columns with |Pearson r| above this are listed.
+    pub correlation_threshold: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -350,8 +354,24 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             let top = a
                 .u64("top_categories")?
                 .map_or(5, |v| usize::try_from(v.value).unwrap_or(usize::MAX));
-            a.finish(&["top_categories"])?;
-            Some(Analyse { top_categories: top })
+            let fraction = |a: &mut TableReader<'_, '_>, key: &str, default: f64| -> Result<f64> {
+                match a.f64(key)? {
+                    None => Ok(default),
+                    Some(v) if (0.0..=1.0).contains(&v.value) => Ok(v.value),
+                    Some(v) => Err(Error::spec(
+                        format!("`{key}` must be between 0 and 1"),
+                        Some(v.location),
+                    )),
+                }
+            };
+            let rare_tolerance = fraction(&mut a, "rare_tolerance", 0.01)?;
+            let correlation_threshold = fraction(&mut a, "correlation_threshold", 0.8)?;
+            a.finish(&["top_categories", "rare_tolerance", "correlation_threshold"])?;
+            Some(Analyse {
+                top_categories: top,
+                rare_tolerance,
+                correlation_threshold,
+            })
         }
         None => None,
     };

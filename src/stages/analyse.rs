@@ -1,5 +1,8 @@
 //! The data profile: per column type, missing count and fraction, distinct count, min/max/mean/std/skew
-//! (numeric) and the most frequent categories, computed on the train split (what every fit sees).
+//! and the count of outliers beyond the 1.5·IQR fences (numeric), the most frequent categories and the
+//! number of rare labels (categorical), and the pairs of numeric columns correlated above a threshold —
+//! computed on the train split (what every fit sees). These are what choosing imputers, encoders,
+//! rare-label grouping, transforms, capping and selection needs.
 //!
 //! Statistics follow pandas: `std` with ddof = 1, `skew` is the adjusted Fisher–Pearson coefficient
 //! (`Series.skew()`); sums run in row order so results never depend on threads.
@@ -15,6 +18,8 @@ pub struct NumericSummary {
     pub mean: f64,
     pub std: Option<f64>,
     pub skew: Option<f64>,
+    /// Values below Q1 − 1.5·IQR or above Q3 + 1.5·IQR (numpy's linear quantiles).
+    pub outliers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,12 +33,24 @@ pub struct ColumnProfile {
     pub numeric: Option<NumericSummary>,
     /// Most frequent values with their counts (categorical columns), most frequent first, ties by text.
     pub top: Vec<(String, usize)>,
+    /// Labels whose share of present train values is below the rare tolerance (categorical columns).
+    pub rare_labels: usize,
+}
+
+/// Two numeric columns whose Pearson correlation (over rows where both are present) is above the
+/// threshold in absolute value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlation {
+    pub a: String,
+    pub b: String,
+    pub r: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub rows: usize,
     pub columns: Vec<ColumnProfile>,
+    pub correlations: Vec<Correlation>,
 }
 
 pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
@@ -51,6 +68,14 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
     }
     let nf = n as f64;
     let std = (n > 1).then(|| (m2 / (nf - 1.0)).sqrt());
+    let mut sorted = present.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (q1, q3) = (
+        super::scale::quantile(&sorted, 0.25),
+        super::scale::quantile(&sorted, 0.75),
+    );
+    let (lo, hi) = (q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1));
+    let outliers = present.iter().filter(|x| **x < lo || **x > hi).count();
     let skew = (n > 2).then(|| {
         if m2 == 0.0 {
             0.0
@@ -64,17 +89,31 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
         mean,
         std,
         skew,
+        outliers,
     })
 }
 
-pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
+/// Pearson r over the rows where both values are present (pandas' pairwise `corr`).
+fn pairwise_pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let (a, b): (Vec<f64>, Vec<f64>) = x
+        .iter()
+        .zip(y)
+        .filter(|(p, q)| !p.is_nan() && !q.is_nan())
+        .map(|(p, q)| (*p, *q))
+        .unzip();
+    (a.len() > 1)
+        .then(|| super::select::pearson(&a, &b))
+        .filter(|r| r.is_finite())
+}
+
+pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
     let rows = frame.n_rows();
     let columns = frame
         .columns
         .iter()
         .map(|c| {
             let missing = c.data.missing_count();
-            let (distinct, numeric, top) = match &c.data {
+            let (distinct, numeric, top, rare_labels) = match &c.data {
                 ColumnData::Numeric(v) => {
                     let mut bits: Vec<u64> = v
                         .iter()
@@ -83,16 +122,21 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                         .collect();
                     bits.sort_unstable();
                     bits.dedup();
-                    (bits.len(), summarise(v), Vec::new())
+                    (bits.len(), summarise(v), Vec::new(), 0)
                 }
                 ColumnData::Categorical(v) => {
                     let counts = crate::frame::category_counts(v);
                     let distinct = counts.len();
+                    let present: usize = counts.values().sum();
+                    let rare = counts
+                        .values()
+                        .filter(|n| (**n as f64) < settings.rare_tolerance * present as f64)
+                        .count();
                     let mut ranked: Vec<(String, usize)> =
                         counts.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
                     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                    ranked.truncate(top_categories);
-                    (distinct, None, ranked)
+                    ranked.truncate(settings.top_categories);
+                    (distinct, None, ranked, rare)
                 }
             };
             ColumnProfile {
@@ -103,10 +147,35 @@ pub fn profile(frame: &Frame, top_categories: usize) -> Profile {
                 distinct,
                 numeric,
                 top,
+                rare_labels,
             }
         })
         .collect();
-    Profile { rows, columns }
+    let numeric: Vec<(&str, &[f64])> = frame
+        .columns
+        .iter()
+        .filter_map(|c| match &c.data {
+            ColumnData::Numeric(v) => Some((c.name.as_str(), v.as_slice())),
+            ColumnData::Categorical(_) => None,
+        })
+        .collect();
+    let mut correlations = Vec::new();
+    for (i, (a, x)) in numeric.iter().enumerate() {
+        for (b, y) in &numeric[i + 1..] {
+            if let Some(r) = pairwise_pearson(x, y).filter(|r| r.abs() > settings.correlation_threshold) {
+                correlations.push(Correlation {
+                    a: (*a).to_string(),
+                    b: (*b).to_string(),
+                    r,
+                });
+            }
+        }
+    }
+    Profile {
+        rows,
+        columns,
+        correlations,
+    }
 }
 
 #[cfg(test)]

@@ -87,11 +87,20 @@ def ridge_case():
     profile = {}
     for c in numeric:
         s = train[c]
+        q1, q3 = s.quantile(0.25), s.quantile(0.75)
+        outliers = int(((s < q1 - 1.5 * (q3 - q1)) | (s > q3 + 1.5 * (q3 - q1))).sum())
         profile[c] = {"missing": int(s.isna().sum()), "distinct": int(s.nunique()), "min": float(s.min()),
-                      "max": float(s.max()), "mean": float(s.mean()), "std": float(s.std()), "skew": float(s.skew())}
+                      "max": float(s.max()), "mean": float(s.mean()), "std": float(s.std()), "skew": float(s.skew()),
+                      "outliers": outliers}
     for c in categorical:
         s = train[c]
-        profile[c] = {"missing": int(s.isna().sum()), "distinct": int(s.nunique())}
+        rare = int((s.value_counts(normalize=True) < 0.01).sum())
+        profile[c] = {"missing": int(s.isna().sum()), "distinct": int(s.nunique()), "rare_labels": rare}
+    # pandas' pairwise Pearson over the numeric columns (Id and SalePrice included, as in the profile)
+    corr = train[["Id"] + numeric + ["SalePrice"]].corr()
+    names = list(corr.columns)
+    correlations = [[a, b, float(corr.loc[a, b])] for i, a in enumerate(names) for b in names[i + 1:]
+                     if abs(corr.loc[a, b]) > 0.8]
 
     indicator = AddMissingIndicator(variables=numeric, missing_only=True).fit(train)
     train, test = (indicator.transform(d) for d in (train, test))
@@ -123,6 +132,7 @@ def ridge_case():
         "pipeline": "house-prices-ridge.toml",
         "train_rows": len(train), "test_rows": len(test),
         "profile": profile,
+        "correlations": correlations,
         "medians": medians,
         "indicators": [f"{c}_na" for c in indicator.variables_],
         "rare_frequent": frequent,
