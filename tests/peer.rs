@@ -592,3 +592,27 @@ fn a_box_cox_target_is_fitted_on_train_and_inverted_for_predictions() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
     }
 }
+
+#[test]
+fn rfe_and_forward_selection_choose_what_scikit_learn_chooses() {
+    let exp = &expected()["wrapper"];
+    let out = run("tests/peer/house-prices-wrapper.toml");
+    let kept = |stage: &str| -> Vec<String> {
+        let StageState::Step(Fitted::Select(sel)) = state(&out, stage) else {
+            panic!()
+        };
+        sel.examined
+            .iter()
+            .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
+            .cloned()
+            .collect()
+    };
+    let after_rfe: Vec<String> = serde_json::from_value(exp["after_rfe"].clone()).unwrap();
+    assert_eq!(kept("select.rfe"), after_rfe);
+    let chosen: Vec<String> = serde_json::from_value(exp["chosen"].clone()).unwrap();
+    assert_eq!(kept("select.forward_selection"), chosen);
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

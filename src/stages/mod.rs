@@ -20,6 +20,7 @@ pub mod scale;
 pub mod select;
 pub mod split;
 pub mod transform;
+pub mod wrapper;
 
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,8 @@ impl Group {
                 "drop_correlated",
                 "drop_missing",
                 "select_k_best",
+                "rfe",
+                "forward_selection",
             ],
             Group::Transform => &[
                 "standard_scaler",
@@ -121,6 +124,8 @@ pub enum Operator {
     MissingIndicator,
     DropMissingRows(rows::MissingParams),
     Trim(rows::TrimParams),
+    Rfe(wrapper::Params),
+    ForwardSelection(wrapper::Params),
 }
 
 impl Operator {
@@ -173,6 +178,8 @@ impl Operator {
             "missing_indicator" => Operator::MissingIndicator,
             "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
+            "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
+            "forward_selection" => Operator::ForwardSelection(wrapper::Params::parse(t, true)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
     }
@@ -209,6 +216,8 @@ impl Operator {
             Operator::MissingIndicator => "missing_indicator",
             Operator::DropMissingRows(_) => "drop_missing_rows",
             Operator::Trim(_) => "trim",
+            Operator::Rfe(_) => "rfe",
+            Operator::ForwardSelection(_) => "forward_selection",
         }
     }
 
@@ -229,6 +238,8 @@ impl Operator {
             | Operator::MissingIndicator => vec![],
             Operator::DropMissingRows(_) => vec!["at_predict"],
             Operator::Trim(_) => rows::TrimParams::NAMES.to_vec(),
+            Operator::Rfe(p) => p.param_names(false),
+            Operator::ForwardSelection(p) => p.param_names(true),
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -279,7 +290,9 @@ impl Operator {
             | Operator::Relative(_)
             | Operator::BoxCox
             | Operator::YeoJohnson
-            | Operator::Trim(_) => &[ColumnType::Numeric],
+            | Operator::Trim(_)
+            | Operator::Rfe(_)
+            | Operator::ForwardSelection(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -414,6 +427,16 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::MissingIndicator => Fitted::Impute(impute::indicators_only(train, &columns)?),
         Operator::DropMissingRows(p) => Fitted::Rows(rows::fit_missing(p, train, &columns)?),
         Operator::Trim(p) => Fitted::Rows(rows::fit_trim(p, train, &columns)?),
+        Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(
+            p,
+            train,
+            &columns,
+            ctx.target_values(train, &step.name)?,
+        )?),
+        Operator::ForwardSelection(p) => {
+            let y = ctx.target_values(train, &step.name)?.to_vec();
+            Fitted::Select(wrapper::fit_forward(p, train, &columns, &y, &mut ctx.rng)?)
+        }
     };
     Ok(fitted)
 }

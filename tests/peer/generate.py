@@ -435,6 +435,33 @@ def target_case():
     }
 
 
+def wrapper_case():
+    from sklearn.feature_selection import RFE, SequentialFeatureSelector
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "YearRemodAdd",
+            "MasVnrArea", "TotalBsmtSF", "GrLivArea", "FullBath", "TotRmsAbvGrd", "Fireplaces", "GarageCars",
+            "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    features = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=features).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    y = train.SalePrice.to_numpy(float)
+    rfe = RFE(Ridge(alpha=1.0), n_features_to_select=8, step=1).fit(train[features].to_numpy(float), y)
+    after_rfe = [f for f, keep in zip(features, rfe.support_) if keep]
+    sfs = SequentialFeatureSelector(Ridge(alpha=1.0), n_features_to_select=4, direction="forward", cv=5, scoring="r2")
+    sfs.fit(train[after_rfe].to_numpy(float), y)
+    chosen = [f for f, keep in zip(after_rfe, sfs.get_support()) if keep]
+    model = Ridge(alpha=1.0).fit(train[chosen].to_numpy(float), np.log(y))
+    predict = lambda d: np.exp(model.predict(d[chosen].to_numpy(float)))
+    return {
+        "pipeline": "house-prices-wrapper.toml",
+        "after_rfe": after_rfe,
+        "chosen": chosen,
+        "test_metrics": metrics(test.SalePrice, predict(test)),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -448,6 +475,7 @@ def main():
         "power": power_case(),
         "rows": rows_case(),
         "target": target_case(),
+        "wrapper": wrapper_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 

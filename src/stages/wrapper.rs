@@ -1,0 +1,271 @@
+//! Wrapper selection: features chosen by fitting an estimator, as scikit-learn's `RFE` and
+//! `SequentialFeatureSelector` (forward) do it.
+//!
+//! - `rfe`: fit the estimator on the remaining columns, drop the `step` columns with the smallest
+//!   |coefficient|, repeat until `n_features` remain (ties: the earlier column goes first).
+//! - `forward_selection`: start from nothing; at each round add the column whose k-fold
+//!   cross-validated score (mean over `cv` folds) is best, until `n_features` are chosen (ties: the
+//!   earlier column). Folds are contiguous, as scikit-learn's `KFold` without shuffling; with
+//!   `shuffle = true` rows are shuffled first by the step's own seeded stream.
+//!
+//! Both learn from the raw target (not `target_transform`). The estimator is given in the step, as in
+//! `[train]`: `estimator = "ridge"` with `alpha`, or `"linear_regression"`.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::select::{Dropped, Fitted};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::models::{self, Estimator};
+use crate::spec::Metric;
+use crate::spec::reader::TableReader;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    #[serde(flatten)]
+    pub estimator: Estimator,
+    pub n_features: u64,
+    /// RFE: columns removed per round.
+    pub step: u64,
+    /// Forward selection: folds, scoring and shuffling.
+    pub cv: u64,
+    pub scoring: Metric,
+    pub shuffle: bool,
+}
+
+impl Params {
+    pub fn parse(t: &mut TableReader<'_, '_>, forward: bool) -> Result<Params> {
+        let estimator = models::parse_estimator(t)?;
+        let n_features = t
+            .u64("n_features")?
+            .ok_or_else(|| t.missing("n_features", "how many columns to keep"))?;
+        if n_features.value == 0 {
+            return Err(Error::spec(
+                "`n_features` must be at least 1",
+                Some(n_features.location),
+            ));
+        }
+        let step = if forward {
+            1
+        } else {
+            t.u64("step")?.map_or(1, |s| s.value).max(1)
+        };
+        let (cv, scoring, shuffle) = if forward {
+            let cv = match t.u64("cv")? {
+                None => 5,
+                Some(c) if c.value >= 2 => c.value,
+                Some(c) => return Err(Error::spec("`cv` must be at least 2 folds", Some(c.location))),
+            };
+            let scoring = match t.str("scoring")? {
+                None => Metric::R2,
+                Some(s) => Metric::parse(&s)?,
+            };
+            (cv, scoring, t.bool("shuffle")?.unwrap_or(false))
+        } else {
+            (5, Metric::R2, false)
+        };
+        Ok(Params {
+            estimator,
+            n_features: n_features.value,
+            step,
+            cv,
+            scoring,
+            shuffle,
+        })
+    }
+
+    pub fn param_names(&self, forward: bool) -> Vec<&'static str> {
+        let mut names = vec!["estimator", "n_features"];
+        names.extend(self.estimator.param_names());
+        if forward {
+            names.extend(["cv", "scoring", "shuffle"]);
+        } else {
+            names.push("step");
+        }
+        names
+    }
+}
+
+fn columns_of<'f>(train: &'f Frame, names: &'f [String]) -> Result<Vec<(&'f str, &'f [f64])>> {
+    names
+        .iter()
+        .map(|n| {
+            let v = train.numeric(n)?;
+            if let Some(r) = v.iter().position(|x| x.is_nan()) {
+                return Err(Error::data(format!(
+                    "column \"{n}\" is missing at line {} of {}; impute before wrapper selection",
+                    train.lines[r], train.source
+                )));
+            }
+            Ok((n.as_str(), v))
+        })
+        .collect()
+}
+
+fn check_count(params: &Params, columns: &[String]) -> Result<usize> {
+    let keep = usize::try_from(params.n_features).unwrap_or(usize::MAX);
+    if keep > columns.len() {
+        return Err(Error::data(format!(
+            "n_features = {keep} but the step selects only {} columns",
+            columns.len()
+        )));
+    }
+    Ok(keep)
+}
+
+pub fn fit_rfe(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Result<Fitted> {
+    let keep = check_count(params, columns)?;
+    let data = columns_of(train, columns)?;
+    let mut remaining: Vec<usize> = (0..columns.len()).collect();
+    let mut dropped = Vec::new();
+    let mut round = 1;
+    while remaining.len() > keep {
+        let features: Vec<(&str, &[f64])> = remaining.iter().map(|&i| data[i]).collect();
+        let model = models::fit(&params.estimator, &features, y)?;
+        let mut order: Vec<usize> = (0..remaining.len()).collect();
+        order.sort_by(|&a, &b| model.coefficients[a].abs().total_cmp(&model.coefficients[b].abs()));
+        let n = usize::try_from(params.step)
+            .unwrap_or(usize::MAX)
+            .min(remaining.len() - keep);
+        let mut out: Vec<usize> = order[..n].iter().map(|&k| remaining[k]).collect();
+        out.sort_unstable();
+        for i in &out {
+            dropped.push(Dropped {
+                column: columns[*i].clone(),
+                reason: format!("eliminated by RFE in round {round}"),
+            });
+        }
+        remaining.retain(|i| !out.contains(i));
+        round += 1;
+    }
+    Ok(Fitted {
+        examined: columns.to_vec(),
+        dropped,
+    })
+}
+
+/// Contiguous folds as scikit-learn's `KFold`: the first n % k folds hold one row more.
+pub fn k_folds(order: &[usize], k: usize) -> Vec<Vec<usize>> {
+    let n = order.len();
+    let mut folds = Vec::with_capacity(k);
+    let mut start = 0;
+    for f in 0..k {
+        let size = n / k + usize::from(f < n % k);
+        folds.push(order[start..start + size].to_vec());
+        start += size;
+    }
+    folds
+}
+
+fn score(metric: Metric, y: &[f64], p: &[f64]) -> f64 {
+    match metric {
+        Metric::R2 => crate::metrics::r2(y, p),
+        Metric::Rmse => -crate::metrics::rmse(y, p),
+        Metric::Mae => -crate::metrics::mae(y, p),
+    }
+}
+
+/// Mean score over the folds of a model using the given columns.
+fn cv_score(
+    params: &Params,
+    data: &[(&str, &[f64])],
+    chosen: &[usize],
+    y: &[f64],
+    folds: &[Vec<usize>],
+) -> Result<f64> {
+    let mut total = 0.0;
+    for test in folds {
+        let mut is_test = vec![false; y.len()];
+        for &r in test {
+            is_test[r] = true;
+        }
+        let train_rows: Vec<usize> = (0..y.len()).filter(|r| !is_test[*r]).collect();
+        let cols: Vec<Vec<f64>> = chosen
+            .iter()
+            .map(|&c| train_rows.iter().map(|&r| data[c].1[r]).collect())
+            .collect();
+        let features: Vec<(&str, &[f64])> = chosen
+            .iter()
+            .zip(&cols)
+            .map(|(&c, v)| (data[c].0, v.as_slice()))
+            .collect();
+        let ty: Vec<f64> = train_rows.iter().map(|&r| y[r]).collect();
+        let model = models::fit(&params.estimator, &features, &ty)?;
+        let pred: Vec<f64> = test
+            .iter()
+            .map(|&r| {
+                chosen
+                    .iter()
+                    .zip(&model.coefficients)
+                    .fold(model.intercept, |acc, (&c, w)| acc + w * data[c].1[r])
+            })
+            .collect();
+        let actual: Vec<f64> = test.iter().map(|&r| y[r]).collect();
+        total += score(params.scoring, &actual, &pred);
+    }
+    Ok(total / folds.len() as f64)
+}
+
+pub fn fit_forward(
+    params: &Params,
+    train: &Frame,
+    columns: &[String],
+    y: &[f64],
+    rng: &mut impl RngCore,
+) -> Result<Fitted> {
+    let keep = check_count(params, columns)?;
+    let data = columns_of(train, columns)?;
+    let k = usize::try_from(params.cv).unwrap_or(usize::MAX);
+    if k > y.len() {
+        return Err(Error::data(format!(
+            "cv = {k} folds but the train split has {} rows",
+            y.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    if params.shuffle {
+        for i in (1..order.len()).rev() {
+            let j = usize::try_from(rng.next_u64() % (i as u64 + 1)).unwrap_or(0);
+            order.swap(i, j);
+        }
+    }
+    let folds = k_folds(&order, k);
+    let mut chosen: Vec<usize> = Vec::new();
+    while chosen.len() < keep {
+        let mut best: Option<(f64, usize)> = None;
+        for c in (0..columns.len()).filter(|c| !chosen.contains(c)) {
+            let mut trial = chosen.clone();
+            trial.push(c);
+            let s = cv_score(params, &data, &trial, y, &folds)?;
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, c));
+            }
+        }
+        let Some((_, c)) = best else { break };
+        chosen.push(c);
+    }
+    let dropped = (0..columns.len())
+        .filter(|c| !chosen.contains(c))
+        .map(|c| Dropped {
+            column: columns[c].clone(),
+            reason: "not chosen by forward selection".into(),
+        })
+        .collect();
+    Ok(Fitted {
+        examined: columns.to_vec(),
+        dropped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::k_folds;
+
+    #[test]
+    fn folds_are_contiguous_and_the_first_ones_larger() {
+        let order: Vec<usize> = (0..11).collect();
+        let folds = k_folds(&order, 3);
+        assert_eq!(folds, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9, 10]]);
+    }
+}
