@@ -304,6 +304,7 @@ impl<'a> Executor<'a> {
         let mut ctx = FitContext {
             rng: ChaCha20Rng::from_seed(stage.seed),
             target: p.target.clone(),
+            seed: stage.seed,
         };
         let protected = p.protected_columns();
         match stage.kind {

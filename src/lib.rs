@@ -5,7 +5,10 @@
 //! [`provenance`] records where a run came from; [`commands`] implement the CLI's verbs without printing.
 
 // Tests compare floats exactly on purpose: bit-exactness is what the product promises.
-#![cfg_attr(test, allow(clippy::float_cmp))]
+#![cfg_attr(
+    test,
+    allow(clippy::float_cmp, clippy::many_single_char_names, clippy::format_push_string)
+)]
 
 pub mod ci;
 pub mod commands;

@@ -312,6 +312,25 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {:<24} low {:<16} high {}", c.column, o(c.low), o(c.high));
             }
         }
+        StageState::Step(Fitted::RandomSample(f)) => {
+            let by = if f.seed_by.is_empty() {
+                "row position".to_string()
+            } else {
+                f.seed_by.join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "  random sample from train values, seeded by {} and {by}",
+                f.seed.short()
+            );
+            for (c, pool) in &f.columns {
+                let n = match pool {
+                    mlpipe::stages::random_sample::Pool::Numbers(p) => p.len(),
+                    mlpipe::stages::random_sample::Pool::Texts(p) => p.len(),
+                };
+                let _ = writeln!(s, "    {c:<24} {n} train values");
+            }
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

@@ -94,7 +94,7 @@ fn unknown_operator_lists_the_known_ones() {
     let err = check(&with("[[impute]]\noperator = \"medain\"\ncolumns = \"numeric\"\n")).unwrap_err();
     assert_eq!(
         err,
-        "unknown operator \"medain\" in [[impute]] (known: \"median\", \"mean\", \"most_frequent\", \"constant\", \"end_tail\", \"missing_indicator\", \"drop_missing_rows\") @ 14:12 | did you mean \"median\"?"
+        "unknown operator \"medain\" in [[impute]] (known: \"median\", \"mean\", \"most_frequent\", \"constant\", \"end_tail\", \"random_sample\", \"missing_indicator\", \"drop_missing_rows\") @ 14:12 | did you mean \"median\"?"
     );
 }
 

@@ -14,6 +14,7 @@ pub mod mean_target;
 pub mod one_hot;
 pub mod ordinal;
 pub mod power_transform;
+pub mod random_sample;
 pub mod rare_label;
 pub mod rows;
 pub mod scale;
@@ -58,6 +59,7 @@ impl Group {
                 "most_frequent",
                 "constant",
                 "end_tail",
+                "random_sample",
                 "missing_indicator",
                 "drop_missing_rows",
             ],
@@ -126,6 +128,7 @@ pub enum Operator {
     Trim(rows::TrimParams),
     Rfe(wrapper::Params),
     ForwardSelection(wrapper::Params),
+    RandomSample(random_sample::Params),
 }
 
 impl Operator {
@@ -179,6 +182,7 @@ impl Operator {
             "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
+            "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
             "forward_selection" => Operator::ForwardSelection(wrapper::Params::parse(t, true)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
@@ -218,6 +222,7 @@ impl Operator {
             Operator::Trim(_) => "trim",
             Operator::Rfe(_) => "rfe",
             Operator::ForwardSelection(_) => "forward_selection",
+            Operator::RandomSample(_) => "random_sample",
         }
     }
 
@@ -240,6 +245,7 @@ impl Operator {
             Operator::Trim(_) => rows::TrimParams::NAMES.to_vec(),
             Operator::Rfe(p) => p.param_names(false),
             Operator::ForwardSelection(p) => p.param_names(true),
+            Operator::RandomSample(_) => vec!["seed_by"],
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -272,7 +278,8 @@ impl Operator {
             | Operator::DropDuplicates(_)
             | Operator::DropMissing(_)
             | Operator::MissingIndicator
-            | Operator::DropMissingRows(_) => &[ColumnType::Numeric, ColumnType::Categorical],
+            | Operator::DropMissingRows(_)
+            | Operator::RandomSample(_) => &[ColumnType::Numeric, ColumnType::Categorical],
             Operator::Median(_)
             | Operator::Mean(_)
             | Operator::StandardScaler(_)
@@ -315,6 +322,7 @@ pub enum Fitted {
     Combine(combine::Fitted),
     Power(power_transform::Fitted),
     Rows(rows::Fitted),
+    RandomSample(random_sample::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -322,6 +330,8 @@ pub struct FitContext {
     pub rng: ChaCha20Rng,
     /// The target column's name; encoders that learn from the target read it from the train frame.
     pub target: String,
+    /// The stage's 32-byte seed (the same one that seeds `rng`), for steps that key pure draws on it.
+    pub seed: [u8; 32],
 }
 
 impl FitContext {
@@ -356,6 +366,7 @@ impl Fitted {
             Fitted::Combine(f) => f.apply(frame),
             Fitted::Power(f) => f.apply(frame),
             Fitted::Rows(f) => f.apply(frame),
+            Fitted::RandomSample(f) => f.apply(frame),
         }
     }
 
@@ -427,6 +438,7 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::MissingIndicator => Fitted::Impute(impute::indicators_only(train, &columns)?),
         Operator::DropMissingRows(p) => Fitted::Rows(rows::fit_missing(p, train, &columns)?),
         Operator::Trim(p) => Fitted::Rows(rows::fit_trim(p, train, &columns)?),
+        Operator::RandomSample(p) => Fitted::RandomSample(random_sample::fit(p, train, &columns, ctx.seed)?),
         Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(
             p,
             train,
