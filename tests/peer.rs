@@ -616,3 +616,35 @@ fn rfe_and_forward_selection_choose_what_scikit_learn_chooses() {
         assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
     }
 }
+
+#[test]
+fn date_features_match_feature_engine() {
+    let exp = &expected()["dates"];
+    let file = "tests/peer/dates.toml";
+    let out = run(file);
+    let pipeline = Pipeline::load(Path::new(file)).unwrap();
+    let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
+    let all = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "dates.csv").unwrap();
+    let StageState::Split(split) = state(&out, "split") else {
+        panic!()
+    };
+    let mut train = all.take(&split.train);
+    for (_, o) in &out {
+        if let StageState::Step(f) = &o.state {
+            train = f.apply(train).unwrap();
+        }
+    }
+    let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+    let ours: Vec<&str> = train.names().filter(|n| *n != "id" && *n != "price").collect();
+    assert_eq!(ours, features.iter().map(String::as_str).collect::<Vec<_>>());
+    for (column, values) in exp["train_values"].as_object().unwrap() {
+        let got = train.numeric(column).unwrap();
+        for (i, v) in values.as_array().unwrap().iter().enumerate() {
+            assert_eq!(got[i], v.as_f64().unwrap(), "{column} row {i}");
+        }
+    }
+    let (test, _) = metrics(&out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
+    }
+}

@@ -331,6 +331,26 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {c:<24} {n} train values");
             }
         }
+        StageState::Step(Fitted::Datetime(mlpipe::stages::datetime::Fitted::Features {
+            columns,
+            features,
+            drop_original,
+        })) => {
+            let _ = writeln!(
+                s,
+                "  {} from {}{}",
+                features.join(", "),
+                list(columns, 20),
+                if *drop_original { " (originals dropped)" } else { "" }
+            );
+        }
+        StageState::Step(Fitted::Datetime(mlpipe::stages::datetime::Fitted::Difference {
+            columns,
+            reference,
+            unit,
+        })) => {
+            let _ = writeln!(s, "  {} minus {reference}, in {unit}", list(columns, 20));
+        }
         StageState::Train(t) => {
             let m = &t.model;
             let _ = writeln!(

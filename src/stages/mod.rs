@@ -7,6 +7,7 @@ pub mod analyse;
 pub mod cap;
 pub mod combine;
 pub mod count_frequency;
+pub mod datetime;
 pub mod discretise;
 pub mod end_tail;
 pub mod impute;
@@ -87,6 +88,8 @@ impl Group {
                 "box_cox",
                 "yeo_johnson",
                 "trim",
+                "datetime_features",
+                "datetime_difference",
             ],
         }
     }
@@ -129,6 +132,8 @@ pub enum Operator {
     Rfe(wrapper::Params),
     ForwardSelection(wrapper::Params),
     RandomSample(random_sample::Params),
+    DatetimeFeatures(datetime::FeatureParams),
+    DatetimeDifference(datetime::DifferenceParams),
 }
 
 impl Operator {
@@ -183,6 +188,8 @@ impl Operator {
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
             "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
+            "datetime_features" => Operator::DatetimeFeatures(datetime::FeatureParams::parse(t)?),
+            "datetime_difference" => Operator::DatetimeDifference(datetime::DifferenceParams::parse(t)?),
             "forward_selection" => Operator::ForwardSelection(wrapper::Params::parse(t, true)?),
             _ => Operator::Cap(cap::Params::parse(t)?),
         })
@@ -223,6 +230,8 @@ impl Operator {
             Operator::Rfe(_) => "rfe",
             Operator::ForwardSelection(_) => "forward_selection",
             Operator::RandomSample(_) => "random_sample",
+            Operator::DatetimeFeatures(_) => "datetime_features",
+            Operator::DatetimeDifference(_) => "datetime_difference",
         }
     }
 
@@ -246,6 +255,8 @@ impl Operator {
             Operator::Rfe(p) => p.param_names(false),
             Operator::ForwardSelection(p) => p.param_names(true),
             Operator::RandomSample(_) => vec!["seed_by"],
+            Operator::DatetimeFeatures(_) => datetime::FeatureParams::NAMES.to_vec(),
+            Operator::DatetimeDifference(_) => datetime::DifferenceParams::NAMES.to_vec(),
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -271,7 +282,9 @@ impl Operator {
             | Operator::OneHot(_)
             | Operator::Ordinal(_)
             | Operator::CountFrequency(_)
-            | Operator::MeanTarget(_) => &[ColumnType::Categorical],
+            | Operator::MeanTarget(_)
+            | Operator::DatetimeFeatures(_)
+            | Operator::DatetimeDifference(_) => &[ColumnType::Categorical],
             Operator::MostFrequent(_)
             | Operator::Constant(_)
             | Operator::DropConstant(_)
@@ -323,6 +336,7 @@ pub enum Fitted {
     Power(power_transform::Fitted),
     Rows(rows::Fitted),
     RandomSample(random_sample::Fitted),
+    Datetime(datetime::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -367,6 +381,7 @@ impl Fitted {
             Fitted::Power(f) => f.apply(frame),
             Fitted::Rows(f) => f.apply(frame),
             Fitted::RandomSample(f) => f.apply(frame),
+            Fitted::Datetime(f) => f.apply(frame),
         }
     }
 
@@ -439,6 +454,8 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::DropMissingRows(p) => Fitted::Rows(rows::fit_missing(p, train, &columns)?),
         Operator::Trim(p) => Fitted::Rows(rows::fit_trim(p, train, &columns)?),
         Operator::RandomSample(p) => Fitted::RandomSample(random_sample::fit(p, train, &columns, ctx.seed)?),
+        Operator::DatetimeFeatures(p) => Fitted::Datetime(datetime::fit_features(p, train, &columns)?),
+        Operator::DatetimeDifference(p) => Fitted::Datetime(datetime::fit_difference(p, train, &columns)?),
         Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(
             p,
             train,

@@ -462,6 +462,39 @@ def wrapper_case():
     }
 
 
+def dates_case():
+    """Dates of our own making (seeded), written to tests/peer/data/dates.csv and committed."""
+    from feature_engine.datetime import DatetimeFeatures, DatetimeSubtraction
+
+    rng = np.random.Generator(np.random.PCG64(2026))
+    n = 400
+    listed = pd.Timestamp("1999-11-20") + pd.to_timedelta(rng.integers(0, 9000 * 24 * 60, n), unit="m")
+    sold = listed.normalize() + pd.to_timedelta(rng.integers(1, 400, n), unit="D")
+    price = 100 + (sold - listed).days.to_numpy() * 0.5 + rng.normal(0, 10, n)
+    df = pd.DataFrame({"id": np.arange(1, n + 1), "listed": listed.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "sold": sold.strftime("%Y-%m-%d"), "price": np.round(price, 2)})
+    (HERE / "data").mkdir(exist_ok=True)
+    df.to_csv(HERE / "data" / "dates.csv", index=False)
+    data = pd.read_csv(HERE / "data" / "dates.csv", keep_default_na=False, na_values=["NA"])
+    train, test = data[data.id <= 300].copy(), data[data.id > 300].copy()
+    for d in (train, test):
+        d["listed"] = pd.to_datetime(d["listed"])
+        d["sold"] = pd.to_datetime(d["sold"])
+    from feature_engine.datetime._datetime_constants import FEATURES_SUPPORTED
+    sub = DatetimeSubtraction(variables=["sold"], reference=["listed"], output_unit="h").fit(train)
+    train, test = sub.transform(train), sub.transform(test)
+    feats = DatetimeFeatures(variables=["listed", "sold"], features_to_extract=FEATURES_SUPPORTED).fit(train)
+    train, test = feats.transform(train), feats.transform(test)
+    features = [c for c in train.columns if c not in ("id", "price")]
+    model = Ridge(alpha=1.0).fit(train[features].to_numpy(float), train.price.to_numpy(float))
+    return {
+        "pipeline": "dates.toml",
+        "features": features,
+        "train_values": {c: [float(v) for v in train[c].to_numpy()] for c in features},
+        "test_metrics": metrics(test.price, model.predict(test[features].to_numpy(float))),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -476,6 +509,7 @@ def main():
         "rows": rows_case(),
         "target": target_case(),
         "wrapper": wrapper_case(),
+        "dates": dates_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
