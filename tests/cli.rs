@@ -726,3 +726,22 @@ fn runs_killed_at_any_moment_leave_a_consistent_store() {
     assert!(p.mlpipe(&["gc"]).status.success());
     assert_store_clean(&p);
 }
+
+#[test]
+fn predict_reads_new_rows_without_the_target_when_gather_lists_columns() {
+    // Regression: a [gather] columns list that names the target made predict demand it.
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "id_column = \"Id\"",
+        "id_column = \"Id\"\ncolumns = [\"Id\", \"SalePrice\", \"LotArea\", \"OverallQual\", \"YrSold\"]",
+    );
+    let text = std::fs::read_to_string(p.path("pipeline.toml")).unwrap();
+    let start = text.find("[[impute]]").unwrap();
+    let end = text.find("[train]").unwrap();
+    std::fs::write(p.path("pipeline.toml"), format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    let out = p.mlpipe(&["predict", &id, "--input", "test.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1460);
+}

@@ -57,7 +57,11 @@ pub fn predict_csv(
             _ => None,
         })
         .ok_or_else(|| Error::internal("run has no gather output"))?;
-    let frame = read_csv(input, &pipeline.gather.read, input_name)?;
+    // New rows need not carry the target: do not ask for it by name.
+    let mut read = pipeline.gather.read.clone();
+    read.columns.retain(|c| c != &pipeline.target);
+    read.dtypes.remove(&pipeline.target);
+    let frame = read_csv(input, &read, input_name)?;
     let mut frame = conform_to_schema(frame, &schema, &[pipeline.target.as_str()])?;
     let mut model = None;
     for out in outputs {
