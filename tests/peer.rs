@@ -63,6 +63,14 @@ fn assert_close(what: &str, ours: f64, peer: f64, tol: f64) {
     );
 }
 
+/// Our test metrics against the peer's, metric by metric.
+fn assert_test_metrics(out: &[(String, StageOutput)], exp: &Value, tol: f64) {
+    let (test, _) = metrics(out);
+    for (name, v) in exp["test_metrics"].as_object().unwrap() {
+        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), tol);
+    }
+}
+
 fn metrics(outputs: &[(String, StageOutput)]) -> (&BTreeMap<String, f64>, &BTreeMap<String, f64>) {
     match state(outputs, "evaluate") {
         StageState::Evaluate(e) => (&e.test, &e.train),
@@ -253,10 +261,7 @@ fn linear_regression_matches_scikit_learn() {
         exp["intercept"].as_f64().unwrap(),
         1e-8,
     );
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -335,10 +340,7 @@ fn transforms_match_feature_engine_and_scikit_learn() {
         }
     }
 
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -423,10 +425,7 @@ fn encoders_and_selectors_match_feature_engine() {
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
     assert_eq!(train.model.features, features);
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -482,10 +481,7 @@ fn creation_discretisation_and_univariate_selection_match_the_peers() {
             assert_close(&format!("{column} row {i}"), ours[i], v.as_f64().unwrap(), 1e-12);
         }
     }
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -509,10 +505,7 @@ fn box_cox_and_yeo_johnson_find_the_maximum_likelihood_lambda() {
         }
     }
     // scipy's λ differ from the optimum by up to 1e-6 relative, which moves predictions a little.
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
-    }
+    assert_test_metrics(&out, exp, 1e-6);
 }
 
 #[test]
@@ -563,10 +556,7 @@ fn train_row_filters_match_feature_engine() {
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
     assert_eq!(train.model.features, features);
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -587,10 +577,7 @@ fn a_box_cox_target_is_fitted_on_train_and_inverted_for_predictions() {
         "ours {lambda}, scipy {scipy}"
     );
     // scikit-learn's λ is 1.4e-7 away from the optimum, which moves predictions by about that much.
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-6);
-    }
+    assert_test_metrics(&out, exp, 1e-6);
 }
 
 #[test]
@@ -611,10 +598,7 @@ fn rfe_and_forward_selection_choose_what_scikit_learn_chooses() {
     assert_eq!(kept("select.rfe"), after_rfe);
     let chosen: Vec<String> = serde_json::from_value(exp["chosen"].clone()).unwrap();
     assert_eq!(kept("select.forward_selection"), chosen);
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }
 
 #[test]
@@ -643,8 +627,5 @@ fn date_features_match_feature_engine() {
             assert_eq!(got[i], v.as_f64().unwrap(), "{column} row {i}");
         }
     }
-    let (test, _) = metrics(&out);
-    for (name, v) in exp["test_metrics"].as_object().unwrap() {
-        assert_close(&format!("test {name}"), test[name], v.as_f64().unwrap(), 1e-9);
-    }
+    assert_test_metrics(&out, exp, 1e-9);
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::scale::{present_sorted, quantile};
+use super::scale::{TrainStats, present_sorted, quantile};
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
 use crate::spec::reader::TableReader;
@@ -90,39 +90,25 @@ pub struct Fitted {
 pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let values = train.numeric(name)?;
-        let sorted = present_sorted(values);
-        if sorted.is_empty() {
-            return Err(Error::data(format!(
-                "column \"{name}\" has no values in the train split to learn caps from"
-            )));
-        }
-        let n = sorted.len() as f64;
+        let stats = TrainStats::of(train, name, "to learn caps from")?;
         let f = params.fold;
         let (low, high, spread) = match params.method {
             Method::Gaussian => {
-                let mean = values.iter().filter(|x| !x.is_nan()).sum::<f64>() / n;
-                let std = (values
-                    .iter()
-                    .filter(|x| !x.is_nan())
-                    .map(|x| (x - mean) * (x - mean))
-                    .sum::<f64>()
-                    / n)
-                    .sqrt();
-                (mean - f * std, mean + f * std, std)
+                let std = stats.population_std();
+                (stats.mean - f * std, stats.mean + f * std, std)
             }
             Method::Iqr => {
-                let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
+                let (q1, q3) = (stats.quantile(0.25), stats.quantile(0.75));
                 let iqr = q3 - q1;
                 (q1 - f * iqr, q3 + f * iqr, iqr)
             }
             Method::Quantiles => {
-                let (lo, hi) = (quantile(&sorted, f), quantile(&sorted, 1.0 - f));
+                let (lo, hi) = (stats.quantile(f), stats.quantile(1.0 - f));
                 (lo, hi, hi - lo)
             }
             Method::Mad => {
-                let median = quantile(&sorted, 0.5);
-                let deviations = present_sorted(&sorted.iter().map(|x| (x - median).abs()).collect::<Vec<_>>());
+                let median = stats.quantile(0.5);
+                let deviations = present_sorted(&stats.sorted.iter().map(|x| (x - median).abs()).collect::<Vec<_>>());
                 let mad = quantile(&deviations, 0.5) / 0.67449;
                 (median - f * mad, median + f * mad, mad)
             }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::impute::{Fill, Fitted, Value};
-use super::scale::{present_sorted, quantile};
+use super::scale::TrainStats;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::spec::reader::TableReader;
@@ -62,46 +62,33 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut fills = Vec::with_capacity(columns.len());
     let mut indicators = Vec::new();
     for name in columns {
-        let values = train.numeric(name)?;
-        let sorted = present_sorted(values);
-        if sorted.is_empty() {
-            return Err(Error::data(format!(
-                "column \"{name}\" has no values in the train split, so its tail is undefined"
-            )));
-        }
-        let n = sorted.len() as f64;
+        let stats = TrainStats::of(train, name, "so its tail is undefined")?;
         let f = params.fold;
         let value = match params.method {
             Method::Gaussian => {
-                let mean = values.iter().filter(|x| !x.is_nan()).sum::<f64>() / n;
-                let var = values
-                    .iter()
-                    .filter(|x| !x.is_nan())
-                    .map(|x| (x - mean) * (x - mean))
-                    .sum::<f64>()
-                    / (n - 1.0);
+                let std = stats.sample_std();
                 if params.left {
-                    mean - f * var.sqrt()
+                    stats.mean - f * std
                 } else {
-                    mean + f * var.sqrt()
+                    stats.mean + f * std
                 }
             }
             Method::Iqr => {
-                let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
+                let (q1, q3) = (stats.quantile(0.25), stats.quantile(0.75));
                 if params.left {
                     q1 - (q3 - q1) * f
                 } else {
                     q3 + (q3 - q1) * f
                 }
             }
-            Method::Max => sorted[sorted.len() - 1] * f,
+            Method::Max => stats.sorted[stats.sorted.len() - 1] * f,
         };
         if !value.is_finite() {
             return Err(Error::data(format!(
                 "column \"{name}\" needs at least two train values for a gaussian tail"
             )));
         }
-        if params.add_indicator && values.iter().any(|x| x.is_nan()) {
+        if params.add_indicator && train.numeric(name)?.iter().any(|x| x.is_nan()) {
             indicators.push(name.clone());
         }
         fills.push(Fill {

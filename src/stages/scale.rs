@@ -96,6 +96,57 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// A numeric train column's present values, sorted, and its mean and sum of squared deviations (summed
+/// in row order) — the statistics the scalers, cappers and tail imputers learn from. `purpose` ends
+/// the message when the column has no value ("to scale by", …).
+pub struct TrainStats {
+    pub sorted: Vec<f64>,
+    pub mean: f64,
+    pub sum_sq_dev: f64,
+}
+
+impl TrainStats {
+    pub fn of(train: &Frame, name: &str, purpose: &str) -> Result<TrainStats> {
+        let values = train.numeric(name)?;
+        let sorted = present_sorted(values);
+        if sorted.is_empty() {
+            return Err(Error::data(format!(
+                "column \"{name}\" has no values in the train split {purpose}"
+            )));
+        }
+        let n = sorted.len() as f64;
+        let mean = values.iter().filter(|x| !x.is_nan()).sum::<f64>() / n;
+        let sum_sq_dev = values
+            .iter()
+            .filter(|x| !x.is_nan())
+            .map(|x| (x - mean) * (x - mean))
+            .sum::<f64>();
+        Ok(TrainStats {
+            sorted,
+            mean,
+            sum_sq_dev,
+        })
+    }
+
+    pub fn n(&self) -> f64 {
+        self.sorted.len() as f64
+    }
+
+    /// Population (ddof = 0) standard deviation.
+    pub fn population_std(&self) -> f64 {
+        (self.sum_sq_dev / self.n()).sqrt()
+    }
+
+    /// Sample (ddof = 1) standard deviation.
+    pub fn sample_std(&self) -> f64 {
+        (self.sum_sq_dev / (self.n() - 1.0)).sqrt()
+    }
+
+    pub fn quantile(&self, q: f64) -> f64 {
+        quantile(&self.sorted, q)
+    }
+}
+
 pub fn present_sorted(values: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
     v.sort_by(f64::total_cmp);
@@ -105,30 +156,11 @@ pub fn present_sorted(values: &[f64]) -> Vec<f64> {
 pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let values = train.numeric(name)?;
-        let present = present_sorted(values);
-        if present.is_empty() {
-            return Err(Error::data(format!(
-                "column \"{name}\" has no values in the train split to scale by"
-            )));
-        }
-        let n = present.len() as f64;
+        let stats = TrainStats::of(train, name, "to scale by")?;
         let (center, spread) = match params.kind {
-            Kind::Standard => {
-                let mean = values.iter().filter(|x| !x.is_nan()).sum::<f64>() / n;
-                let var = values
-                    .iter()
-                    .filter(|x| !x.is_nan())
-                    .map(|x| (x - mean) * (x - mean))
-                    .sum::<f64>()
-                    / n;
-                (mean, var.sqrt())
-            }
-            Kind::MinMax => (present[0], present[present.len() - 1] - present[0]),
-            Kind::Robust => (
-                quantile(&present, 0.5),
-                quantile(&present, 0.75) - quantile(&present, 0.25),
-            ),
+            Kind::Standard => (stats.mean, stats.population_std()),
+            Kind::MinMax => (stats.sorted[0], stats.sorted[stats.sorted.len() - 1] - stats.sorted[0]),
+            Kind::Robust => (stats.quantile(0.5), stats.quantile(0.75) - stats.quantile(0.25)),
         };
         let scale = if spread == 0.0 { 1.0 } else { spread };
         out.push(ColumnScale {
