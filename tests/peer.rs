@@ -629,3 +629,60 @@ fn date_features_match_feature_engine() {
     }
     assert_test_metrics(&out, exp, 1e-9);
 }
+
+#[test]
+fn lasso_selection_and_elastic_net_reach_scikit_learns_optimum() {
+    let exp = &expected()["l1"];
+    let out = run("tests/peer/house-prices-l1.toml");
+    let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_from_model") else {
+        panic!()
+    };
+    let kept: Vec<&String> = sel
+        .examined
+        .iter()
+        .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
+        .collect();
+    let peer_kept: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
+    assert_eq!(kept, peer_kept.iter().collect::<Vec<_>>());
+
+    let StageState::Train(train) = state(&out, "train") else {
+        panic!()
+    };
+    let m = &train.model;
+    // Objective on the train rows, as the peer script computes it.
+    let pipeline = Pipeline::load(Path::new("tests/peer/house-prices-l1.toml")).unwrap();
+    let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
+    let all = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "train.csv").unwrap();
+    let StageState::Split(split) = state(&out, "split") else {
+        panic!()
+    };
+    let mut frame = all.take(&split.train);
+    for (_, o) in &out {
+        if let StageState::Step(f) = &o.state {
+            frame = f.apply(frame).unwrap();
+        }
+    }
+    let y: Vec<f64> = frame.numeric("SalePrice").unwrap().iter().map(|v| v.ln()).collect();
+    let pred = m.predict(&frame).unwrap();
+    let n = y.len() as f64;
+    let rss: f64 = y.iter().zip(&pred).map(|(a, b)| (a - b) * (a - b)).sum();
+    let l1: f64 = m.coefficients.iter().map(|c| c.abs()).sum();
+    let l2: f64 = m.coefficients.iter().map(|c| c * c).sum();
+    let objective = rss / (2.0 * n) + 0.01 * (0.5 * l1 + 0.25 * l2);
+    // At least as good as scikit-learn's default fit, and within 1e-7 of the tight optimum.
+    assert_close(
+        "objective vs the tight optimum",
+        objective,
+        exp["objective_tight"].as_f64().unwrap(),
+        1e-7,
+    );
+    assert!(objective <= exp["objective"].as_f64().unwrap() * (1.0 + 1e-12));
+    for (name, w) in m.features.iter().zip(&m.coefficients) {
+        let peer = exp["coefficients"][name].as_f64().unwrap();
+        assert!(
+            (w - peer).abs() <= 1e-4 * peer.abs().max(1.0),
+            "coefficient {name}: ours {w}, scikit-learn {peer}"
+        );
+    }
+    assert_test_metrics(&out, exp, 1e-3);
+}

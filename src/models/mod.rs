@@ -20,17 +20,38 @@ use crate::spec::reader::TableReader;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "estimator", rename_all = "snake_case")]
 pub enum Estimator {
-    LinearRegression { fit_intercept: bool },
-    Ridge { alpha: f64, fit_intercept: bool },
+    LinearRegression {
+        fit_intercept: bool,
+    },
+    Ridge {
+        alpha: f64,
+        fit_intercept: bool,
+    },
+    /// scikit-learn's `Lasso` (an elastic net with `l1_ratio = 1`).
+    Lasso {
+        alpha: f64,
+        fit_intercept: bool,
+        max_iter: u64,
+        tol: f64,
+    },
+    ElasticNet {
+        alpha: f64,
+        l1_ratio: f64,
+        fit_intercept: bool,
+        max_iter: u64,
+        tol: f64,
+    },
 }
 
-pub const ESTIMATORS: [&str; 2] = ["linear_regression", "ridge"];
+pub const ESTIMATORS: [&str; 4] = ["linear_regression", "ridge", "lasso", "elastic_net"];
 
 impl Estimator {
     pub fn name(&self) -> &'static str {
         match self {
             Estimator::LinearRegression { .. } => "linear_regression",
             Estimator::Ridge { .. } => "ridge",
+            Estimator::Lasso { .. } => "lasso",
+            Estimator::ElasticNet { .. } => "elastic_net",
         }
     }
 
@@ -38,27 +59,70 @@ impl Estimator {
         match self {
             Estimator::LinearRegression { .. } => vec!["fit_intercept"],
             Estimator::Ridge { .. } => vec!["alpha", "fit_intercept"],
+            Estimator::Lasso { .. } => vec!["alpha", "fit_intercept", "max_iter", "tol"],
+            Estimator::ElasticNet { .. } => vec!["alpha", "l1_ratio", "fit_intercept", "max_iter", "tol"],
         }
     }
 }
 
 pub fn parse_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
-    let name = t.req_str("estimator", "one of \"linear_regression\", \"ridge\"")?;
+    let name = t.req_str(
+        "estimator",
+        "one of \"linear_regression\", \"ridge\", \"lasso\", \"elastic_net\"",
+    )?;
     let fit_intercept = t.bool("fit_intercept")?.unwrap_or(true);
+    let alpha = |t: &mut TableReader<'_, '_>| -> Result<f64> {
+        match t.f64("alpha")? {
+            None => Ok(1.0),
+            Some(a) if a.value >= 0.0 => Ok(a.value),
+            Some(a) => Err(Error::spec(
+                format!("`alpha` must be ≥ 0, found {}", a.value),
+                Some(a.location),
+            )),
+        }
+    };
+    let solver = |t: &mut TableReader<'_, '_>| -> Result<(u64, f64)> {
+        let max_iter = match t.u64("max_iter")? {
+            Some(m) if m.value == 0 => return Err(Error::spec("`max_iter` must be at least 1", Some(m.location))),
+            other => other.map_or(1000, |m| m.value),
+        };
+        let tol = match t.f64("tol")? {
+            Some(v) if v.value <= 0.0 => return Err(Error::spec("`tol` must be above 0", Some(v.location))),
+            other => other.map_or(1e-4, |v| v.value),
+        };
+        Ok((max_iter, tol))
+    };
     match name.value.as_str() {
         "linear_regression" => Ok(Estimator::LinearRegression { fit_intercept }),
-        "ridge" => {
-            let alpha = match t.f64("alpha")? {
-                None => 1.0,
-                Some(a) if a.value >= 0.0 => a.value,
-                Some(a) => {
-                    return Err(Error::spec(
-                        format!("`alpha` must be ≥ 0, found {}", a.value),
-                        Some(a.location),
-                    ));
-                }
+        "ridge" => Ok(Estimator::Ridge {
+            alpha: alpha(t)?,
+            fit_intercept,
+        }),
+        "lasso" => {
+            let alpha = alpha(t)?;
+            let (max_iter, tol) = solver(t)?;
+            Ok(Estimator::Lasso {
+                alpha,
+                fit_intercept,
+                max_iter,
+                tol,
+            })
+        }
+        "elastic_net" => {
+            let alpha = alpha(t)?;
+            let l1_ratio = match t.f64("l1_ratio")? {
+                None => 0.5,
+                Some(r) if (0.0..=1.0).contains(&r.value) => r.value,
+                Some(r) => return Err(Error::spec("`l1_ratio` must be between 0 and 1", Some(r.location))),
             };
-            Ok(Estimator::Ridge { alpha, fit_intercept })
+            let (max_iter, tol) = solver(t)?;
+            Ok(Estimator::ElasticNet {
+                alpha,
+                l1_ratio,
+                fit_intercept,
+                max_iter,
+                tol,
+            })
         }
         other => {
             let mut err = Error::spec(
@@ -121,6 +185,19 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64]) -> Res
     let (coefficients, intercept) = match estimator {
         Estimator::LinearRegression { fit_intercept } => linear::ols(features, y, *fit_intercept)?,
         Estimator::Ridge { alpha, fit_intercept } => linear::ridge(features, y, *alpha, *fit_intercept)?,
+        Estimator::Lasso {
+            alpha,
+            fit_intercept,
+            max_iter,
+            tol,
+        } => linear::elastic_net(features, y, *alpha, 1.0, *fit_intercept, *max_iter, *tol)?,
+        Estimator::ElasticNet {
+            alpha,
+            l1_ratio,
+            fit_intercept,
+            max_iter,
+            tol,
+        } => linear::elastic_net(features, y, *alpha, *l1_ratio, *fit_intercept, *max_iter, *tol)?,
     };
     if !intercept.is_finite() || coefficients.iter().any(|c| !c.is_finite()) {
         return Err(Error::data(format!(

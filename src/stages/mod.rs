@@ -73,6 +73,7 @@ impl Group {
                 "select_k_best",
                 "rfe",
                 "forward_selection",
+                "select_from_model",
             ],
             Group::Transform => &[
                 "standard_scaler",
@@ -134,6 +135,7 @@ pub enum Operator {
     RandomSample(random_sample::Params),
     DatetimeFeatures(datetime::FeatureParams),
     DatetimeDifference(datetime::DifferenceParams),
+    SelectFromModel(wrapper::ModelParams),
 }
 
 impl Operator {
@@ -187,6 +189,7 @@ impl Operator {
             "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
+            "select_from_model" => Operator::SelectFromModel(wrapper::ModelParams::parse(t)?),
             "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
             "datetime_features" => Operator::DatetimeFeatures(datetime::FeatureParams::parse(t)?),
             "datetime_difference" => Operator::DatetimeDifference(datetime::DifferenceParams::parse(t)?),
@@ -232,6 +235,7 @@ impl Operator {
             Operator::RandomSample(_) => "random_sample",
             Operator::DatetimeFeatures(_) => "datetime_features",
             Operator::DatetimeDifference(_) => "datetime_difference",
+            Operator::SelectFromModel(_) => "select_from_model",
         }
     }
 
@@ -257,6 +261,7 @@ impl Operator {
             Operator::RandomSample(_) => vec!["seed_by"],
             Operator::DatetimeFeatures(_) => datetime::FeatureParams::NAMES.to_vec(),
             Operator::DatetimeDifference(_) => datetime::DifferenceParams::NAMES.to_vec(),
+            Operator::SelectFromModel(p) => p.param_names(),
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -312,7 +317,8 @@ impl Operator {
             | Operator::YeoJohnson
             | Operator::Trim(_)
             | Operator::Rfe(_)
-            | Operator::ForwardSelection(_) => &[ColumnType::Numeric],
+            | Operator::ForwardSelection(_)
+            | Operator::SelectFromModel(_) => &[ColumnType::Numeric],
         }
     }
 }
@@ -456,6 +462,12 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::RandomSample(p) => Fitted::RandomSample(random_sample::fit(p, train, &columns, ctx.seed)?),
         Operator::DatetimeFeatures(p) => Fitted::Datetime(datetime::fit_features(p, train, &columns)?),
         Operator::DatetimeDifference(p) => Fitted::Datetime(datetime::fit_difference(p, train, &columns)?),
+        Operator::SelectFromModel(p) => Fitted::Select(wrapper::fit_from_model(
+            p,
+            train,
+            &columns,
+            ctx.target_values(train, &step.name)?,
+        )?),
         Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(
             p,
             train,

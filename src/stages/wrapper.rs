@@ -269,3 +269,56 @@ mod tests {
         assert_eq!(folds, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9, 10]]);
     }
 }
+
+/// `select_from_model`: keep the columns whose |coefficient| in one fit reaches `threshold` — by
+/// default 1e-5 for L1 models (lasso, elastic net: "non-zero"), the mean |coefficient| otherwise, as
+/// scikit-learn's `SelectFromModel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelParams {
+    #[serde(flatten)]
+    pub estimator: Estimator,
+    pub threshold: Option<f64>,
+}
+
+impl ModelParams {
+    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<ModelParams> {
+        let estimator = models::parse_estimator(t)?;
+        let threshold = match t.f64("threshold")? {
+            Some(v) if v.value < 0.0 => return Err(Error::spec("`threshold` must be ≥ 0", Some(v.location))),
+            other => other.map(|v| v.value),
+        };
+        Ok(ModelParams { estimator, threshold })
+    }
+
+    pub fn param_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["estimator", "threshold"];
+        names.extend(self.estimator.param_names());
+        names
+    }
+}
+
+pub fn fit_from_model(params: &ModelParams, train: &Frame, columns: &[String], y: &[f64]) -> Result<Fitted> {
+    let data = columns_of(train, columns)?;
+    let model = models::fit(&params.estimator, &data, y)?;
+    let l1 = matches!(params.estimator, Estimator::Lasso { .. } | Estimator::ElasticNet { .. });
+    let threshold = params.threshold.unwrap_or_else(|| {
+        if l1 {
+            1e-5
+        } else {
+            model.coefficients.iter().map(|c| c.abs()).sum::<f64>() / model.coefficients.len() as f64
+        }
+    });
+    let dropped = columns
+        .iter()
+        .zip(&model.coefficients)
+        .filter(|(_, c)| c.abs() < threshold)
+        .map(|(name, c)| Dropped {
+            column: name.clone(),
+            reason: format!("|coefficient| {:.3e} below {threshold:.3e}", c.abs()),
+        })
+        .collect();
+    Ok(Fitted {
+        examined: columns.to_vec(),
+        dropped,
+    })
+}

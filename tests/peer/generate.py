@@ -495,6 +495,43 @@ def dates_case():
     }
 
 
+def l1_case():
+    from sklearn.feature_selection import SelectFromModel
+    from sklearn.linear_model import ElasticNet, Lasso
+    from sklearn.preprocessing import StandardScaler
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "YearRemodAdd",
+            "MasVnrArea", "BsmtFinSF1", "TotalBsmtSF", "1stFlrSF", "2ndFlrSF", "GrLivArea", "FullBath",
+            "TotRmsAbvGrd", "Fireplaces", "GarageCars", "GarageArea", "WoodDeckSF", "OpenPorchSF", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    features = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=features).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    scaler = StandardScaler().fit(train[features])
+    train[features], test[features] = scaler.transform(train[features]), scaler.transform(test[features])
+    y = train.SalePrice.to_numpy(float)
+    sfm = SelectFromModel(Lasso(alpha=3000.0)).fit(train[features].to_numpy(float), y)
+    kept = [f for f, k in zip(features, sfm.get_support()) if k]
+    X, ly = train[kept].to_numpy(float), np.log(y)
+
+    def objective(model):
+        r = ly - X @ model.coef_ - model.intercept_
+        return float(r @ r / (2 * len(ly)) + 0.01 * (0.5 * np.abs(model.coef_).sum() + 0.25 * model.coef_ @ model.coef_))
+
+    default = ElasticNet(alpha=0.01, l1_ratio=0.5).fit(X, ly)
+    tight = ElasticNet(alpha=0.01, l1_ratio=0.5, tol=1e-14, max_iter=1_000_000).fit(X, ly)
+    return {
+        "pipeline": "house-prices-l1.toml",
+        "kept": kept,
+        "coefficients": dict(zip(kept, map(float, default.coef_))),
+        "coefficients_tight": dict(zip(kept, map(float, tight.coef_))),
+        "objective": objective(default),
+        "objective_tight": objective(tight),
+        "test_metrics": metrics(test.SalePrice, np.exp(default.predict(test[kept].to_numpy(float)))),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -510,6 +547,7 @@ def main():
         "target": target_case(),
         "wrapper": wrapper_case(),
         "dates": dates_case(),
+        "l1": l1_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
