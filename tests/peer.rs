@@ -686,3 +686,20 @@ fn lasso_selection_and_elastic_net_reach_scikit_learns_optimum() {
     }
     assert_test_metrics(&out, exp, 1e-3);
 }
+
+#[test]
+fn weight_of_evidence_matches_feature_engine() {
+    let exp = &expected()["woe"];
+    let out = run("tests/peer/houses-binary.toml");
+    let StageState::Step(Fitted::Woe(woe)) = state(&out, "encode.woe") else {
+        panic!()
+    };
+    for (column, map) in &woe.columns {
+        let peer = exp["woe"][column].as_object().unwrap();
+        assert_eq!(map.len(), peer.len(), "{column} categories");
+        for (k, v) in map {
+            assert_close(&format!("woe of {column}={k}"), *v, peer[k].as_f64().unwrap(), 1e-12);
+        }
+    }
+    assert_test_metrics(&out, exp, 1e-9);
+}

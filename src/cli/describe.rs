@@ -237,6 +237,17 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {c:<16} {}", list(&pairs, 10));
             }
         }
+        StageState::Step(Fitted::Woe(f)) => {
+            let _ = writeln!(
+                s,
+                "  weight of evidence (unseen → {})",
+                if f.unseen_zero { "0" } else { "error" }
+            );
+            for (c, map) in &f.columns {
+                let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", num(*v))).collect();
+                let _ = writeln!(s, "    {c:<16} {}", list(&pairs, 8));
+            }
+        }
         StageState::Step(Fitted::MeanTarget(f)) => {
             let _ = writeln!(s, "  mean_target: prior (train mean) {}", num(f.prior));
             for (c, map) in &f.columns {

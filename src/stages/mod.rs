@@ -22,6 +22,7 @@ pub mod scale;
 pub mod select;
 pub mod split;
 pub mod transform;
+pub mod woe;
 pub mod wrapper;
 
 use rand_chacha::ChaCha20Rng;
@@ -64,7 +65,14 @@ impl Group {
                 "missing_indicator",
                 "drop_missing_rows",
             ],
-            Group::Encode => &["rare_label", "one_hot", "ordinal", "count_frequency", "mean_target"],
+            Group::Encode => &[
+                "rare_label",
+                "one_hot",
+                "ordinal",
+                "count_frequency",
+                "mean_target",
+                "woe",
+            ],
             Group::Select => &[
                 "drop_constant",
                 "drop_duplicates",
@@ -136,6 +144,7 @@ pub enum Operator {
     DatetimeFeatures(datetime::FeatureParams),
     DatetimeDifference(datetime::DifferenceParams),
     SelectFromModel(wrapper::ModelParams),
+    Woe(woe::Params),
 }
 
 impl Operator {
@@ -190,6 +199,7 @@ impl Operator {
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
             "select_from_model" => Operator::SelectFromModel(wrapper::ModelParams::parse(t)?),
+            "woe" => Operator::Woe(woe::Params::parse(t)?),
             "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
             "datetime_features" => Operator::DatetimeFeatures(datetime::FeatureParams::parse(t)?),
             "datetime_difference" => Operator::DatetimeDifference(datetime::DifferenceParams::parse(t)?),
@@ -236,6 +246,7 @@ impl Operator {
             Operator::DatetimeFeatures(_) => "datetime_features",
             Operator::DatetimeDifference(_) => "datetime_difference",
             Operator::SelectFromModel(_) => "select_from_model",
+            Operator::Woe(_) => "woe",
         }
     }
 
@@ -262,6 +273,7 @@ impl Operator {
             Operator::DatetimeFeatures(_) => datetime::FeatureParams::NAMES.to_vec(),
             Operator::DatetimeDifference(_) => datetime::DifferenceParams::NAMES.to_vec(),
             Operator::SelectFromModel(p) => p.param_names(),
+            Operator::Woe(_) => woe::Params::NAMES.to_vec(),
             Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
             Operator::Log(_) => vec!["base", "offset"],
             Operator::Power(_) => vec!["exp"],
@@ -289,7 +301,8 @@ impl Operator {
             | Operator::CountFrequency(_)
             | Operator::MeanTarget(_)
             | Operator::DatetimeFeatures(_)
-            | Operator::DatetimeDifference(_) => &[ColumnType::Categorical],
+            | Operator::DatetimeDifference(_)
+            | Operator::Woe(_) => &[ColumnType::Categorical],
             Operator::MostFrequent(_)
             | Operator::Constant(_)
             | Operator::DropConstant(_)
@@ -343,6 +356,7 @@ pub enum Fitted {
     Rows(rows::Fitted),
     RandomSample(random_sample::Fitted),
     Datetime(datetime::Fitted),
+    Woe(woe::Fitted),
 }
 
 /// What a fit may use besides the data: its own random stream.
@@ -388,6 +402,7 @@ impl Fitted {
             Fitted::Rows(f) => f.apply(frame),
             Fitted::RandomSample(f) => f.apply(frame),
             Fitted::Datetime(f) => f.apply(frame),
+            Fitted::Woe(f) => f.apply(frame),
         }
     }
 
@@ -462,6 +477,7 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::RandomSample(p) => Fitted::RandomSample(random_sample::fit(p, train, &columns, ctx.seed)?),
         Operator::DatetimeFeatures(p) => Fitted::Datetime(datetime::fit_features(p, train, &columns)?),
         Operator::DatetimeDifference(p) => Fitted::Datetime(datetime::fit_difference(p, train, &columns)?),
+        Operator::Woe(p) => Fitted::Woe(woe::fit(p, train, &columns, ctx.target_values(train, &step.name)?)?),
         Operator::SelectFromModel(p) => Fitted::Select(wrapper::fit_from_model(
             p,
             train,

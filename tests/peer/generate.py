@@ -532,6 +532,30 @@ def l1_case():
     }
 
 
+def woe_case():
+    from feature_engine.encoding import WoEEncoder
+
+    df = read(usecols=["Id", "Neighborhood", "HouseStyle", "OverallQual", "GrLivArea", "YrSold", "SalePrice"])
+    df["Expensive"] = (df.SalePrice > df.SalePrice.median()).astype(int)
+    df = df.drop(columns=["SalePrice"])
+    (HERE / "data").mkdir(exist_ok=True)
+    df.to_csv(HERE / "data" / "houses-binary.csv", index=False)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    cats = ["Neighborhood", "HouseStyle"]
+    rare = RareLabelEncoder(tol=0.02, n_categories=1, variables=cats).fit(train)
+    train, test = rare.transform(train), rare.transform(test)
+    woe = WoEEncoder(variables=cats, fill_value=0.01, unseen="ignore").fit(train, train.Expensive)
+    train, test = woe.transform(train), woe.transform(test)
+    test = test.fillna({c: 0.0 for c in cats})  # unseen = "zero"
+    features = [c for c in train.columns if c not in ("Id", "Expensive")]
+    model = Ridge(alpha=1.0).fit(train[features].to_numpy(float), train.Expensive.to_numpy(float))
+    return {
+        "pipeline": "houses-binary.toml",
+        "woe": {k: {str(c): float(v) for c, v in m.items()} for k, m in woe.encoder_dict_.items()},
+        "test_metrics": metrics(test.Expensive, model.predict(test[features].to_numpy(float))),
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -548,6 +572,7 @@ def main():
         "wrapper": wrapper_case(),
         "dates": dates_case(),
         "l1": l1_case(),
+        "woe": woe_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
