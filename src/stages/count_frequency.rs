@@ -15,25 +15,33 @@ use crate::spec::reader::TableReader;
 pub struct Params {
     pub frequency: bool,
     pub unseen_zero: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 2] = ["method", "unseen"];
+    pub const NAMES: [&'static str; 3] = ["method", "unseen", "rare_label"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let frequency = t
             .choice("method", &["count", "frequency"])?
             .is_some_and(|m| m.value == "frequency");
-        let unseen_zero = t
-            .choice("unseen", &["error", "zero"])?
-            .is_some_and(|u| u.value == "zero");
-        Ok(Params { frequency, unseen_zero })
+        let unseen = t.choice("unseen", &["error", "zero", "rare"])?.map(|u| u.value);
+        let unseen_zero = unseen.as_deref() == Some("zero");
+        let rare_label = super::parse_rare_label(t, unseen.as_deref() == Some("rare"))?;
+        Ok(Params {
+            frequency,
+            unseen_zero,
+            rare_label,
+        })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
     pub unseen_zero: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
     /// Per column, the value of each train category.
     pub columns: Vec<(String, BTreeMap<String, f64>)>,
 }
@@ -53,16 +61,26 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
             )));
         }
         let n = values.len() as f64;
-        let map = category_counts(values)
+        let map: BTreeMap<String, f64> = category_counts(values)
             .into_iter()
             .map(|(k, c)| (k.to_string(), if params.frequency { c as f64 / n } else { c as f64 }))
             .collect();
+        super::check_rare_label(params.rare_label.as_deref(), name, map.keys().map(String::as_str))?;
         out.push((name.clone(), map));
     }
     Ok(Fitted {
         unseen_zero: params.unseen_zero,
+        rare_label: params.rare_label.clone(),
         columns: out,
     })
+}
+
+/// What an unseen category becomes: the rare label's value, a fixed number, or (None) an error.
+pub fn unseen_value(map: &BTreeMap<String, f64>, rare_label: Option<&str>, fixed: Option<f64>) -> Option<f64> {
+    match rare_label {
+        Some(r) => map.get(r).copied(),
+        None => fixed,
+    }
 }
 
 /// Replaces each category by its mapped number (shared by the count and target-mean encoders).
@@ -105,13 +123,8 @@ pub fn apply_mapping(
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, map) in &self.columns {
-            apply_mapping(
-                &mut frame,
-                "count_frequency",
-                column,
-                map,
-                self.unseen_zero.then_some(0.0),
-            )?;
+            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_zero.then_some(0.0));
+            apply_mapping(&mut frame, "count_frequency", column, map, unseen)?;
         }
         Ok(frame)
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::count_frequency::apply_mapping;
+use super::count_frequency::{apply_mapping, unseen_value};
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
 use crate::spec::reader::TableReader;
@@ -25,10 +25,12 @@ pub enum Smoothing {
 pub struct Params {
     pub smoothing: Smoothing,
     pub unseen_prior: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 2] = ["smoothing", "unseen"];
+    pub const NAMES: [&'static str; 3] = ["smoothing", "unseen", "rare_label"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let src = t.source();
@@ -47,12 +49,13 @@ impl Params {
                 }
             },
         };
-        let unseen_prior = t
-            .choice("unseen", &["error", "prior"])?
-            .is_some_and(|u| u.value == "prior");
+        let unseen = t.choice("unseen", &["error", "prior", "rare"])?.map(|u| u.value);
+        let unseen_prior = unseen.as_deref() == Some("prior");
+        let rare_label = super::parse_rare_label(t, unseen.as_deref() == Some("rare"))?;
         Ok(Params {
             smoothing,
             unseen_prior,
+            rare_label,
         })
     }
 }
@@ -61,6 +64,8 @@ impl Params {
 pub struct Fitted {
     pub prior: f64,
     pub unseen_prior: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
     pub columns: Vec<(String, BTreeMap<String, f64>)>,
 }
 
@@ -111,12 +116,14 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
                 let lambda = n / (n + damping);
                 (k.to_string(), lambda * mean(&ys) + (1.0 - lambda) * prior)
             })
-            .collect();
+            .collect::<BTreeMap<String, f64>>();
+        super::check_rare_label(params.rare_label.as_deref(), name, map.keys().map(String::as_str))?;
         out.push((name.clone(), map));
     }
     Ok(Fitted {
         prior,
         unseen_prior: params.unseen_prior,
+        rare_label: params.rare_label.clone(),
         columns: out,
     })
 }
@@ -124,13 +131,8 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, map) in &self.columns {
-            apply_mapping(
-                &mut frame,
-                "mean_target",
-                column,
-                map,
-                self.unseen_prior.then_some(self.prior),
-            )?;
+            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_prior.then_some(self.prior));
+            apply_mapping(&mut frame, "mean_target", column, map, unseen)?;
         }
         Ok(frame)
     }

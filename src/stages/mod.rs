@@ -583,6 +583,32 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
     Ok(picked.into_iter().filter(|c| !step.exclude.contains(c)).collect())
 }
 
+/// `unseen = "rare"`: the train category that new values are mapped to (`rare_label`, default "Rare").
+pub fn parse_rare_label(t: &mut TableReader<'_, '_>, unseen_is_rare: bool) -> Result<Option<String>> {
+    let label = t.str("rare_label")?;
+    match (unseen_is_rare, label) {
+        (true, label) => Ok(Some(label.map_or_else(|| "Rare".to_string(), |l| l.value))),
+        (false, Some(l)) => Err(Error::spec(
+            "`rare_label` is only used with unseen = \"rare\"",
+            Some(l.location),
+        )),
+        (false, None) => Ok(None),
+    }
+}
+
+/// With `unseen = "rare"`, the rare label must be a train category of every encoded column.
+pub fn check_rare_label<'k>(rare: Option<&str>, column: &str, mut known: impl Iterator<Item = &'k str>) -> Result<()> {
+    if let Some(label) = rare
+        && !known.any(|k| k == label)
+    {
+        return Err(Error::data(format!(
+            "unseen = \"rare\" maps new values of \"{column}\" to \"{label}\", but train has no such category"
+        ))
+        .with_hint("group rare labels first (rare_label step), or set rare_label to an existing category"));
+    }
+    Ok(())
+}
+
 /// Error for a value the fitted state has never seen.
 pub fn unseen_error(step: &str, column: &str, value: &str, line: u64, source: &str, known: usize) -> Error {
     Error::data(format!(

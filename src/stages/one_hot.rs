@@ -17,6 +17,8 @@ use crate::spec::reader::TableReader;
 pub enum Unseen {
     Error,
     Ignore,
+    /// Encode as the rare label's column.
+    Rare,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,15 +28,18 @@ pub struct Params {
     /// Only the k most frequent train categories get a column (ties by text); the others are zeros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 3] = ["drop_first", "unseen", "top_k"];
+    pub const NAMES: [&'static str; 4] = ["drop_first", "unseen", "top_k", "rare_label"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let drop_first = t.bool("drop_first")?.unwrap_or(false);
-        let unseen = match t.choice("unseen", &["error", "ignore"])?.map(|v| v.value) {
+        let unseen = match t.choice("unseen", &["error", "ignore", "rare"])?.map(|v| v.value) {
             Some(v) if v == "ignore" => Unseen::Ignore,
+            Some(v) if v == "rare" => Unseen::Rare,
             _ => Unseen::Error,
         };
         let top_k = match t.u64("top_k")? {
@@ -47,10 +52,12 @@ impl Params {
             }
             other => other.map(|k| k.value),
         };
+        let rare_label = super::parse_rare_label(t, unseen == Unseen::Rare)?;
         Ok(Params {
             drop_first,
             unseen,
             top_k,
+            rare_label,
         })
     }
 }
@@ -70,6 +77,8 @@ pub struct Encoding {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
     pub unseen: Unseen,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
     pub columns: Vec<Encoding>,
 }
 
@@ -112,6 +121,11 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
                 );
             }
         }
+        super::check_rare_label(
+            params.rare_label.as_deref(),
+            name,
+            categories.iter().map(String::as_str),
+        )?;
         out.push(Encoding {
             column: name.clone(),
             categories,
@@ -121,6 +135,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     }
     Ok(Fitted {
         unseen: params.unseen,
+        rare_label: params.rare_label.clone(),
         columns: out,
     })
 }
@@ -151,6 +166,12 @@ impl Fitted {
                 match v.as_ref().map(|s| (&**s, lookup.get(s))) {
                     Some((_, Some(&i))) => cols[i][r] = 1.0,
                     Some((s, None)) if enc.dropped.as_deref() == Some(s) || enc.others.iter().any(|o| o == s) => {}
+                    _ if self.unseen == Unseen::Rare => {
+                        let rare = self.rare_label.as_deref().unwrap_or("Rare");
+                        if let Some(&i) = position.get(rare) {
+                            cols[i][r] = 1.0;
+                        }
+                    }
                     other => {
                         if self.unseen == Unseen::Error {
                             let value = other.map_or("(missing)", |(s, _)| s);
@@ -190,6 +211,7 @@ mod tests {
             drop_first: false,
             unseen: Unseen::Error,
             top_k: None,
+            rare_label: None,
         };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train.clone()).unwrap();
@@ -212,12 +234,34 @@ mod tests {
     }
 
     #[test]
+    fn unseen_values_can_join_the_rare_label() {
+        let train = read_csv(b"c\nRare\na\na\n", &ReadOptions::default(), "t.csv").unwrap();
+        let p = Params {
+            drop_first: false,
+            unseen: Unseen::Rare,
+            top_k: None,
+            rare_label: Some("Rare".into()),
+        };
+        let f = fit(&p, &train, &["c".into()]).unwrap();
+        let new = read_csv(b"c\nzzz\na\n", &ReadOptions::default(), "n.csv").unwrap();
+        let out = f.apply(new).unwrap();
+        assert_eq!(out.numeric("c_Rare").unwrap(), &[1.0, 0.0]);
+        let no_rare = read_csv(b"c\na\nb\n", &ReadOptions::default(), "t.csv").unwrap();
+        let err = fit(&p, &no_rare, &["c".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unseen = \"rare\" maps new values of \"c\" to \"Rare\", but train has no such category"
+        );
+    }
+
+    #[test]
     fn top_k_keeps_the_most_frequent_and_zeros_the_rest() {
         let train = read_csv(b"c\nb\na\nb\nc\nb\nc\n", &ReadOptions::default(), "t.csv").unwrap();
         let p = Params {
             drop_first: false,
             unseen: Unseen::Error,
             top_k: Some(2),
+            rare_label: None,
         };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         assert_eq!(f.columns[0].categories, ["b", "c"]);
@@ -233,6 +277,7 @@ mod tests {
             drop_first: true,
             unseen: Unseen::Error,
             top_k: None,
+            rare_label: None,
         };
         let f = fit(&p, &train, &["c".into()]).unwrap();
         let out = f.apply(train).unwrap();

@@ -30,6 +30,8 @@ pub enum Method {
 pub enum Unseen {
     Error,
     Encode,
+    /// Encode as the rare label's code.
+    Rare,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +39,12 @@ pub struct Params {
     pub method: Method,
     pub unseen: Unseen,
     pub unknown_value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 4] = ["method", "categories", "unseen", "unknown_value"];
+    pub const NAMES: [&'static str; 5] = ["method", "categories", "unseen", "unknown_value", "rare_label"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let method = t.choice("method", &["lexical", "frequency", "target_mean", "explicit"])?;
@@ -75,15 +79,18 @@ impl Params {
             (Some("target_mean"), None) => Method::TargetMean,
             _ => Method::Lexical,
         };
-        let unseen = match t.choice("unseen", &["error", "encode"])?.map(|v| v.value) {
+        let unseen = match t.choice("unseen", &["error", "encode", "rare"])?.map(|v| v.value) {
             Some(v) if v == "encode" => Unseen::Encode,
+            Some(v) if v == "rare" => Unseen::Rare,
             _ => Unseen::Error,
         };
         let unknown_value = t.f64("unknown_value")?.map_or(-1.0, |v| v.value);
+        let rare_label = super::parse_rare_label(t, unseen == Unseen::Rare)?;
         Ok(Params {
             method,
             unseen,
             unknown_value,
+            rare_label,
         })
     }
 }
@@ -99,6 +106,8 @@ pub struct Mapping {
 pub struct Fitted {
     pub unseen: Unseen,
     pub unknown_value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
     pub columns: Vec<Mapping>,
 }
 
@@ -147,6 +156,11 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>
                 order.clone()
             }
         };
+        super::check_rare_label(
+            params.rare_label.as_deref(),
+            name,
+            categories.iter().map(String::as_str),
+        )?;
         out.push(Mapping {
             column: name.clone(),
             categories,
@@ -155,6 +169,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>
     Ok(Fitted {
         unseen: params.unseen,
         unknown_value: params.unknown_value,
+        rare_label: params.rare_label.clone(),
         columns: out,
     })
 }
@@ -183,6 +198,10 @@ impl Fitted {
                 match v.as_ref().and_then(|s| lookup.get(s)) {
                     Some(&x) => out.push(x),
                     None if self.unseen == Unseen::Encode => out.push(self.unknown_value),
+                    None if self.unseen == Unseen::Rare => {
+                        let rare = self.rare_label.as_deref().unwrap_or("Rare");
+                        out.push(code.get(rare).copied().unwrap_or(self.unknown_value));
+                    }
                     None => {
                         return Err(super::unseen_error(
                             "ordinal",
@@ -213,6 +232,7 @@ mod tests {
             method: Method::Explicit(vec!["Po".into(), "Fa".into(), "TA".into(), "Gd".into(), "Ex".into()]),
             unseen: Unseen::Encode,
             unknown_value: -1.0,
+            rare_label: None,
         };
         let f = fit(&p, &train, &["q".into()], None).unwrap();
         let new = read_csv(b"q\nEx\nPo\nXX\n", &ReadOptions::default(), "n.csv").unwrap();
@@ -226,6 +246,7 @@ mod tests {
             method: Method::Lexical,
             unseen: Unseen::Error,
             unknown_value: -1.0,
+            rare_label: None,
         };
         assert_eq!(
             fit(&lex, &train, &["c".into()], None).unwrap().columns[0].categories,

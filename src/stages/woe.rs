@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::count_frequency::apply_mapping;
+use super::count_frequency::{apply_mapping, unseen_value};
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
 use crate::spec::reader::TableReader;
@@ -20,10 +20,12 @@ use crate::spec::reader::TableReader;
 pub struct Params {
     pub fill_value: Option<f64>,
     pub unseen_zero: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 2] = ["fill_value", "unseen"];
+    pub const NAMES: [&'static str; 3] = ["fill_value", "unseen", "rare_label"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let fill_value = match t.f64("fill_value")? {
@@ -35,12 +37,12 @@ impl Params {
             }
             other => other.map(|v| v.value),
         };
-        let unseen_zero = t
-            .choice("unseen", &["error", "zero"])?
-            .is_some_and(|u| u.value == "zero");
+        let unseen = t.choice("unseen", &["error", "zero", "rare"])?.map(|u| u.value);
+        let rare_label = super::parse_rare_label(t, unseen.as_deref() == Some("rare"))?;
         Ok(Params {
             fill_value,
-            unseen_zero,
+            unseen_zero: unseen.as_deref() == Some("zero"),
+            rare_label,
         })
     }
 }
@@ -48,6 +50,8 @@ impl Params {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
     pub unseen_zero: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rare_label: Option<String>,
     pub columns: Vec<(String, BTreeMap<String, f64>)>,
 }
 
@@ -105,10 +109,12 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
             }
             map.insert(category.to_string(), (p / q).ln());
         }
+        super::check_rare_label(params.rare_label.as_deref(), name, map.keys().map(String::as_str))?;
         out.push((name.clone(), map));
     }
     Ok(Fitted {
         unseen_zero: params.unseen_zero,
+        rare_label: params.rare_label.clone(),
         columns: out,
     })
 }
@@ -116,7 +122,8 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, map) in &self.columns {
-            apply_mapping(&mut frame, "woe", column, map, self.unseen_zero.then_some(0.0))?;
+            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_zero.then_some(0.0));
+            apply_mapping(&mut frame, "woe", column, map, unseen)?;
         }
         Ok(frame)
     }
