@@ -144,6 +144,36 @@ impl Frame {
         }
     }
 
+    /// The values of a numeric column, to change in place; an error if the column is missing or holds
+    /// text (the state being applied was fitted on numbers).
+    pub fn numeric_mut(&mut self, name: &str) -> Result<&mut Vec<f64>> {
+        let idx = self.index_of(name).ok_or_else(|| self.missing_column(name))?;
+        match &mut self.columns[idx].data {
+            ColumnData::Numeric(v) => Ok(v),
+            ColumnData::Categorical(_) => Err(Error::data(format!(
+                "column \"{name}\" is text here but was numeric when fitted"
+            ))),
+        }
+    }
+
+    /// A text column with every train value present, as encoders need it.
+    pub fn complete_categorical(&self, name: &str, step: &str) -> Result<&[Option<Arc<str>>]> {
+        match self.column(name).map(|c| &c.data) {
+            Some(ColumnData::Categorical(v)) => {
+                if let Some(r) = v.iter().position(Option::is_none) {
+                    return Err(Error::data(format!(
+                        "column \"{name}\" has missing values in train (first at line {} of {}); {step} needs every value present",
+                        self.lines[r], self.source
+                    ))
+                    .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
+                }
+                Ok(v)
+            }
+            Some(ColumnData::Numeric(_)) => Err(Error::internal(format!("{step} got the numeric column {name}"))),
+            None => Err(self.missing_column(name)),
+        }
+    }
+
     pub fn missing_column(&self, name: &str) -> Error {
         let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source()));
         if let Some(h) = crate::error::did_you_mean(name, self.names()) {

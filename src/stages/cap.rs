@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scale::{TrainStats, present_sorted, quantile};
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::frame::Frame;
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,15 +137,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for c in &self.columns {
-            let idx = frame
-                .index_of(&c.column)
-                .ok_or_else(|| frame.missing_column(&c.column))?;
-            let ColumnData::Numeric(values) = &mut frame.columns[idx].data else {
-                return Err(Error::data(format!(
-                    "column \"{}\" is text here but was numeric when fitted",
-                    c.column
-                )));
-            };
+            let values = frame.numeric_mut(&c.column)?;
             for v in values.iter_mut().filter(|v| !v.is_nan()) {
                 if let Some(high) = c.high.filter(|h| *v > *h) {
                     *v = high;

@@ -49,17 +49,7 @@ pub struct Fitted {
 pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!(
-                "count_frequency got non-categorical column {name}"
-            )));
-        };
-        if let Some(r) = values.iter().position(Option::is_none) {
-            return Err(Error::data(format!(
-                "column \"{name}\" has missing values in train (first at line {} of {}); impute it before encoding",
-                train.lines[r], train.source
-            )));
-        }
+        let values = train.complete_categorical(name, "count_frequency")?;
         let n = values.len() as f64;
         let map: BTreeMap<String, f64> = category_counts(values)
             .into_iter()

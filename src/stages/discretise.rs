@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scale::{present_sorted, quantile};
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::frame::Frame;
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,12 +109,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, edges) in &self.columns {
-            let idx = frame.index_of(column).ok_or_else(|| frame.missing_column(column))?;
-            let ColumnData::Numeric(values) = &mut frame.columns[idx].data else {
-                return Err(Error::data(format!(
-                    "column \"{column}\" is text here but was numeric when fitted"
-                )));
-            };
+            let values = frame.numeric_mut(column)?;
             for v in values.iter_mut().filter(|v| !v.is_nan()) {
                 // Right-closed bins: the index is the number of edges strictly below the value.
                 *v = edges.partition_point(|e| e < v) as f64;

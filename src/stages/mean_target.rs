@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::count_frequency::{apply_mapping, unseen_value};
-use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::error::Result;
+use crate::frame::Frame;
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -94,17 +94,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
     let y_var = population_variance(y);
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!(
-                "mean_target got non-categorical column {name}"
-            )));
-        };
-        if let Some(r) = values.iter().position(Option::is_none) {
-            return Err(Error::data(format!(
-                "column \"{name}\" has missing values in train (first at line {} of {}); impute it before encoding",
-                train.lines[r], train.source
-            )));
-        }
+        let values = train.complete_categorical(name, "mean_target")?;
         let map = groups(values, y)
             .into_iter()
             .map(|(k, ys)| {

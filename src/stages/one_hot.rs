@@ -86,16 +86,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     let mut out = Vec::with_capacity(columns.len());
     let mut new_names = BTreeSet::new();
     for name in columns {
-        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("one_hot got non-categorical column {name}")));
-        };
-        if let Some(r) = values.iter().position(Option::is_none) {
-            return Err(Error::data(format!(
-                "column \"{name}\" has missing values in train (first at line {} of {}); one-hot encoding needs every value present",
-                train.lines[r], train.source
-            ))
-            .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
-        }
+        let values = train.complete_categorical(name, "one-hot encoding")?;
         let counts = category_counts(values);
         let mut categories: Vec<String> = counts.keys().map(|s| (*s).to_string()).collect();
         let mut others = Vec::new();

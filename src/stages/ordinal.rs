@@ -114,16 +114,7 @@ pub struct Fitted {
 pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>) -> Result<Fitted> {
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("ordinal got non-categorical column {name}")));
-        };
-        if let Some(r) = values.iter().position(Option::is_none) {
-            return Err(Error::data(format!(
-                "column \"{name}\" has missing values in train (first at line {} of {}); ordinal encoding needs every value present",
-                train.lines[r], train.source
-            ))
-            .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\""));
-        }
+        let values = train.complete_categorical(name, "ordinal encoding")?;
         let counts = crate::frame::category_counts(values);
         let categories = match &params.method {
             Method::Lexical => counts.keys().map(|s| (*s).to_string()).collect(),

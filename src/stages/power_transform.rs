@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::frame::Frame;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -232,7 +232,6 @@ pub fn fit(kind: Kind, train: &Frame, columns: &[String]) -> Result<Fitted> {
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, lambda) in &self.columns {
-            let idx = frame.index_of(column).ok_or_else(|| frame.missing_column(column))?;
             if self.kind == Kind::BoxCox
                 && let Some((r, v)) = frame.numeric(column)?.iter().enumerate().find(|(_, v)| **v <= 0.0)
             {
@@ -241,11 +240,7 @@ impl Fitted {
                     frame.lines[r], frame.source
                 )));
             }
-            let ColumnData::Numeric(values) = &mut frame.columns[idx].data else {
-                return Err(Error::data(format!(
-                    "column \"{column}\" is text here but was numeric when fitted"
-                )));
-            };
+            let values = frame.numeric_mut(column)?;
             for v in values.iter_mut().filter(|v| !v.is_nan()) {
                 *v = match self.kind {
                     Kind::BoxCox => box_cox(*v, *lambda),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::count_frequency::{apply_mapping, unseen_value};
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame};
+use crate::frame::Frame;
 use crate::spec::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,15 +71,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
     }
     let mut out = Vec::with_capacity(columns.len());
     for name in columns {
-        let Some(ColumnData::Categorical(values)) = train.column(name).map(|c| &c.data) else {
-            return Err(Error::internal(format!("woe got non-categorical column {name}")));
-        };
-        if let Some(r) = values.iter().position(Option::is_none) {
-            return Err(Error::data(format!(
-                "column \"{name}\" has missing values in train (first at line {} of {}); impute it before encoding",
-                train.lines[r], train.source
-            )));
-        }
+        let values = train.complete_categorical(name, "woe")?;
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (v, t) in values.iter().zip(y) {
             let e = counts.entry(v.as_deref().unwrap_or_default()).or_insert((0.0, 0.0));
