@@ -63,6 +63,17 @@ fn assert_close(what: &str, ours: f64, peer: f64, tol: f64) {
     );
 }
 
+/// Per-column category maps (category → number) against the peer's, value by value.
+fn assert_maps_close(what: &str, ours: &[(String, BTreeMap<String, f64>)], peer: &Value, tol: f64) {
+    for (column, map) in ours {
+        let peer = peer[column].as_object().unwrap();
+        assert_eq!(map.len(), peer.len(), "{column} categories");
+        for (k, v) in map {
+            assert_close(&format!("{what} of {column}={k}"), *v, peer[k].as_f64().unwrap(), tol);
+        }
+    }
+}
+
 /// Our test metrics against the peer's, metric by metric.
 fn assert_test_metrics(out: &[(String, StageOutput)], exp: &Value, tol: f64) {
     let (test, _) = metrics(out);
@@ -367,34 +378,12 @@ fn encoders_and_selectors_match_feature_engine() {
     let StageState::Step(Fitted::CountFrequency(freq)) = state(&out, "encode.count_frequency") else {
         panic!()
     };
-    for (column, map) in &freq.columns {
-        let peer = exp["frequency"][column].as_object().unwrap();
-        assert_eq!(map.len(), peer.len(), "{column} categories");
-        for (k, v) in map {
-            assert_close(
-                &format!("frequency of {column}={k}"),
-                *v,
-                peer[k].as_f64().unwrap(),
-                1e-15,
-            );
-        }
-    }
+    assert_maps_close("frequency", &freq.columns, &exp["frequency"], 1e-15);
 
     let StageState::Step(Fitted::MeanTarget(mean)) = state(&out, "encode.mean_target") else {
         panic!()
     };
-    for (column, map) in &mean.columns {
-        let peer = exp["mean_target"][column].as_object().unwrap();
-        assert_eq!(map.len(), peer.len(), "{column} categories");
-        for (k, v) in map {
-            assert_close(
-                &format!("target mean of {column}={k}"),
-                *v,
-                peer[k].as_f64().unwrap(),
-                1e-12,
-            );
-        }
-    }
+    assert_maps_close("target mean", &mean.columns, &exp["mean_target"], 1e-12);
 
     let StageState::Step(Fitted::Ordinal(ord)) = state(&out, "encode.ordinal") else {
         panic!()
@@ -694,12 +683,6 @@ fn weight_of_evidence_matches_feature_engine() {
     let StageState::Step(Fitted::Woe(woe)) = state(&out, "encode.woe") else {
         panic!()
     };
-    for (column, map) in &woe.columns {
-        let peer = exp["woe"][column].as_object().unwrap();
-        assert_eq!(map.len(), peer.len(), "{column} categories");
-        for (k, v) in map {
-            assert_close(&format!("woe of {column}={k}"), *v, peer[k].as_f64().unwrap(), 1e-12);
-        }
-    }
+    assert_maps_close("woe", &woe.columns, &exp["woe"], 1e-12);
     assert_test_metrics(&out, exp, 1e-9);
 }

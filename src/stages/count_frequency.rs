@@ -65,6 +65,21 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
     })
 }
 
+/// Applies per-column category maps (count, target mean, weight of evidence): unseen categories take
+/// the rare label's value when there is one, else `fixed`, else are an error.
+pub fn apply_maps(
+    mut frame: Frame,
+    step: &str,
+    columns: &[(String, BTreeMap<String, f64>)],
+    rare_label: Option<&str>,
+    fixed: Option<f64>,
+) -> Result<Frame> {
+    for (column, map) in columns {
+        apply_mapping(&mut frame, step, column, map, unseen_value(map, rare_label, fixed))?;
+    }
+    Ok(frame)
+}
+
 /// What an unseen category becomes: the rare label's value, a fixed number, or (None) an error.
 pub fn unseen_value(map: &BTreeMap<String, f64>, rare_label: Option<&str>, fixed: Option<f64>) -> Option<f64> {
     match rare_label {
@@ -111,11 +126,13 @@ pub fn apply_mapping(
 }
 
 impl Fitted {
-    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
-        for (column, map) in &self.columns {
-            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_zero.then_some(0.0));
-            apply_mapping(&mut frame, "count_frequency", column, map, unseen)?;
-        }
-        Ok(frame)
+    pub fn apply(&self, frame: Frame) -> Result<Frame> {
+        apply_maps(
+            frame,
+            "count_frequency",
+            &self.columns,
+            self.rare_label.as_deref(),
+            self.unseen_zero.then_some(0.0),
+        )
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::count_frequency::{apply_mapping, unseen_value};
+use super::count_frequency::apply_maps;
 use crate::error::Result;
 use crate::frame::Frame;
 use crate::spec::reader::TableReader;
@@ -119,11 +119,8 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
 }
 
 impl Fitted {
-    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
-        for (column, map) in &self.columns {
-            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_prior.then_some(self.prior));
-            apply_mapping(&mut frame, "mean_target", column, map, unseen)?;
-        }
-        Ok(frame)
+    pub fn apply(&self, frame: Frame) -> Result<Frame> {
+        let prior = self.unseen_prior.then_some(self.prior);
+        apply_maps(frame, "mean_target", &self.columns, self.rare_label.as_deref(), prior)
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::count_frequency::{apply_mapping, unseen_value};
+use super::count_frequency::apply_maps;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::spec::reader::TableReader;
@@ -112,11 +112,13 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
 }
 
 impl Fitted {
-    pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
-        for (column, map) in &self.columns {
-            let unseen = unseen_value(map, self.rare_label.as_deref(), self.unseen_zero.then_some(0.0));
-            apply_mapping(&mut frame, "woe", column, map, unseen)?;
-        }
-        Ok(frame)
+    pub fn apply(&self, frame: Frame) -> Result<Frame> {
+        apply_maps(
+            frame,
+            "woe",
+            &self.columns,
+            self.rare_label.as_deref(),
+            self.unseen_zero.then_some(0.0),
+        )
     }
 }
