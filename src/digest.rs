@@ -24,6 +24,10 @@ impl Id {
         self.to_string()
     }
 
+    pub fn from_hex(text: &str) -> Option<Id> {
+        text.parse().ok()
+    }
+
     /// The first 12 hex characters, for people.
     pub fn short(&self) -> String {
         self.to_string()[..12].to_string()

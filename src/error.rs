@@ -69,6 +69,8 @@ pub enum Error {
         message: String,
         location: Option<Box<Location>>,
         hint: Option<String>,
+        /// The data column at fault, when there is one (REST error bodies name it as `field`).
+        column: Option<String>,
     },
 
     /// Reading or writing a file failed.
@@ -141,6 +143,7 @@ impl Error {
             message: message.into(),
             location: None,
             hint: None,
+            column: None,
         }
     }
 
@@ -168,6 +171,22 @@ impl Error {
             _ => {}
         }
         self
+    }
+
+    /// Names the data column a data error is about.
+    #[must_use]
+    pub fn for_column(mut self, name: &str) -> Self {
+        if let Error::Data { column, .. } = &mut self {
+            *column = Some(name.to_string());
+        }
+        self
+    }
+
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            Error::Data { column, .. } => column.as_deref(),
+            _ => None,
+        }
     }
 
     /// Attaches a pipeline location to a data error that has none yet (e.g. an unknown column found at fit time).

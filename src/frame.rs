@@ -697,7 +697,7 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
             if let Some(h) = crate::error::did_you_mean(name, known) {
                 err = err.with_hint(h);
             }
-            return Err(err);
+            return Err(err.for_column(name));
         };
         let col = columns.swap_remove(pos);
         let data = match (col.data, ty) {
@@ -713,7 +713,8 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
                                     "column \"{name}\" must be numeric, but line {} of {source} holds \"{s}\"",
                                     lines[r]
                                 ))
-                                .with_hint("fix the value, or mark it missing with one of the pipeline's na_values"));
+                                .with_hint("fix the value, or mark it missing with one of the pipeline's na_values")
+                                .for_column(name));
                             }
                         },
                     }

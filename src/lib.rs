@@ -12,16 +12,21 @@
 
 pub mod ci;
 pub mod commands;
+pub mod database;
 pub mod digest;
 pub mod error;
 pub mod executor;
 pub mod frame;
+pub mod ledger;
 pub mod metrics;
 pub mod models;
 pub mod plan;
 pub mod provenance;
+pub mod scoring;
+pub mod server;
 pub mod spec;
 pub mod stages;
 pub mod store;
+pub mod tables;
 
 pub use error::{Error, ErrorKind, Result};

@@ -179,11 +179,23 @@ pub struct PredictionRecord {
     pub model: Id,
     /// Object holding the input file's bytes.
     pub input: Id,
-    /// Object holding the output file's bytes.
+    /// How the input is encoded: "csv", "ndjson" or "parquet".
+    #[serde(default = "csv_format")]
+    pub input_format: String,
+    /// Object holding the predictions' IEEE-754 bits (little-endian f64, in row order).
     pub output: Id,
     pub rows: usize,
     pub source: String,
     pub created: String,
+}
+
+fn csv_format() -> String {
+    "csv".into()
+}
+
+#[allow(clippy::disallowed_methods)] // ledger entries carry the time a prediction was made; no key does
+pub fn now_rfc3339_micros() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }
 
 #[allow(clippy::disallowed_methods)] // records carry the time they were made; no key does

@@ -7,102 +7,13 @@
 
 //! The `mlpipe` binary end to end, on the shipped house-price data, in throwaway folders.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::Value;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data-snapshots/house-prices");
-const PIPELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/house-prices.toml");
-
-/// A folder with a copy of the house-price pipeline and data, and a store.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(PIPELINE).unwrap();
-        let text = text.replace("../data-snapshots/house-prices/train.csv", "train.csv");
-        // Gates judge the shipped pipeline against its lock; tests that need gates add their own.
-        let text = text.split("\n# Checked by every").next().unwrap().to_string() + "\n";
-        std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
-        for f in ["train.csv", "test.csv"] {
-            std::fs::copy(Path::new(DATA).join(f), dir.path().join(f)).unwrap();
-        }
-        Project { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn store(&self) -> PathBuf {
-        self.path("artifacts")
-    }
-
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let text = std::fs::read_to_string(self.path(file)).unwrap();
-        assert!(text.contains(from), "{file} does not contain {from:?}");
-        std::fs::write(self.path(file), text.replacen(from, to, 1)).unwrap();
-    }
-
-    /// The shipped pipeline splits by time; a random split makes the seed matter.
-    fn use_random_split(&self) {
-        self.edit(
-            "pipeline.toml",
-            "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2010",
-            "method = \"random\"\ntest_fraction = 0.25",
-        );
-    }
-
-    fn mlpipe(&self, args: &[&str]) -> Output {
-        self.mlpipe_env(args, &[])
-    }
-
-    fn mlpipe_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpipe"));
-        cmd.current_dir(self.dir.path())
-            .env("MLPIPE_STORE", self.store())
-            .env("CI", "true")
-            .args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    /// `mlpipe run pipeline.toml --json`, which must succeed.
-    fn run(&self, extra: &[&str]) -> Value {
-        let mut args = vec!["run", "pipeline.toml", "--json"];
-        args.extend(extra);
-        let out = self.mlpipe(&args);
-        assert!(out.status.success(), "run failed: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// A failing command's exit code and standard error, with the project folder masked as [ROOT].
-    fn fail(&self, args: &[&str]) -> (i32, String) {
-        let out = self.mlpipe(args);
-        assert!(!out.status.success(), "expected failure, got: {}", stdout(&out));
-        // Progress lines come first; the error starts at "error:".
-        let err = stderr(&out);
-        let err = err.find("error:").map_or(err.as_str(), |i| &err[i..]).to_string();
-        (
-            out.status.code().unwrap(),
-            err.replace(&self.dir.path().display().to_string(), "[ROOT]"),
-        )
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+mod common;
+use common::{PIPELINE, Project, stderr, stdout};
 
 fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["stages"]
@@ -329,9 +240,21 @@ fn predictions_are_byte_identical_and_replay_bit_for_bit() {
     let a = std::fs::read(p.path("a.csv")).unwrap();
     assert_eq!(a, second.stdout, "file and stdout output differ");
     let text = String::from_utf8(a).unwrap();
-    assert!(text.starts_with("Id,prediction\n1461,"), "{}", &text[..40]);
+    assert!(
+        text.starts_with("Id,prediction,model,prediction_id\n1461,"),
+        "{}",
+        &text[..40]
+    );
     assert_eq!(text.lines().count(), 1460);
-    let pred_id = stderr(&second).trim().strip_prefix("prediction ").unwrap().to_string();
+    let pred_id = stderr(&second)
+        .lines()
+        .find_map(|l| l.strip_prefix("prediction "))
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!(",{pred_id}/1458\n")),
+        "rows carry <prediction>/<row>"
+    );
     assert!(stdout(&first).contains(&pred_id), "same input, same prediction id");
     let replay = p.mlpipe(&["reproduce", &pred_id[..12]]);
     assert!(replay.status.success(), "{}", stderr(&replay));

@@ -41,6 +41,56 @@ pub struct CiReports {
     pub summary: Option<PathBuf>,
 }
 
+/// Where the prediction ledger is.
+#[derive(clap::Args)]
+pub struct LedgerOption {
+    /// Ledger database: sqlite:PATH or `postgres://user@host/db` (default: ledger.sqlite in the store).
+    #[arg(long, env = "MLPIPE_LEDGER")]
+    pub ledger: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct LedgerFilter {
+    /// Entries whose prediction id starts with this.
+    #[arg(long)]
+    pub prediction: Option<String>,
+    /// Entries of this run (a prefix is enough).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// batch, serve or stream.
+    #[arg(long, value_parser = ["batch", "serve", "stream"])]
+    pub channel: Option<String>,
+    /// champion or shadow.
+    #[arg(long, value_parser = ["champion", "shadow"])]
+    pub role: Option<String>,
+    /// Entries made at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries made before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Subcommand)]
+pub enum LedgerAction {
+    /// List entries, newest first (the default).
+    List,
+    /// Summarise how shadow models disagree with their champions.
+    Compare {
+        /// Relative difference above which a pair counts as disagreeing.
+        #[arg(long, default_value_t = 0.01)]
+        tolerance: f64,
+    },
+    /// Delete entries made before a time, and the stored inputs no remaining entry uses.
+    Prune {
+        #[arg(long)]
+        before: String,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run a pipeline, reusing every stage already in the store.
@@ -66,8 +116,10 @@ pub enum Command {
     },
     /// Re-execute a run or prediction from scratch and prove its artifacts are bit-for-bit identical.
     Reproduce {
-        /// Run or prediction id (a unique prefix is enough).
+        /// Run or prediction id (a unique prefix is enough; a batch row as <prediction-id>/<row>).
         hash: String,
+        #[command(flatten)]
+        ledger: LedgerOption,
     },
     /// Show what changed between two runs.
     Diff { a: String, b: String },
@@ -75,16 +127,67 @@ pub enum Command {
     Log,
     /// Show any object: run, prediction, stage output, pipeline, snapshot.
     Show { hash: String },
-    /// Apply a run's fitted pipeline to new rows.
+    /// Apply a run's fitted pipeline to new rows: a batch file, or a stream of NDJSON records.
     Predict {
         /// Run id (a unique prefix is enough).
         hash: String,
-        /// CSV file with the training data's columns (the target may be absent).
+        /// CSV, NDJSON or Parquet file with the training data's columns (the target may be absent);
+        /// `-` reads standard input.
+        #[arg(long, required_unless_present = "stream", conflicts_with = "stream")]
+        input: Option<PathBuf>,
+        /// Format of the input when its name does not tell: csv, ndjson or parquet.
+        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet"])]
+        input_format: Option<String>,
+        /// A file (.csv, .ndjson, .parquet), `-`, `sqlite:PATH` or `postgres://…` (with --table);
+        /// CSV on standard output when absent.
+        #[arg(long, short, conflicts_with = "stream")]
+        output: Option<String>,
+        /// Format of the output when its name does not tell.
+        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet"])]
+        output_format: Option<String>,
+        /// Table to write into, for a database output (created when absent).
         #[arg(long)]
-        input: PathBuf,
-        /// Where to write the predictions (CSV); standard output when absent.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
+        table: Option<String>,
+        /// Read NDJSON records from standard input and write one NDJSON prediction per line, flushed.
+        #[arg(long)]
+        stream: bool,
+        #[command(flatten)]
+        ledger: LedgerOption,
+    },
+    /// Serve a run's fitted pipeline over HTTP (POST /v1/predict, GET /v1/model, /healthz, /metrics,
+    /// /openapi.json) until SIGTERM or Ctrl-C.
+    Serve {
+        /// Run id of the champion model (a unique prefix is enough).
+        hash: String,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Allow an address other than loopback.
+        #[arg(long)]
+        public: bool,
+        /// A challenger: scores every request too; its answers are recorded, never returned.
+        #[arg(long)]
+        shadow: Option<String>,
+        /// File holding a bearer token that every request except /healthz and /openapi.json must carry.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_body: usize,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[command(flatten)]
+        ledger: LedgerOption,
+    },
+    /// The prediction ledger: list entries, compare a shadow model with its champion, prune.
+    Ledger {
+        #[command(subcommand)]
+        action: Option<LedgerAction>,
+        #[command(flatten)]
+        filter: LedgerFilter,
+        #[command(flatten)]
+        ledger: LedgerOption,
     },
     /// Put a data file into the store and print its id (blake3 of its bytes).
     Snapshot {

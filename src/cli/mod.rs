@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use mlpipe::commands::{check, diff, gc, log, predict, reproduce, run, show, snapshot, verify};
+use mlpipe::commands::{check, diff, gc, ledger, log, predict, reproduce, run, serve, show, snapshot, verify};
+use mlpipe::tables::Format;
 use mlpipe::{Error, ErrorKind};
 
-use args::{CiReports, Cli, Command};
+use args::{CiReports, Cli, Command, LedgerAction};
 use printer::Printer;
 
 /// Exit codes: 0 ok; 1 user or data error, or differences found; 2 usage; 3 reproduction mismatch;
@@ -95,9 +96,16 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 EXIT_DIFFERENT
             })
         }
-        Command::Reproduce { hash } => {
+        Command::Reproduce { hash, ledger } => {
             let progress = progress::StageProgress::new(cli.json);
-            let report = reproduce::run(&reproduce::ReproduceArgs { hash, store }, &progress)?;
+            let report = reproduce::run(
+                &reproduce::ReproduceArgs {
+                    hash,
+                    store,
+                    ledger: ledger.ledger,
+                },
+                &progress,
+            )?;
             progress.finish();
             printer.reproduce(&report);
             Ok(if report.diverged.is_some() { EXIT_MISMATCH } else { 0 })
@@ -115,14 +123,99 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.show(&show::run(&show::ShowArgs { hash, store })?);
             Ok(0)
         }
-        Command::Predict { hash, input, output } => {
-            let report = predict::run(&predict::PredictArgs {
+        Command::Predict {
+            hash,
+            input,
+            input_format,
+            output,
+            output_format,
+            table,
+            stream,
+            ledger,
+        } => {
+            let args = predict::PredictArgs {
                 run: hash,
-                input,
+                input: input.unwrap_or_else(|| "-".into()),
+                input_format: input_format.as_deref().map(Format::parse).transpose()?,
                 output,
+                output_format: output_format.as_deref().map(Format::parse).transpose()?,
+                table,
+                ledger: ledger.ledger,
                 store,
-            })?;
-            printer.predict(&report);
+            };
+            if stream {
+                let report = predict::stream(&args)?;
+                printer.stream(&report);
+                return Ok(0);
+            }
+            printer.predict(&predict::run(&args)?);
+            Ok(0)
+        }
+        Command::Serve {
+            hash,
+            addr,
+            public,
+            shadow,
+            token_file,
+            max_body,
+            threads,
+            ledger,
+        } => {
+            let args = serve::ServeArgs {
+                run: hash,
+                shadow,
+                addr,
+                public,
+                token_file,
+                ledger: ledger.ledger,
+                store,
+                max_body,
+                threads,
+            };
+            let report = serve::run(&args, |ready| printer.serving(ready))?;
+            printer.served(&report);
+            Ok(0)
+        }
+        Command::Ledger { action, filter, ledger } => {
+            let args = ledger::LedgerArgs {
+                store,
+                ledger: ledger.ledger,
+            };
+            match action.unwrap_or(LedgerAction::List) {
+                LedgerAction::List => {
+                    let filter = mlpipe::ledger::Filter {
+                        prediction: filter.prediction,
+                        run: filter.run,
+                        channel: filter
+                            .channel
+                            .as_deref()
+                            .map(mlpipe::ledger::Channel::parse)
+                            .transpose()?,
+                        role: filter.role,
+                        since: filter
+                            .since
+                            .as_deref()
+                            .map(|t| ledger::check_time(t, "--since"))
+                            .transpose()?,
+                        until: filter
+                            .until
+                            .as_deref()
+                            .map(|t| ledger::check_time(t, "--until"))
+                            .transpose()?,
+                        limit: Some(filter.limit),
+                    };
+                    printer.ledger(&ledger::list(&args, &filter)?);
+                }
+                LedgerAction::Compare { tolerance } => {
+                    let since = filter
+                        .since
+                        .as_deref()
+                        .map(|t| ledger::check_time(t, "--since"))
+                        .transpose()?;
+                    printer.ledger_compare(&ledger::compare(&args, since, tolerance)?);
+                }
+                LedgerAction::Prune { before } => printer.ledger_prune(&ledger::prune(&args, &before)?),
+            }
             Ok(0)
         }
         Command::Snapshot { file, hash_only } => {

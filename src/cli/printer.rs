@@ -8,13 +8,16 @@ use mlpipe::Error;
 use mlpipe::commands::check::CheckReport;
 use mlpipe::commands::diff::DiffReport;
 use mlpipe::commands::gc::GcReport;
+use mlpipe::commands::ledger::{Comparison, PruneReport};
 use mlpipe::commands::log::LogReport;
-use mlpipe::commands::predict::PredictReport;
+use mlpipe::commands::predict::{PredictReport, StreamReport};
 use mlpipe::commands::reproduce::ReproduceReport;
 use mlpipe::commands::run::RunReport;
+use mlpipe::commands::serve::{Ready, ServeReport};
 use mlpipe::commands::show::ShowReport;
 use mlpipe::commands::snapshot::SnapshotReport;
 use mlpipe::commands::verify::VerifyReport;
+use mlpipe::ledger::Entry;
 use serde::Serialize;
 
 /// A readable rendering of runs and stage outputs; other objects are shown as JSON.
@@ -313,25 +316,130 @@ impl Printer {
     }
 
     pub fn predict(&self, r: &PredictReport) {
+        // When the predictions went to standard output, the report goes to standard error.
+        let text = if self.json {
+            serde_json::to_string_pretty(r).unwrap_or_default() + "\n"
+        } else {
+            let added = if r.written == r.rows {
+                String::new()
+            } else {
+                format!(" ({} new; the rest were already there)", r.written)
+            };
+            format!(
+                "wrote {} predictions to {}{added}\nprediction {}\nmodel      {}\n",
+                r.rows, r.target, r.prediction, r.model
+            )
+        };
+        if r.to_stdout {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        } else {
+            self.out(&text);
+        }
+    }
+
+    /// The stream's own output is the predictions; its summary goes to standard error.
+    #[allow(clippy::unused_self)]
+    pub fn stream(&self, r: &StreamReport) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "stream ended: {} lines, {} predictions, {} errors",
+            r.lines,
+            r.predictions,
+            r.errors
+        );
+    }
+
+    pub fn serving(&self, r: &Ready) {
+        if self.json {
+            // One line, so a supervisor can read the address as soon as the server listens.
+            let line = serde_json::to_string(r).unwrap_or_default();
+            return self.out(&format!("{line}\n"));
+        }
+        let mut s = format!(
+            "serving run {} (model {}) on http://{}\n",
+            r.run,
+            r.model.short(),
+            r.addr
+        );
+        if let Some(sh) = &r.shadow {
+            let _ = writeln!(s, "shadow run {sh}");
+        }
+        let _ = writeln!(s, "ledger {}", r.ledger);
+        self.out(&s);
+    }
+
+    pub fn served(&self, r: &ServeReport) {
+        if self.json {
+            let line = serde_json::to_string(r).unwrap_or_default();
+            return self.out(&format!("{line}\n"));
+        }
+        self.out(&format!("stopped after {} predictions\n", r.predictions));
+    }
+
+    pub fn ledger(&self, entries: &[Entry]) {
+        if self.json {
+            return self.json_out(&entries);
+        }
+        let mut s = String::new();
+        for e in entries {
+            let value = e.value.map_or_else(|| format!("{} rows", e.rows), |v| format!("{v}"));
+            let _ = writeln!(
+                s,
+                "{}  {:<6} {:<8} {}  run {}  {value}  {}",
+                e.time,
+                e.channel.name(),
+                e.role,
+                e.prediction,
+                e.run.short(),
+                e.source
+            );
+        }
+        if entries.is_empty() {
+            s.push_str("no ledger entries match\n");
+        }
+        self.out(&s);
+    }
+
+    pub fn ledger_compare(&self, rows: &[Comparison]) {
+        if self.json {
+            return self.json_out(&rows);
+        }
+        let mut s = String::new();
+        for c in rows {
+            let _ = writeln!(s, "champion {}  shadow {}", c.champion.short(), c.shadow.short());
+            let _ = writeln!(s, "  pairs {}  identical {}", c.pairs, c.identical);
+            let _ = writeln!(
+                s,
+                "  |shadow - champion|: mean {:.6}  max {:.6}{}",
+                c.mean_abs_difference,
+                c.max_abs_difference,
+                c.max_at
+                    .map(|p| format!(" (prediction {})", p.short()))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(
+                s,
+                "  mean relative difference {:.4}%  beyond {}%: {:.2}% of pairs  mean signed difference {:.6}",
+                c.mean_relative_difference * 100.0,
+                c.tolerance * 100.0,
+                c.beyond_tolerance * 100.0,
+                c.mean_signed_difference
+            );
+        }
+        if rows.is_empty() {
+            s.push_str("no shadow predictions in the ledger (serve with --shadow RUN)\n");
+        }
+        self.out(&s);
+    }
+
+    pub fn ledger_prune(&self, r: &PruneReport) {
         if self.json {
             return self.json_out(r);
         }
-        if let Some(csv) = &r.csv {
-            self.out(&String::from_utf8_lossy(csv));
-        } else {
-            let path = r
-                .output_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            self.out(&format!(
-                "wrote {} predictions to {path}\nprediction {}\n",
-                r.rows, r.prediction
-            ));
-        }
-        if r.csv.is_some() {
-            let _ = writeln!(std::io::stderr(), "prediction {}", r.prediction);
-        }
+        self.out(&format!(
+            "removed {} entries made before {} and {} inputs no entry uses\n",
+            r.entries, r.before, r.inputs
+        ));
     }
 
     pub fn snapshot(&self, r: &SnapshotReport) {

@@ -4,10 +4,12 @@
 pub mod check;
 pub mod diff;
 pub mod gc;
+pub mod ledger;
 pub mod log;
 pub mod predict;
 pub mod reproduce;
 pub mod run;
+pub mod serve;
 pub mod show;
 pub mod snapshot;
 pub mod verify;

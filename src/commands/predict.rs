@@ -1,22 +1,36 @@
-//! `mlpipe predict HASH --input FILE`: apply a run's fitted pipeline (every fitted step, then the model)
-//! to new rows. Loads fitted state only; never fits.
+//! `mlpipe predict HASH`: apply a run's fitted pipeline (every fitted step, then the model) to new rows.
+//! Loads fitted state only; never fits.
+//!
+//! Batch: a CSV, NDJSON or Parquet file (or standard input) in; a file, standard output, a SQLite or a
+//! PostgreSQL table out. Stream (`--stream`): NDJSON records on standard input, one NDJSON prediction per
+//! line on standard output, flushed per line; a bad line yields an error record and the stream goes on.
+//! Every prediction is recorded in the ledger before it is handed out.
 
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::digest::{Id, KeyBuilder, context};
+use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::{StageOutput, StageState, predict};
-use crate::frame::{conform_to_schema, read_csv};
-use crate::provenance::{self, PredictionRecord, RunRecord};
-use crate::spec::Pipeline;
-use crate::store::{LocalStore, RefKind, Store, write_atomic};
+use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
+use crate::provenance::{self, PredictionRecord};
+use crate::scoring::{Scorer, output_digest, prediction_bytes};
+use crate::store::{LocalStore, RefKind, Store};
+use crate::tables::{self, Format, OutputRows, Target};
 
 pub struct PredictArgs {
     pub run: String,
+    /// A file, or `-` for standard input.
     pub input: PathBuf,
-    pub output: Option<PathBuf>,
+    pub input_format: Option<Format>,
+    /// A file, `-`, `sqlite:PATH` or `postgres://…`; standard output (CSV) when absent.
+    pub output: Option<String>,
+    pub output_format: Option<Format>,
+    pub table: Option<String>,
+    /// Ledger database URL; the store's SQLite ledger when absent.
+    pub ledger: Option<String>,
     pub store: PathBuf,
 }
 
@@ -28,139 +42,255 @@ pub struct PredictReport {
     pub input: Id,
     pub output: Id,
     pub rows: usize,
-    /// The CSV, when no output file was given.
+    /// Rows new to the target (a database skips prediction ids it already holds).
+    pub written: usize,
+    pub target: String,
+    /// True when the predictions went to standard output (nothing else may be printed there).
     #[serde(skip)]
-    pub csv: Option<Vec<u8>>,
-    pub output_path: Option<PathBuf>,
+    pub to_stdout: bool,
 }
 
-/// The prediction id: what was predicted (input) by what (run and model).
-pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {
-    KeyBuilder::new(context::PREDICTION_ID)
-        .id(run)
-        .id(model)
-        .id(input)
-        .finish()
-}
-
-/// Applies fitted stage outputs to input CSV bytes; returns the output CSV and its row count.
-pub fn predict_csv(
-    pipeline: &Pipeline,
-    outputs: &[StageOutput],
-    input: &[u8],
-    input_name: &str,
-) -> Result<(Vec<u8>, usize)> {
-    let schema = outputs
-        .iter()
-        .find_map(|o| match &o.state {
-            StageState::Gather { schema } => Some(schema.clone()),
-            _ => None,
-        })
-        .ok_or_else(|| Error::internal("run has no gather output"))?;
-    // New rows need not carry the target: do not ask for it by name.
-    let mut read = pipeline.gather.read.clone();
-    read.columns.retain(|c| c != &pipeline.target);
-    read.dtypes.remove(&pipeline.target);
-    let frame = read_csv(input, &read, input_name)?;
-    let mut frame = conform_to_schema(frame, &schema, &[pipeline.target.as_str()])?;
-    let mut model = None;
-    for out in outputs {
-        match &out.state {
-            StageState::Step(f) => frame = f.apply(frame)?,
-            StageState::Train(t) => model = Some(t),
-            _ => {}
-        }
+fn read_input(path: &std::path::Path) -> Result<(Id, Vec<u8>, String)> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read", "standard input", e))?;
+        Ok((Id::of_bytes(&bytes), bytes, "standard input".into()))
+    } else {
+        let (id, bytes) = super::read_snapshot(path)?;
+        Ok((id, bytes, path.display().to_string()))
     }
-    let model = model.ok_or_else(|| Error::internal("run has no trained model"))?;
-    let predictions = predict(model, &frame)?;
-    let mut csv = Vec::with_capacity(predictions.len() * 24);
-    let ids = match &pipeline.gather.id_column {
-        Some(id) => Some((id, frame.column(id).ok_or_else(|| frame.missing_column(id))?)),
-        None => None,
-    };
-    let mut writer = csv::Writer::from_writer(&mut csv);
-    let io_err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
-    match &ids {
-        Some((name, _)) => writer.write_record([name.as_str(), "prediction"]).map_err(io_err)?,
-        None => writer.write_record(["prediction"]).map_err(io_err)?,
-    }
-    for (r, p) in predictions.iter().enumerate() {
-        // `{}` on f64 prints the shortest text that parses back to the same bits.
-        let value = p.to_string();
-        match &ids {
-            Some((_, col)) => {
-                let id = match &col.data {
-                    crate::frame::ColumnData::Numeric(v) => v[r].to_string(),
-                    crate::frame::ColumnData::Categorical(v) => v[r].as_deref().unwrap_or("").to_string(),
-                };
-                writer.write_record([id.as_str(), value.as_str()]).map_err(io_err)?;
-            }
-            None => writer.write_record([value.as_str()]).map_err(io_err)?,
-        }
-    }
-    writer
-        .flush()
-        .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
-    drop(writer);
-    Ok((csv, predictions.len()))
-}
-
-fn model_id(record: &RunRecord) -> Result<Id> {
-    record
-        .stages
-        .iter()
-        .find(|s| s.kind == "train")
-        .map(|s| s.output)
-        .ok_or_else(|| Error::internal("run record has no train stage"))
 }
 
 pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
     let record = super::resolve_run(&store, &args.run)?;
-    let (pipeline, outputs) = super::load_fitted(&store, &record)?;
-    let (input_id, input) = super::read_snapshot(&args.input)?;
-    let name = args.input.display().to_string();
-    let (csv, rows) = predict_csv(&pipeline, &outputs, &input, &name)?;
-    let model = model_id(&record)?;
-    let prediction = prediction_id(&record.run, &model, &input_id);
+    let scorer = Scorer::load(&store, &record)?;
+    let target = Target::parse(
+        args.output.as_deref().unwrap_or("-"),
+        args.table.as_deref(),
+        args.output_format,
+    )?;
+    let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
+    let (input_id, input, name) = read_input(&args.input)?;
+    let format = args
+        .input_format
+        .or_else(|| Format::of_path(&args.input))
+        .unwrap_or(Format::Csv);
+    let frame = tables::read_input(&scorer, &input, format, &name)?;
+    if frame.n_rows() == 0 {
+        return Err(
+            Error::data(format!("{name} holds no rows to predict")).with_hint(format!(
+                "pass a {} file with a header and at least one row",
+                format.name()
+            )),
+        );
+    }
+    let ids = scorer.ids(&frame);
+    let predictions = scorer.score(frame)?;
+    let prediction = scorer.prediction_id(&input_id);
     store.put_with_id(&input_id, &input)?;
-    let output = store.put(&csv)?;
+    let bits = prediction_bytes(&predictions);
+    let output = store.put(&bits)?;
     if store.get_ref(RefKind::Prediction, &prediction)?.is_none() {
         let rec = PredictionRecord {
             kind: "prediction".into(),
-            format: 1,
+            format: 2,
             prediction,
             run: record.run,
-            model,
+            model: scorer.model,
             input: input_id,
+            input_format: format.name().into(),
             output,
-            rows,
-            source: name,
+            rows: predictions.len(),
+            source: name.clone(),
             created: provenance::now_rfc3339(),
         };
         let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
     }
-    let output_path = match &args.output {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            write_atomic(dir, path, &csv)?;
-            Some(path.clone())
-        }
-        None => None,
+    let rows = OutputRows {
+        id_name: scorer.id_column.as_deref(),
+        ids,
+        predictions: &predictions,
+        model: scorer.model.hex(),
+        batch: prediction.hex(),
     };
+    let written = tables::write_output(&target, &rows)?;
+    let entry = Entry {
+        seq: 0,
+        prediction,
+        run: record.run,
+        model: scorer.model,
+        input: input_id,
+        input_format: format.name().into(),
+        output,
+        rows: predictions.len() as u64,
+        value: (predictions.len() == 1).then(|| predictions[0]),
+        channel: Channel::Batch,
+        role: "champion".into(),
+        pair: None,
+        time: provenance::now_rfc3339_micros(),
+        source: name,
+    };
+    ledger.append(vec![entry], Vec::new()).wait()?;
+    ledger.close();
     Ok(PredictReport {
         prediction,
         run: record.run,
-        model,
+        model: scorer.model,
         input: input_id,
         output,
-        rows,
-        csv: if args.output.is_none() { Some(csv) } else { None },
-        output_path,
+        rows: predictions.len(),
+        written,
+        target: target.describe(),
+        to_stdout: matches!(target, Target::Stdout { .. }),
     })
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct StreamReport {
+    pub lines: u64,
+    pub predictions: u64,
+    pub errors: u64,
+}
+
+/// An error record for a line (or request) that could not be scored.
+pub fn error_record(error: &Error, field: Option<&str>, kind: &str) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("kind".into(), Value::String(kind.into()));
+    body.insert("message".into(), Value::String(error.to_string()));
+    if let Some(f) = field {
+        body.insert("field".into(), Value::String(f.into()));
+    }
+    if let Some(h) = error.hint() {
+        body.insert("hint".into(), Value::String(h));
+    }
+    body
+}
+
+/// One scored record, as the stream and REST write it.
+pub fn prediction_record(scorer: &Scorer, id: Option<Value>, value: f64, prediction: &Id) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let (Some(name), Some(id)) = (scorer.id_column.as_deref(), id) {
+        out.insert(name.to_string(), id);
+    }
+    out.insert("prediction".into(), tables::json_number_exact(value));
+    out.insert("model".into(), Value::String(scorer.model.hex()));
+    out.insert("run".into(), Value::String(scorer.run.hex()));
+    out.insert("prediction_id".into(), Value::String(prediction.hex()));
+    out
+}
+
+/// A record that could not be scored, and the field at fault when known.
+pub type RecordFailure = (Error, Option<String>);
+
+/// Scores one JSON record: returns the ledger entry, its input and the output record.
+pub fn score_record(
+    scorer: &Scorer,
+    map: &Map<String, Value>,
+    channel: Channel,
+    source: &str,
+) -> std::result::Result<(Entry, Input, Map<String, Value>), RecordFailure> {
+    let records = scorer.decode_records(&[map], source).map_err(|e| {
+        let field = e.field().map(str::to_string);
+        (e.error, field)
+    })?;
+    let body = records.canonical.into_iter().next().unwrap_or_default();
+    let id_value = scorer.id_column.as_deref().and_then(|c| map.get(c)).cloned();
+    let predictions = scorer.score(records.frame).map_err(|e| {
+        let field = e.column().map(str::to_string);
+        (e, field)
+    })?;
+    let value = predictions[0];
+    let input = Id::of_bytes(&body);
+    let prediction = scorer.prediction_id(&input);
+    let entry = Entry {
+        seq: 0,
+        prediction,
+        run: scorer.run,
+        model: scorer.model,
+        input,
+        input_format: ledger::RECORD_FORMAT.into(),
+        output: output_digest(&predictions),
+        rows: 1,
+        value: Some(value),
+        channel,
+        role: "champion".into(),
+        pair: None,
+        time: provenance::now_rfc3339_micros(),
+        source: source.to_string(),
+    };
+    let out = prediction_record(scorer, id_value, value, &prediction);
+    Ok((entry, Input { id: input, body }, out))
+}
+
+/// `predict --stream`: NDJSON in, NDJSON out, one line per line, until end of input.
+pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
+    let store = LocalStore::open(&args.store)?;
+    let record = {
+        let _lock = store.lock(false)?;
+        super::resolve_run(&store, &args.run)?
+    };
+    let scorer = Scorer::load(&store, &record)?;
+    let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut report = StreamReport::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("read", "standard input", e))?;
+        if n == 0 {
+            break;
+        }
+        report.lines += 1;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let source = format!("stdin line {}", report.lines);
+        let result = match serde_json::from_slice::<Value>(text) {
+            Ok(Value::Object(map)) => score_record(&scorer, &map, Channel::Stream, &source),
+            Ok(_) => Err((
+                Error::data("the line is not a JSON object")
+                    .with_hint("write one record per line, as {\"column\": value, …}"),
+                None,
+            )),
+            Err(e) => Err((
+                Error::data(format!("the line is not valid JSON: {e}")).with_hint("write one JSON record per line"),
+                None,
+            )),
+        };
+        let record = match result {
+            Ok((entry, input, record)) => {
+                ledger.append(vec![entry], vec![input]).wait()?;
+                report.predictions += 1;
+                record
+            }
+            Err((error, field)) => {
+                report.errors += 1;
+                let mut rec = Map::new();
+                rec.insert("line".into(), Value::from(report.lines));
+                rec.insert(
+                    "error".into(),
+                    Value::Object(error_record(&error, field.as_deref(), "invalid_record")),
+                );
+                rec
+            }
+        };
+        serde_json::to_writer(&mut out, &record).map_err(|e| Error::internal(e.to_string()))?;
+        out.write_all(b"\n")
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io("write to", "standard output", e))?;
+    }
+    ledger.close();
+    Ok(report)
 }

@@ -6,15 +6,21 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::digest::Id;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::{Executor, Progress, Snapshot};
+use crate::ledger;
 use crate::provenance::{self, CodeState};
+use crate::scoring::{Scorer, output_digest};
 use crate::spec::Pipeline;
 use crate::store::{LocalStore, MemoryStore, Resolved, Store};
+use crate::tables::{self, Format};
 
 pub struct ReproduceArgs {
+    /// A run id, a prediction id (batch, REST or stream; a batch row as `<id>/<row>`), or a prefix.
     pub hash: String,
     pub store: PathBuf,
+    /// Ledger database URL; the store's SQLite ledger when absent.
+    pub ledger: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,12 +56,120 @@ pub struct ReproduceReport {
 pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
-    if let Resolved::Prediction(id) = store.resolve(&args.hash)? {
-        reproduce_prediction(&store, &id)
-    } else {
-        let record = super::resolve_run(&store, &args.hash)?;
-        reproduce_run(&store, &record, progress)
+    let (hash, row) = match args.hash.split_once('/') {
+        Some((h, r)) => {
+            let row = r.parse::<usize>().map_err(|_| Error::Lookup {
+                message: format!(
+                    "\"{}\" is not a prediction id: the part after / must be a row number",
+                    args.hash
+                ),
+                hint: Some("batch rows are named <prediction-id>/<row>, as in the prediction_id column".into()),
+            })?;
+            (h, Some(row))
+        }
+        None => (args.hash.as_str(), None),
+    };
+    match store.resolve(hash) {
+        Ok(Resolved::Prediction(id)) => reproduce_prediction(&store, &id, row),
+        Ok(_) if row.is_some() => Err(Error::Lookup {
+            message: format!("{hash} is not a batch prediction, so it has no rows"),
+            hint: None,
+        }),
+        Ok(_) => {
+            let record = super::resolve_run(&store, hash)?;
+            reproduce_run(&store, &record, progress)
+        }
+        Err(not_in_store @ Error::Lookup { .. }) => {
+            // Not a run or batch: perhaps a REST or stream prediction, which only the ledger holds.
+            let ledger_path = ledger::default_path(store.root());
+            if args.ledger.is_none() && !ledger_path.exists() {
+                return Err(not_in_store);
+            }
+            let mut backend = ledger::open(store.root(), args.ledger.as_deref())?;
+            match find_entry(backend.as_mut(), hash)? {
+                Some(entry) => reproduce_entry(&store, backend.as_mut(), &entry),
+                None => Err(not_in_store),
+            }
+        }
+        Err(other) => Err(other),
     }
+}
+
+/// The ledger entry a prediction id (or unique prefix) names.
+fn find_entry(backend: &mut dyn ledger::Backend, hash: &str) -> Result<Option<ledger::Entry>> {
+    if hash.len() < 6 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let entries = backend.entries(&ledger::Filter {
+        prediction: Some(hash.to_string()),
+        limit: Some(1000),
+        ..ledger::Filter::default()
+    })?;
+    let distinct: std::collections::BTreeSet<Id> = entries.iter().map(|e| e.prediction).collect();
+    if distinct.len() > 1 {
+        return Err(Error::Lookup {
+            message: format!("prefix {hash} names {} predictions in the ledger", distinct.len()),
+            hint: Some("give more characters of the id".into()),
+        });
+    }
+    Ok(entries.into_iter().next())
+}
+
+/// Replays a single-record prediction (REST or stream) from the ledger's stored input.
+fn reproduce_entry(
+    store: &LocalStore,
+    backend: &mut dyn ledger::Backend,
+    entry: &ledger::Entry,
+) -> Result<ReproduceReport> {
+    let run = super::load_run(store, &entry.run)?;
+    let scorer = Scorer::load(store, &run)?;
+    if scorer.model != entry.model {
+        return Err(Error::Mismatch {
+            message: format!(
+                "ledger entry {} names model {}, but run {} holds model {}",
+                entry.prediction.short(),
+                entry.model.short(),
+                entry.run.short(),
+                scorer.model.short()
+            ),
+        });
+    }
+    let checked_input = |bytes: Vec<u8>| bytes;
+    let input = match backend.input(&entry.input)? {
+        Some(b) => checked_input(b),
+        None => {
+            return Err(Error::Lookup {
+                message: format!(
+                    "the input of prediction {} is no longer in the ledger {} (pruned?)",
+                    entry.prediction.short(),
+                    backend.describe()
+                ),
+                hint: Some("inputs are kept until `mlpipe ledger prune` removes them".into()),
+            });
+        }
+    };
+    let value = scorer.score_canonical(&input)?;
+    let reproduced = output_digest(&[value]);
+    let diverged = (reproduced != entry.output).then(|| Divergence {
+        stage: "predict".into(),
+        recorded: Some(entry.output),
+        reproduced: Some(reproduced),
+    });
+    Ok(ReproduceReport {
+        what: format!("prediction ({})", entry.channel.name()),
+        id: entry.prediction,
+        run: entry.run,
+        checked: vec![ArtifactCheck {
+            name: "prediction".into(),
+            recorded: entry.output,
+            reproduced,
+        }],
+        diverged,
+        restored: 0,
+        recorded_code: run.code,
+        recorded_version: run.tool.mlpipe,
+        current_version: provenance::MLPIPE_VERSION.to_string(),
+    })
 }
 
 fn reproduce_run(
@@ -117,27 +231,54 @@ fn reproduce_run(
     })
 }
 
-fn reproduce_prediction(store: &LocalStore, id: &Id) -> Result<ReproduceReport> {
+fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Result<ReproduceReport> {
     let rec = super::load_prediction(store, id)?;
+    if rec.format != 2 {
+        return Err(Error::Lookup {
+            message: format!(
+                "prediction {} was recorded by an older mlpipe (record format {}), which this version cannot replay",
+                id.short(),
+                rec.format
+            ),
+            hint: Some("predict again with this version".into()),
+        });
+    }
     let run = super::load_run(store, &rec.run)?;
-    let (pipeline, outputs) = super::load_fitted(store, &run)?;
+    let scorer = Scorer::load(store, &run)?;
     let input = store.get(&rec.input)?;
-    let (csv, _) = super::predict::predict_csv(&pipeline, &outputs, &input, &rec.source)?;
-    let reproduced = Id::of_bytes(&csv);
-    let diverged = (reproduced != rec.output).then(|| Divergence {
-        stage: "predict".into(),
-        recorded: Some(rec.output),
-        reproduced: Some(reproduced),
+    let frame = tables::read_input(&scorer, &input, Format::parse(&rec.input_format)?, &rec.source)?;
+    let predictions = scorer.score(frame)?;
+    let reproduced = output_digest(&predictions);
+    let mut checked = vec![ArtifactCheck {
+        name: "predictions".into(),
+        recorded: rec.output,
+        reproduced,
+    }];
+    if let Some(r) = row {
+        let recorded = store.get(&rec.output)?;
+        let bits = |bytes: &[u8]| -> Option<[u8; 8]> { bytes.get(r * 8..r * 8 + 8)?.try_into().ok() };
+        let (Some(was), Some(now)) = (bits(&recorded), predictions.get(r).map(|p| p.to_le_bytes())) else {
+            return Err(Error::Lookup {
+                message: format!("prediction {} has {} rows; there is no row {r}", id.short(), rec.rows),
+                hint: Some("rows are numbered from 0".into()),
+            });
+        };
+        checked.push(ArtifactCheck {
+            name: format!("row {r}"),
+            recorded: Id::of_bytes(&was),
+            reproduced: Id::of_bytes(&now),
+        });
+    }
+    let diverged = checked.iter().find(|c| c.recorded != c.reproduced).map(|c| Divergence {
+        stage: format!("predict ({})", c.name),
+        recorded: Some(c.recorded),
+        reproduced: Some(c.reproduced),
     });
     Ok(ReproduceReport {
         what: "prediction".into(),
         id: *id,
         run: rec.run,
-        checked: vec![ArtifactCheck {
-            name: "predictions".into(),
-            recorded: rec.output,
-            reproduced,
-        }],
+        checked,
         diverged,
         restored: 0,
         recorded_code: run.code,

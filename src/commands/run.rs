@@ -66,6 +66,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             ),
             location: None,
             hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
+            column: None,
         },
         other => other,
     })?;

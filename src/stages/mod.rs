@@ -615,4 +615,5 @@ pub fn unseen_error(step: &str, column: &str, value: &str, line: u64, source: &s
         "unseen category \"{value}\" in column \"{column}\" (line {line} of {source}); {step} learned {known} categories on train"
     ))
     .with_hint("set `unseen` in that step to choose what happens to new categories, or group rare labels before encoding")
+    .for_column(column)
 }

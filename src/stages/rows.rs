@@ -159,7 +159,8 @@ impl Fitted {
                             "column \"{column}\" is missing at line {} of {}; drop_missing_rows only removes train rows",
                             frame.lines[r], frame.source
                         ))
-                        .with_hint("set at_predict = \"keep\" and impute after this step, or fill the value"));
+                        .with_hint("set at_predict = \"keep\" and impute after this step, or fill the value")
+                        .for_column(&column));
                     }
                 }
                 Ok(frame)

@@ -1,0 +1,470 @@
+//! Database connections (SQLite embedded, PostgreSQL over the network or a Unix socket) and the
+//! prediction-table writer.
+//!
+//! Credentials come from the URL, the environment (`PGPASSWORD`, `PGUSER`, `PGHOST`, `PGPORT`,
+//! `PGDATABASE`) or the password file (`PGPASSFILE`, else `~/.pgpass`), as libpq does. They never
+//! reach the store, a log or the terminal: everything that names a database uses [`Database::redacted`].
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::scoring::IdValue;
+use crate::tables::OutputRows;
+
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// A libpq-style URL (`postgres://user@host:port/db?…`) or key/value string (`host=… dbname=…`).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Database {
+    /// `sqlite:PATH`, `postgres://…` / `postgresql://…`; anything else is not a database (`None`).
+    pub fn parse(text: &str) -> Result<Option<Database>> {
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(Error::data("sqlite: needs a file path, as sqlite:predictions.db"));
+            }
+            return Ok(Some(Database::Sqlite(PathBuf::from(path))));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Some(Database::Postgres(text.to_string())));
+        }
+        Ok(None)
+    }
+
+    /// The database named without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Database::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+/// Replaces the password in a URL (`user:secret@`) and in `password=` parameters with `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    let lower = out.to_ascii_lowercase();
+    if let Some(p) = lower.find("password=") {
+        let start = p + "password=".len();
+        let end = out[start..].find(['&', ' ']).map_or(out.len(), |i| start + i);
+        out.replace_range(start..end, "***");
+    }
+    out
+}
+
+/// Table names are plain identifiers (optionally `schema.table`), so they can be quoted safely.
+pub fn check_table_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.split('.').count() <= 2
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part.len() <= 63
+                && part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::data(format!("\"{name}\" is not a usable table name"))
+            .with_hint("use letters, digits and underscores (optionally schema.table), starting with a letter"))
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+pub fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create the folder of", dir, e))?;
+    }
+    let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_error(path, &e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sqlite_error(path, &e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| sqlite_error(path, &e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| sqlite_error(path, &e))?;
+    Ok(conn)
+}
+
+pub fn sqlite_error(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::data(format!("SQLite database {}: {e}", path.display()))
+        .with_hint("check that the path is a writable SQLite file and not locked by another program")
+}
+
+/// Connects to PostgreSQL, filling what the URL leaves out from the environment and the password file.
+pub fn connect_postgres(url: &str) -> Result<postgres::Client> {
+    let redacted = redact_url(url);
+    let mut config = postgres::Config::from_str(url).map_err(|e| {
+        Error::data(format!("{redacted} is not a PostgreSQL connection string: {e}"))
+            .with_hint("write it as postgres://user@host:port/database (password from PGPASSWORD or ~/.pgpass)")
+    })?;
+    if config.get_hosts().is_empty() {
+        let host = std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into());
+        config.host(&host);
+    }
+    if config.get_ports().is_empty()
+        && let Some(port) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok())
+    {
+        config.port(port);
+    }
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_dbname().is_none()
+        && let Ok(db) = std::env::var("PGDATABASE")
+    {
+        config.dbname(&db);
+    }
+    if config.get_password().is_none() {
+        if let Ok(pw) = std::env::var("PGPASSWORD") {
+            config.password(pw);
+        } else if let Some(pw) = pgpass_password(&config) {
+            config.password(pw);
+        }
+    }
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    config.connect(postgres::NoTls).map_err(|e| {
+        // The driver's message never contains the password; the URL is shown redacted.
+        Error::data(format!("cannot connect to PostgreSQL at {redacted}: {e}"))
+            .with_hint("check that the server is running and reachable, and the user, database and password")
+    })
+}
+
+/// The password for this connection from the libpq password file (`host:port:db:user:password`).
+fn pgpass_password(config: &postgres::Config) -> Option<String> {
+    let path = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let host = match config.get_hosts().first()? {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(_) => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let db = config.get_dbname().unwrap_or(config.get_user().unwrap_or_default());
+    let user = config.get_user().unwrap_or_default();
+    let want = [host.as_str(), port.as_str(), db, user];
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields = split_pgpass(line);
+        if fields.len() != 5 {
+            continue;
+        }
+        if fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w) {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next()
+                    && let Some(last) = fields.last_mut()
+                {
+                    last.push(n);
+                }
+            }
+            ':' => fields.push(String::new()),
+            c => {
+                if let Some(last) = fields.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    fields
+}
+
+pub fn postgres_error(db: &str, what: &str, e: &postgres::Error) -> Error {
+    let detail = e
+        .as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_string());
+    Error::data(format!("PostgreSQL {db}: {what}: {detail}"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Integer,
+    Real,
+    Text,
+}
+
+fn id_kind(ids: &[IdValue]) -> IdKind {
+    if ids.iter().any(|v| matches!(v, IdValue::Text(_))) {
+        IdKind::Text
+    } else if ids.iter().all(|v| match v {
+        IdValue::Number(x) => x.fract() == 0.0 && x.abs() < 9.0e15,
+        _ => true,
+    }) {
+        IdKind::Integer
+    } else {
+        IdKind::Real
+    }
+}
+
+/// Writes predictions into a table in one transaction, creating it when absent. Rows whose
+/// `prediction_id` is already there are skipped, so writing the same batch twice adds nothing.
+/// Returns the number of rows added.
+pub fn write_predictions(db: &Database, table: &str, rows: &OutputRows<'_>) -> Result<usize> {
+    match db {
+        Database::Sqlite(path) => write_sqlite(path, table, rows),
+        Database::Postgres(url) => write_postgres(url, table, rows),
+    }
+}
+
+fn expected_columns(rows: &OutputRows<'_>) -> Vec<String> {
+    let mut cols: Vec<String> = rows.id_name.map(str::to_string).into_iter().collect();
+    cols.extend(["prediction", "model", "prediction_id"].map(String::from));
+    cols
+}
+
+fn column_mismatch(db: &str, table: &str, have: &[String], want: &[String]) -> Error {
+    Error::data(format!(
+        "{db} table {table} exists with columns ({}), but predictions need ({})",
+        have.join(", "),
+        want.join(", ")
+    ))
+    .with_hint("write into a new table, or drop the old one")
+}
+
+fn write_sqlite(path: &Path, table: &str, rows: &OutputRows<'_>) -> Result<usize> {
+    let mut conn = open_sqlite(path)?;
+    let e = |e: rusqlite::Error| sqlite_error(path, &e);
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(e)?;
+    let qt = quote_ident(table);
+    let kind = rows.ids.as_deref().map(id_kind);
+    let mut defs = Vec::new();
+    if let Some(id) = rows.id_name {
+        let ty = match kind {
+            Some(IdKind::Integer) => "INTEGER",
+            Some(IdKind::Real) => "REAL",
+            _ => "TEXT",
+        };
+        defs.push(format!("{} {ty}", quote_ident(id)));
+    }
+    defs.extend([
+        "prediction REAL NOT NULL".to_string(),
+        "model TEXT NOT NULL".into(),
+        "prediction_id TEXT PRIMARY KEY".into(),
+    ]);
+    tx.execute(&format!("CREATE TABLE IF NOT EXISTS {qt} ({})", defs.join(", ")), [])
+        .map_err(e)?;
+    let have: Vec<String> = {
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{}')",
+                table.replace('\'', "''")
+            ))
+            .map_err(e)?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .map_err(e)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(e)?
+    };
+    let want = expected_columns(rows);
+    if have != want {
+        return Err(column_mismatch(
+            &format!("sqlite:{}", path.display()),
+            table,
+            &have,
+            &want,
+        ));
+    }
+    let placeholders = vec!["?"; want.len()].join(", ");
+    let cols = want.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let mut added = 0;
+    {
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {qt} ({cols}) VALUES ({placeholders}) ON CONFLICT(prediction_id) DO NOTHING"
+            ))
+            .map_err(|err| {
+                sqlite_error(path, &err).with_hint(format!(
+                    "table {table} needs a PRIMARY KEY or UNIQUE constraint on prediction_id; write into a new table"
+                ))
+            })?;
+        for (r, p) in rows.predictions.iter().enumerate() {
+            let pid = rows.prediction_id(r);
+            let n = match (rows.id_name, rows.ids.as_ref().map(|v| &v[r])) {
+                (Some(_), Some(id)) => {
+                    let id: rusqlite::types::Value = match id {
+                        #[allow(clippy::cast_possible_truncation)]
+                        IdValue::Number(x) if kind == Some(IdKind::Integer) => (*x as i64).into(),
+                        IdValue::Number(x) => (*x).into(),
+                        IdValue::Text(s) => s.to_string().into(),
+                        IdValue::Missing => rusqlite::types::Value::Null,
+                    };
+                    stmt.execute(rusqlite::params![id, p, rows.model, pid])
+                }
+                (Some(_), None) => stmt.execute(rusqlite::params![rusqlite::types::Null, p, rows.model, pid]),
+                (None, _) => stmt.execute(rusqlite::params![p, rows.model, pid]),
+            }
+            .map_err(e)?;
+            added += n;
+        }
+    }
+    tx.commit().map_err(e)?;
+    Ok(added)
+}
+
+fn write_postgres(url: &str, table: &str, rows: &OutputRows<'_>) -> Result<usize> {
+    let redacted = redact_url(url);
+    let mut client = connect_postgres(url)?;
+    let e = |what: &'static str| {
+        let redacted = redacted.clone();
+        move |err: postgres::Error| postgres_error(&redacted, what, &err)
+    };
+    let mut tx = client.transaction().map_err(e("begin"))?;
+    let qt = quote_ident(table);
+    let kind = rows.ids.as_deref().map(id_kind);
+    let mut defs = Vec::new();
+    if let Some(id) = rows.id_name {
+        let ty = match kind {
+            Some(IdKind::Integer) => "bigint",
+            Some(IdKind::Real) => "double precision",
+            _ => "text",
+        };
+        defs.push(format!("{} {ty}", quote_ident(id)));
+    }
+    defs.extend([
+        "prediction double precision NOT NULL".to_string(),
+        "model text NOT NULL".into(),
+        "prediction_id text PRIMARY KEY".into(),
+    ]);
+    tx.batch_execute(&format!("CREATE TABLE IF NOT EXISTS {qt} ({})", defs.join(", ")))
+        .map_err(e("create table"))?;
+    let (schema, bare) = match table.split_once('.') {
+        Some((s, t)) => (Some(s), t),
+        None => (None, table),
+    };
+    let have: Vec<String> = tx
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = $1 AND table_schema = coalesce($2, current_schema()) ORDER BY ordinal_position",
+            &[&bare, &schema],
+        )
+        .map_err(e("read the table's columns"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want = expected_columns(rows);
+    if have != want {
+        return Err(column_mismatch(&redacted, table, &have, &want));
+    }
+    tx.batch_execute(&format!("CREATE TEMP TABLE mlpipe_incoming (LIKE {qt}) ON COMMIT DROP"))
+        .map_err(e("create a staging table"))?;
+    {
+        let mut w = tx.copy_in("COPY mlpipe_incoming FROM STDIN").map_err(e("start COPY"))?;
+        let mut line = String::new();
+        for (r, p) in rows.predictions.iter().enumerate() {
+            line.clear();
+            if rows.id_name.is_some() {
+                match rows.ids.as_ref().map(|v| &v[r]) {
+                    Some(IdValue::Number(x)) => line.push_str(&x.to_string()),
+                    Some(IdValue::Text(s)) => line.push_str(&copy_escape(s)),
+                    Some(IdValue::Missing) | None => line.push_str("\\N"),
+                }
+                line.push('\t');
+            }
+            // Shortest round-trip text: PostgreSQL parses it back to the same double.
+            let _ = writeln!(line, "{p:?}\t{}\t{}", rows.model, rows.prediction_id(r));
+            w.write_all(line.as_bytes())
+                .map_err(|err| Error::data(format!("PostgreSQL {redacted}: COPY failed: {err}")))?;
+        }
+        w.finish().map_err(e("COPY predictions"))?;
+    }
+    let added = tx
+        .execute(
+            &format!("INSERT INTO {qt} SELECT * FROM mlpipe_incoming ON CONFLICT (prediction_id) DO NOTHING"),
+            &[],
+        )
+        .map_err(e("insert predictions"))?;
+    tx.commit().map_err(e("commit"))?;
+    Ok(usize::try_from(added).unwrap_or(usize::MAX))
+}
+
+/// Escapes a value for COPY's text format.
+fn copy_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact_url("postgres://ann:s3cret@db:5432/x"),
+            "postgres://ann:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://ann@db/x"), "postgres://ann@db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=ann&password=s3cret&sslmode=disable"),
+            "postgres://db/x?user=ann&password=***&sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn table_names_are_identifiers() {
+        assert!(check_table_name("predictions").is_ok());
+        assert!(check_table_name("ml.predictions_2026").is_ok());
+        for bad in ["", "1x", "a;drop table b", "a.b.c", "a b", "x\""] {
+            assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pgpass_fields_unescape() {
+        assert_eq!(split_pgpass(r"h:5432:*:u:pa\:ss"), vec!["h", "5432", "*", "u", "pa:ss"]);
+    }
+}

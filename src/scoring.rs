@@ -1,0 +1,349 @@
+//! The predict path: a run's fitted pipeline loaded once ([`Scorer`]), applied to frames that may come
+//! from a file, a request body or a stream line. Nothing here knows where records come from or where
+//! predictions go; batch, REST and streaming all call [`Scorer::score`].
+//!
+//! Records (JSON objects) are decoded strictly against the training schema and re-encoded canonically
+//! (keys sorted, numbers as the shortest text that parses back to the same `f64`), so that the same
+//! record always has the same content id whatever its spacing, key order or number spelling.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::digest::{Id, KeyBuilder, context};
+use crate::error::{Error, Result};
+use crate::executor::{StageState, TrainState, predict};
+use crate::frame::{Column, ColumnData, ColumnType, Frame, conform_to_schema};
+use crate::provenance::RunRecord;
+use crate::stages::{self, analyse::Profile};
+use crate::store::Store;
+
+/// A run's fitted pipeline, ready to apply.
+pub struct Scorer {
+    pub run: Id,
+    pub model: Id,
+    pub pipeline_name: String,
+    pub target: String,
+    pub id_column: Option<String>,
+    /// The training data's columns and types, target included (it is optional at predict time).
+    pub schema: Vec<(String, ColumnType)>,
+    pub na_values: Vec<String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub profile: Option<Profile>,
+    pub created: String,
+    read: crate::frame::ReadOptions,
+    steps: Vec<stages::Fitted>,
+    train: TrainState,
+}
+
+/// A record that cannot be scored: which record (0-based) and, when known, which field.
+#[derive(Debug)]
+pub struct RecordError {
+    pub record: usize,
+    pub error: Error,
+}
+
+impl RecordError {
+    pub fn field(&self) -> Option<&str> {
+        self.error.column()
+    }
+}
+
+impl Scorer {
+    pub fn load(store: &dyn Store, record: &RunRecord) -> Result<Scorer> {
+        let (pipeline, outputs) = crate::commands::load_fitted(store, record)?;
+        let model = record
+            .stages
+            .iter()
+            .find(|s| s.kind == "train")
+            .map(|s| s.output)
+            .ok_or_else(|| Error::internal("run record has no train stage"))?;
+        let (mut schema, mut profile, mut train, mut steps) = (None, None, None, Vec::new());
+        for out in outputs {
+            match out.state {
+                StageState::Gather { schema: s } => schema = Some(s),
+                StageState::Analyse(p) => profile = Some(p),
+                StageState::Step(f) => steps.push(f),
+                StageState::Train(t) => train = Some(t),
+                StageState::Split(_) | StageState::Evaluate(_) => {}
+            }
+        }
+        let mut read = pipeline.gather.read.clone();
+        // New rows need not carry the target: do not ask for it by name.
+        read.columns.retain(|c| c != &pipeline.target);
+        read.dtypes.remove(&pipeline.target);
+        Ok(Scorer {
+            run: record.run,
+            model,
+            pipeline_name: record.pipeline_name.clone(),
+            target: pipeline.target.clone(),
+            id_column: pipeline.gather.id_column.clone(),
+            schema: schema.ok_or_else(|| Error::internal("run has no gather output"))?,
+            na_values: pipeline.gather.read.na_values.clone(),
+            metrics: record.metrics.clone(),
+            profile,
+            created: record.created.clone(),
+            read,
+            steps,
+            train: train.ok_or_else(|| Error::internal("run has no trained model"))?,
+        })
+    }
+
+    /// The columns a caller must send (the training columns without the target and the id).
+    pub fn feature_columns(&self) -> impl Iterator<Item = &(String, ColumnType)> {
+        self.schema
+            .iter()
+            .filter(|(n, _)| n != &self.target && Some(n) != self.id_column.as_ref())
+    }
+
+    /// Applies every fitted step, then the model (and the inverse target transform).
+    pub fn score(&self, frame: Frame) -> Result<Vec<f64>> {
+        let mut optional = vec![self.target.as_str()];
+        optional.extend(self.id_column.as_deref());
+        let mut frame = conform_to_schema(frame, &self.schema, &optional)?;
+        for step in &self.steps {
+            frame = step.apply(frame)?;
+        }
+        predict(&self.train, &frame)
+    }
+
+    /// Reads CSV bytes with the training data's read options.
+    pub fn read_csv(&self, bytes: &[u8], source: &str) -> Result<Frame> {
+        crate::frame::read_csv(bytes, &self.read, source)
+    }
+
+    /// The id column's values as they should be written beside predictions.
+    pub fn ids(&self, frame: &Frame) -> Option<Vec<IdValue>> {
+        let col = frame.column(self.id_column.as_deref()?)?;
+        Some(match &col.data {
+            ColumnData::Numeric(v) => v
+                .iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        IdValue::Missing
+                    } else {
+                        IdValue::Number(*x)
+                    }
+                })
+                .collect(),
+            ColumnData::Categorical(v) => v
+                .iter()
+                .map(|x| x.as_ref().map_or(IdValue::Missing, |s| IdValue::Text(s.clone())))
+                .collect(),
+        })
+    }
+
+    /// Decodes JSON records into a frame (one row per record, in order) and their canonical encodings.
+    /// Every training column except the target and the id must be present (`null` = missing); numeric
+    /// columns take numbers, categorical columns take strings (or integers, written as in a CSV file);
+    /// a string equal to one of the pipeline's `na_values`, or empty, is missing, as in a CSV file.
+    pub fn decode_records(&self, records: &[&Map<String, Value>], source: &str) -> Result<Records, RecordError> {
+        let known = |name: &str| self.schema.iter().any(|(n, _)| n == name);
+        for (i, rec) in records.iter().enumerate() {
+            if let Some(extra) = rec.keys().find(|k| !known(k)) {
+                let mut error = Error::data(format!(
+                    "record {} has a field \"{extra}\" that the model was not trained with",
+                    i + 1
+                ))
+                .for_column(extra);
+                if let Some(h) = crate::error::did_you_mean(extra, self.schema.iter().map(|(n, _)| n.as_str())) {
+                    error = error.with_hint(h);
+                } else {
+                    error = error.with_hint("send only the training columns (GET /v1/model lists them)");
+                }
+                return Err(RecordError { record: i, error });
+            }
+        }
+        let mut columns = Vec::with_capacity(self.schema.len());
+        for (name, ty) in &self.schema {
+            let optional = name == &self.target || Some(name) == self.id_column.as_ref();
+            if optional && !records.iter().any(|r| r.contains_key(name)) {
+                continue;
+            }
+            let data = match ty {
+                ColumnType::Numeric => {
+                    let mut values = Vec::with_capacity(records.len());
+                    for (i, rec) in records.iter().enumerate() {
+                        values.push(self.numeric_field(rec, name, optional).map_err(|error| RecordError {
+                            record: i,
+                            error: error.for_column(name),
+                        })?);
+                    }
+                    ColumnData::Numeric(values)
+                }
+                ColumnType::Categorical => {
+                    let mut values = Vec::with_capacity(records.len());
+                    for (i, rec) in records.iter().enumerate() {
+                        values.push(self.text_field(rec, name, optional).map_err(|error| RecordError {
+                            record: i,
+                            error: error.for_column(name),
+                        })?);
+                    }
+                    ColumnData::Categorical(values)
+                }
+            };
+            columns.push(Column {
+                name: name.clone(),
+                data,
+            });
+        }
+        let canonical = (0..records.len())
+            .map(|r| canonical_record(&columns, r))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|error| RecordError { record: 0, error })?;
+        Ok(Records {
+            frame: Frame {
+                columns,
+                lines: (1..=records.len() as u64).collect(),
+                source: source.to_string(),
+            },
+            canonical,
+        })
+    }
+
+    fn numeric_field(&self, rec: &Map<String, Value>, name: &str, optional: bool) -> Result<f64> {
+        match rec.get(name) {
+            None if optional => Ok(f64::NAN),
+            None => Err(missing_field(name)),
+            Some(Value::Null) => Ok(f64::NAN),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| Error::data(format!("field \"{name}\" holds {n}, which is not a finite number"))),
+            Some(Value::String(s)) if s.is_empty() || self.na_values.contains(s) => Ok(f64::NAN),
+            Some(other) => Err(Error::data(format!(
+                "field \"{name}\" must be a number or null, but it is {}",
+                describe_json(other)
+            ))
+            .with_hint("send numbers without quotes; send null for a missing value")),
+        }
+    }
+
+    fn text_field(&self, rec: &Map<String, Value>, name: &str, optional: bool) -> Result<Option<Arc<str>>> {
+        match rec.get(name) {
+            None if optional => Ok(None),
+            None => Err(missing_field(name)),
+            Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() || self.na_values.contains(s) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Arc::from(s.as_str()))),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(Arc::from(n.to_string().as_str()))),
+            Some(other) => Err(Error::data(format!(
+                "field \"{name}\" is categorical and must be a string or null, but it is {}",
+                describe_json(other)
+            ))
+            .with_hint("send the category as text, exactly as it appears in the training data")),
+        }
+    }
+
+    /// Scores one canonical record (as stored in the ledger).
+    pub fn score_canonical(&self, bytes: &[u8]) -> Result<f64> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(format!("stored input is not a JSON record: {e}")))?;
+        let map = value
+            .as_object()
+            .ok_or_else(|| Error::internal("stored input is not a JSON object"))?;
+        let records = self.decode_records(&[map], "stored input").map_err(|e| e.error)?;
+        let out = self.score(records.frame)?;
+        out.first()
+            .copied()
+            .ok_or_else(|| Error::internal("no prediction for the stored input"))
+    }
+
+    /// The id of one prediction: this run and model applied to this input.
+    pub fn prediction_id(&self, input: &Id) -> Id {
+        prediction_id(&self.run, &self.model, input)
+    }
+}
+
+/// The id of a prediction: what was predicted (input) by what (run and model).
+pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {
+    KeyBuilder::new(context::PREDICTION_ID)
+        .id(run)
+        .id(model)
+        .id(input)
+        .finish()
+}
+
+/// Decoded records: the frame to score and each record's canonical bytes (its content id is their blake3).
+pub struct Records {
+    pub frame: Frame,
+    pub canonical: Vec<Vec<u8>>,
+}
+
+/// An id column's value, written beside a prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdValue {
+    Number(f64),
+    Text(Arc<str>),
+    Missing,
+}
+
+impl IdValue {
+    pub fn to_json(&self) -> Value {
+        match self {
+            IdValue::Number(x) => json_number(*x),
+            IdValue::Text(s) => Value::String(s.to_string()),
+            IdValue::Missing => Value::Null,
+        }
+    }
+}
+
+impl std::fmt::Display for IdValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdValue::Number(x) => write!(f, "{x}"),
+            IdValue::Text(s) => f.write_str(s),
+            IdValue::Missing => Ok(()),
+        }
+    }
+}
+
+/// A number as JSON: integral values that fit exactly are written as integers ("1461", not "1461.0").
+pub fn json_number(x: f64) -> Value {
+    #[allow(clippy::cast_possible_truncation)]
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The digest of predictions: blake3 of their IEEE-754 bits, little-endian, in row order.
+pub fn output_digest(predictions: &[f64]) -> Id {
+    Id::of_bytes(&prediction_bytes(predictions))
+}
+
+pub fn prediction_bytes(predictions: &[f64]) -> Vec<u8> {
+    predictions.iter().flat_map(|p| p.to_le_bytes()).collect()
+}
+
+/// The canonical JSON of row `r`: keys sorted, `null` for missing, numbers in shortest round-trip form.
+fn canonical_record(columns: &[Column], r: usize) -> Result<Vec<u8>> {
+    let mut map = BTreeMap::new();
+    for col in columns {
+        let value = match &col.data {
+            ColumnData::Numeric(v) if v[r].is_nan() => Value::Null,
+            ColumnData::Numeric(v) => serde_json::Number::from_f64(v[r]).map_or(Value::Null, Value::Number),
+            ColumnData::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| Value::String(s.to_string())),
+        };
+        map.insert(col.name.as_str(), value);
+    }
+    serde_json::to_vec(&map).map_err(|e| Error::internal(format!("cannot encode a record: {e}")))
+}
+
+fn missing_field(name: &str) -> Error {
+    Error::data(format!("field \"{name}\" is missing; the fitted pipeline needs it"))
+        .with_hint("send every training column; use null for a missing value")
+}
+
+fn describe_json(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {}", Value::String(s.clone())),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
