@@ -7,11 +7,16 @@ Prints a Markdown table (median wall time, peak RSS, peer/mlpipe ratio) and writ
 Peers come from bench/.venv (bench/peers/setup); a case whose peer is not installed is reported as such.
 """
 import argparse
+import csv
 import datetime
+import json
 import os
 import pathlib
 import platform
+import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -73,17 +78,14 @@ def case_large(rows, runs, work):
     py = peer_python()
     if not py:
         return {"case": f"full pipeline, {rows:,} generated rows (peer not installed)"}
-    data = work / f"houses-{rows}.csv"
-    subprocess.run([py, ROOT / "bench" / "generate.py", "--rows", str(rows), "--seed", "1", "--out", data], check=True)
+    data = generated(rows, work)
     text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
     pipeline = work / f"houses-{rows}.toml"
     pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
     store = work / f"large-store-{rows}"
     ours = ([MLPIPE, "run", pipeline, "--store", store], None, None, lambda: shutil.rmtree(store, ignore_errors=True))
     peer = ([py, ROOT / "bench" / "peers" / "house_prices.py", data], None, None, None)
-    row = compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
-    data.unlink()
-    return row
+    return compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
 
 
 def case_noop(runs, work):
@@ -134,6 +136,157 @@ def case_hash(runs, work, size):
     return rows
 
 
+def generated(rows, work):
+    """A house-shaped table of `rows` rows (bench/generate.py, seed 1), made once per bench run."""
+    data = work / f"houses-{rows}.csv"
+    if not data.exists():
+        subprocess.run([peer_python() or sys.executable, ROOT / "bench" / "generate.py", "--rows", str(rows),
+                        "--seed", "1", "--out", data], check=True)
+    return data
+
+
+def fitted_run(work):
+    """Runs the shipped pipeline into a bench store; returns (store, run id)."""
+    store = work / "serve-store"
+    out = subprocess.run([MLPIPE, "run", PIPELINE, "--store", store, "--json"], check=True, capture_output=True, text=True)
+    return store, json.loads(out.stdout)["run"]
+
+
+def case_batch(rows, runs, work):
+    """Case 5: batch predict on generated rows, CSV in and out, vs scikit-learn's Pipeline.predict."""
+    data = generated(rows, work)
+    store, run = fitted_run(work)
+    out = work / "batch-out.csv"
+    ours = ([MLPIPE, "predict", run, "--input", data, "-o", out, "--store", store], None, None, None)
+    py = peer_python()
+    peer = None
+    if py:
+        model = work / "peer-model.pkl"
+        script = ROOT / "bench" / "peers" / "house_prices_predict.py"
+        subprocess.run([py, script, "fit", ROOT / "data-snapshots" / "house-prices" / "train.csv", model], check=True)
+        peer = ([py, script, "predict", model, data, work / "peer-out.csv"], None, None, None)
+    return compare(f"batch predict, {rows:,} generated rows to CSV", ours, peer, runs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(url, lua, connections, seconds):
+    """wrk on loopback: (requests/s, p50 ms, p99 ms, non-2xx count)."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, url],
+                         check=True, capture_output=True, text=True).stdout
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([0-9.]+)(us|ms|s)", out, re.M)
+        return float(m.group(1)) * unit[m.group(2)]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    return rps, latency(50), latency(99), int(bad.group(1)) if bad else 0
+
+
+def wait_for(url, seconds=120):
+    import urllib.request
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def case_rest(work, seconds, connections):
+    """Case 6: single-record POSTs from wrk on loopback, mlpipe serve vs mlflow models serve."""
+    if not shutil.which("wrk"):
+        return [{"case": "REST (wrk not installed: apt-get install wrk)"}]
+    store, run = fitted_run(work)
+    with open(ROOT / "data-snapshots" / "house-prices" / "test.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    record = {}
+    for k, v in row.items():
+        if v == "NA":
+            record[k] = None
+        elif k == "MSSubClass":
+            record[k] = v
+        else:
+            try:
+                record[k] = int(v)
+            except ValueError:
+                try:
+                    record[k] = float(v)
+                except ValueError:
+                    record[k] = v
+    rows = []
+    ours_lua = work / "mlpipe.lua"
+    ours_lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                        f"wrk.body = {json.dumps(json.dumps(record))}\n")
+    port = free_port()
+    server = subprocess.Popen([MLPIPE, "serve", run, "--addr", f"127.0.0.1:{port}", "--store", store],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        wrk(f"http://127.0.0.1:{port}/v1/predict", ours_lua, connections, 2)  # warm-up
+        for c in connections_list(connections):
+            rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}/v1/predict", ours_lua, c, seconds)
+            rows.append({"case": f"mlpipe serve, {c} connections", "rps": rps, "p50": p50, "p99": p99, "bad": bad})
+    finally:
+        server.terminate()
+        server.wait()
+    mlflow = VENV / "mlflow"
+    if not mlflow.exists():
+        rows.append({"case": "mlflow models serve (not installed)"})
+        return rows
+    model = work / "mlflow-model"
+    subprocess.run([peer_python(), ROOT / "bench" / "peers" / "mlflow_model.py",
+                    ROOT / "data-snapshots" / "house-prices" / "train.csv", model], check=True, capture_output=True)
+    peer_record = dict(record)
+    peer_record.pop("Id")
+    peer_lua = work / "mlflow.lua"
+    peer_lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                        f"wrk.body = {json.dumps(json.dumps({'dataframe_records': [peer_record]}))}\n")
+    port = free_port()
+    env = dict(os.environ, PATH=f"{VENV}:{os.environ['PATH']}")
+    server = subprocess.Popen([mlflow, "models", "serve", "-m", model, "-p", str(port), "--env-manager", "local"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if not wait_for(f"http://127.0.0.1:{port}/ping"):
+            rows.append({"case": "mlflow models serve (did not start)"})
+            return rows
+        for c in connections_list(connections):
+            rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}/invocations", peer_lua, c, seconds)
+            rows.append({"case": f"mlflow models serve, {c} connections", "rps": rps, "p50": p50, "p99": p99, "bad": bad})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+    return rows
+
+
+def connections_list(most):
+    return [c for c in (1, 4, 16) if c <= most]
+
+
+def rest_table(rows):
+    out = ["| REST, single-record requests | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "rps" not in r:
+            out.append(f"| {r['case']} | — | — | — | — |")
+            continue
+        out.append(f"| {r['case']} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['bad']} |")
+    ours = {r["case"].split(", ")[1]: r["rps"] for r in rows if r["case"].startswith("mlpipe") and "rps" in r}
+    peer = {r["case"].split(", ")[1]: r["rps"] for r in rows if r["case"].startswith("mlflow") and "rps" in r}
+    ratios = [f"{k}: {ours[k] / peer[k]:.0f}×" for k in ours if k in peer and peer[k] > 0]
+    if ratios:
+        out.append("")
+        out.append("Throughput ratio mlpipe / MLflow: " + ", ".join(ratios) + ".")
+    return "\n".join(out)
+
+
 def machine():
     model = "unknown CPU"
     try:
@@ -170,10 +323,12 @@ def main():
         work = pathlib.Path(tmp)
         rows = [case_cold(runs, work), case_noop(runs * 3, work)] + case_hash(runs, work, size)
         rows.append(case_large(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
+        rows.append(case_batch(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
+        rest = case_rest(work, 3 if args.quick else 10, 4 if args.quick else 16)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     head = (f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side "
             f"(no-op: {runs * 3}; large: {1 if args.quick else 3}), alternating")
-    text = f"{head}\n\n{table(rows)}\n"
+    text = f"{head}\n\n{table(rows)}\n\n{rest_table(rest)}\n"
     print(text)
     if not args.quick:
         results = ROOT / "bench" / "RESULTS.md"

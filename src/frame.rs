@@ -86,6 +86,9 @@ pub struct Frame {
     pub lines: Vec<u64>,
     /// Where the rows came from, for error messages ("data/train.csv").
     pub source: String,
+    /// Position of this frame's first row in the batch it was cut from (0 unless it is a later chunk of
+    /// one), so that row-keyed steps (random-sample imputation) do not depend on how a batch is chunked.
+    pub first_row: u64,
 }
 
 impl Frame {
@@ -126,7 +129,42 @@ impl Frame {
                 .collect(),
             lines: rows.iter().map(|&r| self.lines[r as usize]).collect(),
             source: self.source.clone(),
+            first_row: 0,
         }
+    }
+
+    /// Cuts the frame into consecutive chunks of at most `rows` rows, moving (not copying) values.
+    #[must_use]
+    pub fn into_chunks(mut self, rows: usize) -> Vec<Frame> {
+        let n = self.n_rows();
+        let rows = rows.max(1);
+        let mut chunks = Vec::with_capacity(n.div_ceil(rows));
+        let mut start = n.saturating_sub(1) / rows * rows;
+        loop {
+            let columns = self
+                .columns
+                .iter_mut()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: match &mut c.data {
+                        ColumnData::Numeric(v) => ColumnData::Numeric(v.split_off(start)),
+                        ColumnData::Categorical(v) => ColumnData::Categorical(v.split_off(start)),
+                    },
+                })
+                .collect();
+            chunks.push(Frame {
+                columns,
+                lines: self.lines.split_off(start),
+                source: self.source.clone(),
+                first_row: self.first_row + start as u64,
+            });
+            if start == 0 {
+                break;
+            }
+            start -= rows;
+        }
+        chunks.reverse();
+        chunks
     }
 
     /// The numeric values of a column, or an error that says what the column holds instead.
@@ -483,6 +521,7 @@ pub fn read_csv(bytes: &[u8], opts: &ReadOptions, source: &str) -> Result<Frame>
         columns,
         lines,
         source: source.to_string(),
+        first_row: 0,
     })
 }
 
@@ -681,16 +720,30 @@ fn merge_partials(
 pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional: &[&str]) -> Result<Frame> {
     let mut out = Vec::with_capacity(schema.len());
     let Frame {
-        mut columns,
+        columns,
         lines,
         source,
+        first_row,
     } = frame;
+    // Take columns out by name through an index (a record has ~100 columns; a search per column shows).
+    let (names, mut slots): (Vec<String>, Vec<Option<ColumnData>>) =
+        columns.into_iter().map(|c| (c.name, Some(c.data))).unzip();
+    let mut index: FastMap<&str, usize> = FastMap::default();
+    for (i, n) in names.iter().enumerate() {
+        // The first of two equally named columns wins, as a search would find it.
+        index.entry(n.as_str()).or_insert(i);
+    }
     for (name, ty) in schema {
-        let Some(pos) = columns.iter().position(|c| &c.name == name) else {
+        let Some(data) = index.get(name.as_str()).and_then(|&i| slots[i].take()) else {
             if optional.contains(&name.as_str()) {
                 continue;
             }
-            let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = names
+                .iter()
+                .zip(&slots)
+                .filter(|(_, s)| s.is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
             let mut err = Error::data(format!(
                 "column \"{name}\" is missing from {source}; the fitted pipeline needs it"
             ));
@@ -699,8 +752,7 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
             }
             return Err(err.for_column(name));
         };
-        let col = columns.swap_remove(pos);
-        let data = match (col.data, ty) {
+        let data = match (data, ty) {
             (ColumnData::Categorical(v), ColumnType::Numeric) => {
                 let mut values = Vec::with_capacity(v.len());
                 for (r, x) in v.iter().enumerate() {
@@ -738,6 +790,7 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
         columns: out,
         lines,
         source,
+        first_row,
     })
 }
 

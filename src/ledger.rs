@@ -103,6 +103,8 @@ pub trait Backend: Send {
     /// Deletes entries made before `time` and inputs no entry uses; returns (entries, inputs) removed.
     fn prune(&mut self, before: &str) -> Result<(usize, usize)>;
     fn describe(&self) -> String;
+    /// Starts whatever background upkeep a long-lived writer needs (SQLite: WAL checkpoints).
+    fn start_upkeep(&mut self) {}
 }
 
 /// The default ledger location inside a store.
@@ -146,27 +148,74 @@ fn check_input(id: &Id, body: Vec<u8>, where_: &str) -> Result<Vec<u8>> {
 pub struct SqliteLedger {
     path: PathBuf,
     conn: rusqlite::Connection,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Copies the WAL back into the database file from its own thread and connection, so that a commit
+/// never waits for a checkpoint's fsync (that wait was the whole p99 of `serve`). Passive checkpoints
+/// never block writers; the last one, on close, truncates the WAL.
+struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Option<Checkpointer> {
+        let conn = database::open_sqlite(path).ok()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mlpipe-ledger-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::park_timeout(std::time::Duration::from_millis(250));
+                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                }
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            })
+            .ok()?;
+        Some(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteLedger {
     pub fn open(path: &Path) -> Result<SqliteLedger> {
         let conn = database::open_sqlite(path)?;
+        // Checkpoints run on their own thread (see Checkpointer), never inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| database::sqlite_error(path, &e))?;
         conn.execute_batch(
+            // Every index is one more page per commit in the WAL: only the lookups `reproduce` and the
+            // time filters need are indexed, and inputs are one b-tree (WITHOUT ROWID). `seq` is the rowid:
+            // pruning removes the oldest entries, so new ones still get higher numbers.
             "CREATE TABLE IF NOT EXISTS ledger (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER PRIMARY KEY,
                 prediction TEXT NOT NULL, run TEXT NOT NULL, model TEXT NOT NULL,
                 input TEXT NOT NULL, input_format TEXT NOT NULL, output TEXT NOT NULL,
                 rows INTEGER NOT NULL, value REAL, channel TEXT NOT NULL, role TEXT NOT NULL,
                 pair TEXT, time TEXT NOT NULL, source TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS ledger_prediction ON ledger(prediction);
-             CREATE INDEX IF NOT EXISTS ledger_input ON ledger(input);
              CREATE INDEX IF NOT EXISTS ledger_time ON ledger(time);
-             CREATE TABLE IF NOT EXISTS ledger_inputs (id TEXT PRIMARY KEY, body BLOB NOT NULL);",
+             CREATE TABLE IF NOT EXISTS ledger_inputs (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;",
         )
         .map_err(|e| database::sqlite_error(path, &e))?;
         Ok(SqliteLedger {
             path: path.to_path_buf(),
             conn,
+            checkpointer: None,
         })
     }
 
@@ -348,6 +397,12 @@ impl Backend for SqliteLedger {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+
+    fn start_upkeep(&mut self) {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.path);
+        }
     }
 }
 
@@ -535,6 +590,7 @@ const GROUP_LIMIT: usize = 4096;
 impl LedgerWriter {
     pub fn start(mut backend: Box<dyn Backend>) -> LedgerWriter {
         let describe = backend.describe();
+        backend.start_upkeep();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("mlpipe-ledger".into())

@@ -139,6 +139,7 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
         columns,
         lines: (1..=rows as u64).collect(),
         source: source.to_string(),
+        first_row: 0,
     })
 }
 
@@ -330,30 +331,26 @@ impl OutputRows<'_> {
     }
 
     pub fn to_csv(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.predictions.len() * 120);
-        let mut w = csv::Writer::from_writer(&mut out);
-        let err = |e: csv::Error| Error::internal(format!("writing predictions: {e}"));
-        let mut header = Vec::new();
+        use std::io::Write;
+        let mut out = Vec::with_capacity(self.predictions.len() * (self.batch.len() + self.model.len() + 40));
+        let io = |e: std::io::Error| Error::internal(format!("writing predictions: {e}"));
         if let Some(id) = self.id_name {
-            header.push(id);
+            out.extend_from_slice(&csv_field(id));
+            out.push(b',');
         }
-        header.extend(["prediction", "model", "prediction_id"]);
-        w.write_record(&header).map_err(err)?;
-        let mut fields: Vec<String> = Vec::with_capacity(4);
+        out.extend_from_slice(b"prediction,model,prediction_id\n");
         for (r, p) in self.predictions.iter().enumerate() {
-            fields.clear();
             if self.id_name.is_some() {
-                fields.push(self.id(r).map(ToString::to_string).unwrap_or_default());
+                match self.id(r) {
+                    Some(IdValue::Text(s)) => out.extend_from_slice(&csv_field(s)),
+                    Some(v) => write!(out, "{v}").map_err(io)?,
+                    None => {}
+                }
+                out.push(b',');
             }
             // `{}` on f64 prints the shortest text that parses back to the same bits.
-            fields.push(p.to_string());
-            fields.push(self.model.clone());
-            fields.push(self.prediction_id(r));
-            w.write_record(&fields).map_err(err)?;
+            writeln!(out, "{p},{},{}/{r}", self.model, self.batch).map_err(io)?;
         }
-        w.flush()
-            .map_err(|e| Error::internal(format!("writing predictions: {e}")))?;
-        drop(w);
         Ok(out)
     }
 
@@ -401,6 +398,15 @@ impl OutputRows<'_> {
         w.write(&batch).map_err(|e| Error::internal(e.to_string()))?;
         w.close().map_err(|e| Error::internal(e.to_string()))?;
         Ok(out)
+    }
+}
+
+/// A CSV field, quoted when it holds a delimiter, a quote or a line break.
+fn csv_field(text: &str) -> Vec<u8> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into_bytes()
+    } else {
+        text.as_bytes().to_vec()
     }
 }
 

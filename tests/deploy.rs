@@ -666,3 +666,27 @@ fn rest_token_loopback_and_shadow() {
     let (_, err) = p.fail(&["reproduce", shadow_id]);
     assert!(err.contains("no run, prediction or object"), "{err}");
 }
+
+#[test]
+fn a_large_batch_scored_in_chunks_matches_row_by_row() {
+    // Above 32,768 rows the batch is scored in chunks on all cores; every row must come out as it does
+    // in a small batch.
+    let p = Project::new();
+    let run = run_id(&p);
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let mut big = format!("{header}\n");
+    for _ in 0..25 {
+        big.push_str(body);
+    }
+    std::fs::write(p.path("big.csv"), big).unwrap();
+    let small = csv_predictions(&p.mlpipe(&["predict", &run, "--input", "test.csv"]).stdout);
+    let out = p.mlpipe(&["predict", &run, "--input", "big.csv", "-o", "big-out.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let large = csv_predictions(&std::fs::read(p.path("big-out.csv")).unwrap());
+    assert_eq!(large.len(), small.len() * 25);
+    for (r, (id, pred, _)) in large.iter().enumerate() {
+        let (sid, spred, _) = &small[r % small.len()];
+        assert_eq!((id, pred.to_bits()), (sid, spred.to_bits()), "row {r}");
+    }
+}

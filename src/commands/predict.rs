@@ -6,6 +6,7 @@
 //! line on standard output, flushed per line; a bad line yields an error record and the stream goes on.
 //! Every prediction is recorded in the ledger before it is handed out.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ pub struct PredictReport {
     /// Rows new to the target (a database skips prediction ids it already holds).
     pub written: usize,
     pub target: String,
+    /// Where the time went, in seconds: read (and parse) the input, score, store, write, ledger.
+    pub seconds: BTreeMap<&'static str, f64>,
     /// True when the predictions went to standard output (nothing else may be printed there).
     #[serde(skip)]
     pub to_stdout: bool,
@@ -64,7 +67,31 @@ fn read_input(path: &std::path::Path) -> Result<(Id, Vec<u8>, String)> {
     }
 }
 
+/// Wall-clock phases of a batch, for the report only (never part of an artifact).
+struct Phases {
+    last: std::time::Instant,
+    seconds: BTreeMap<&'static str, f64>,
+}
+
+impl Phases {
+    #[allow(clippy::disallowed_methods)] // timing for the report; no artifact sees it
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            seconds: BTreeMap::new(),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // timing for the report; no artifact sees it
+    fn done(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        *self.seconds.entry(phase).or_default() += (now - self.last).as_secs_f64();
+        self.last = now;
+    }
+}
+
 pub fn run(args: &PredictArgs) -> Result<PredictReport> {
+    let mut phases = Phases::start();
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
     let record = super::resolve_run(&store, &args.run)?;
@@ -75,6 +102,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         args.output_format,
     )?;
     let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
+    phases.done("load");
     let (input_id, input, name) = read_input(&args.input)?;
     let format = args
         .input_format
@@ -89,8 +117,10 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
             )),
         );
     }
+    phases.done("read");
     let ids = scorer.ids(&frame);
     let predictions = scorer.score(frame)?;
+    phases.done("score");
     let prediction = scorer.prediction_id(&input_id);
     store.put_with_id(&input_id, &input)?;
     let bits = prediction_bytes(&predictions);
@@ -119,7 +149,9 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         model: scorer.model.hex(),
         batch: prediction.hex(),
     };
+    phases.done("store");
     let written = tables::write_output(&target, &rows)?;
+    phases.done("write");
     let entry = Entry {
         seq: 0,
         prediction,
@@ -138,6 +170,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     };
     ledger.append(vec![entry], Vec::new()).wait()?;
     ledger.close();
+    phases.done("ledger");
     Ok(PredictReport {
         prediction,
         run: record.run,
@@ -147,6 +180,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         rows: predictions.len(),
         written,
         target: target.describe(),
+        seconds: phases.seconds,
         to_stdout: matches!(target, Target::Stdout { .. }),
     })
 }
@@ -286,10 +320,14 @@ pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
                 rec
             }
         };
-        serde_json::to_writer(&mut out, &record).map_err(|e| Error::internal(e.to_string()))?;
-        out.write_all(b"\n")
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::io("write to", "standard output", e))?;
+        let mut encoded = serde_json::to_vec(&record).map_err(|e| Error::internal(e.to_string()))?;
+        encoded.push(b'\n');
+        match out.write_all(&encoded).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`| head`): the stream is over, not broken.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(Error::io("write to", "standard output", e)),
+        }
     }
     ledger.close();
     Ok(report)

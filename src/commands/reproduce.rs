@@ -156,7 +156,7 @@ fn reproduce_entry(
         reproduced: Some(reproduced),
     });
     Ok(ReproduceReport {
-        what: format!("prediction ({})", entry.channel.name()),
+        what: format!("{} prediction", entry.channel.name()),
         id: entry.prediction,
         run: entry.run,
         checked: vec![ArtifactCheck {

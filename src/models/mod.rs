@@ -218,8 +218,22 @@ impl LinearModel {
     /// Predictions for every row: intercept, then each feature's term added in feature order.
     pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
         let mut out = vec![self.intercept; frame.n_rows()];
+        // One pass to index the columns by name: a design has hundreds of features, and a linear search
+        // per feature would dominate single-record scoring.
+        let index: crate::frame::FastMap<&str, usize> = frame
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
         for (name, w) in self.features.iter().zip(&self.coefficients) {
-            let x = frame.numeric(name)?;
+            let x = match index.get(name.as_str()) {
+                Some(&i) => match &frame.columns[i].data {
+                    crate::frame::ColumnData::Numeric(v) => v.as_slice(),
+                    crate::frame::ColumnData::Categorical(_) => frame.numeric(name)?,
+                },
+                None => frame.numeric(name)?,
+            };
             if let Some(r) = x.iter().position(|v| v.is_nan()) {
                 return Err(Error::data(format!(
                     "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",

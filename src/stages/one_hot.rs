@@ -152,7 +152,8 @@ impl Fitted {
                 .map(|(i, c)| (c.as_str(), i))
                 .collect();
             let mut lookup = Lookup::new(&position);
-            let mut cols = vec![vec![0.0f64; values.len()]; enc.categories.len()];
+            // One zeroed allocation per column (`vec![v; k]` would copy a zeroed column k times).
+            let mut cols: Vec<Vec<f64>> = (0..enc.categories.len()).map(|_| vec![0.0f64; values.len()]).collect();
             for (r, v) in values.iter().enumerate() {
                 match v.as_ref().map(|s| (&**s, lookup.get(s))) {
                     Some((_, Some(&i))) => cols[i][r] = 1.0,

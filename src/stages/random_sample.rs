@@ -85,7 +85,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], seed: [u8; 32]) -
 
 fn row_key(frame: &Frame, seed_by: &[String], r: usize) -> Result<Vec<u8>> {
     if seed_by.is_empty() {
-        return Ok((r as u64).to_le_bytes().to_vec());
+        return Ok((frame.first_row + r as u64).to_le_bytes().to_vec());
     }
     let mut key = Vec::new();
     for c in seed_by {
@@ -186,5 +186,39 @@ mod tests {
         // A quarter of the train values are 1: the imputed half should hold about a quarter ones.
         let ones = (0..4000).step_by(2).filter(|&r| x[r] == 1.0).count();
         assert!((400..600).contains(&ones), "{ones} ones among 2000 draws");
+    }
+
+    #[test]
+    fn positional_draws_do_not_depend_on_how_a_batch_is_chunked() {
+        let o = ReadOptions {
+            na_values: vec!["NA".into()],
+            ..ReadOptions::default()
+        };
+        let mut csv = String::from("x,c\n");
+        for i in 0..1000 {
+            csv += &(if i % 3 == 0 {
+                "NA,NA\n".to_string()
+            } else {
+                format!("{},v{}\n", i % 17, i % 5)
+            });
+        }
+        let f = read_csv(csv.as_bytes(), &o, "t.csv").unwrap();
+        let fitted = fit(&Params { seed_by: vec![] }, &f, &["x".into(), "c".into()], [3; 32]).unwrap();
+        let whole = fitted.apply(f.clone()).unwrap();
+        for size in [1, 7, 64, 999] {
+            let mut x = Vec::new();
+            let mut c = Vec::new();
+            for chunk in f.clone().into_chunks(size) {
+                let out = fitted.apply(chunk).unwrap();
+                x.extend_from_slice(out.numeric("x").unwrap());
+                c.extend_from_slice(out.complete_categorical("c", "t").unwrap());
+            }
+            let same_x = x
+                .iter()
+                .zip(whole.numeric("x").unwrap())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same_x, "chunks of {size}");
+            assert_eq!(c, whole.complete_categorical("c", "t").unwrap(), "chunks of {size}");
+        }
     }
 }
