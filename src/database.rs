@@ -74,6 +74,17 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The URL without its password (`user:secret@` → `user@`, `password=…` removed): what may be stored.
+/// Connecting with it takes the password from `PGPASSWORD` or the password file.
+pub fn strip_password(url: &str) -> String {
+    let redacted = redact_url(url);
+    let mut out = redacted.replace(":***@", "@");
+    for sep in ['&', '?'] {
+        out = out.replace(&format!("{sep}password=***"), if sep == '?' { "?" } else { "" });
+    }
+    out.replace("?&", "?").trim_end_matches('?').to_string()
+}
+
 /// Table names are plain identifiers (optionally `schema.table`), so they can be quoted safely.
 pub fn check_table_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -452,6 +463,23 @@ mod tests {
             redact_url("postgres://db/x?user=ann&password=s3cret&sslmode=disable"),
             "postgres://db/x?user=ann&password=***&sslmode=disable"
         );
+    }
+
+    #[test]
+    fn stored_urls_carry_no_password() {
+        assert_eq!(
+            strip_password("postgres://ann:s3cret@db:5432/x"),
+            "postgres://ann@db:5432/x"
+        );
+        assert_eq!(
+            strip_password("postgres://db/x?password=s3cret&user=ann"),
+            "postgres://db/x?user=ann"
+        );
+        assert_eq!(
+            strip_password("postgres://db/x?user=ann&password=s3cret"),
+            "postgres://db/x?user=ann"
+        );
+        assert_eq!(strip_password("sqlite:a.db"), "sqlite:a.db");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod provenance;
 pub mod scoring;
 pub mod server;
+pub mod sources;
 pub mod spec;
 pub mod stages;
 pub mod store;

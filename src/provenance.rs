@@ -153,8 +153,11 @@ pub struct RunRecord {
     pub pipeline: Id,
     /// Object holding the data file's bytes.
     pub snapshot: Id,
-    /// The data file as it was named when the run was made.
+    /// The data file (or database, password removed) as it was named when the run was made.
     pub source: String,
+    /// For a database source: the object recording the query, `as_of`, rows and schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_record: Option<Id>,
     pub seed: u64,
     /// Derived per-stage seeds, hex.
     pub stage_seeds: BTreeMap<String, String>,

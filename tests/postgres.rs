@@ -143,3 +143,200 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+const HISTORY_DB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data-snapshots/house-prices/houses.sqlite");
+const SQLITE_PIPELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/house-prices-sqlite.toml");
+
+/// Copies the shipped house history (SQLite) into a PostgreSQL table `table`, rows in the given order.
+fn load_history(pg: &Postgres, table: &str, reverse: bool) {
+    let lite = rusqlite::Connection::open(HISTORY_DB).unwrap();
+    let mut stmt = lite.prepare("SELECT * FROM houses ORDER BY rowid").unwrap();
+    let cols: Vec<(String, String)> = stmt
+        .columns()
+        .map(|c| (c.name().to_string(), c.decl_type().unwrap_or("TEXT").to_string()))
+        .collect();
+    let n = cols.len();
+    let mut rows: Vec<Vec<Option<String>>> = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => None,
+                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    if reverse {
+        rows.reverse();
+    }
+    let pg_type = |name: &str, ty: &str| match (name, ty) {
+        ("updated_at", _) => "timestamptz",
+        (_, "INTEGER") => "bigint",
+        _ => "text",
+    };
+    let ddl: Vec<String> = cols.iter().map(|(c, t)| format!("\"{c}\" {}", pg_type(c, t))).collect();
+    let mut client = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("CREATE TABLE {table} ({})", ddl.join(", ")))
+        .unwrap();
+    let marks: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (c, t))| format!("${}::text::{}", i + 1, pg_type(c, t)))
+        .collect();
+    let mut tx = client.transaction().unwrap();
+    let insert = tx
+        .prepare(&format!("INSERT INTO {table} VALUES ({})", marks.join(", ")))
+        .unwrap();
+    for row in &rows {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            row.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+        tx.execute(&insert, &params).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn gathering_from_postgres_as_of_a_time() {
+    let pg = Postgres::start();
+    load_history(&pg, "houses", false);
+    load_history(&pg, "houses_reversed", true);
+    let p = Project::new();
+    std::fs::copy(HISTORY_DB, p.path("houses.sqlite")).unwrap();
+    let url = pg.url.replacen('@', ":hunter2-secret@", 1);
+    let sqlite_text = std::fs::read_to_string(SQLITE_PIPELINE).unwrap().replace(
+        "sqlite:../data-snapshots/house-prices/houses.sqlite",
+        "sqlite:houses.sqlite",
+    );
+    std::fs::write(p.path("lite.toml"), &sqlite_text).unwrap();
+    std::fs::write(p.path("pg.toml"), sqlite_text.replace("sqlite:houses.sqlite", &url)).unwrap();
+    let run = |file: &str| -> Value {
+        let out = p.mlpipe(&["run", file, "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // As of after the last change: the CSV file's snapshot, from PostgreSQL as from SQLite.
+    let now_pg = run("pg.toml");
+    let train = std::fs::read(std::path::Path::new(common::DATA).join("train.csv")).unwrap();
+    assert_eq!(now_pg["snapshot"], blake3::hash(&train).to_hex().as_str());
+    let outputs = |r: &Value| -> Vec<Value> {
+        r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["output"].clone())
+            .collect()
+    };
+    assert_eq!(outputs(&now_pg), outputs(&run("lite.toml")));
+    // As of the past: the same older snapshot from both databases.
+    for f in ["pg.toml", "lite.toml"] {
+        p.edit(
+            f,
+            "as_of = \"2026-03-01T00:00:00Z\"",
+            "as_of = \"2026-02-01T00:00:00Z\"",
+        );
+    }
+    let past_pg = run("pg.toml");
+    assert_ne!(past_pg["snapshot"], now_pg["snapshot"]);
+    assert_eq!(past_pg["snapshot"], run("lite.toml")["snapshot"]);
+
+    // Rows written later do not move a past snapshot; rows in another physical order do not either.
+    pg.psql(
+        "INSERT INTO houses SELECT * FROM houses WHERE \"Id\" = 9 AND updated_at < '2026-02-01'; \
+         UPDATE houses SET \"SalePrice\" = 1, updated_at = '2026-05-01T00:00:00Z' \
+         WHERE ctid = (SELECT max(ctid) FROM houses WHERE \"Id\" = 9)",
+    );
+    let snap = |table: &str, at: &str| -> Value {
+        let out = p.mlpipe(&[
+            "snapshot",
+            &url,
+            "--table",
+            table,
+            "--updated-at",
+            "updated_at",
+            "--key",
+            "Id",
+            "--order-by",
+            "Id",
+            "--as-of",
+            at,
+            "--na",
+            "NA",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(snap("houses", "2026-02-01T00:00:00Z")["snapshot"], past_pg["snapshot"]);
+    assert_eq!(
+        snap("houses_reversed", "2026-02-01T00:00:00Z")["snapshot"],
+        past_pg["snapshot"]
+    );
+    assert_eq!(
+        snap("houses_reversed", "2026-03-01T00:00:00Z")["snapshot"],
+        now_pg["snapshot"]
+    );
+    let later = snap("houses", "2026-06-01T00:00:00Z");
+    assert_ne!(later["snapshot"], now_pg["snapshot"]);
+    assert_eq!(later["source"]["rows"], 1460);
+    let out = p.mlpipe(&[
+        "diff",
+        now_pg["snapshot"].as_str().unwrap(),
+        later["snapshot"].as_str().unwrap(),
+        "--key",
+        "Id",
+        "--na",
+        "NA",
+    ]);
+    assert!(stdout(&out).contains("row 9 column SalePrice"), "{}", stdout(&out));
+
+    // reproduce leaves the database alone; --refetch asks it again and finds the same snapshot.
+    let run_id = past_pg["run"].as_str().unwrap();
+    let out = p.mlpipe(&["reproduce", run_id, "--refetch"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("same snapshot"), "{}", stdout(&out));
+
+    // The password never reached the store.
+    for entry in walk(&p.store()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("hunter2"),
+            "{}",
+            entry.display()
+        );
+    }
+
+    // Mistakes are named: a missing time column, a bad query, an unreachable server, a type we cannot hold.
+    let (_, err) = p.fail(&[
+        "snapshot",
+        &url,
+        "--table",
+        "houses",
+        "--updated-at",
+        "changed",
+        "--as-of",
+        "now",
+    ]);
+    assert!(
+        err.contains("the time column \"changed\" is not in the result"),
+        "{err}"
+    );
+    let (_, err) = p.fail(&["snapshot", &url, "--query", "SELECT nope FROM houses"]);
+    assert!(err.contains("the query does not run") && err.contains("nope"), "{err}");
+    let dead = url.replace(&pg.socket_dir().display().to_string(), "/nonexistent");
+    let (_, err) = p.fail(&["snapshot", &dead, "--table", "houses"]);
+    assert!(
+        err.contains("cannot connect to PostgreSQL") && !err.contains("hunter2"),
+        "{err}"
+    );
+    pg.psql("CREATE TABLE pts (id int, p point); INSERT INTO pts VALUES (1, point(1,2))");
+    let (_, err) = p.fail(&["snapshot", &url, "--table", "pts"]);
+    assert!(err.contains("column \"p\" has type point"), "{err}");
+}

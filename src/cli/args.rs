@@ -120,9 +120,22 @@ pub enum Command {
         hash: String,
         #[command(flatten)]
         ledger: LedgerOption,
+        /// For a run gathered from a database: query it again (as of the recorded time) and report
+        /// whether it still yields the same snapshot.
+        #[arg(long)]
+        refetch: bool,
     },
-    /// Show what changed between two runs.
-    Diff { a: String, b: String },
+    /// Show what changed between two runs, or two data snapshots.
+    Diff {
+        a: String,
+        b: String,
+        /// For snapshots: the key column that matches rows (position when absent).
+        #[arg(long)]
+        key: Option<String>,
+        /// For snapshots: a missing-value marker (repeatable).
+        #[arg(long)]
+        na: Vec<String>,
+    },
     /// List runs, newest first.
     Log,
     /// Show any object: run, prediction, stage output, pipeline, snapshot.
@@ -191,10 +204,41 @@ pub enum Command {
     },
     /// Put a data file into the store and print its id (blake3 of its bytes).
     Snapshot {
-        file: PathBuf,
+        /// A data file, or a database: `sqlite:PATH` or `postgres://user@host/db`.
+        source: String,
         /// Compute the id only; store nothing.
         #[arg(long)]
         hash_only: bool,
+        /// Database: the table to read.
+        #[arg(long)]
+        table: Option<String>,
+        /// Database: a SELECT to read instead of a table.
+        #[arg(long)]
+        query: Option<String>,
+        /// Database: the point in time to read (RFC 3339, or now).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Database: the column holding each row's last update (or event) time.
+        #[arg(long)]
+        updated_at: Option<String>,
+        /// Database: with --updated-at, the key whose latest version to take (repeatable).
+        #[arg(long)]
+        key: Vec<String>,
+        /// Database: history tables' validity start column (with --valid-to).
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Database: history tables' validity end column (NULL = still valid).
+        #[arg(long)]
+        valid_to: Option<String>,
+        /// Database: sort by these columns (repeatable); all columns when absent.
+        #[arg(long)]
+        order_by: Vec<String>,
+        /// Database: the text written for NULL (a pipeline's first `na_values`); empty when absent.
+        #[arg(long, default_value = "")]
+        na: String,
+        /// Also write the snapshot to this file (for a database, with its record as FILE.source.json).
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
     /// Re-hash every object in the store and check every reference.
     Verify,

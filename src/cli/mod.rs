@@ -96,24 +96,40 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 EXIT_DIFFERENT
             })
         }
-        Command::Reproduce { hash, ledger } => {
+        Command::Reproduce { hash, ledger, refetch } => {
             let progress = progress::StageProgress::new(cli.json);
             let report = reproduce::run(
                 &reproduce::ReproduceArgs {
                     hash,
                     store,
                     ledger: ledger.ledger,
+                    refetch,
                 },
                 &progress,
             )?;
             progress.finish();
             printer.reproduce(&report);
-            Ok(if report.diverged.is_some() { EXIT_MISMATCH } else { 0 })
+            Ok(if report.diverged.is_some() {
+                EXIT_MISMATCH
+            } else if report.refetch.as_ref().is_some_and(|f| !f.same()) {
+                EXIT_DIFFERENT
+            } else {
+                0
+            })
         }
-        Command::Diff { a, b } => {
-            let report = diff::run(&diff::DiffArgs { a, b, store })?;
-            printer.diff(&report);
-            Ok(if report.differs() { EXIT_DIFFERENT } else { 0 })
+        Command::Diff { a, b, key, na } => {
+            let args = diff::DiffArgs { a, b, store, key, na };
+            match diff::run_any(&args)? {
+                diff::AnyDiff::Runs(report) => {
+                    let report = *report;
+                    printer.diff(&report);
+                    Ok(if report.differs() { EXIT_DIFFERENT } else { 0 })
+                }
+                diff::AnyDiff::Snapshots(report) => {
+                    printer.data_diff(&report);
+                    Ok(if report.differs() { EXIT_DIFFERENT } else { 0 })
+                }
+            }
         }
         Command::Log => {
             printer.log(&log::run(&log::LogArgs { store })?);
@@ -218,8 +234,38 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             }
             Ok(0)
         }
-        Command::Snapshot { file, hash_only } => {
-            printer.snapshot(&snapshot::run(&snapshot::SnapshotArgs { file, store, hash_only })?);
+        Command::Snapshot {
+            source,
+            hash_only,
+            table,
+            query,
+            as_of,
+            updated_at,
+            key,
+            valid_from,
+            valid_to,
+            order_by,
+            na,
+            export,
+        } => {
+            let args = snapshot::SnapshotArgs {
+                source,
+                store,
+                hash_only,
+                database: snapshot::DatabaseArgs {
+                    table,
+                    query,
+                    as_of,
+                    updated_at,
+                    key,
+                    valid_from,
+                    valid_to,
+                    order_by,
+                    na,
+                },
+                export,
+            };
+            printer.snapshot(&snapshot::run(&args)?);
             Ok(0)
         }
         Command::Verify => {

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use mlpipe::Error;
 use mlpipe::commands::check::CheckReport;
-use mlpipe::commands::diff::DiffReport;
+use mlpipe::commands::diff::{DataDiff, DiffReport};
 use mlpipe::commands::gc::GcReport;
 use mlpipe::commands::ledger::{Comparison, PruneReport};
 use mlpipe::commands::log::LogReport;
@@ -52,6 +52,24 @@ fn gates(s: &mut String, r: &RunReport) {
             g.gate,
             g.detail
         );
+    }
+}
+
+fn data_lines(s: &mut String, d: &DataDiff) {
+    let _ = writeln!(
+        s,
+        "data     {} → {} (rows matched by {})",
+        d.old.short(),
+        d.new.short(),
+        d.rows_matched_by
+    );
+    let _ = writeln!(
+        s,
+        "  rows +{} -{} ~{} changed, columns +{:?} -{:?}, {} cells changed",
+        d.rows_added, d.rows_removed, d.rows_changed, d.columns_added, d.columns_removed, d.cells_changed
+    );
+    for e in &d.examples {
+        let _ = writeln!(s, "  row {} column {}: {} → {}", e.row, e.column, e.old, e.new);
     }
 }
 
@@ -208,6 +226,29 @@ impl Printer {
                 );
             }
         }
+        if let Some(f) = &r.refetch {
+            if f.same() {
+                let _ = writeln!(
+                    s,
+                    "refetched {} as of {}: same snapshot {} ({} rows)",
+                    f.source,
+                    f.as_of.as_deref().unwrap_or("now"),
+                    f.refetched.short(),
+                    f.refetched_rows
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "refetched {} as of {}: DIFFERENT snapshot {} ({} rows; recorded {} with {} rows)",
+                    f.source,
+                    f.as_of.as_deref().unwrap_or("now"),
+                    f.refetched.short(),
+                    f.refetched_rows,
+                    f.recorded.short(),
+                    f.recorded_rows
+                );
+            }
+        }
         self.out(&s);
     }
 
@@ -226,23 +267,7 @@ impl Printer {
         }
         match &r.data {
             None => s.push_str("data     same snapshot\n"),
-            Some(d) => {
-                let _ = writeln!(
-                    s,
-                    "data     {} → {} (rows matched by {})",
-                    d.old.short(),
-                    d.new.short(),
-                    d.rows_matched_by
-                );
-                let _ = writeln!(
-                    s,
-                    "  rows +{} -{}, columns +{:?} -{:?}, {} cells changed",
-                    d.rows_added, d.rows_removed, d.columns_added, d.columns_removed, d.cells_changed
-                );
-                for e in &d.examples {
-                    let _ = writeln!(s, "  row {} column {}: {} → {}", e.row, e.column, e.old, e.new);
-                }
-            }
+            Some(d) => data_lines(&mut s, d),
         }
         match &r.code {
             None => s.push_str("code     same\n"),
@@ -442,12 +467,42 @@ impl Printer {
         ));
     }
 
+    pub fn data_diff(&self, d: &DataDiff) {
+        if self.json {
+            return self.json_out(d);
+        }
+        let mut s = String::new();
+        if d.differs() {
+            data_lines(&mut s, d);
+        } else {
+            let _ = writeln!(
+                s,
+                "data     same ({} and {} hold the same rows)",
+                d.old.short(),
+                d.new.short()
+            );
+        }
+        self.out(&s);
+    }
+
     pub fn snapshot(&self, r: &SnapshotReport) {
         if self.json {
             return self.json_out(r);
         }
         let what = if r.stored { "stored" } else { "hashed" };
-        self.out(&format!("{}  ({what} {} bytes)\n", r.snapshot, r.bytes));
+        let mut s = format!("{}  ({what} {} bytes)\n", r.snapshot, r.bytes);
+        if let Some(src) = &r.source {
+            let _ = writeln!(s, "  source  {}", src.source);
+            if let Some(t) = &src.as_of {
+                let _ = writeln!(s, "  as of   {t}");
+            }
+            let _ = writeln!(s, "  rows    {}  columns {}", src.rows, src.columns.len());
+            let _ = writeln!(s, "  sorted  by {}", src.order);
+        }
+        if let Some(p) = &r.exported {
+            let _ = writeln!(s, "  exported to {}", p.display());
+        }
+        self.out(&s);
     }
 
     pub fn verify(&self, r: &VerifyReport) {

@@ -18,6 +18,15 @@ pub struct DiffArgs {
     pub a: String,
     pub b: String,
     pub store: PathBuf,
+    /// For snapshots: the key column that matches rows.
+    pub key: Option<String>,
+    /// For snapshots: missing-value markers.
+    pub na: Vec<String>,
+}
+
+pub enum AnyDiff {
+    Runs(Box<DiffReport>),
+    Snapshots(DataDiff),
 }
 
 #[derive(Debug, Serialize)]
@@ -51,6 +60,8 @@ pub struct DataDiff {
     pub rows_matched_by: String,
     pub rows_added: usize,
     pub rows_removed: usize,
+    /// Rows present on both sides with at least one changed cell.
+    pub rows_changed: usize,
     pub cells_changed: usize,
     pub examples: Vec<CellChange>,
 }
@@ -165,6 +176,7 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
     let index_b: BTreeMap<&str, usize> = kb.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let set_a: BTreeSet<&str> = ka.iter().map(String::as_str).collect();
     let mut cells_changed = 0;
+    let mut changed_rows = BTreeSet::new();
     let mut examples = Vec::new();
     for col in a.columns.iter().filter(|c| names_b.contains(c.name.as_str())) {
         let Some(col_b) = b.column(&col.name) else {
@@ -177,6 +189,7 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
             let (va, vb) = (cell(&col.data, ra), cell(&col_b.data, rb));
             if va != vb {
                 cells_changed += 1;
+                changed_rows.insert(ra);
                 if examples.len() < 5 {
                     examples.push(CellChange {
                         row: key.clone(),
@@ -196,9 +209,58 @@ pub fn data_diff(old: (&Id, &Frame), new: (&Id, &Frame), id_column: Option<&str>
         rows_matched_by: by_id.map_or_else(|| "position".to_string(), |c| format!("id column \"{c}\"")),
         rows_added: kb.iter().filter(|k| !set_a.contains(k.as_str())).count(),
         rows_removed: ka.iter().filter(|k| !index_b.contains_key(k.as_str())).count(),
+        rows_changed: changed_rows.len(),
         cells_changed,
         examples,
     }
+}
+
+impl DataDiff {
+    pub fn differs(&self) -> bool {
+        self.rows_added + self.rows_removed + self.cells_changed > 0
+            || !self.columns_added.is_empty()
+            || !self.columns_removed.is_empty()
+    }
+}
+
+/// Two runs, or two data snapshots (store objects holding CSV): whichever the ids name.
+pub fn run_any(args: &DiffArgs) -> Result<AnyDiff> {
+    let store = LocalStore::open(&args.store)?;
+    let is_run = |h: &str| super::resolve_run(&store, h).is_ok();
+    if is_run(&args.a) && is_run(&args.b) {
+        return run(args).map(|r| AnyDiff::Runs(Box::new(r)));
+    }
+    let object = |h: &str| -> Result<(Id, Frame)> {
+        let crate::store::Resolved::Object(id) = store.resolve(h)? else {
+            return Err(crate::Error::Lookup {
+                message: format!("{h} is a run or prediction; diff two runs, or two snapshots"),
+                hint: None,
+            });
+        };
+        let opts = crate::frame::ReadOptions {
+            na_values: args.na.clone(),
+            ..crate::frame::ReadOptions::default()
+        };
+        let frame = read_csv(&store.get(&id)?, &opts, &format!("snapshot {}", id.short())).map_err(|e| {
+            crate::Error::Lookup {
+                message: format!("object {} is not a data snapshot: {e}", id.short()),
+                hint: Some("diff two runs, or two snapshots (`mlpipe snapshot` prints their ids)".into()),
+            }
+        })?;
+        Ok((id, frame))
+    };
+    let (ia, fa) = object(&args.a)?;
+    let (ib, fb) = object(&args.b)?;
+    if let Some(k) = &args.key
+        && (fa.column(k).is_none() || fb.column(k).is_none())
+    {
+        return Err(crate::Error::data(format!("key column \"{k}\" is not in both snapshots")).for_column(k));
+    }
+    Ok(AnyDiff::Snapshots(data_diff(
+        (&ia, &fa),
+        (&ib, &fb),
+        args.key.as_deref(),
+    )))
 }
 
 pub fn run(args: &DiffArgs) -> Result<DiffReport> {

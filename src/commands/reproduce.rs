@@ -21,6 +21,25 @@ pub struct ReproduceArgs {
     pub store: PathBuf,
     /// Ledger database URL; the store's SQLite ledger when absent.
     pub ledger: Option<String>,
+    /// For a run gathered from a database: query it again as of the recorded time.
+    pub refetch: bool,
+}
+
+/// What querying a run's database again gave.
+#[derive(Debug, Serialize)]
+pub struct Refetch {
+    pub source: String,
+    pub as_of: Option<String>,
+    pub recorded: Id,
+    pub refetched: Id,
+    pub recorded_rows: usize,
+    pub refetched_rows: usize,
+}
+
+impl Refetch {
+    pub fn same(&self) -> bool {
+        self.recorded == self.refetched
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -51,6 +70,9 @@ pub struct ReproduceReport {
     pub recorded_code: CodeState,
     pub recorded_version: String,
     pub current_version: String,
+    /// With `--refetch`: the database queried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refetch: Option<Refetch>,
 }
 
 pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceReport> {
@@ -77,7 +99,11 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
         }),
         Ok(_) => {
             let record = super::resolve_run(&store, hash)?;
-            reproduce_run(&store, &record, progress)
+            let mut report = reproduce_run(&store, &record, progress)?;
+            if args.refetch {
+                report.refetch = Some(refetch(&store, &record)?);
+            }
+            Ok(report)
         }
         Err(not_in_store @ Error::Lookup { .. }) => {
             // Not a run or batch: perhaps a REST or stream prediction, which only the ledger holds.
@@ -93,6 +119,39 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
         }
         Err(other) => Err(other),
     }
+}
+
+/// Queries a run's database again, as of the recorded time, and compares the snapshot. Never used by a
+/// plain `reproduce`, which reads only the stored snapshot.
+fn refetch(store: &LocalStore, record: &provenance::RunRecord) -> Result<Refetch> {
+    let Some(source_id) = record.source_record else {
+        return Err(Error::Lookup {
+            message: format!(
+                "run {} was gathered from a file, not a database: nothing to refetch",
+                record.run.short()
+            ),
+            hint: Some("drop --refetch; reproduce already checks the stored snapshot".into()),
+        });
+    };
+    let source: crate::sources::SourceRecord = super::load_json(store, &source_id, "source record")?;
+    let pipeline = Pipeline::from_canonical_json(&store.get(&record.pipeline)?)?;
+    let selection = pipeline
+        .gather
+        .database
+        .as_ref()
+        .ok_or_else(|| Error::internal("a database run's pipeline has no database selection"))?;
+    // The record holds the database without its password: connecting takes it from the environment.
+    let db = crate::database::Database::parse(&crate::database::strip_password(&source.source))?
+        .ok_or_else(|| Error::internal(format!("recorded source {} is not a database", source.source)))?;
+    let fetched = crate::sources::fetch(&db, selection, source.as_of.as_deref(), &source.missing_marker)?;
+    Ok(Refetch {
+        source: source.source,
+        as_of: source.as_of,
+        recorded: record.snapshot,
+        refetched: fetched.record.snapshot,
+        recorded_rows: source.rows,
+        refetched_rows: fetched.record.rows,
+    })
 }
 
 /// The ledger entry a prediction id (or unique prefix) names.
@@ -169,6 +228,7 @@ fn reproduce_entry(
         recorded_code: run.code,
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),
+        refetch: None,
     })
 }
 
@@ -228,6 +288,7 @@ fn reproduce_run(
         recorded_code: record.code.clone(),
         recorded_version: record.tool.mlpipe.clone(),
         current_version: provenance::MLPIPE_VERSION.to_string(),
+        refetch: None,
     })
 }
 
@@ -284,5 +345,6 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
         recorded_code: run.code,
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),
+        refetch: None,
     })
 }

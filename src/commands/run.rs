@@ -57,19 +57,15 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     if let Some(seed) = args.seed {
         pipeline.seed = seed;
     }
-    let source = pipeline.source_path();
-    let (snapshot_id, bytes) = super::read_snapshot(&source).map_err(|e| match e {
-        Error::Io { source: err, path, .. } => Error::Data {
-            message: format!(
-                "cannot read the data file {} named by [gather] source: {err}",
-                path.display()
-            ),
-            location: None,
-            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
-            column: None,
-        },
-        other => other,
-    })?;
+    let (snapshot_id, bytes, source_record, source_name) = if let Some(db) = pipeline.source_database()? {
+        let fetched = fetch_database(&pipeline, &db)?;
+        let name = db.redacted();
+        (fetched.record.snapshot, fetched.csv, Some(fetched.record), name)
+    } else {
+        let source = pipeline.source_path();
+        let (id, bytes) = read_data_file(&source)?;
+        (id, bytes, None, source.display().to_string())
+    };
     let code = provenance::code_state(&args.pipeline)?;
     let tool = Tool::current();
     let run = run_id(&pipeline, &snapshot_id, &code, &tool.mlpipe);
@@ -77,12 +73,16 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
     store.put_with_id(&snapshot_id, &bytes)?;
+    let source_record = match &source_record {
+        Some(r) => Some(store.put(&serde_json::to_vec(r).map_err(|e| Error::internal(e.to_string()))?)?),
+        None => None,
+    };
     let pipeline_object = store.put(&pipeline.to_canonical_json())?;
 
     let snapshot = Snapshot {
         id: snapshot_id,
         bytes: &bytes,
-        name: pipeline.gather.source.clone(),
+        name: pipeline.source_name(),
     };
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
 
@@ -152,7 +152,8 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
                 pipeline_name: pipeline.name.clone(),
                 pipeline: pipeline_object,
                 snapshot: snapshot_id,
-                source: source.display().to_string(),
+                source: source_name,
+                source_record,
                 seed: pipeline.seed,
                 stage_seeds,
                 code: code.clone(),
@@ -209,6 +210,35 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         metrics,
         train_metrics,
     })
+}
+
+/// Reads a data file named by `[gather] source`.
+fn read_data_file(source: &std::path::Path) -> Result<(Id, Vec<u8>)> {
+    super::read_snapshot(source).map_err(|e| match e {
+        Error::Io { source: err, path, .. } => Error::Data {
+            message: format!(
+                "cannot read the data file {} named by [gather] source: {err}",
+                path.display()
+            ),
+            location: None,
+            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
+            column: None,
+        },
+        other => other,
+    })
+}
+
+/// Snapshots a database source as of the pipeline's `as_of` ("now" is resolved here, once).
+pub fn fetch_database(pipeline: &Pipeline, db: &crate::database::Database) -> Result<crate::sources::Fetched> {
+    let Some(selection) = &pipeline.gather.database else {
+        return Err(Error::internal("fetch_database on a file source"));
+    };
+    let as_of = match selection.as_of.as_deref() {
+        Some("now") => Some(provenance::now_rfc3339_micros()),
+        other => other.map(str::to_string),
+    };
+    let na = pipeline.gather.read.na_values.first().cloned().unwrap_or_default();
+    crate::sources::fetch(db, selection, as_of.as_deref(), &na).map_err(|e| e.in_stage("gather"))
 }
 
 fn tool_version() -> String {

@@ -55,11 +55,14 @@ pub struct Origin {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gather {
-    /// The data file as written in the pipeline (relative to the pipeline file). Not part of any key:
-    /// the snapshot's content id is.
+    /// The data file as written in the pipeline (relative to the pipeline file), or a database
+    /// (`sqlite:PATH`, `postgres://…`, password removed). Not part of any key: the snapshot's content id is.
     pub source: String,
     pub read: ReadOptions,
     pub id_column: Option<String>,
+    /// What to read when the source is a database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::sources::Selection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,8 +251,39 @@ impl Pipeline {
 
     /// The canonical JSON that is stored with a run (includes the source path).
     pub fn to_canonical_json(&self) -> Vec<u8> {
+        // The pipeline is stored; a password written into a database URL must not be.
+        let mut copy = self.clone();
+        copy.gather.source = self.source_name();
         // infallible: the pipeline holds only strings, finite floats and integers.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(&copy).unwrap_or_default()
+    }
+
+    /// The source as it may be shown and stored: a database URL without its password.
+    pub fn source_name(&self) -> String {
+        if self.gather.database.is_some() {
+            crate::database::strip_password(&self.gather.source)
+        } else {
+            self.gather.source.clone()
+        }
+    }
+
+    /// The database to read, with a relative SQLite path resolved against the pipeline file's folder.
+    pub fn source_database(&self) -> Result<Option<crate::database::Database>> {
+        if self.gather.database.is_none() {
+            return Ok(None);
+        }
+        Ok(match crate::database::Database::parse(&self.gather.source)? {
+            Some(crate::database::Database::Sqlite(p)) if p.is_relative() => {
+                let base = self
+                    .origin
+                    .file
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or_else(|| Path::new("."));
+                Some(crate::database::Database::Sqlite(base.join(p)))
+            }
+            other => other,
+        })
     }
 
     /// The bytes that enter the run id: the canonical JSON without the data file's path, so that a moved
@@ -317,7 +351,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             .with_hint("add [gather] with source = \"path/to/data.csv\"")
     })?;
     let (gather, id_loc) = parse_gather(&mut g)?;
-    g.finish(&[
+    let mut known = vec![
         "source",
         "format",
         "delimiter",
@@ -325,7 +359,9 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         "id_column",
         "dtypes",
         "columns",
-    ])?;
+    ];
+    known.extend(crate::sources::Selection::KEYS);
+    g.finish(&known)?;
 
     let (split, split_loc) = match root.table("split")? {
         Some(mut s) => {
@@ -522,6 +558,24 @@ fn check_name(name: &At<String>, what: &str) -> Result<()> {
 
 fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>)> {
     let source = g.req_str("source", "the data file, relative to the pipeline file")?;
+    let database = if crate::database::Database::parse(&source.value)
+        .map_err(|e| Error::spec(e.to_string(), Some(source.location.clone())))?
+        .is_some()
+    {
+        Some(crate::sources::Selection::parse(g)?)
+    } else {
+        for key in crate::sources::Selection::KEYS {
+            if let Some(v) = g.raw(key) {
+                let src = g.source();
+                return Err(src.error(
+                    v.span(),
+                    format!("`{key}` is for database sources; `source` names a file"),
+                ))
+                .map_err(|e| e.with_hint("use source = \"sqlite:PATH\" or \"postgres://…\" to read a database"));
+            }
+        }
+        None
+    };
     if let Some(f) = g.choice("format", &["csv"])? {
         debug_assert_eq!(f.value, "csv");
     }
@@ -577,6 +631,7 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
             source: source.value,
             read,
             id_column: id.map(|i| i.value),
+            database,
         },
         id_loc,
     ))
