@@ -14,6 +14,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -176,7 +177,7 @@ def free_port():
 
 def wrk(url, lua, connections, seconds):
     """wrk on loopback: (requests/s, p50 ms, p99 ms, non-2xx count)."""
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, url],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", lua, url],
                          check=True, capture_output=True, text=True).stdout
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -185,8 +186,9 @@ def wrk(url, lua, connections, seconds):
         return float(m.group(1)) * unit[m.group(2)]
 
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    timeouts = re.search(r"Socket errors:.*timeout (\d+)", out)
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
-    return rps, latency(50), latency(99), int(bad.group(1)) if bad else 0
+    return rps, latency(50), latency(99), (int(bad.group(1)) if bad else 0) + (int(timeouts.group(1)) if timeouts else 0)
 
 
 def wait_for(url, seconds=120):
@@ -267,12 +269,70 @@ def case_rest(work, seconds, connections):
     return rows
 
 
+def pg_bin():
+    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def case_pg_snapshot(rows, runs, work):
+    """Snapshot of a PostgreSQL table of generated rows vs psql \\copy to CSV and hashing the file."""
+    bin_dir = pg_bin()
+    if not bin_dir or not shutil.which("psql"):
+        return {"case": f"snapshot {rows:,} rows from PostgreSQL (PostgreSQL not installed)"}
+    data = generated(rows, work)
+    # Its own folder under the system temp dir: the server runs as `postgres`, which cannot enter `work`.
+    cluster = pathlib.Path(tempfile.mkdtemp(prefix="mlpipe-bench-pg-"))
+    as_root = os.geteuid() == 0
+    user = "root" if as_root else os.environ.get("USER", "postgres")
+    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(cluster, "postgres", "postgres")
+    subprocess.run(run_as + [bin_dir / "initdb", "-D", cluster / "data", "-A", "trust", "-U", user, "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run(run_as + [bin_dir / "pg_ctl", "-D", cluster / "data", "-o", f"-k {cluster} -c listen_addresses=''",
+                             "-l", cluster / "log", "-w", "start"], check=True, capture_output=True)
+    try:
+        with open(data, newline="") as f:
+            reader = csv.reader(f)
+            head = next(reader)
+            sample = [next(reader) for _ in range(20000)]
+
+        def sql_type(i):
+            vals = [r[i] for r in sample if r[i] != "NA"]
+            if all(v.lstrip("-").isdigit() for v in vals):
+                return "bigint"
+            if all(v.replace(".", "", 1).lstrip("-").isdigit() for v in vals):
+                return "double precision"
+            return "text"
+
+        ddl = ", ".join(f'"{h}" {sql_type(i)}' for i, h in enumerate(head))
+        psql = ["psql", "-X", "-q", "-h", str(cluster), "-U", user, "-d", "postgres"]
+        subprocess.run(psql + ["-c", f"CREATE TABLE houses ({ddl})"], check=True)
+        subprocess.run(psql + ["-c", f"\\copy houses FROM '{data}' CSV HEADER NULL 'NA'"], check=True)
+        url = f"postgres://{user}@/postgres?host={cluster}"
+        ours = ([MLPIPE, "snapshot", url, "--table", "houses", "--order-by", "Id", "--na", "NA", "--hash-only"],
+                None, None, None)
+        out = work / "pg-copy.csv"
+        hasher = "b3sum" if shutil.which("b3sum") else "sha256sum"
+        copy = f"\\copy (SELECT * FROM houses ORDER BY \"Id\") TO '{out}' CSV HEADER NULL 'NA'"
+        peer = (["sh", "-c", " ".join(shlex.quote(str(a)) for a in psql + ["-c", copy]) + f" && {hasher} {out}"],
+                None, None, None)
+        row = compare(f"snapshot {rows:,} rows from PostgreSQL (vs psql \\copy + {hasher})", ours, peer, runs)
+        if "mlpipe" in row:
+            row["case"] += f"; mlpipe {rows / row['mlpipe'][0]:,.0f} rows/s"
+        return row
+    finally:
+        subprocess.run(run_as + [bin_dir / "pg_ctl", "-D", cluster / "data", "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(cluster, ignore_errors=True)
+
+
 def connections_list(most):
     return [c for c in (1, 4, 16) if c <= most]
 
 
 def rest_table(rows):
-    out = ["| REST, single-record requests | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
+    out = ["| REST, single-record requests | requests/s | p50 ms | p99 ms | non-2xx or timed out |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         if "rps" not in r:
             out.append(f"| {r['case']} | — | — | — | — |")
@@ -324,6 +384,7 @@ def main():
         rows = [case_cold(runs, work), case_noop(runs * 3, work)] + case_hash(runs, work, size)
         rows.append(case_large(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_batch(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
+        rows.append(case_pg_snapshot(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rest = case_rest(work, 3 if args.quick else 10, 4 if args.quick else 16)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     head = (f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side "

@@ -195,7 +195,17 @@ pub struct Fetched {
     pub record: SourceRecord,
 }
 
-/// A value as read from the database.
+/// A value as read from the database (text borrowed from the driver's row buffer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(&'a str),
+}
+
+/// An owned value, kept only for the columns rows are sorted or grouped by.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
     Null,
@@ -203,6 +213,40 @@ enum Cell {
     Float(f64),
     Bool(bool),
     Text(String),
+}
+
+impl CellRef<'_> {
+    fn to_owned(self) -> Cell {
+        match self {
+            CellRef::Null => Cell::Null,
+            CellRef::Int(v) => Cell::Int(v),
+            CellRef::Float(v) => Cell::Float(v),
+            CellRef::Bool(v) => Cell::Bool(v),
+            CellRef::Text(v) => Cell::Text(v.to_string()),
+        }
+    }
+
+    /// Appends the canonical CSV text of the value.
+    fn render(self, out: &mut String, na: &str, column: &str) -> Result<()> {
+        match self {
+            CellRef::Null => out.push_str(na),
+            CellRef::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            CellRef::Float(v) if v.is_nan() => out.push_str(na),
+            CellRef::Float(v) if v.is_infinite() => {
+                return Err(Error::data(format!("column \"{column}\" holds an infinite value"))
+                    .with_hint("filter or cast it in `query`")
+                    .for_column(column));
+            }
+            CellRef::Float(v) => {
+                let _ = write!(out, "{v}");
+            }
+            CellRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            CellRef::Text(s) => push_field(out, s),
+        }
+        Ok(())
+    }
 }
 
 impl Cell {
@@ -227,28 +271,6 @@ impl Cell {
             _ => self.rank().cmp(&other.rank()),
         }
     }
-
-    /// Appends the canonical CSV text of the value.
-    fn render(&self, out: &mut String, na: &str, column: &str) -> Result<()> {
-        match self {
-            Cell::Null => out.push_str(na),
-            Cell::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Float(v) if v.is_nan() => out.push_str(na),
-            Cell::Float(v) if v.is_infinite() => {
-                return Err(Error::data(format!("column \"{column}\" holds an infinite value"))
-                    .with_hint("filter or cast it in `query`")
-                    .for_column(column));
-            }
-            Cell::Float(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Cell::Text(s) => push_field(out, s),
-        }
-        Ok(())
-    }
 }
 
 fn push_field(out: &mut String, s: &str) {
@@ -261,11 +283,94 @@ fn push_field(out: &mut String, s: &str) {
     }
 }
 
-/// Rows as fetched: every column's cell, and the epoch seconds of the `updated_at` column when present.
+/// Which columns go where, decided once the result's columns are known.
+struct Layout {
+    /// Columns written to the snapshot (all but the time columns), in result order.
+    keep: Vec<usize>,
+    /// `order_by` columns.
+    order: Vec<usize>,
+    /// `key` columns (latest version per key).
+    key: Vec<usize>,
+    na: String,
+}
+
+impl Layout {
+    fn new(names: &[String], sel: &Selection, na: &str) -> Result<Layout> {
+        let find = |c: &str, what: &str| {
+            names
+                .iter()
+                .position(|n| n == c)
+                .ok_or_else(|| missing_column(c, what, names))
+        };
+        let time = sel.time_columns();
+        for c in &time {
+            find(c, "time")?;
+        }
+        let order = sel
+            .order_by
+            .iter()
+            .map(|c| find(c, "order_by"))
+            .collect::<Result<_>>()?;
+        let key = match &sel.history {
+            History::UpdatedAt { key, .. } => key.iter().map(|c| find(c, "key")).collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        Ok(Layout {
+            keep: (0..names.len())
+                .filter(|&i| !time.contains(&names[i].as_str()))
+                .collect(),
+            order,
+            key,
+            na: na.to_string(),
+        })
+    }
+
+    /// Renders one row: `cell(i)` reads column `i`.
+    fn row<'r>(
+        &self,
+        names: &[String],
+        ts: Option<f64>,
+        mut cell: impl FnMut(usize) -> Result<CellRef<'r>>,
+    ) -> Result<Row> {
+        let mut line = String::with_capacity(self.keep.len() * 6);
+        for (j, &i) in self.keep.iter().enumerate() {
+            if j > 0 {
+                line.push(',');
+            }
+            cell(i)?.render(&mut line, &self.na, &names[i])?;
+        }
+        line.push('\n');
+        Ok(Row {
+            order: self
+                .order
+                .iter()
+                .map(|&i| cell(i).map(CellRef::to_owned))
+                .collect::<Result<_>>()?,
+            key: self
+                .key
+                .iter()
+                .map(|&i| cell(i).map(CellRef::to_owned))
+                .collect::<Result<_>>()?,
+            ts,
+            line,
+        })
+    }
+}
+
+/// One fetched row: its canonical CSV line and what it is sorted and grouped by.
+struct Row {
+    line: String,
+    order: Vec<Cell>,
+    key: Vec<Cell>,
+    ts: Option<f64>,
+}
+
+/// Rows as fetched, already rendered.
 struct Fetch {
     names: Vec<String>,
     types: Vec<String>,
-    rows: Vec<(Vec<Cell>, Option<f64>)>,
+    rows: Vec<Row>,
+    layout: Layout,
     sql: String,
 }
 
@@ -290,76 +395,39 @@ fn base_sql(sel: &Selection) -> String {
 /// Reads the selection from the database as of `as_of` (already resolved: never "now") and renders the
 /// canonical CSV. `na` is the text written for NULL.
 pub fn fetch(db: &Database, sel: &Selection, as_of: Option<&str>, na: &str) -> Result<Fetched> {
-    let fetched = match db {
-        Database::Sqlite(path) => fetch_sqlite(path, sel, as_of)?,
-        Database::Postgres(url) => fetch_postgres(url, sel, as_of)?,
-    };
-    for c in sel
-        .time_columns()
-        .into_iter()
-        .chain(sel.order_by.iter().map(String::as_str))
-    {
-        if !fetched.names.iter().any(|n| n == c) {
-            let what = if sel.order_by.iter().any(|o| o == c) {
-                "order_by"
-            } else {
-                "time"
-            };
-            return Err(missing_column(c, what, &fetched.names));
-        }
-    }
     let Fetch {
         names,
         types,
         mut rows,
+        layout,
         sql,
-    } = fetched;
-    if let History::UpdatedAt { key, .. } = &sel.history
-        && !key.is_empty()
-    {
-        rows = latest_versions(rows, &names, key)?;
+    } = match db {
+        Database::Sqlite(path) => fetch_sqlite(path, sel, as_of, na)?,
+        Database::Postgres(url) => fetch_postgres(url, sel, as_of, na)?,
+    };
+    if !layout.key.is_empty() {
+        rows = latest_versions(rows)?;
     }
-    let time: Vec<&str> = sel.time_columns();
-    let keep: Vec<usize> = (0..names.len())
-        .filter(|&i| !time.contains(&names[i].as_str()))
-        .collect();
-    let order: Vec<usize> = sel
-        .order_by
-        .iter()
-        .filter_map(|c| names.iter().position(|n| n == c))
-        .collect();
-    // Render every row once; sort by the typed order_by cells, then by the rendered line.
-    let mut lines: Vec<(Vec<Cell>, String)> = Vec::with_capacity(rows.len());
-    for (cells, _) in rows {
-        let mut line = String::with_capacity(keep.len() * 8);
-        for (j, &i) in keep.iter().enumerate() {
-            if j > 0 {
-                line.push(',');
-            }
-            cells[i].render(&mut line, na, &names[i])?;
-        }
-        line.push('\n');
-        let key = order.iter().map(|&i| cells[i].clone()).collect();
-        lines.push((key, line));
-    }
-    lines.sort_by(|a, b| {
-        a.0.iter()
-            .zip(&b.0)
+    // Sort by the typed order_by cells, then by the rendered line: a total order of the rows.
+    rows.sort_by(|a, b| {
+        a.order
+            .iter()
+            .zip(&b.order)
             .map(|(x, y)| x.cmp(y))
             .find(|o| *o != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
-            .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| a.line.cmp(&b.line))
     });
-    let mut csv = String::new();
-    for (j, &i) in keep.iter().enumerate() {
+    let mut csv = String::with_capacity(rows.iter().map(|r| r.line.len()).sum::<usize>() + 1024);
+    for (j, &i) in layout.keep.iter().enumerate() {
         if j > 0 {
             csv.push(',');
         }
         push_field(&mut csv, &names[i]);
     }
     csv.push('\n');
-    for (_, line) in &lines {
-        csv.push_str(line);
+    for r in &rows {
+        csv.push_str(&r.line);
     }
     let csv = csv.into_bytes();
     let snapshot = Id::of_bytes(&csv);
@@ -370,8 +438,12 @@ pub fn fetch(db: &Database, sel: &Selection, as_of: Option<&str>, na: &str) -> R
         query: sql,
         as_of: as_of.map(str::to_string),
         as_of_written: sel.as_of.clone(),
-        rows: lines.len(),
-        columns: keep.iter().map(|&i| (names[i].clone(), types[i].clone())).collect(),
+        rows: rows.len(),
+        columns: layout
+            .keep
+            .iter()
+            .map(|&i| (names[i].clone(), types[i].clone()))
+            .collect(),
         order: if sel.order_by.is_empty() {
             "all columns (no order_by given)".into()
         } else {
@@ -385,49 +457,54 @@ pub fn fetch(db: &Database, sel: &Selection, as_of: Option<&str>, na: &str) -> R
 }
 
 /// The latest version of each key: rows already hold `updated_at` ≤ `as_of`.
-fn latest_versions(
-    rows: Vec<(Vec<Cell>, Option<f64>)>,
-    names: &[String],
-    key: &[String],
-) -> Result<Vec<(Vec<Cell>, Option<f64>)>> {
-    let mut idx = Vec::new();
-    for k in key {
-        idx.push(
-            names
-                .iter()
-                .position(|n| n == k)
-                .ok_or_else(|| missing_column(k, "key", names))?,
-        );
-    }
-    let mut latest: BTreeMap<String, (Vec<Cell>, Option<f64>)> = BTreeMap::new();
-    for (cells, ts) in rows {
-        let mut k = String::new();
-        for &i in &idx {
-            let _ = cells[i].render(&mut k, "\u{0}", &names[i]);
-            k.push('\u{1}');
-        }
+fn latest_versions(rows: Vec<Row>) -> Result<Vec<Row>> {
+    let mut latest: BTreeMap<Vec<KeyCell>, Row> = BTreeMap::new();
+    for row in rows {
+        let k: Vec<KeyCell> = row.key.iter().map(KeyCell::of).collect();
         match latest.get(&k) {
-            Some((old, Some(t))) if ts.is_some_and(|x| x.to_bits() == t.to_bits()) && *old != cells => {
+            Some(old) if old.ts.map(f64::to_bits) == row.ts.map(f64::to_bits) && old.line != row.line => {
                 return Err(Error::data(format!(
                     "key {} has two different versions at the same time; as_of cannot choose",
-                    k.trim_end_matches('\u{1}').replace('\u{1}', ", ")
+                    row.key.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
                 ))
                 .with_hint("make (key, updated_at) unique in the source"));
             }
-            Some((_, Some(t))) if ts.is_none_or(|x| x <= *t) => {}
+            Some(old) if row.ts.unwrap_or(f64::NEG_INFINITY) <= old.ts.unwrap_or(f64::NEG_INFINITY) => {}
             _ => {
-                latest.insert(k, (cells, ts));
+                latest.insert(k, row);
             }
         }
     }
     Ok(latest.into_values().collect())
 }
 
+/// A key value that can be ordered in a map (floats by their bits: equal keys are equal bits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyCell {
+    Null,
+    Int(i64),
+    Float(u64),
+    Bool(bool),
+    Text(String),
+}
+
+impl KeyCell {
+    fn of(c: &Cell) -> KeyCell {
+        match c {
+            Cell::Null => KeyCell::Null,
+            Cell::Int(v) => KeyCell::Int(*v),
+            Cell::Float(v) => KeyCell::Float(v.to_bits()),
+            Cell::Bool(v) => KeyCell::Bool(*v),
+            Cell::Text(v) => KeyCell::Text(v.clone()),
+        }
+    }
+}
+
 fn sqlite_fail(path: &Path, what: &str, e: &rusqlite::Error) -> Error {
     Error::data(format!("SQLite {}: {what}: {e}", path.display()))
 }
 
-fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>) -> Result<Fetch> {
+fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>, na: &str) -> Result<Fetch> {
     use rusqlite::OpenFlags;
     if !path.exists() {
         return Err(
@@ -501,6 +578,7 @@ fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>) -> Result<Fet
     let mut stmt = conn
         .prepare(&sql)
         .map_err(|e| sqlite_fail(path, "the query does not run", &e))?;
+    let layout = Layout::new(&names, sel, na)?;
     let n = names.len();
     let params: Vec<f64> = at.into_iter().collect();
     let mut out = Vec::new();
@@ -508,21 +586,22 @@ fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>) -> Result<Fet
         .query(rusqlite::params_from_iter(params.iter()))
         .map_err(|e| sqlite_fail(path, "the query failed", &e))?;
     while let Some(r) = rows.next().map_err(|e| sqlite_fail(path, "reading rows", &e))? {
-        let mut cells = Vec::with_capacity(n);
-        for (i, name) in names.iter().enumerate() {
-            use rusqlite::types::ValueRef;
-            cells.push(
+        use rusqlite::types::ValueRef;
+        let t = if with_ts {
+            r.get::<_, Option<f64>>(n).ok().flatten()
+        } else {
+            None
+        };
+        let row = layout.row(&names, t, |i| {
+            let name = &names[i];
+            Ok(
                 match r.get_ref(i).map_err(|e| sqlite_fail(path, "reading a value", &e))? {
-                    ValueRef::Null => Cell::Null,
-                    ValueRef::Integer(v) => Cell::Int(v),
-                    ValueRef::Real(v) => Cell::Float(v),
-                    ValueRef::Text(t) => Cell::Text(
-                        std::str::from_utf8(t)
-                            .map_err(|_| {
-                                Error::data(format!("column \"{name}\" holds text that is not UTF-8")).for_column(name)
-                            })?
-                            .to_string(),
-                    ),
+                    ValueRef::Null => CellRef::Null,
+                    ValueRef::Integer(v) => CellRef::Int(v),
+                    ValueRef::Real(v) => CellRef::Float(v),
+                    ValueRef::Text(t) => CellRef::Text(std::str::from_utf8(t).map_err(|_| {
+                        Error::data(format!("column \"{name}\" holds text that is not UTF-8")).for_column(name)
+                    })?),
                     ValueRef::Blob(_) => {
                         return Err(Error::data(format!(
                             "column \"{name}\" holds binary data (BLOB), which a snapshot cannot hold"
@@ -531,24 +610,20 @@ fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>) -> Result<Fet
                         .for_column(name));
                     }
                 },
-            );
-        }
-        let t = if with_ts {
-            r.get::<_, Option<f64>>(n).ok().flatten()
-        } else {
-            None
-        };
-        out.push((cells, t));
+            )
+        })?;
+        out.push(row);
     }
     Ok(Fetch {
         names,
         types,
         rows: out,
+        layout,
         sql,
     })
 }
 
-fn fetch_postgres(url: &str, sel: &Selection, as_of: Option<&str>) -> Result<Fetch> {
+fn fetch_postgres(url: &str, sel: &Selection, as_of: Option<&str>, na: &str) -> Result<Fetch> {
     use postgres::types::Type;
     let redacted = database::redact_url(url);
     let fail = |what: &str, e: &postgres::Error| database::postgres_error(&redacted, what, e);
@@ -645,45 +720,51 @@ fn fetch_postgres(url: &str, sel: &Selection, as_of: Option<&str>) -> Result<Fet
         .iter()
         .map(|p| p as &(dyn postgres::types::ToSql + Sync))
         .collect();
-    let result = tx.query(&sql, &refs).map_err(|e| fail("the query failed", &e))?;
+    let layout = Layout::new(&names, sel, na)?;
     let n = names.len();
-    let mut rows = Vec::with_capacity(result.len());
-    for r in &result {
-        let mut cells = Vec::with_capacity(n);
-        for (i, ty) in types.iter().enumerate() {
-            let get_err = |e: postgres::Error| fail(&format!("reading column \"{}\"", names[i]), &e);
-            let cell = match *ty {
-                Type::INT2 => r
-                    .try_get::<_, Option<i16>>(i)
-                    .map_err(get_err)?
-                    .map(|v| Cell::Int(v.into())),
-                Type::INT4 => r
-                    .try_get::<_, Option<i32>>(i)
-                    .map_err(get_err)?
-                    .map(|v| Cell::Int(v.into())),
-                Type::INT8 => r.try_get::<_, Option<i64>>(i).map_err(get_err)?.map(Cell::Int),
-                Type::FLOAT4 => r
-                    .try_get::<_, Option<f32>>(i)
-                    .map_err(get_err)?
-                    .map(|v| Cell::Float(v.into())),
-                Type::FLOAT8 => r.try_get::<_, Option<f64>>(i).map_err(get_err)?.map(Cell::Float),
-                Type::BOOL => r.try_get::<_, Option<bool>>(i).map_err(get_err)?.map(Cell::Bool),
-                _ => r.try_get::<_, Option<String>>(i).map_err(get_err)?.map(Cell::Text),
+    let mut rows = Vec::new();
+    {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut result = tx
+            .query_raw(&sql, refs.iter().copied())
+            .map_err(|e| fail("the query failed", &e))?;
+        while let Some(r) = result.next().map_err(|e| fail("reading rows", &e))? {
+            let t = if with_ts {
+                r.try_get::<_, Option<f64>>(n).ok().flatten()
+            } else {
+                None
             };
-            cells.push(cell.unwrap_or(Cell::Null));
+            let row = layout.row(&names, t, |i| {
+                let get_err = |e: postgres::Error| fail(&format!("reading column \"{}\"", names[i]), &e);
+                let cell = match types[i] {
+                    Type::INT2 => r
+                        .try_get::<_, Option<i16>>(i)
+                        .map_err(get_err)?
+                        .map(|v| CellRef::Int(v.into())),
+                    Type::INT4 => r
+                        .try_get::<_, Option<i32>>(i)
+                        .map_err(get_err)?
+                        .map(|v| CellRef::Int(v.into())),
+                    Type::INT8 => r.try_get::<_, Option<i64>>(i).map_err(get_err)?.map(CellRef::Int),
+                    Type::FLOAT4 => r
+                        .try_get::<_, Option<f32>>(i)
+                        .map_err(get_err)?
+                        .map(|v| CellRef::Float(v.into())),
+                    Type::FLOAT8 => r.try_get::<_, Option<f64>>(i).map_err(get_err)?.map(CellRef::Float),
+                    Type::BOOL => r.try_get::<_, Option<bool>>(i).map_err(get_err)?.map(CellRef::Bool),
+                    _ => r.try_get::<_, Option<&str>>(i).map_err(get_err)?.map(CellRef::Text),
+                };
+                Ok(cell.unwrap_or(CellRef::Null))
+            })?;
+            rows.push(row);
         }
-        let t = if with_ts {
-            r.try_get::<_, Option<f64>>(n).ok().flatten()
-        } else {
-            None
-        };
-        rows.push((cells, t));
     }
     tx.commit().map_err(|e| fail("end the read", &e))?;
     Ok(Fetch {
         names,
         types: types.iter().map(ToString::to_string).collect(),
         rows,
+        layout,
         sql,
     })
 }

@@ -28,6 +28,13 @@ pub fn run(r: &RunRecord) -> String {
     let _ = writeln!(s, "  pipeline  {} (object {})", r.pipeline_name, r.pipeline.short());
     let _ = writeln!(s, "  created   {}", r.created);
     let _ = writeln!(s, "  snapshot  {}  {}", r.snapshot, r.source);
+    if let Some(rec) = &r.source_record {
+        let _ = writeln!(
+            s,
+            "  source    record {rec} (query, as_of, rows, schema: mlpipe show {})",
+            rec.short()
+        );
+    }
     let _ = writeln!(s, "  code      {}", r.code.describe());
     let _ = writeln!(s, "  tool      mlpipe {} ({})", r.tool.mlpipe, r.tool.target);
     let crates: Vec<String> = r.tool.crates.iter().map(|(k, v)| format!("{k} {v}")).collect();
