@@ -89,6 +89,72 @@ def case_large(rows, runs, work):
     return compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
 
 
+def measure_limited(cmd, limit_bytes):
+    """Like measure, but under an address-space limit; a failure is a result, not an abort."""
+    def limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    ok = os.waitstatus_to_exitcode(status) == 0
+    note = "" if ok else proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+    return elapsed, usage.ru_maxrss / 1024, ok, (note[0] if note else "")
+
+
+def case_growth(sizes, work, limit_gib=20):
+    """Case 7: the full pipeline (case 4) at growing sizes, one cold run per side and size, each under a
+    {limit_gib} GiB address-space limit (the machine has 24 GiB); a side that fails is reported as such."""
+    py = peer_python()
+    rows = []
+    for n in sizes:
+        data = generated(n, work)
+        text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
+        pipeline = work / f"growth-{n}.toml"
+        pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+        store = work / f"growth-store-{n}"
+        shutil.rmtree(store, ignore_errors=True)
+        ours = measure_limited([MLPIPE, "run", pipeline, "--store", store], limit_gib << 30)
+        shutil.rmtree(store, ignore_errors=True)
+        peer = measure_limited([py, ROOT / "bench" / "peers" / "house_prices.py", data], limit_gib << 30) if py else None
+        rows.append({"rows": n, "mlpipe": ours, "peer": peer})
+        if n >= 1_000_000:
+            data.unlink()
+    return rows
+
+
+def growth_table(rows, limit_gib=20):
+    out = [f"| rows (growth, one cold run each, {limit_gib} GiB limit) | mlpipe s | mlpipe peak RSS MiB | peer s | peer peak RSS MiB | peer / mlpipe |",
+           "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        def cells(side):
+            v = r.get(side)
+            if not v:
+                return "—", "—"
+            if not v[2]:
+                return f"failed after {v[0]:.1f} s ({v[3][:60]})", f"{v[1]:.0f}"
+            return f"{v[0]:.2f}", f"{v[1]:.0f}"
+        o, p = cells("mlpipe"), cells("peer")
+        ok = r.get("mlpipe") and r["mlpipe"][2] and r.get("peer") and r["peer"][2]
+        ratio = f"{r['peer'][0] / r['mlpipe'][0]:.1f}×" if ok else "—"
+        out.append(f"| {r['rows']:,} | {o[0]} | {o[1]} | {p[0]} | {p[1]} | {ratio} |")
+    return "\n".join(out)
+
+
+def write_section(marker, text):
+    results = ROOT / "bench" / "RESULTS.md"
+    body = results.read_text() if results.exists() else "# Benchmark results\n"
+    if marker in body:
+        before, _, rest = body.partition(marker)
+        _, _, after = rest.partition(marker)
+        body = f"{before}{marker}\n{text}{marker}{after}"
+    else:
+        body = body.rstrip("\n") + f"\n\n{marker}\n{text}{marker}\n"
+    results.write_text(body)
+
+
 def case_noop(runs, work):
     store = work / "noop-store"
     subprocess.run([MLPIPE, "run", PIPELINE, "--store", store], check=True, capture_output=True)
@@ -374,9 +440,20 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
+    ap.add_argument("--only", choices=["growth"], help="run one case only (its table in RESULTS.md is replaced)")
     args = ap.parse_args()
     if not MLPIPE.exists():
         sys.exit("build first: cargo build --release")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 5_000_000]
+    if args.only == "growth":
+        with tempfile.TemporaryDirectory() as tmp:
+            growth = case_growth(sizes, pathlib.Path(tmp))
+        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{growth_table(growth)}\n"
+        print(text)
+        if not args.quick:
+            write_section("<!-- growth -->", text)
+        return
     runs = 3 if args.quick else 9
     size = (100 if args.quick else 500) << 20
     with tempfile.TemporaryDirectory() as tmp:
@@ -386,22 +463,16 @@ def main():
         rows.append(case_batch(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_pg_snapshot(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rest = case_rest(work, 3 if args.quick else 10, 4 if args.quick else 16)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        growth = case_growth(sizes, work)
     head = (f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side "
             f"(no-op: {runs * 3}; large: {1 if args.quick else 3}), alternating")
     text = f"{head}\n\n{table(rows)}\n\n{rest_table(rest)}\n"
     print(text)
+    growth_text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{growth_table(growth)}\n"
+    print(growth_text)
     if not args.quick:
-        results = ROOT / "bench" / "RESULTS.md"
-        body = results.read_text() if results.exists() else ""
-        marker = "<!-- table -->"
-        if marker in body:
-            before, _, rest = body.partition(marker)
-            _, _, after = rest.partition(marker)
-            body = f"{before}{marker}\n{text}{marker}{after}"
-        else:
-            body = f"# Benchmark results\n\n{marker}\n{text}{marker}\n"
-        results.write_text(body)
+        write_section("<!-- table -->", text)
+        write_section("<!-- growth -->", growth_text)
 
 
 if __name__ == "__main__":
