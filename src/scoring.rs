@@ -15,6 +15,7 @@ use crate::digest::{Id, KeyBuilder, context};
 use crate::error::{Error, Result};
 use crate::executor::{StageState, TrainState, predict};
 use crate::frame::{Column, ColumnData, ColumnType, Frame, conform_to_schema};
+use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
 use crate::store::Store;
@@ -280,7 +281,36 @@ impl Scorer {
     pub fn prediction_id(&self, input: &Id) -> Id {
         prediction_id(&self.run, &self.model, input)
     }
+
+    /// The ledger entry of one record's prediction (`pair`: the champion's prediction, for a shadow).
+    pub fn record_entry(&self, input: Id, value: f64, channel: Channel, when: Made<'_>, pair: Option<Id>) -> Entry {
+        Entry {
+            seq: 0,
+            prediction: self.prediction_id(&input),
+            run: self.run,
+            model: self.model,
+            input,
+            input_format: ledger::RECORD_FORMAT.into(),
+            output: output_digest(&[value]),
+            rows: 1,
+            value: Some(value),
+            channel,
+            role: if pair.is_some() { "shadow" } else { "champion" }.into(),
+            pair,
+            time: when.time.to_string(),
+            source: when.source.to_string(),
+        }
+    }
 }
+
+/// When and from where a prediction was asked for, as the ledger records it.
+#[derive(Clone, Copy)]
+pub struct Made<'a> {
+    pub time: &'a str,
+    pub source: &'a str,
+}
+
+impl Scorer {}
 
 /// The id of a prediction: what was predicted (input) by what (run and model).
 pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {

@@ -27,9 +27,9 @@ use serde_json::{Map, Value, json};
 use crate::commands::predict::prediction_record;
 use crate::error::Error;
 use crate::frame::ColumnType;
-use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
+use crate::ledger::{Channel, Entry, Input, LedgerWriter};
 use crate::provenance;
-use crate::scoring::{Scorer, output_digest};
+use crate::scoring::{Made, Scorer};
 
 pub struct Limits {
     /// Largest request body, in bytes (413 above it).
@@ -337,18 +337,22 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
     let mut out = Vec::with_capacity(maps.len());
     for (r, (body, p)) in records.canonical.into_iter().zip(&predictions).enumerate() {
         let input = crate::digest::Id::of_bytes(&body);
-        let prediction = champion.prediction_id(&input);
-        entries.push(entry(champion, prediction, input, *p, &time, &source, None));
-        inputs.push(Input { id: input, body });
+        let made = Made {
+            time: &time,
+            source: &source,
+        };
+        let entry = champion.record_entry(input, *p, Channel::Serve, made, None);
         out.push(Value::Object(prediction_record(
             champion,
             ids[r].clone(),
             *p,
-            &prediction,
+            &entry.prediction,
         )));
+        entries.push(entry);
+        inputs.push(Input { id: input, body });
     }
     if let Some(shadow) = &app.shadow {
-        shadow_score(app, shadow, &maps, &entries, &time, &source, &mut inputs)
+        shadow_score(shadow, &maps, &entries, &time, &source, &mut inputs)
             .map_or_else(|| app.metrics.error("shadow_failed"), |e| entries.extend(e));
     }
     app.ledger.append(entries, inputs).committed().await.map_err(|e| {
@@ -363,36 +367,8 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
     })
 }
 
-fn entry(
-    scorer: &Scorer,
-    prediction: crate::digest::Id,
-    input: crate::digest::Id,
-    value: f64,
-    time: &str,
-    source: &str,
-    pair: Option<crate::digest::Id>,
-) -> Entry {
-    Entry {
-        seq: 0,
-        prediction,
-        run: scorer.run,
-        model: scorer.model,
-        input,
-        input_format: ledger::RECORD_FORMAT.into(),
-        output: output_digest(&[value]),
-        rows: 1,
-        value: Some(value),
-        channel: Channel::Serve,
-        role: if pair.is_some() { "shadow" } else { "champion" }.into(),
-        pair,
-        time: time.to_string(),
-        source: source.to_string(),
-    }
-}
-
 /// Scores the request with the shadow model; `None` when it cannot (its failures never reach the client).
 fn shadow_score(
-    app: &App,
     shadow: &Scorer,
     maps: &[&Map<String, Value>],
     champion_entries: &[Entry],
@@ -402,20 +378,10 @@ fn shadow_score(
 ) -> Option<Vec<Entry>> {
     let records = shadow.decode_records(maps, "the request").ok()?;
     let predictions = shadow.score(records.frame).ok()?;
-    let _ = app;
     let mut out = Vec::with_capacity(maps.len());
     for ((body, p), champ) in records.canonical.into_iter().zip(&predictions).zip(champion_entries) {
         let input = crate::digest::Id::of_bytes(&body);
-        let prediction = shadow.prediction_id(&input);
-        out.push(entry(
-            shadow,
-            prediction,
-            input,
-            *p,
-            time,
-            source,
-            Some(champ.prediction),
-        ));
+        out.push(shadow.record_entry(input, *p, Channel::Serve, Made { time, source }, Some(champ.prediction)));
         if input != champ.input {
             inputs.push(Input { id: input, body });
         }

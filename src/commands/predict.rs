@@ -17,7 +17,7 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
 use crate::provenance::{self, PredictionRecord};
-use crate::scoring::{Scorer, output_digest, prediction_bytes};
+use crate::scoring::{Made, Scorer, prediction_bytes};
 use crate::store::{LocalStore, RefKind, Store};
 use crate::tables::{self, Format, OutputRows, Target};
 
@@ -241,24 +241,9 @@ pub fn score_record(
     })?;
     let value = predictions[0];
     let input = Id::of_bytes(&body);
-    let prediction = scorer.prediction_id(&input);
-    let entry = Entry {
-        seq: 0,
-        prediction,
-        run: scorer.run,
-        model: scorer.model,
-        input,
-        input_format: ledger::RECORD_FORMAT.into(),
-        output: output_digest(&predictions),
-        rows: 1,
-        value: Some(value),
-        channel,
-        role: "champion".into(),
-        pair: None,
-        time: provenance::now_rfc3339_micros(),
-        source: source.to_string(),
-    };
-    let out = prediction_record(scorer, id_value, value, &prediction);
+    let time = provenance::now_rfc3339_micros();
+    let entry = scorer.record_entry(input, value, channel, Made { time: &time, source }, None);
+    let out = prediction_record(scorer, id_value, value, &entry.prediction);
     Ok((entry, Input { id: input, body }, out))
 }
 

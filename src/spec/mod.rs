@@ -274,13 +274,7 @@ impl Pipeline {
         }
         Ok(match crate::database::Database::parse(&self.gather.source)? {
             Some(crate::database::Database::Sqlite(p)) if p.is_relative() => {
-                let base = self
-                    .origin
-                    .file
-                    .as_deref()
-                    .and_then(Path::parent)
-                    .unwrap_or_else(|| Path::new("."));
-                Some(crate::database::Database::Sqlite(base.join(p)))
+                Some(crate::database::Database::Sqlite(self.folder().join(p)))
             }
             other => other,
         })
@@ -301,13 +295,16 @@ impl Pipeline {
 
     /// The data file, resolved against the pipeline file's folder.
     pub fn source_path(&self) -> PathBuf {
-        let base = self
-            .origin
+        self.folder().join(&self.gather.source)
+    }
+
+    /// The pipeline file's folder: relative paths in it start there.
+    fn folder(&self) -> &Path {
+        self.origin
             .file
             .as_deref()
             .and_then(Path::parent)
-            .unwrap_or_else(|| Path::new("."));
-        base.join(&self.gather.source)
+            .unwrap_or_else(|| Path::new("."))
     }
 
     /// Columns that no step may select: the target and the id column.
