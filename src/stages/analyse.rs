@@ -93,17 +93,29 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
     })
 }
 
-/// Pearson r over the rows where both values are present (pandas' pairwise `corr`).
+/// Pearson r over the rows where both values are present (pandas' pairwise `corr`). Two passes over the
+/// columns in row order — the same sums, in the same order, as `select::pearson` over the complete pairs
+/// — without copying them out (at 5M rows the copies made `analyse` the slowest stage).
 fn pairwise_pearson(x: &[f64], y: &[f64]) -> Option<f64> {
-    let (a, b): (Vec<f64>, Vec<f64>) = x
-        .iter()
-        .zip(y)
-        .filter(|(p, q)| !p.is_nan() && !q.is_nan())
-        .map(|(p, q)| (*p, *q))
-        .unzip();
-    (a.len() > 1)
-        .then(|| super::select::pearson(&a, &b))
-        .filter(|r| r.is_finite())
+    let both = || x.iter().zip(y).filter(|(p, q)| !p.is_nan() && !q.is_nan());
+    let (mut n, mut sx, mut sy) = (0usize, -0.0f64, -0.0f64);
+    for (a, b) in both() {
+        n += 1;
+        sx += a;
+        sy += b;
+    }
+    if n < 2 {
+        return None;
+    }
+    let (mx, my) = (sx / n as f64, sy / n as f64);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in both() {
+        let (dx, dy) = (a - mx, b - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    Some(sxy / (sxx * syy).sqrt()).filter(|r| r.is_finite())
 }
 
 pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
@@ -159,18 +171,29 @@ pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
             ColumnData::Categorical(_) => None,
         })
         .collect();
-    let mut correlations = Vec::new();
-    for (i, (a, x)) in numeric.iter().enumerate() {
-        for (b, y) in &numeric[i + 1..] {
-            if let Some(r) = pairwise_pearson(x, y).filter(|r| r.abs() > settings.correlation_threshold) {
-                correlations.push(Correlation {
-                    a: (*a).to_string(),
-                    b: (*b).to_string(),
-                    r,
-                });
-            }
-        }
-    }
+    // Every pair on all cores; collected in pair order, so the result does not depend on scheduling.
+    let pairs: Vec<(usize, usize)> = (0..numeric.len())
+        .flat_map(|i| (i + 1..numeric.len()).map(move |j| (i, j)))
+        .collect();
+    let correlations: Vec<Correlation> = {
+        use rayon::prelude::*;
+        pairs
+            .par_iter()
+            .map(|&(i, j)| {
+                let ((a, x), (b, y)) = (&numeric[i], &numeric[j]);
+                pairwise_pearson(x, y)
+                    .filter(|r| r.abs() > settings.correlation_threshold)
+                    .map(|r| Correlation {
+                        a: (*a).to_string(),
+                        b: (*b).to_string(),
+                        r,
+                    })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+            .collect()
+    };
     Profile {
         rows,
         columns,
