@@ -165,8 +165,14 @@ pub fn connect_postgres(url: &str) -> Result<postgres::Client> {
     }
     config.connect_timeout(std::time::Duration::from_secs(10));
     config.connect(postgres::NoTls).map_err(|e| {
-        // The driver's message never contains the password; the URL is shown redacted.
-        Error::data(format!("cannot connect to PostgreSQL at {redacted}: {e}"))
+        // The driver's message never contains the password; the URL is shown redacted. Its Display is
+        // only "db error" for what the server said: show the server's words, or the I/O cause.
+        let detail = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => db.message().to_string(),
+            (None, Some(cause)) => format!("{e}: {cause}"),
+            (None, None) => e.to_string(),
+        };
+        Error::data(format!("cannot connect to PostgreSQL at {redacted}: {detail}"))
             .with_hint("check that the server is running and reachable, and the user, database and password")
     })
 }

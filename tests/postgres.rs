@@ -340,3 +340,50 @@ fn gathering_from_postgres_as_of_a_time() {
     let (_, err) = p.fail(&["snapshot", &url, "--table", "pts"]);
     assert!(err.contains("column \"p\" has type point"), "{err}");
 }
+
+#[test]
+fn credentials_from_the_url_the_environment_or_the_password_file() {
+    let pg = Postgres::start();
+    pg.psql("CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    let url = pg.password_user("analyst", "s3cret-pw");
+    let p = Project::new();
+    let snap = |url: &str, env: &[(&str, &str)]| p.mlpipe_env(&["snapshot", url, "--table", "t", "--hash-only"], env);
+    // Without a password the server refuses, and says so.
+    let (code, err) = {
+        let out = snap(&url, &[("PGPASSFILE", "/nonexistent")]);
+        (out.status.code(), stderr(&out))
+    };
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+    // In the URL.
+    let with = url.replacen("analyst@", "analyst:s3cret-pw@", 1);
+    let out = snap(&with, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("s3cret") && !stderr(&out).contains("s3cret"));
+    let first = |o: &std::process::Output| stdout(o).split_whitespace().next().unwrap_or_default().to_string();
+    let id = first(&out);
+    assert_eq!(id.len(), 64);
+    // From PGPASSWORD.
+    let out = snap(&url, &[("PGPASSWORD", "s3cret-pw")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(first(&out), id);
+    // From the password file (libpq's format; a socket connection matches host "localhost").
+    let pgpass = p.path("pgpass");
+    std::fs::write(
+        &pgpass,
+        "# comment\notherhost:5432:*:analyst:wrong\nlocalhost:5432:postgres:analyst:s3cret-pw\n",
+    )
+    .unwrap();
+    let out = snap(&url, &[("PGPASSFILE", pgpass.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(first(&out), id);
+    // A wrong password is refused, and not shown.
+    let wrong = url.replacen("analyst@", "analyst:not-it@", 1);
+    let out = snap(&wrong, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("password authentication failed") && !err.contains("not-it"),
+        "{err}"
+    );
+}

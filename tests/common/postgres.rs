@@ -123,6 +123,39 @@ impl Postgres {
         }
     }
 
+    /// Creates a login role that must give its password (scram-sha-256) over the socket, and returns
+    /// a URL for it without the password.
+    pub fn password_user(&self, user: &str, password: &str) -> String {
+        self.psql(&format!(
+            "CREATE ROLE {user} LOGIN PASSWORD '{password}'; GRANT pg_read_all_data TO {user}"
+        ));
+        let hba = self.dir.path().join("data").join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("local all {user} scram-sha-256\n{old}")).unwrap();
+        let data = self.data();
+        run(&mut self.command("pg_ctl", &["-D", &data, "reload"]), "pg_ctl reload");
+        // The reload is asynchronous: wait until the server asks this user for a password.
+        for _ in 0..50 {
+            let out = Command::new(self.bin.join("psql"))
+                .args([
+                    "-X",
+                    "-w",
+                    "-d",
+                    &self.url.replacen("root@", &format!("{user}@"), 1),
+                    "-c",
+                    "select 1",
+                ])
+                .env_remove("PGPASSWORD")
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.url.replacen("root@", &format!("{user}@"), 1)
+    }
+
     /// Runs SQL through `psql` and returns its unaligned output.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
