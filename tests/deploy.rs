@@ -359,6 +359,35 @@ fn stream_answers_line_by_line_through_a_pipe_and_replays() {
         3,
         "three predictions, errors are not entries"
     );
+
+    // A stored input changed behind mlpipe's back is found by verify and refused by reproduce.
+    let verify = p.mlpipe(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("checked 4 ledger entries and 2 record inputs"),
+        "{}",
+        stdout(&verify)
+    );
+    let input = ledger[0]["input"].as_str().unwrap();
+    let conn = rusqlite::Connection::open(p.store().join("ledger.sqlite")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE ledger_inputs SET body = CAST('{}' AS BLOB) WHERE id = ?1",
+            [input],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains(&format!("{input}: ledger input is corrupt")),
+        "{}",
+        stdout(&verify)
+    );
+    let (code, err) = p.fail(&["reproduce", ledger[0]["prediction"].as_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is corrupt"), "{err}");
 }
 
 /// A running `mlpipe serve` and its address.
@@ -689,4 +718,64 @@ fn a_large_batch_scored_in_chunks_matches_row_by_row() {
         let (sid, spred, _) = &small[r % small.len()];
         assert_eq!((id, pred.to_bits()), (sid, spred.to_bits()), "row {r}");
     }
+}
+
+#[test]
+fn a_killed_server_has_recorded_every_prediction_it_answered() {
+    // The ledger commit comes before the answer: SIGKILL under load loses no answered prediction.
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    let server = Server::start(&p, &[&run]);
+    let url = format!("{}/v1/predict", server.base);
+    let pid = server.child.id();
+    let answered = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (url, records, answered) = (&url, &records, &answered);
+            s.spawn(move || {
+                let agent = new_agent();
+                for i in 0.. {
+                    let body = records[(t * 1000 + i) % records.len()].to_string();
+                    let Ok(mut resp) = agent.post(url).header("Content-Type", "application/json").send(&body) else {
+                        break; // the server is gone
+                    };
+                    if resp.status().as_u16() != 200 {
+                        break;
+                    }
+                    let Ok(text) = resp.body_mut().read_to_string() else {
+                        break;
+                    };
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    answered
+                        .lock()
+                        .unwrap()
+                        .push(v["prediction_id"].as_str().unwrap().to_string());
+                }
+            });
+        }
+        s.spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        });
+    });
+    drop(server);
+    let answered = answered.into_inner().unwrap();
+    assert!(answered.len() > 50, "only {} answers before the kill", answered.len());
+    let out = p.mlpipe(&["ledger", "--channel", "serve", "--limit", "1000000", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recorded: std::collections::BTreeSet<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["prediction"].as_str().unwrap())
+        .collect();
+    for id in &answered {
+        assert!(recorded.contains(id.as_str()), "answered {id} is not in the ledger");
+    }
+    // And the store and ledger are still usable: replay one.
+    replay(&p, &answered[answered.len() / 2]);
+    let verify = p.mlpipe(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
 }

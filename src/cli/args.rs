@@ -240,8 +240,11 @@ pub enum Command {
         #[arg(long)]
         export: Option<PathBuf>,
     },
-    /// Re-hash every object in the store and check every reference.
-    Verify,
+    /// Re-hash every object in the store, check every reference, and check the prediction ledger.
+    Verify {
+        #[command(flatten)]
+        ledger: LedgerOption,
+    },
     /// Remove objects no run or prediction references.
     Gc {
         /// Only report what would be removed.

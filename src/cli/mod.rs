@@ -268,8 +268,11 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.snapshot(&snapshot::run(&args)?);
             Ok(0)
         }
-        Command::Verify => {
-            let report = verify::run(&verify::VerifyArgs { store })?;
+        Command::Verify { ledger } => {
+            let report = verify::run(&verify::VerifyArgs {
+                store,
+                ledger: ledger.ledger,
+            })?;
             printer.verify(&report);
             Ok(if report.problems.is_empty() { 0 } else { EXIT_DIFFERENT })
         }

@@ -513,6 +513,13 @@ impl Printer {
             "checked {} objects ({} bytes) and {} refs\n",
             r.objects, r.bytes, r.refs
         );
+        if r.ledger_entries > 0 {
+            let _ = writeln!(
+                s,
+                "checked {} ledger entries and {} record inputs",
+                r.ledger_entries, r.ledger_inputs
+            );
+        }
         for p in &r.problems {
             let _ = writeln!(s, "  {}: {}", p.id, p.what);
         }
