@@ -96,14 +96,14 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// An error answered to the client.
-struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-    field: Option<String>,
-    record: Option<usize>,
-    hint: Option<String>,
+/// An error answered to the client: HTTP status and the JSON body's fields.
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub record: Option<usize>,
+    pub hint: Option<String>,
 }
 
 impl ApiError {
@@ -264,58 +264,8 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
             }
             Ok(Ok(b)) => b,
         };
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-        .hint("send one JSON object, or an array of objects, with the training columns as keys")
-    })?;
-    let (maps, single): (Vec<&Map<String, Value>>, bool) = match &value {
-        Value::Object(m) => (vec![m], true),
-        Value::Array(items) => {
-            if items.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "the array holds no records",
-                ));
-            }
-            if items.len() > app.limits.max_records {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_many_records",
-                    format!(
-                        "{} records in one request; the limit is {}",
-                        items.len(),
-                        app.limits.max_records
-                    ),
-                ));
-            }
-            let mut maps = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let Value::Object(m) = item else {
-                    let mut e = ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        format!("record {} is not a JSON object", i + 1),
-                    );
-                    e.record = Some(i);
-                    return Err(e);
-                };
-                maps.push(m);
-            }
-            (maps, false)
-        }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "the body must be a JSON object or an array of objects",
-            ));
-        }
-    };
+    let value = parse_body(&bytes)?;
+    let (maps, single) = records_of(&value, app.limits.max_records)?;
     let source = format!("request from {}", client.ip());
     let champion = &app.champion;
     let records = champion.decode_records(&maps, "the request").map_err(|e| {
@@ -364,6 +314,65 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
         out.into_iter().next().unwrap_or(Value::Null)
     } else {
         json!({ "predictions": out, "model": champion.model.hex(), "run": champion.run.hex() })
+    })
+}
+
+/// The request decoder, step 1: the body's bytes as JSON (`serde_json` refuses nesting beyond 128).
+pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+        .hint("send one JSON object, or an array of objects, with the training columns as keys")
+    })
+}
+
+/// A request's records, and whether it sent one record (not an array).
+pub type RequestRecords<'a> = (Vec<&'a Map<String, Value>>, bool);
+
+/// The request decoder, step 2: one record or an array of at most `max_records` records.
+pub fn records_of(value: &Value, max_records: usize) -> Result<RequestRecords<'_>, ApiError> {
+    Ok(match value {
+        Value::Object(m) => (vec![m], true),
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the array holds no records",
+                ));
+            }
+            if items.len() > max_records {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_records",
+                    format!("{} records in one request; the limit is {}", items.len(), max_records),
+                ));
+            }
+            let mut maps = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let Value::Object(m) = item else {
+                    let mut e = ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("record {} is not a JSON object", i + 1),
+                    );
+                    e.record = Some(i);
+                    return Err(e);
+                };
+                maps.push(m);
+            }
+            (maps, false)
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the body must be a JSON object or an array of objects",
+            ));
+        }
     })
 }
 

@@ -8,7 +8,6 @@
 //! The `mlpipe` binary end to end, on the shipped house-price data, in throwaway folders.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -537,39 +536,6 @@ fn unknown_and_ambiguous_prefixes_are_explained() {
 }
 
 #[test]
-fn concurrent_runs_on_one_store_agree() {
-    let p = Project::new();
-    let children: Vec<_> = (0..6)
-        .map(|i| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpipe"));
-            cmd.current_dir(p.dir.path())
-                .env("MLPIPE_STORE", p.store())
-                .args(["run", "pipeline.toml", "--json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            if i % 2 == 1 {
-                cmd.args(["--seed", "5"]);
-            }
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    let results: Vec<Value> = children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
-            serde_json::from_slice(&out.stdout).unwrap()
-        })
-        .collect();
-    for pair in [(0, 2), (2, 4), (1, 3), (3, 5)] {
-        assert_eq!(results[pair.0]["run"], results[pair.1]["run"]);
-        assert_eq!(outputs(&results[pair.0]), outputs(&results[pair.1]));
-    }
-    assert_ne!(results[0]["run"], results[1]["run"]);
-    assert_store_clean(&p);
-}
-
-#[test]
 fn gc_keeps_what_runs_reference_and_removes_the_rest() {
     let p = Project::new();
     let run = p.run(&[]);
@@ -615,39 +581,6 @@ fn log_and_show_describe_runs_and_objects() {
     assert_eq!(shown["kind"], "stage-output");
     assert_eq!(shown["content"]["state"]["operator"], "impute");
     assert_eq!(shown["content"]["state"]["fills"][0]["column"], "LotFrontage");
-}
-
-#[test]
-fn runs_killed_at_any_moment_leave_a_consistent_store() {
-    let p = Project::new();
-    let clean = p.mlpipe(&[
-        "run",
-        "pipeline.toml",
-        "--json",
-        "--store",
-        p.path("clean").to_str().unwrap(),
-    ]);
-    let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
-    for i in 0..20u64 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
-            .current_dir(p.dir.path())
-            .env("MLPIPE_STORE", p.store())
-            .args(["run", "pipeline.toml", "--seed", &(i % 3).to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(i * 4));
-        let _ = child.kill(); // SIGKILL: no chance to clean up
-        let _ = child.wait();
-        let verify = p.mlpipe(&["verify"]);
-        assert!(verify.status.success(), "after kill {i}: {}", stdout(&verify));
-    }
-    let after = p.run(&[]);
-    assert_eq!(after["run"], clean["run"]);
-    assert_eq!(outputs(&after), outputs(&clean));
-    assert!(p.mlpipe(&["gc"]).status.success());
-    assert_store_clean(&p);
 }
 
 #[test]

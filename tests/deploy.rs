@@ -6,42 +6,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::serving::{Server, get, new_agent, post, replay, test_records};
 use common::{Project, stderr, stdout};
 use serde_json::{Value, json};
 
 fn run_id(p: &Project) -> String {
     p.run(&[])["run"].as_str().unwrap().to_string()
-}
-
-/// The test rows as NDJSON records (the same values the CSV holds; "NA" becomes null).
-fn test_records(p: &Project) -> Vec<Value> {
-    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
-    let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let headers = rdr.headers().unwrap().clone();
-    rdr.records()
-        .map(|r| {
-            let r = r.unwrap();
-            let mut m = serde_json::Map::new();
-            for (h, v) in headers.iter().zip(r.iter()) {
-                let value = if v == "NA" || v.is_empty() {
-                    Value::Null
-                } else if h == "MSSubClass" {
-                    Value::String(v.into())
-                } else if let Ok(n) = v.parse::<i64>() {
-                    json!(n)
-                } else if let Ok(x) = v.parse::<f64>() {
-                    json!(x)
-                } else {
-                    Value::String(v.into())
-                };
-                m.insert(h.to_string(), value);
-            }
-            Value::Object(m)
-        })
-        .collect()
 }
 
 fn csv_predictions(bytes: &[u8]) -> Vec<(String, f64, String)> {
@@ -52,12 +25,6 @@ fn csv_predictions(bytes: &[u8]) -> Vec<(String, f64, String)> {
             (r[0].to_string(), r[1].parse().unwrap(), r[3].to_string())
         })
         .collect()
-}
-
-fn replay(p: &Project, id: &str) {
-    let out = p.mlpipe(&["reproduce", id]);
-    assert!(out.status.success(), "replay of {id}: {}", stderr(&out));
-    assert!(stdout(&out).starts_with("reproduced bit-for-bit"), "{}", stdout(&out));
 }
 
 #[test]
@@ -390,73 +357,6 @@ fn stream_answers_line_by_line_through_a_pipe_and_replays() {
     assert!(err.contains("is corrupt"), "{err}");
 }
 
-/// A running `mlpipe serve` and its address.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(p: &Project, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
-            .current_dir(p.dir.path())
-            .env("MLPIPE_STORE", p.store())
-            .args(["serve", "--addr", "127.0.0.1:0", "--json"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not ready: {line:?}"));
-        Server {
-            base: format!("http://{}", ready["addr"].as_str().unwrap()),
-            child,
-        }
-    }
-
-    /// SIGTERM, then the exit status and what it printed last.
-    fn stop(mut self) -> (bool, String) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut rest).unwrap();
-        (status.success(), rest)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn new_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: &str) -> (u16, Value) {
-    let mut resp = agent.post(url).header("Content-Type", content_type).send(body).unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn get(agent: &ureq::Agent, url: &str) -> (u16, String) {
-    let mut resp = agent.get(url).call().unwrap();
-    (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
-}
-
 #[test]
 fn rest_serves_predictions_rejects_bad_input_and_replays() {
     let p = Project::new();
@@ -718,64 +618,4 @@ fn a_large_batch_scored_in_chunks_matches_row_by_row() {
         let (sid, spred, _) = &small[r % small.len()];
         assert_eq!((id, pred.to_bits()), (sid, spred.to_bits()), "row {r}");
     }
-}
-
-#[test]
-fn a_killed_server_has_recorded_every_prediction_it_answered() {
-    // The ledger commit comes before the answer: SIGKILL under load loses no answered prediction.
-    let p = Project::new();
-    let run = run_id(&p);
-    let records = test_records(&p);
-    let server = Server::start(&p, &[&run]);
-    let url = format!("{}/v1/predict", server.base);
-    let pid = server.child.id();
-    let answered = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..4 {
-            let (url, records, answered) = (&url, &records, &answered);
-            s.spawn(move || {
-                let agent = new_agent();
-                for i in 0.. {
-                    let body = records[(t * 1000 + i) % records.len()].to_string();
-                    let Ok(mut resp) = agent.post(url).header("Content-Type", "application/json").send(&body) else {
-                        break; // the server is gone
-                    };
-                    if resp.status().as_u16() != 200 {
-                        break;
-                    }
-                    let Ok(text) = resp.body_mut().read_to_string() else {
-                        break;
-                    };
-                    let v: Value = serde_json::from_str(&text).unwrap();
-                    answered
-                        .lock()
-                        .unwrap()
-                        .push(v["prediction_id"].as_str().unwrap().to_string());
-                }
-            });
-        }
-        s.spawn(move || {
-            std::thread::sleep(Duration::from_millis(700));
-            Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
-        });
-    });
-    drop(server);
-    let answered = answered.into_inner().unwrap();
-    assert!(answered.len() > 50, "only {} answers before the kill", answered.len());
-    let out = p.mlpipe(&["ledger", "--channel", "serve", "--limit", "1000000", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let recorded: std::collections::BTreeSet<&str> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["prediction"].as_str().unwrap())
-        .collect();
-    for id in &answered {
-        assert!(recorded.contains(id.as_str()), "answered {id} is not in the ledger");
-    }
-    // And the store and ledger are still usable: replay one.
-    replay(&p, &answered[answered.len() / 2]);
-    let verify = p.mlpipe(&["verify"]);
-    assert!(verify.status.success(), "{}", stdout(&verify));
 }

@@ -187,6 +187,9 @@ pub enum Command {
         /// Largest request body in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_body: usize,
+        /// Seconds a client may take to send a request body (408 after it).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,

@@ -174,6 +174,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             shadow,
             token_file,
             max_body,
+            body_timeout,
             threads,
             ledger,
         } => {
@@ -186,6 +187,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 ledger: ledger.ledger,
                 store,
                 max_body,
+                body_timeout: std::time::Duration::from_secs(body_timeout),
                 threads,
             };
             let report = serve::run(&args, |ready| printer.serving(ready))?;

@@ -204,8 +204,12 @@ impl Printer {
                     r.what,
                     r.id
                 );
-                if r.restored > 0 {
-                    let _ = writeln!(s, "restored {} missing or damaged objects in the store", r.restored);
+                for o in &r.restored {
+                    let _ = writeln!(
+                        s,
+                        "restored {} (output of {}): it was {} in the store",
+                        o.id, o.stage, o.was
+                    );
                 }
             }
             Some(d) => {

@@ -31,19 +31,28 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(true)?;
     let mut live: BTreeSet<Id> = BTreeSet::new();
-    for (_, rec_id) in store.refs(RefKind::Run)? {
+    // A record that cannot be read stops gc before anything is removed: what it references is
+    // unknown, and guessing "nothing" would delete a run's outputs.
+    let unreadable = |what: &str, key: &Id, e: crate::Error| crate::Error::Lookup {
+        message: format!("gc removed nothing: the record of {what} {key} cannot be read: {e}"),
+        hint: Some(format!(
+            "run `mlpipe verify`; re-running the pipeline (or `mlpipe reproduce {}`) rewrites a damaged record",
+            key.short()
+        )),
+    };
+    for (run, rec_id) in store.refs(RefKind::Run)? {
         live.insert(rec_id);
-        if let Ok(r) = super::load_json::<RunRecord>(&store, &rec_id, "run record") {
-            live.insert(r.pipeline);
-            live.insert(r.snapshot);
-            live.extend(r.stages.iter().map(|s| s.output));
-        }
+        let r = super::load_json::<RunRecord>(&store, &rec_id, "run record").map_err(|e| unreadable("run", &run, e))?;
+        live.insert(r.pipeline);
+        live.insert(r.snapshot);
+        live.extend(r.source_record);
+        live.extend(r.stages.iter().map(|s| s.output));
     }
-    for (_, rec_id) in store.refs(RefKind::Prediction)? {
+    for (prediction, rec_id) in store.refs(RefKind::Prediction)? {
         live.insert(rec_id);
-        if let Ok(p) = super::load_json::<PredictionRecord>(&store, &rec_id, "prediction record") {
-            live.extend([p.input, p.output, p.model]);
-        }
+        let p = super::load_json::<PredictionRecord>(&store, &rec_id, "prediction record")
+            .map_err(|e| unreadable("prediction", &prediction, e))?;
+        live.extend([p.input, p.output, p.model]);
     }
     let all = store.object_ids()?;
     let dead: Vec<Id> = all.iter().filter(|id| !live.contains(id)).copied().collect();

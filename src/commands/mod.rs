@@ -26,6 +26,7 @@ use crate::store::{LocalStore, RefKind, Resolved, Store};
 /// Reads a data file and computes its content id (blake3; multi-threaded for large files, which gives
 /// the same digest as one thread).
 pub fn read_snapshot(path: &Path) -> Result<(Id, Vec<u8>)> {
+    crate::resources::check_fits(path, "data file")?;
     let bytes = std::fs::read(path).map_err(|e| Error::io("read data file", path, e))?;
     let mut hasher = blake3::Hasher::new();
     if bytes.len() > 1 << 20 {

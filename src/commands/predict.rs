@@ -125,7 +125,12 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     store.put_with_id(&input_id, &input)?;
     let bits = prediction_bytes(&predictions);
     let output = store.put(&bits)?;
-    if store.get_ref(RefKind::Prediction, &prediction)?.is_none() {
+    // A record is written once (it carries the time it was first made); again only if it was lost or
+    // damaged, and then the damaged one is removed.
+    let existing = store.get_ref(RefKind::Prediction, &prediction)?;
+    let damaged =
+        existing.filter(|rec| super::load_json::<PredictionRecord>(&store, rec, "prediction record").is_err());
+    if existing.is_none() || damaged.is_some() {
         let rec = PredictionRecord {
             kind: "prediction".into(),
             format: 2,
@@ -141,6 +146,9 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         };
         let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
+        if let Some(old) = damaged.filter(|old| *old != rec_id) {
+            store.remove_object(&old)?;
+        }
     }
     let rows = OutputRows {
         id_name: scorer.id_column.as_deref(),

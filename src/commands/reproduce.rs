@@ -57,6 +57,15 @@ pub struct Divergence {
     pub reproduced: Option<Id>,
 }
 
+/// A stage output the store had lost or damaged, written again from the verified re-run.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    pub id: Id,
+    pub stage: String,
+    /// "missing" or "corrupt".
+    pub was: &'static str,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ReproduceReport {
     /// "run" or "prediction".
@@ -66,7 +75,7 @@ pub struct ReproduceReport {
     pub checked: Vec<ArtifactCheck>,
     pub diverged: Option<Divergence>,
     /// Objects that were missing or damaged in the store and were restored from the verified re-run.
-    pub restored: usize,
+    pub restored: Vec<Restored>,
     pub recorded_code: CodeState,
     pub recorded_version: String,
     pub current_version: String,
@@ -224,7 +233,7 @@ fn reproduce_entry(
             reproduced,
         }],
         diverged,
-        restored: 0,
+        restored: Vec::new(),
         recorded_code: run.code,
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),
@@ -269,12 +278,22 @@ fn reproduce_run(
         }
     }
     // Verified: restore anything the store lost (deleted or damaged objects).
-    let mut restored = 0;
+    let mut restored = Vec::new();
     if diverged.is_none() {
-        for (id, bytes) in scratch.objects() {
-            if store.get(&id).is_err() {
-                store.put_with_id(&id, &bytes)?;
-                restored += 1;
+        let objects = scratch.objects();
+        for stage in &executed.stages {
+            let was = match store.get(&stage.output) {
+                Ok(_) => continue,
+                Err(Error::Corrupt { .. }) => "corrupt",
+                Err(_) => "missing",
+            };
+            if let Some(bytes) = objects.get(&stage.output) {
+                store.put_with_id(&stage.output, bytes)?;
+                restored.push(Restored {
+                    id: stage.output,
+                    stage: stage.name.clone(),
+                    was,
+                });
             }
         }
     }
@@ -335,13 +354,30 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
         recorded: Some(c.recorded),
         reproduced: Some(c.reproduced),
     });
+    // Proved: the stored output object holds exactly these bits; restore it if the store lost it.
+    let mut restored = Vec::new();
+    if diverged.is_none() {
+        let was = match store.get(&rec.output) {
+            Ok(_) => None,
+            Err(Error::Corrupt { .. }) => Some("corrupt"),
+            Err(_) => Some("missing"),
+        };
+        if let Some(was) = was {
+            store.put_with_id(&rec.output, &crate::scoring::prediction_bytes(&predictions))?;
+            restored.push(Restored {
+                id: rec.output,
+                stage: "predict".into(),
+                was,
+            });
+        }
+    }
     Ok(ReproduceReport {
         what: "prediction".into(),
         id: *id,
         run: rec.run,
         checked,
         diverged,
-        restored: 0,
+        restored,
         recorded_code: run.code,
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),

@@ -109,6 +109,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         .collect();
 
     // A run id names its inputs; if it was recorded before, the outputs must be the same.
+    let mut damaged_record = None;
     let previous = match store.get_ref(RefKind::Run, &run)? {
         Some(rec_id) => match super::load_json::<RunRecord>(&store, &rec_id, "run record") {
             Ok(rec) => Some((rec_id, rec)),
@@ -117,6 +118,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
                     "the earlier record of run {} is unreadable ({e}); writing it again",
                     run.short()
                 ));
+                damaged_record = Some(rec_id);
                 None
             }
         },
@@ -166,6 +168,10 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             let bytes = serde_json::to_vec(&record).map_err(|e| Error::internal(e.to_string()))?;
             let id = store.put(&bytes)?;
             store.set_ref(RefKind::Run, &run, &id)?;
+            // The damaged record is unreachable now; removing it keeps `verify` meaningful.
+            if let Some(old) = damaged_record.filter(|old| *old != id) {
+                store.remove_object(&old)?;
+            }
             id
         }
     };

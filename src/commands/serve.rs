@@ -25,6 +25,7 @@ pub struct ServeArgs {
     pub ledger: Option<String>,
     pub store: PathBuf,
     pub max_body: usize,
+    pub body_timeout: std::time::Duration,
     pub threads: Option<usize>,
 }
 
@@ -86,6 +87,7 @@ pub fn run(args: &ServeArgs, on_ready: impl FnOnce(&Ready)) -> Result<ServeRepor
     };
     let limits = Limits {
         max_body: args.max_body,
+        body_timeout: args.body_timeout,
         ..Limits::default()
     };
     let app = Arc::new(App::new(champion, shadow, ledger, token, limits));

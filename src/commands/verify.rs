@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ledger;
+use crate::provenance::{PredictionRecord, RunRecord};
 use crate::store::{LocalStore, RefKind, Store};
 
 pub struct VerifyArgs {
@@ -76,6 +77,7 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport> {
             }),
         }
     }
+    check_records(&store, &mut problems)?;
     let (ledger_entries, ledger_inputs) = check_ledger(&store, args.ledger.as_deref(), &mut problems)?;
     Ok(VerifyReport {
         objects: ids.len(),
@@ -85,6 +87,69 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport> {
         ledger_inputs,
         problems,
     })
+}
+
+/// Every object a run or prediction record names must exist (a damaged record is already reported above).
+fn check_records(store: &LocalStore, problems: &mut Vec<Problem>) -> Result<()> {
+    let mut missing = |owner: String, what: String, id: &crate::digest::Id, fix: &str| -> Result<()> {
+        if !store.contains(id)? {
+            problems.push(Problem {
+                id: id.hex(),
+                what: format!("missing: {owner} needs it as {what}; {fix}"),
+            });
+        }
+        Ok(())
+    };
+    for (run, rec_id) in store.refs(RefKind::Run)? {
+        let Ok(r) = super::load_json::<RunRecord>(store, &rec_id, "run record") else {
+            continue;
+        };
+        let owner = format!("run {}", run.short());
+        let rerun = "run the pipeline again to recompute it";
+        missing(owner.clone(), "its pipeline".into(), &r.pipeline, rerun)?;
+        missing(
+            owner.clone(),
+            "its data snapshot".into(),
+            &r.snapshot,
+            "run the pipeline again on the same data to store it",
+        )?;
+        if let Some(s) = &r.source_record {
+            missing(owner.clone(), "its source record".into(), s, rerun)?;
+        }
+        for st in &r.stages {
+            missing(
+                owner.clone(),
+                format!("the output of stage {}", st.name),
+                &st.output,
+                rerun,
+            )?;
+        }
+    }
+    for (prediction, rec_id) in store.refs(RefKind::Prediction)? {
+        let Ok(p) = super::load_json::<PredictionRecord>(store, &rec_id, "prediction record") else {
+            continue;
+        };
+        let owner = format!("prediction {}", prediction.short());
+        missing(
+            owner.clone(),
+            "its input".into(),
+            &p.input,
+            "predict the same input file again to store it",
+        )?;
+        missing(
+            owner.clone(),
+            "its output".into(),
+            &p.output,
+            "predict the same input again to recompute it",
+        )?;
+        missing(
+            owner,
+            "its model".into(),
+            &p.model,
+            "run the pipeline again to recompute it",
+        )?;
+    }
+    Ok(())
 }
 
 fn check_ledger(store: &LocalStore, url: Option<&str>, problems: &mut Vec<Problem>) -> Result<(usize, usize)> {

@@ -555,10 +555,21 @@ fn check_name(name: &At<String>, what: &str) -> Result<()> {
 
 fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>)> {
     let source = g.req_str("source", "the data file, relative to the pipeline file")?;
-    let database = if crate::database::Database::parse(&source.value)
-        .map_err(|e| Error::spec(e.to_string(), Some(source.location.clone())))?
-        .is_some()
-    {
+    let parsed = crate::database::Database::parse(&source.value)
+        .map_err(|e| Error::spec(e.to_string(), Some(source.location.clone())))?;
+    let file = match &parsed {
+        None => Some(Path::new(&source.value)),
+        Some(crate::database::Database::Sqlite(p)) => Some(p.as_path()),
+        Some(_) => None,
+    };
+    if let Some(file) = file {
+        check_inside_project(g.source().path(), file).map_err(|message| {
+            Error::spec(message, Some(source.location.clone())).with_hint(
+                "move or link the data into the project (e.g. data-snapshots/) and name it relative to the pipeline file",
+            )
+        })?;
+    }
+    let database = if parsed.is_some() {
         Some(crate::sources::Selection::parse(g)?)
     } else {
         for key in crate::sources::Selection::KEYS {
@@ -632,6 +643,49 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
         },
         id_loc,
     ))
+}
+
+/// A pipeline reads only inside its project: the git work tree that holds the pipeline file, or the
+/// pipeline's folder outside git. Checked on the written path with `.` and `..` folded (no symlink is
+/// followed, so a link the project's owner made is theirs to make).
+fn check_inside_project(pipeline: &Path, written: &Path) -> std::result::Result<(), String> {
+    let folder = pipeline
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder = std::path::absolute(folder).map_err(|e| format!("cannot resolve {}: {e}", folder.display()))?;
+    let folder = fold_dots(&folder);
+    let project = folder
+        .ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&folder)
+        .to_path_buf();
+    let target = fold_dots(&folder.join(written));
+    if target.starts_with(&project) {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{}\" is outside the project {}: a pipeline may only read data inside the project that holds it",
+            written.display(),
+            project.display()
+        ))
+    }
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+fn fold_dots(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn split_value(r: &mut TableReader<'_, '_>, key: &str) -> Result<Option<SplitValue>> {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::struct_field_names)]
 
 pub mod postgres;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

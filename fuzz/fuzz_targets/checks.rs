@@ -1,0 +1,57 @@
+//! What each fuzz target checks, shared with `cargo test` (tests/reliability.rs replays the seeds through
+//! these same functions). Each returns normally for any input; a panic is a finding.
+#![allow(dead_code)] // each target uses one function
+
+use std::path::Path;
+
+use mlpipe::plan::Plan;
+use mlpipe::scoring::Scorer;
+use mlpipe::server::{parse_body, records_of};
+use mlpipe::spec::Pipeline;
+use mlpipe::tables::{Format, read_input};
+
+/// The pipeline parser and validator: any text gives a pipeline or an error; a pipeline that parses
+/// plans, and survives its canonical JSON round trip unchanged.
+pub fn pipeline(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(pipeline) = Pipeline::parse(Path::new("fuzz/pipeline.toml"), text) else {
+        return;
+    };
+    let _ = Plan::new(&pipeline);
+    let json = pipeline.to_canonical_json();
+    let back = Pipeline::from_canonical_json(&json).expect("canonical JSON of a parsed pipeline reads back");
+    assert_eq!(
+        back.to_canonical_json(),
+        json,
+        "canonical JSON round trip changed the pipeline"
+    );
+}
+
+/// The batch row reader of `predict` (CSV or NDJSON, chosen by the first byte) and the scoring after it.
+pub fn rows(scorer: &Scorer, data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let format = if selector % 2 == 0 { Format::Csv } else { Format::Ndjson };
+    if let Ok(frame) = read_input(scorer, body, format, "fuzz input") {
+        let rows = frame.n_rows();
+        if let Ok(predictions) = scorer.score(frame) {
+            assert_eq!(predictions.len(), rows, "one prediction per row");
+        }
+    }
+}
+
+/// The REST request decoder of `serve` (body → records → the training schema) and the scoring after it.
+pub fn rest(scorer: &Scorer, data: &[u8]) {
+    let Ok(value) = parse_body(data) else { return };
+    let Ok((maps, _single)) = records_of(&value, 10_000) else {
+        return;
+    };
+    let Ok(records) = scorer.decode_records(&maps, "the request") else {
+        return;
+    };
+    assert_eq!(records.canonical.len(), maps.len(), "one canonical encoding per record");
+    if let Ok(predictions) = scorer.score(records.frame) {
+        assert_eq!(predictions.len(), maps.len(), "one prediction per record");
+    }
+}

@@ -1,0 +1,128 @@
+//! How much memory this process may still take, and the check that a data file fits before it is read.
+//! mlpipe holds a data set in memory (parsed columns, the split, each step's output); a file that cannot
+//! fit is refused with its size and the limit it meets, instead of dying mid-run on a failed allocation.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Parsed columns, the bytes they came from and the train/test copies: a data file takes at least this
+/// many times its size in memory (the house-price pipeline peaks at 9–10×; bench/RESULTS.md, case 7).
+pub const MIN_BYTES_PER_FILE_BYTE: u64 = 4;
+
+/// The tightest memory bound on this process and what sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: u64,
+    pub set_by: &'static str,
+}
+
+/// The least of: available system memory, the cgroup's limit less its use, the address-space limit less
+/// what is mapped. `None` where none of them can be read (not Linux).
+pub fn memory_budget() -> Option<Budget> {
+    let mut budgets = Vec::new();
+    if let Some(kb) = field_kb(&read("/proc/meminfo"), "MemAvailable:") {
+        budgets.push(Budget {
+            bytes: kb * 1024,
+            set_by: "available system memory",
+        });
+    }
+    let max = read("/sys/fs/cgroup/memory.max");
+    let current = read("/sys/fs/cgroup/memory.current");
+    if let (Ok(max), Ok(current)) = (max.trim().parse::<u64>(), current.trim().parse::<u64>()) {
+        budgets.push(Budget {
+            bytes: max.saturating_sub(current),
+            set_by: "the cgroup's memory limit (memory.max)",
+        });
+    }
+    if let Some(limit) = address_space_limit(&read("/proc/self/limits")) {
+        let mapped = field_kb(&read("/proc/self/status"), "VmSize:").unwrap_or(0) * 1024;
+        budgets.push(Budget {
+            bytes: limit.saturating_sub(mapped),
+            set_by: "the address-space limit (ulimit -v)",
+        });
+    }
+    budgets.into_iter().min_by_key(|b| b.bytes)
+}
+
+/// Refuses a data file that cannot fit in the memory budget, before anything is read or stored.
+pub fn check_fits(path: &Path, what: &str) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // the read that follows names the problem
+    };
+    let Some(budget) = memory_budget() else {
+        return Ok(());
+    };
+    let needed = meta.len().saturating_mul(MIN_BYTES_PER_FILE_BYTE);
+    if needed <= budget.bytes {
+        return Ok(());
+    }
+    Err(Error::data(format!(
+        "{what} {} is {}; holding it in memory takes at least {} ({MIN_BYTES_PER_FILE_BYTE}× its size), \
+         but {} is left under {}",
+        path.display(),
+        human(meta.len()),
+        human(needed),
+        human(budget.bytes),
+        budget.set_by
+    ))
+    .with_hint(
+        "mlpipe holds a data set in memory: run on a machine with more memory, raise the limit, \
+         or split the file (e.g. fewer rows) and run on a part",
+    ))
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A `Name:   1234 kB` line of /proc/meminfo or /proc/self/status, in kB.
+fn field_kb(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The soft "Max address space" of /proc/self/limits, in bytes; `None` when unlimited.
+fn address_space_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = bytes as f64;
+    let mut unit = 0;
+    while x >= 1024.0 && unit + 1 < UNITS.len() {
+        x /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{x:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_proc_formats() {
+        let status = "Name:\tmlpipe\nVmPeak:\t  20000 kB\nVmSize:\t   12345 kB\n";
+        assert_eq!(field_kb(status, "VmSize:"), Some(12345));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max address space         536870912            unlimited            bytes     \n";
+        assert_eq!(address_space_limit(limits), Some(536_870_912));
+        let unlimited = "Max address space         unlimited            unlimited            bytes     \n";
+        assert_eq!(address_space_limit(unlimited), None);
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(17 << 30), "17.0 GiB");
+    }
+}

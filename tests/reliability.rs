@@ -1,0 +1,985 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+// Wall-clock time here only picks kill moments and sizes; it never reaches an artifact.
+#![allow(clippy::disallowed_methods, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+//! Reliability under faults and hostile input, with the real binary: SIGKILL at seeded random moments
+//! (run, predict into SQLite, serve under load), eight processes and gc on one store, every object
+//! flipped, truncated and deleted, a flood of hostile requests, paths that try to leave the project, a
+//! full disk, a data file larger than the memory allowed.
+//!
+//! `cargo test` runs the quick versions; `MLPIPE_CRASH_KILLS=100 cargo test --release --test
+//! reliability -- --nocapture` the full ones (docs/reliability.md). Each test prints its figures.
+
+mod common;
+#[path = "../fuzz/fuzz_targets/checks.rs"]
+mod fuzz_checks;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::serving::{Server, new_agent, post, replay, test_records};
+use common::{Project, stderr, stdout};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+/// Kills per crash loop: `MLPIPE_CRASH_KILLS` (default 10).
+fn kills() -> u64 {
+    std::env::var("MLPIPE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// A stream of kill moments: `MLPIPE_CRASH_SEED` (default 1) and the loop's name.
+fn rng(name: &str) -> ChaCha8Rng {
+    let seed: u64 = std::env::var("MLPIPE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let key = blake3::hash(format!("{seed}/{name}").as_bytes());
+    ChaCha8Rng::from_seed(*key.as_bytes())
+}
+
+fn spawn(p: &Project, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .env("CI", "true")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sleeps `delay`, then SIGKILLs the child unless it already finished; true when it was killed mid-work.
+fn kill_after(mut child: Child, delay: Duration) -> bool {
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL: no chance to clean up
+    let _ = child.wait();
+    running
+}
+
+fn verify_clean(p: &Project, after: &str) {
+    let out = p.mlpipe(&["verify", "--json"]);
+    assert!(out.status.success(), "verify after {after}: {}", stdout(&out));
+}
+
+fn json_out(out: &std::process::Output, what: &str) -> Value {
+    assert!(out.status.success(), "{what}: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stage_outputs(run: &Value) -> Vec<String> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed())
+}
+
+#[test]
+fn runs_killed_at_random_moments_resume_to_the_uninterrupted_id() {
+    let p = Project::new();
+    let clean = p.path("clean");
+    let clean = clean.to_str().unwrap();
+    // How long a cold run takes once the data is in the store: kill moments are drawn across it.
+    p.run(&["--store", clean, "--seed", "100000"]);
+    let (_, cold) = timed(|| p.run(&["--store", clean, "--seed", "100001"]));
+    let mut rng = rng("run");
+    let (mut mid_run, n) = (0, kills());
+    for i in 0..n {
+        let seed = i.to_string();
+        let delay = Duration::from_micros(rng.gen_range(0..cold.as_micros() as u64));
+        mid_run += u64::from(kill_after(spawn(&p, &["run", "pipeline.toml", "--seed", &seed]), delay));
+        verify_clean(&p, &format!("kill {i} at {delay:?}"));
+        let resumed = p.run(&["--seed", &seed]);
+        let uninterrupted = p.run(&["--store", clean, "--seed", &seed]);
+        assert_eq!(resumed["run"], uninterrupted["run"], "kill {i} at {delay:?}");
+        assert_eq!(stage_outputs(&resumed), stage_outputs(&uninterrupted), "kill {i}");
+    }
+    eprintln!(
+        "run: {n} SIGKILLs ({mid_run} mid-run) across a {cold:?} cold run; verify clean after each, every re-run gave the uninterrupted id"
+    );
+    assert!(
+        mid_run * 2 >= n,
+        "only {mid_run} of {n} kills landed while the run was working"
+    );
+    assert!(p.mlpipe(&["gc"]).status.success());
+    verify_clean(&p, "gc");
+}
+
+/// Rows of test.csv without row `skip`: a batch of its own for every kill.
+fn batch_without(p: &Project, skip: usize) -> (PathBuf, usize) {
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut out = String::from(lines.next().unwrap());
+    out.push('\n');
+    let mut rows = 0;
+    for (i, line) in lines.enumerate() {
+        if i != skip {
+            out.push_str(line);
+            out.push('\n');
+            rows += 1;
+        }
+    }
+    let path = p.path(&format!("batch-{skip}.csv"));
+    std::fs::write(&path, out).unwrap();
+    (path, rows)
+}
+
+/// Rows per batch in the predictions table.
+fn rows_per_batch(db: &Path) -> BTreeMap<String, usize> {
+    if !db.exists() {
+        return BTreeMap::new();
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let exists: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'predictions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if exists == 0 {
+        return BTreeMap::new();
+    }
+    let mut stmt = conn
+        .prepare("SELECT substr(prediction_id, 1, instr(prediction_id, '/') - 1), count(*) FROM predictions GROUP BY 1")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn table_predictions(db: &Path, batch: &str) -> Vec<f64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT prediction FROM predictions WHERE prediction_id LIKE ?1 || '/%' ORDER BY CAST(substr(prediction_id, 66) AS INTEGER)")
+        .unwrap();
+    stmt.query_map([batch], |r| r.get::<_, f64>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn predictions_into_sqlite_killed_at_random_moments_are_whole_or_absent() {
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let clean = p.path("clean");
+    let clean = clean.to_str().unwrap();
+    p.run(&["--store", clean]);
+    let db = p.path("scores.db");
+    let target = format!("sqlite:{}", db.display());
+    let (probe, _) = batch_without(&p, 100_000);
+    let ((), cold) = timed(|| {
+        let out = p.mlpipe(&[
+            "predict",
+            &run,
+            "--input",
+            probe.to_str().unwrap(),
+            "-o",
+            &format!("sqlite:{}", p.path("probe.db").display()),
+            "--table",
+            "predictions",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    });
+    let mut rng = rng("predict");
+    let (mut mid_run, n) = (0, kills());
+    for i in 0..n {
+        let (input, rows) = batch_without(&p, i as usize);
+        let input = input.to_str().unwrap();
+        let args = [
+            "predict",
+            &run,
+            "--input",
+            input,
+            "-o",
+            &target,
+            "--table",
+            "predictions",
+            "--json",
+        ];
+        let delay = Duration::from_micros(rng.gen_range(0..cold.as_micros() as u64));
+        mid_run += u64::from(kill_after(spawn(&p, &args), delay));
+        verify_clean(&p, &format!("kill {i} at {delay:?}"));
+        for (batch, count) in rows_per_batch(&db) {
+            assert_eq!(
+                count, rows,
+                "kill {i}: batch {batch} is in the table with {count} of {rows} rows"
+            );
+        }
+        let resumed = json_out(&p.mlpipe(&args), "predict after the kill");
+        let uninterrupted = p.mlpipe(&["predict", &run, "--input", input, "--store", clean]);
+        assert!(uninterrupted.status.success());
+        let batch = resumed["prediction"].as_str().unwrap();
+        assert_eq!(rows_per_batch(&db)[batch], rows);
+        let expected: Vec<f64> = csv::Reader::from_reader(uninterrupted.stdout.as_slice())
+            .records()
+            .map(|r| r.unwrap()[1].parse().unwrap())
+            .collect();
+        let got = table_predictions(&db, batch);
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(
+                g.to_bits(),
+                e.to_bits(),
+                "kill {i}: table and uninterrupted predictions differ"
+            );
+        }
+    }
+    eprintln!(
+        "predict → SQLite: {n} SIGKILLs ({mid_run} mid-batch) across a {cold:?} batch; every batch whole or absent, every re-run bit-identical"
+    );
+    assert!(
+        mid_run * 2 >= n,
+        "only {mid_run} of {n} kills landed while predict was working"
+    );
+}
+
+/// Prediction ids in the ledger for the serve channel.
+fn ledger_predictions(p: &Project) -> BTreeSet<String> {
+    let out = p.mlpipe(&["ledger", "--channel", "serve", "--limit", "100000000", "--json"]);
+    json_out(&out, "ledger")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["prediction"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn servers_killed_under_load_have_recorded_every_prediction_they_answered() {
+    // The ledger commit comes before the answer: SIGKILL under load loses no answered prediction.
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let records = test_records(&p);
+    let mut rng = rng("serve");
+    let n = kills();
+    let mut answered_total = Vec::new();
+    for k in 0..n {
+        let server = Server::start(&p, &[&run]);
+        let url = format!("{}/v1/predict", server.base);
+        let pid = server.child.id();
+        let delay = Duration::from_millis(rng.gen_range(50..800));
+        let answered = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (url, records, answered) = (&url, &records, &answered);
+                s.spawn(move || {
+                    let agent = new_agent();
+                    for i in 0.. {
+                        // Single records and small arrays.
+                        let body = if i % 3 == 2 {
+                            json!([
+                                records[(t * 7 + i) % records.len()],
+                                records[(t * 11 + i) % records.len()]
+                            ])
+                        } else {
+                            records[(t * 1000 + i + k as usize) % records.len()].clone()
+                        };
+                        let Ok(mut resp) = agent
+                            .post(url)
+                            .header("Content-Type", "application/json")
+                            .send(&body.to_string())
+                        else {
+                            break; // the server is gone
+                        };
+                        if resp.status().as_u16() != 200 {
+                            break;
+                        }
+                        let Ok(text) = resp.body_mut().read_to_string() else {
+                            break;
+                        };
+                        let v: Value = serde_json::from_str(&text).unwrap();
+                        let mut got = answered.lock().unwrap();
+                        match v.get("predictions") {
+                            Some(list) => got.extend(
+                                list.as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|p| p["prediction_id"].as_str().unwrap().to_string()),
+                            ),
+                            None => got.push(v["prediction_id"].as_str().unwrap().to_string()),
+                        }
+                    }
+                });
+            }
+            s.spawn(move || {
+                std::thread::sleep(delay);
+                Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+            });
+        });
+        drop(server);
+        let answered = answered.into_inner().unwrap();
+        let recorded = ledger_predictions(&p);
+        for id in &answered {
+            assert!(
+                recorded.contains(id),
+                "kill {k} at {delay:?}: answered {id} is not in the ledger"
+            );
+        }
+        verify_clean(&p, &format!("serve kill {k}"));
+        answered_total.extend(answered);
+    }
+    assert!(
+        answered_total.len() as u64 > 10 * n,
+        "only {} answers over {n} kills",
+        answered_total.len()
+    );
+    // The ledger still replays: the first and the last answer.
+    replay(&p, &answered_total[0]);
+    replay(&p, answered_total.last().unwrap());
+    eprintln!(
+        "serve: {n} SIGKILLs under load from 4 clients; {} answered predictions, every one in the ledger; verify clean after each",
+        answered_total.len()
+    );
+}
+
+#[test]
+fn eight_processes_and_gc_share_one_store() {
+    let p = Project::new();
+    // A second pipeline: random split, another name.
+    let text = std::fs::read_to_string(p.path("pipeline.toml")).unwrap();
+    let other = text
+        .replacen("name = \"house-prices\"", "name = \"house-prices-random\"", 1)
+        .replacen(
+            "method = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2010",
+            "method = \"random\"\ntest_fraction = 0.25",
+            1,
+        );
+    assert_ne!(other, text);
+    std::fs::write(p.path("other.toml"), other).unwrap();
+    let jobs: [(&str, &str); 8] = [
+        ("pipeline.toml", "1"),
+        ("pipeline.toml", "1"),
+        ("pipeline.toml", "2"),
+        ("pipeline.toml", "2"),
+        ("other.toml", "1"),
+        ("other.toml", "1"),
+        ("other.toml", "3"),
+        ("other.toml", "3"),
+    ];
+    let rounds = (kills() / 5).max(2);
+    let mut gcs = 0;
+    for round in 0..rounds {
+        let offset = (round * 10).to_string();
+        let children: Vec<Child> = jobs
+            .iter()
+            .map(|(file, seed)| {
+                let seed = format!("{seed}{offset}");
+                spawn(&p, &["run", file, "--seed", &seed, "--json"])
+            })
+            .collect();
+        // gc beside the runs, over and over, until every run is done.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let results: Vec<Value> = std::thread::scope(|s| {
+            let gc = s.spawn(|| {
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = p.mlpipe(&["gc", "--json"]);
+                    assert!(out.status.success(), "gc beside runs: {}", stderr(&out));
+                    n += 1;
+                }
+                n
+            });
+            let results = children
+                .into_iter()
+                .map(|c| json_out(&c.wait_with_output().unwrap(), "concurrent run"))
+                .collect();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            gcs += gc.join().unwrap();
+            results
+        });
+        for pair in [(0, 1), (2, 3), (4, 5), (6, 7)] {
+            assert_eq!(results[pair.0]["run"], results[pair.1]["run"], "round {round}");
+            assert_eq!(stage_outputs(&results[pair.0]), stage_outputs(&results[pair.1]));
+        }
+        let distinct: BTreeSet<&str> = results.iter().map(|r| r["run"].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), 4, "round {round}: four different pieces of work");
+        verify_clean(&p, &format!("round {round}"));
+        // gc removed nothing a run needs: each run again executes nothing and gives the same id.
+        assert!(p.mlpipe(&["gc"]).status.success());
+        for (job, before) in jobs.iter().zip(&results) {
+            let seed = format!("{}{offset}", job.1);
+            let again = json_out(&p.mlpipe(&["run", job.0, "--seed", &seed, "--json"]), "re-run");
+            assert_eq!(again["run"], before["run"]);
+            assert!(
+                again["stages"].as_array().unwrap().iter().all(|s| s["cached"] == true),
+                "gc removed a stage output"
+            );
+        }
+    }
+    eprintln!(
+        "concurrency: {rounds} rounds of 8 processes (2 pipelines × 2 seeds × 2 copies) with {gcs} gc runs beside them; verify clean"
+    );
+}
+
+/// Every object file in the store, with its id.
+fn objects(store: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(store.join("v1/objects")) else {
+        return out;
+    };
+    for prefix in dir {
+        let prefix = prefix.unwrap();
+        for e in std::fs::read_dir(prefix.path()).unwrap() {
+            let e = e.unwrap();
+            out.push((
+                format!(
+                    "{}{}",
+                    prefix.file_name().to_string_lossy(),
+                    e.file_name().to_string_lossy()
+                ),
+                e.path(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    FlipByte,
+    Truncate,
+    Delete,
+}
+
+#[test]
+fn every_object_flipped_truncated_or_deleted_is_detected_and_repaired() {
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let prediction = json_out(
+        &p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "out.csv", "--json"]),
+        "predict",
+    );
+    let prediction = prediction["prediction"].as_str().unwrap().to_string();
+    // Which objects belong to the prediction (input, output, record); the rest belong to the run.
+    let shown = json_out(&p.mlpipe(&["show", &prediction, "--json"]), "show prediction");
+    let prediction_objects: BTreeSet<String> = [
+        shown["content"]["input"].as_str().unwrap().to_string(),
+        shown["content"]["output"].as_str().unwrap().to_string(),
+    ]
+    .into();
+    let store = p.store();
+    let ref_target = |kind: &str, key: &str| {
+        std::fs::read_to_string(store.join("v1/refs").join(kind).join(key))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (run_record, prediction_record) = (ref_target("runs", &run), ref_target("predictions", &prediction));
+    let mut rng = rng("tamper");
+    let (mut cases, mut bytes_damaged, mut restored, mut refused) = (0, 0u64, 0, 0);
+    for (listed, _) in objects(&store) {
+        for damage in [Damage::FlipByte, Damage::Truncate, Damage::Delete] {
+            // A damaged record is written again with a new time (a new id): follow the ref to it.
+            let is_record = listed == run_record || listed == prediction_record;
+            let (id, owner) = if listed == run_record {
+                (ref_target("runs", &run), &run)
+            } else if listed == prediction_record {
+                (ref_target("predictions", &prediction), &prediction)
+            } else if prediction_objects.contains(&listed) {
+                (listed.clone(), &prediction)
+            } else {
+                (listed.clone(), &run)
+            };
+            let path = store.join("v1/objects").join(&id[..2]).join(&id[2..]);
+            let original = std::fs::read(&path).unwrap();
+            match damage {
+                Damage::FlipByte => {
+                    let mut bytes = original.clone();
+                    let at = rng.gen_range(0..bytes.len());
+                    bytes[at] ^= 1 << rng.gen_range(0..8);
+                    std::fs::write(&path, bytes).unwrap();
+                    bytes_damaged += 1;
+                }
+                Damage::Truncate => {
+                    std::fs::write(&path, &original[..original.len() / 2]).unwrap();
+                    bytes_damaged += (original.len() - original.len() / 2) as u64;
+                }
+                Damage::Delete => {
+                    std::fs::remove_file(&path).unwrap();
+                    bytes_damaged += original.len() as u64;
+                }
+            }
+            let case = format!("{damage:?} of object {id}");
+            // verify names the object and says what to do.
+            let verify = p.mlpipe(&["verify"]);
+            assert_eq!(verify.status.code(), Some(1), "{case}: {}", stdout(&verify));
+            let report = stdout(&verify);
+            assert!(report.contains(&id), "{case}: verify does not name it:\n{report}");
+            // reproduce reads it: an output it can prove again is restored and named; anything else
+            // (record, pipeline, snapshot, input) stops it, named, with what to do.
+            let reproduce = p.mlpipe(&["reproduce", owner]);
+            if reproduce.status.success() {
+                let report = stdout(&reproduce);
+                assert!(
+                    report.contains(&format!("restored {id} ")),
+                    "{case}: reproduce passed without naming it:\n{report}"
+                );
+                restored += 1;
+            } else {
+                let err = stderr(&reproduce);
+                assert!(err.contains(&id), "{case}: reproduce does not name it:\n{err}");
+                assert!(err.contains("hint:"), "{case}: reproduce says nothing to do:\n{err}");
+                refused += 1;
+            }
+            // Recompute what can be recomputed: the run, or the prediction, writes the object again.
+            if owner == &prediction {
+                let again = json_out(
+                    &p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "out.csv", "--json"]),
+                    &case,
+                );
+                assert_eq!(again["prediction"].as_str().unwrap(), prediction, "{case}");
+            } else {
+                assert_eq!(p.run(&[])["run"].as_str().unwrap(), run, "{case}");
+            }
+            if is_record {
+                // A record carries the time it was first made: a new one is written and the damaged one
+                // removed (verify below finds neither a dangling ref nor the damaged object).
+                assert!(
+                    !path.exists() || std::fs::read(&path).unwrap() == original,
+                    "{case}: damaged record left"
+                );
+            } else {
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    original,
+                    "{case}: not restored by recomputing"
+                );
+            }
+            verify_clean(&p, &case);
+            cases += 1;
+        }
+    }
+    assert!(
+        cases >= 3 * 15,
+        "only {cases} cases: the store holds fewer objects than a run makes"
+    );
+    eprintln!(
+        "tamper: {cases} damaged objects ({bytes_damaged} bytes), every one named by verify and by reproduce ({restored} restored by it, {refused} refused), every one rewritten by run or predict"
+    );
+}
+
+fn raw_request(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn status_of(response: &str) -> u16 {
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_hostile_requests_leaves_good_ones_answered() {
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let records = test_records(&p);
+    // What batch prediction gives for every test row, by Id.
+    let batch = p.mlpipe(&["predict", &run, "--input", "test.csv"]);
+    let expected: BTreeMap<String, f64> = csv::Reader::from_reader(batch.stdout.as_slice())
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].parse().unwrap())
+        })
+        .collect();
+    let server = Server::start(&p, &[&run, "--body-timeout", "1"]);
+    let base = server.base.clone();
+    let addr = base.trim_start_matches("http://").to_string();
+    let url = format!("{base}/v1/predict");
+    // Idle connections that never finish their headers sit beside the flood.
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Ty")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut deep = "[".repeat(100_000);
+    deep.push_str(&"]".repeat(100_000));
+    let mut unknown = records[0].clone();
+    unknown["LotAreaa"] = json!(1);
+    let mut wrong_type = records[0].clone();
+    wrong_type["LotArea"] = json!("big");
+    let mut missing = records[0].clone();
+    missing.as_object_mut().unwrap().remove("LotArea");
+    let bad: Vec<(&str, String, u16)> = vec![
+        ("application/json", "{not json".into(), 400),
+        ("application/json", deep, 400),
+        ("text/csv", records[0].to_string(), 415),
+        ("application/json", unknown.to_string(), 422),
+        ("application/json", wrong_type.to_string(), 422),
+        ("application/json", missing.to_string(), 422),
+        ("application/json", "[]".into(), 400),
+        ("application/json", "[1, 2]".into(), 400),
+    ];
+    let rounds = (kills() * 20) as usize;
+    let (good, bad_served) = (Mutex::new(0usize), Mutex::new(BTreeMap::<u16, usize>::new()));
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (url, records, expected, good) = (&url, &records, &expected, &good);
+            s.spawn(move || {
+                let agent = new_agent();
+                for i in 0..rounds {
+                    let record = &records[(t * 331 + i * 7) % records.len()];
+                    let (status, v) = post(&agent, url, "application/json", &record.to_string());
+                    assert_eq!(status, 200, "{v}");
+                    let id = record["Id"].to_string();
+                    assert_eq!(
+                        v["prediction"].as_f64().unwrap().to_bits(),
+                        expected[&id].to_bits(),
+                        "row {id}"
+                    );
+                    *good.lock().unwrap() += 1;
+                }
+            });
+        }
+        for t in 0..3 {
+            let (url, bad, bad_served, addr) = (&url, &bad, &bad_served, &addr);
+            s.spawn(move || {
+                let agent = new_agent();
+                for i in 0..rounds {
+                    let (status, what) = match (i + t) % (bad.len() + 3) {
+                        k if k < bad.len() => {
+                            let (ct, body, want) = &bad[k];
+                            let (status, v) = post(&agent, url, ct, body);
+                            assert_eq!(status, *want, "{}: {v}", &body[..body.len().min(60)]);
+                            (status, v.to_string())
+                        }
+                        k if k == bad.len() => {
+                            // Not HTTP at all.
+                            let r = raw_request(addr, b"\x16\x03\x01\x02\x00garbage\r\n\r\n");
+                            (status_of(&r).max(400), r)
+                        }
+                        k if k == bad.len() + 1 => {
+                            // A body that stops arriving: 408 after --body-timeout.
+                            let r = raw_request(
+                                addr,
+                                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"Id\": ",
+                            );
+                            assert_eq!(status_of(&r), 408, "{r}");
+                            (408, r)
+                        }
+                        _ => {
+                            // A declared length above the limit: refused before the body is read.
+                            let r = raw_request(
+                                addr,
+                                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n",
+                            );
+                            assert_eq!(status_of(&r), 413, "{r}");
+                            (413, r)
+                        }
+                    };
+                    assert!(status >= 400, "{what}");
+                    *bad_served.lock().unwrap().entry(status).or_default() += 1;
+                }
+            });
+        }
+    });
+    drop(idle);
+    let (status, health) = common::serving::get(&new_agent(), &format!("{base}/healthz"));
+    assert_eq!(status, 200, "{health}");
+    let bad_served = bad_served.into_inner().unwrap();
+    let (stopped, _) = server.stop();
+    assert!(stopped, "the server did not stop cleanly");
+    eprintln!(
+        "hostile: {} good requests answered correctly beside {} bad ones (by status {bad_served:?}) and 64 idle half-open connections; the server stayed up",
+        good.into_inner().unwrap(),
+        bad_served.values().sum::<usize>()
+    );
+}
+
+#[test]
+fn names_and_hashes_cannot_leave_the_project_or_the_store() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("project")).unwrap();
+    let text = std::fs::read_to_string(p.path("pipeline.toml")).unwrap();
+    for (source, line) in [
+        ("../train.csv", "source = \"../train.csv\""),
+        ("/etc/passwd", "source = \"/etc/passwd\""),
+        ("sqlite:../houses.sqlite", "source = \"sqlite:../houses.sqlite\""),
+        ("data/../../train.csv", "source = \"data/../../train.csv\""),
+    ] {
+        std::fs::write(
+            p.path("project/pipeline.toml"),
+            text.replacen("source = \"train.csv\"", line, 1),
+        )
+        .unwrap();
+        let (code, err) = p.fail(&["run", "project/pipeline.toml"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "\"{}\" is outside the project [ROOT]/project",
+                source.trim_start_matches("sqlite:")
+            )),
+            "{err}"
+        );
+        assert!(err.contains("project/pipeline.toml:"), "not located: {err}");
+        assert!(err.contains("hint: move or link the data into the project"), "{err}");
+    }
+    // Inside the project, `..` that stays inside is fine.
+    std::fs::create_dir(p.path("project/data")).unwrap();
+    std::fs::copy(p.path("train.csv"), p.path("project/data/train.csv")).unwrap();
+    std::fs::create_dir(p.path("project/pipelines")).unwrap();
+    std::fs::write(
+        p.path("project/pipelines/p.toml"),
+        text.replacen("source = \"train.csv\"", "source = \"../data/train.csv\"", 1),
+    )
+    .unwrap();
+    std::fs::create_dir(p.path("project/.git")).unwrap(); // the project is its work tree
+    let inside = p.mlpipe(&["run", "project/pipelines/p.toml", "--json"]);
+    assert!(inside.status.success(), "{}", stderr(&inside));
+
+    // A pipeline name and stage names are never paths: nothing is written outside the store.
+    std::fs::write(
+        p.path("evil.toml"),
+        text.replacen("name = \"house-prices\"", "name = \"../../../../tmp/evil\"", 1),
+    )
+    .unwrap();
+    let before = tree(p.dir.path());
+    let before_len = before.len();
+    let out = p.mlpipe(&["run", "evil.toml"]);
+    let after: Vec<PathBuf> = tree(p.dir.path())
+        .into_iter()
+        .filter(|f| !f.starts_with(p.store()) && !before.contains(f))
+        .collect();
+    assert!(
+        after.is_empty() || !out.status.success(),
+        "wrote outside the store: {after:?}"
+    );
+    assert!(after.is_empty(), "wrote outside the store: {after:?}");
+    assert!(before_len > 0);
+
+    // Hash arguments are hex prefixes only.
+    let mut messages = 0;
+    for arg in ["../../etc/passwd", "..", "v1/objects", "/etc/passwd", "abc/../../x"] {
+        for verb in ["show", "reproduce", "predict"] {
+            let args: Vec<&str> = if verb == "predict" {
+                vec![verb, arg, "--input", "test.csv"]
+            } else {
+                vec![verb, arg]
+            };
+            let out = p.mlpipe(&args);
+            assert!(!out.status.success(), "{verb} {arg} succeeded");
+            let err = stderr(&out);
+            assert!(
+                err.starts_with("error: ") && err.contains("hint: "),
+                "{verb} {arg}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            messages += 1;
+        }
+    }
+    assert_eq!(messages, 15);
+}
+
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path);
+            }
+        }
+    }
+    out
+}
+
+/// A small tmpfs, mounted for the test's lifetime (needs root, as the test command runs).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the test command runs as root in CI)"
+        );
+        Tmpfs(dir)
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_mid_run_leaves_the_store_consistent() {
+    let p = Project::new();
+    let clean = p.run(&["--store", p.path("clean").to_str().unwrap()]);
+    let needed: u64 = objects(&p.path("clean"))
+        .iter()
+        .map(|(_, f)| f.metadata().unwrap().len())
+        .sum();
+    let disk = Tmpfs::mount(p.path("disk"), &format!("{}k", needed / 1024 * 2 / 3));
+    let store = disk.0.join("store");
+    let store = store.to_str().unwrap();
+    let out = p.mlpipe(&["run", "pipeline.toml", "--store", store]);
+    assert_eq!(out.status.code(), Some(1), "run on a full disk: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains(store), "the error does not name the store: {err}");
+    let verify = p.mlpipe(&["verify", "--store", store]);
+    assert!(verify.status.success(), "after a full disk: {}", stdout(&verify));
+    let tmp_left = std::fs::read_dir(disk.0.join("store/v1/tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "a failed write left a temp file behind");
+    // A prediction file on the full disk fails whole: no partial file.
+    let run = clean["run"].as_str().unwrap();
+    let filler = disk.0.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 64 << 20]); // fills whatever is left
+    let target = disk.0.join("predictions.csv");
+    let out = p.mlpipe(&[
+        "predict",
+        run,
+        "--input",
+        "test.csv",
+        "-o",
+        target.to_str().unwrap(),
+        "--store",
+        p.path("clean").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("No space left on device"), "{}", stderr(&out));
+    assert!(!target.exists(), "a partial prediction file was left");
+    std::fs::remove_file(&filler).unwrap();
+    // With room again, the same run id as on a roomy disk.
+    disk.resize(&format!("{}k", needed / 1024 * 3));
+    let again = p.run(&["--store", store]);
+    assert_eq!(again["run"], clean["run"]);
+    assert_eq!(stage_outputs(&again), stage_outputs(&clean));
+    let verify = p.mlpipe(&["verify", "--store", store]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    eprintln!(
+        "disk full: run stopped at {} KiB of {} KiB needed; store verified clean; the re-run gave the same id",
+        needed / 1024 * 2 / 3,
+        needed / 1024
+    );
+}
+
+#[test]
+fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
+    let p = Project::new();
+    // ~140 MB: train.csv's rows repeated, under an address-space limit of 512 MiB.
+    let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let mut big = String::with_capacity(rows.len() * 150 + header.len());
+    big.push_str(header);
+    big.push('\n');
+    for _ in 0..300 {
+        big.push_str(rows);
+    }
+    std::fs::write(p.path("train.csv"), big).unwrap();
+    let out = Command::new("prlimit")
+        .args(["--as=536870912", "--"])
+        .arg(env!("CARGO_BIN_EXE_mlpipe"))
+        .args(["run", "pipeline.toml"])
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("train.csv") && err.contains("memory"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    // Nothing was stored: the check comes before the snapshot is copied.
+    assert!(
+        objects(&p.store()).is_empty(),
+        "objects were stored before the memory check"
+    );
+    eprintln!(
+        "memory: {}",
+        err.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+    );
+}
+
+/// Every file under a fuzz folder, sorted.
+fn fuzz_inputs(folder: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(folder);
+    let mut out: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map_or_else(|_| Vec::new(), |d| d.map(|e| e.unwrap().path()).collect());
+    out.sort();
+    out
+}
+
+#[test]
+fn fuzz_seeds_replay_through_the_fuzz_checks() {
+    // The seed corpus of each fuzz target (and any local corpus or findings) through the same checks the
+    // targets run: the inputs libFuzzer starts from must pass, and a committed finding stays fixed.
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let store = mlpipe::store::LocalStore::open(&p.store()).unwrap();
+    let record = mlpipe::commands::resolve_run(&store, &run).unwrap();
+    let scorer = mlpipe::scoring::Scorer::load(&store, &record).unwrap();
+    let mut replayed = BTreeMap::new();
+    for target in ["pipeline", "rows", "rest"] {
+        let mut files = fuzz_inputs(&format!("seeds/{target}"));
+        assert!(files.len() >= 4, "fuzz/seeds/{target} holds {} seeds", files.len());
+        files.extend(fuzz_inputs(&format!("regressions/{target}")));
+        for file in &files {
+            let data = std::fs::read(file).unwrap();
+            match target {
+                "pipeline" => fuzz_checks::pipeline(&data),
+                "rows" => fuzz_checks::rows(&scorer, &data),
+                _ => fuzz_checks::rest(&scorer, &data),
+            }
+        }
+        replayed.insert(target, files.len());
+    }
+    // The shipped pipelines are among the seeds and must parse.
+    for name in ["house-prices.toml", "house-prices-sqlite.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/pipeline")
+            .join(name);
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            mlpipe::spec::Pipeline::parse(Path::new("pipelines/x.toml"), &text).is_ok(),
+            "{name}"
+        );
+    }
+    eprintln!("fuzz seeds replayed: {replayed:?}");
+}
