@@ -21,3 +21,8 @@ bench: build
 lint:
     cargo fmt --check
     cargo clippy --release --all-targets -- -D warnings
+
+# Reliability checks at full size: 100 SIGKILLs per crash loop, then 10 minutes per fuzz target.
+reliability:
+    scripts/reliability tests 100
+    scripts/reliability fuzz 600

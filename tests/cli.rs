@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 mod common;
-use common::{PIPELINE, Project, stderr, stdout};
+use common::{PIPELINE, Project, stage_outputs, stderr, stdout};
 
 fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["stages"]
@@ -33,15 +33,6 @@ fn ran(run: &Value) -> Vec<String> {
         .collect()
 }
 
-fn outputs(run: &Value) -> Vec<String> {
-    run["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["output"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn second_run_executes_nothing_and_prints_the_same_id() {
     let p = Project::new();
@@ -54,7 +45,7 @@ fn second_run_executes_nothing_and_prints_the_same_id() {
     let second = p.run(&[]);
     assert_eq!(second["run"], first["run"]);
     assert!(ran(&second).is_empty(), "re-ran {:?}", ran(&second));
-    assert_eq!(outputs(&second), outputs(&first));
+    assert_eq!(stage_outputs(&second), stage_outputs(&first));
 }
 
 #[test]
@@ -97,7 +88,7 @@ fn ids_are_identical_across_stores_and_thread_counts() {
         serde_json::from_slice(&many.stdout).unwrap(),
     );
     assert_eq!(a["run"], b["run"]);
-    assert_eq!(outputs(&a), outputs(&b));
+    assert_eq!(stage_outputs(&a), stage_outputs(&b));
     assert_eq!(a["metrics"], b["metrics"]);
     // And with a seeded random split, where the stage's ChaCha stream decides the rows.
     p.use_random_split();
@@ -126,7 +117,7 @@ fn ids_are_identical_across_stores_and_thread_counts() {
         serde_json::from_slice(&many.stdout).unwrap(),
     );
     assert_eq!(c["run"], d["run"]);
-    assert_eq!(outputs(&c), outputs(&d));
+    assert_eq!(stage_outputs(&c), stage_outputs(&d));
     assert_ne!(stage(&c, "split")["output"], stage(&a, "split")["output"]);
 }
 

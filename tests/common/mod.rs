@@ -94,6 +94,16 @@ impl Project {
     }
 }
 
+/// The output id of every stage of a `run --json` report, in order.
+pub fn stage_outputs(run: &Value) -> Vec<String> {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["output"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
