@@ -10,6 +10,11 @@ use crate::error::{Error, Result};
 /// many times its size in memory (the house-price pipeline peaks at 9–10×; bench/RESULTS.md, case 7).
 pub const MIN_BYTES_PER_FILE_BYTE: u64 = 4;
 
+/// What the house-price pipeline peaks at, per byte of its data file (bench/RESULTS.md, case 7): a run
+/// whose file needs more than the budget at this rate gets a warning, not a refusal (leaner pipelines
+/// take less).
+pub const TYPICAL_BYTES_PER_FILE_BYTE: u64 = 10;
+
 /// The tightest memory bound on this process and what sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -70,6 +75,24 @@ pub fn check_fits(path: &Path, what: &str) -> Result<()> {
         "mlpipe holds a data set in memory: run on a machine with more memory, raise the limit, \
          or split the file (e.g. fewer rows) and run on a part",
     ))
+}
+
+/// A warning when a data file that passes [`check_fits`] may still not fit at a typical pipeline's peak.
+pub fn memory_warning(path: &Path) -> Option<String> {
+    let size = std::fs::metadata(path).ok()?.len();
+    let budget = memory_budget()?;
+    let typical = size.saturating_mul(TYPICAL_BYTES_PER_FILE_BYTE);
+    (typical > budget.bytes).then(|| {
+        format!(
+            "{} is {}: a pipeline like the house-price one peaks near {} ({TYPICAL_BYTES_PER_FILE_BYTE}× its size), \
+             and {} is left under {}; the run may run out of memory and be stopped (the store stays consistent)",
+            path.display(),
+            human(size),
+            human(typical),
+            human(budget.bytes),
+            budget.set_by
+        )
+    })
 }
 
 fn read(path: &str) -> String {

@@ -948,6 +948,31 @@ fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
         "memory: {}",
         err.lines().find(|l| l.starts_with("error:")).unwrap_or("")
     );
+
+    // Room for the least a run takes, not for what this pipeline takes: a warning, then the run dies on
+    // a failed allocation partway — and the store is still consistent, and a run with room finishes.
+    let out = Command::new("prlimit")
+        .args(["--as=1073741824", "--"])
+        .arg(env!("CARGO_BIN_EXE_mlpipe"))
+        .args(["run", "pipeline.toml"])
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("warning: train.csv is 131.6 MiB"), "{err}");
+    assert!(err.contains("may run out of memory"), "{err}");
+    assert!(
+        !out.status.success(),
+        "this pipeline cannot fit in 1 GiB of address space: {err}"
+    );
+    verify_clean(&p, "a run that ran out of memory");
+    let finished = p.run(&[]);
+    eprintln!(
+        "memory: under a 1 GiB limit the run warned, ran out of memory ({:?}), left the store consistent; with room it finished as run {}",
+        out.status,
+        &finished["run"].as_str().unwrap()[..12]
+    );
 }
 
 /// Every file under a fuzz folder, sorted.

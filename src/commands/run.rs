@@ -63,6 +63,10 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         (fetched.record.snapshot, fetched.csv, Some(fetched.record), name)
     } else {
         let source = pipeline.source_path();
+        crate::resources::check_fits(&source, "data file")?;
+        if let Some(warning) = crate::resources::memory_warning(&source) {
+            progress.warn(&warning);
+        }
         let (id, bytes) = read_data_file(&source)?;
         (id, bytes, None, source.display().to_string())
     };
