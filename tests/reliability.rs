@@ -1021,3 +1021,34 @@ fn fuzz_seeds_replay_through_the_fuzz_checks() {
     }
     eprintln!("fuzz seeds replayed: {replayed:?}");
 }
+
+#[test]
+fn gc_removes_nothing_while_a_record_is_unreadable() {
+    // What a damaged record references is unknown: guessing "nothing" would delete a run's outputs.
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let record = std::fs::read_to_string(p.store().join("v1/refs/runs").join(&run)).unwrap();
+    let record = record.trim();
+    let before = objects(&p.store());
+    let path = p.store().join("v1/objects").join(&record[..2]).join(&record[2..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let (code, err) = p.fail(&["gc"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "error: gc removed nothing: the record of run {run} cannot be read: store object {record} is corrupt"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `mlpipe verify`; re-running the pipeline"),
+        "{err}"
+    );
+    assert_eq!(objects(&p.store()), before);
+    // Re-running writes a good record (and removes the damaged one); gc works again.
+    assert_eq!(p.run(&[])["run"].as_str().unwrap(), run);
+    assert!(p.mlpipe(&["gc"]).status.success());
+    verify_clean(&p, "gc after the record was rewritten");
+}
