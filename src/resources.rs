@@ -37,14 +37,14 @@ pub fn memory_budget() -> Option<Budget> {
     if let (Ok(max), Ok(current)) = (max.trim().parse::<u64>(), current.trim().parse::<u64>()) {
         budgets.push(Budget {
             bytes: max.saturating_sub(current),
-            set_by: "the cgroup's memory limit (memory.max)",
+            set_by: "the cgroup's memory limit, memory.max",
         });
     }
     if let Some(limit) = address_space_limit(&read("/proc/self/limits")) {
         let mapped = field_kb(&read("/proc/self/status"), "VmSize:").unwrap_or(0) * 1024;
         budgets.push(Budget {
             bytes: limit.saturating_sub(mapped),
-            set_by: "the address-space limit (ulimit -v)",
+            set_by: "the address-space limit, ulimit -v",
         });
     }
     budgets.into_iter().min_by_key(|b| b.bytes)
@@ -64,7 +64,7 @@ pub fn check_fits(path: &Path, what: &str) -> Result<()> {
     }
     Err(Error::data(format!(
         "{what} {} is {}; holding it in memory takes at least {} ({MIN_BYTES_PER_FILE_BYTE}× its size), \
-         but {} is left under {}",
+         but only {} is available (bound by {})",
         path.display(),
         human(meta.len()),
         human(needed),
@@ -85,7 +85,7 @@ pub fn memory_warning(path: &Path) -> Option<String> {
     (typical > budget.bytes).then(|| {
         format!(
             "{} is {}: a pipeline like the house-price one peaks near {} ({TYPICAL_BYTES_PER_FILE_BYTE}× its size), \
-             and {} is left under {}; the run may run out of memory and be stopped (the store stays consistent)",
+             and only {} is available (bound by {}); the run may run out of memory and be stopped (the store stays consistent)",
             path.display(),
             human(size),
             human(typical),
