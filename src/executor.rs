@@ -12,7 +12,7 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnType, Frame, read_csv};
 use crate::metrics;
-use crate::models::{self, LinearModel};
+use crate::models::{self, Model};
 use crate::plan::{Plan, StageKind};
 use crate::spec::{Pipeline, TargetTransform};
 use crate::stages::{self, FitContext, analyse, power_transform, split};
@@ -44,7 +44,7 @@ pub struct TrainState {
     /// λ of a Box-Cox or Yeo-Johnson target transform, fitted on the train target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_lambda: Option<f64>,
-    pub model: LinearModel,
+    pub model: Model,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -197,14 +197,21 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
         panic!()
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.features, features);
+    assert_eq!(train.model.linear().unwrap().features, features);
     let reference = exp["coefficients_reference"].as_object().unwrap();
     let sklearn = exp["coefficients"].as_object().unwrap();
     let norm = reference
         .values()
         .map(|v| v.as_f64().unwrap().abs())
         .fold(0.0, f64::max);
-    for (name, w) in train.model.features.iter().zip(&train.model.coefficients) {
+    for (name, w) in train
+        .model
+        .linear()
+        .unwrap()
+        .features
+        .iter()
+        .zip(&train.model.linear().unwrap().coefficients)
+    {
         let exact = reference[name].as_f64().unwrap();
         let peer = sklearn[name].as_f64().unwrap();
         assert!(
@@ -220,13 +227,13 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     }
     assert_close(
         "intercept vs reference",
-        train.model.intercept,
+        train.model.linear().unwrap().intercept,
         exp["intercept_reference"].as_f64().unwrap(),
         1e-8,
     );
     assert_close(
         "intercept",
-        train.model.intercept,
+        train.model.linear().unwrap().intercept,
         exp["intercept"].as_f64().unwrap(),
         1e-8,
     );
@@ -261,14 +268,21 @@ fn linear_regression_matches_scikit_learn() {
         panic!()
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.features, features);
+    assert_eq!(train.model.linear().unwrap().features, features);
     let coefs = exp["coefficients"].as_object().unwrap();
-    for (name, w) in train.model.features.iter().zip(&train.model.coefficients) {
+    for (name, w) in train
+        .model
+        .linear()
+        .unwrap()
+        .features
+        .iter()
+        .zip(&train.model.linear().unwrap().coefficients)
+    {
         assert_close(&format!("coefficient {name}"), *w, coefs[name].as_f64().unwrap(), 1e-8);
     }
     assert_close(
         "intercept",
-        train.model.intercept,
+        train.model.linear().unwrap().intercept,
         exp["intercept"].as_f64().unwrap(),
         1e-8,
     );
@@ -413,7 +427,7 @@ fn encoders_and_selectors_match_feature_engine() {
         panic!()
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.features, features);
+    assert_eq!(train.model.linear().unwrap().features, features);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
@@ -544,7 +558,7 @@ fn train_row_filters_match_feature_engine() {
         panic!()
     };
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.features, features);
+    assert_eq!(train.model.linear().unwrap().features, features);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
@@ -637,7 +651,7 @@ fn lasso_selection_and_elastic_net_reach_scikit_learns_optimum() {
     let StageState::Train(train) = state(&out, "train") else {
         panic!()
     };
-    let m = &train.model;
+    let m = train.model.linear().unwrap();
     // Objective on the train rows, as the peer script computes it.
     let pipeline = Pipeline::load(Path::new("tests/peer/house-prices-l1.toml")).unwrap();
     let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
@@ -685,4 +699,83 @@ fn weight_of_evidence_matches_feature_engine() {
     };
     assert_maps_close("woe", &woe.columns, &exp["woe"], 1e-12);
     assert_test_metrics(&out, exp, 1e-9);
+}
+
+/// Our test-split predictions: the data re-read, the recorded split taken, every fitted step applied,
+/// the fitted model asked — the path `predict` takes.
+fn test_predictions(file: &str, out: &[(String, StageOutput)]) -> Vec<f64> {
+    let pipeline = Pipeline::load(Path::new(file)).unwrap();
+    let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
+    let mut frame = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "train.csv").unwrap();
+    for (_, o) in out {
+        match &o.state {
+            StageState::Split(s) => frame = frame.take(&s.test),
+            StageState::Step(f) => frame = f.apply(frame).unwrap(),
+            StageState::Train(t) => return mlpipe::executor::predict(t, &frame).unwrap(),
+            _ => {}
+        }
+    }
+    panic!("{file} has no train stage")
+}
+
+#[test]
+fn regression_trees_and_gradient_boosting_grow_scikit_learns_trees() {
+    for (case, file) in [
+        ("tree", "tests/peer/house-prices-tree.toml"),
+        ("gbr", "tests/peer/house-prices-gbr.toml"),
+    ] {
+        let exp = &expected()["trees"][case];
+        let out = run(file);
+        let StageState::Train(train) = state(&out, "train") else {
+            panic!()
+        };
+        let mlpipe::models::Model::Trees(model) = &train.model else {
+            panic!("{case}: not a tree model")
+        };
+        let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+        assert_eq!(model.features, features, "{case}");
+        // The first tree node by node: the same splits exactly, the same leaf means to rounding.
+        let first = &model.trees[0];
+        let peer = &exp["first_tree"];
+        let peer_features: Vec<Option<String>> = serde_json::from_value(peer["feature"].clone()).unwrap();
+        let ours: Vec<Option<String>> = first.feature.iter().map(|f| f.map(|i| features[i].clone())).collect();
+        assert_eq!(ours, peer_features, "{case}: split features");
+        let samples: Vec<usize> = serde_json::from_value(peer["samples"].clone()).unwrap();
+        assert_eq!(first.samples, samples, "{case}: rows per node");
+        for (node, t) in peer["threshold"].as_array().unwrap().iter().enumerate() {
+            if let Some(t) = t.as_f64() {
+                assert_eq!(first.threshold[node], t, "{case}: threshold of node {node}");
+            }
+        }
+        for (node, v) in peer["value"].as_array().unwrap().iter().enumerate() {
+            assert_close(
+                &format!("{case}: value of node {node}"),
+                first.value[node],
+                v.as_f64().unwrap(),
+                1e-12,
+            );
+        }
+        assert_close(
+            &format!("{case}: init"),
+            model.init,
+            exp["init"].as_f64().unwrap(),
+            1e-14,
+        );
+        let importances = exp["importances"].as_object().unwrap();
+        for (name, w) in model.features.iter().zip(&model.importances) {
+            assert_close(
+                &format!("{case}: importance of {name}"),
+                *w,
+                importances[name].as_f64().unwrap(),
+                1e-9,
+            );
+        }
+        let peer_predictions: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
+        let ours = test_predictions(file, &out);
+        assert_eq!(ours.len(), peer_predictions.len());
+        for (row, (a, b)) in ours.iter().zip(&peer_predictions).enumerate() {
+            assert_close(&format!("{case}: test row {row}"), *a, *b, 1e-12);
+        }
+        assert_test_metrics(&out, exp, 1e-9);
+    }
 }

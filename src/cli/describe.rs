@@ -369,20 +369,40 @@ pub fn stage_output(o: &StageOutput) -> String {
         })) => {
             let _ = writeln!(s, "  {} minus {reference}, in {unit}", list(columns, 20));
         }
-        StageState::Train(t) => {
-            let m = &t.model;
-            let _ = writeln!(
-                s,
-                "  {} on {} features, target transform {:?}; intercept {}",
-                m.estimator,
-                m.features.len(),
-                t.target_transform,
-                m.intercept
-            );
-            for (name, w) in m.features.iter().zip(&m.coefficients) {
-                let _ = writeln!(s, "    {name:<28} {w:>+.9e}");
+        StageState::Train(t) => match &t.model {
+            mlpipe::models::Model::Linear(m) => {
+                let _ = writeln!(
+                    s,
+                    "  {} on {} features, target transform {:?}; intercept {}",
+                    m.estimator,
+                    m.features.len(),
+                    t.target_transform,
+                    m.intercept
+                );
+                for (name, w) in m.features.iter().zip(&m.coefficients) {
+                    let _ = writeln!(s, "    {name:<28} {w:>+.9e}");
+                }
             }
-        }
+            mlpipe::models::Model::Trees(m) => {
+                let nodes: usize = m.trees.iter().map(|t| t.feature.len()).sum();
+                let _ = writeln!(
+                    s,
+                    "  {} on {} features, target transform {:?}; {} trees, {nodes} nodes, start {}, learning rate {}",
+                    m.estimator,
+                    m.features.len(),
+                    t.target_transform,
+                    m.trees.len(),
+                    m.init,
+                    m.learning_rate
+                );
+                let mut ranked: Vec<(&String, f64)> = m.features.iter().zip(m.importances.iter().copied()).collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                let _ = writeln!(s, "    importance (impurity decrease, sums to 1):");
+                for (name, w) in ranked.iter().filter(|(_, w)| *w > 0.0) {
+                    let _ = writeln!(s, "    {name:<28} {w:.6}");
+                }
+            }
+        },
         StageState::Evaluate(e) => {
             for (label, m) in [("test", &e.test), ("train", &e.train)] {
                 let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect();

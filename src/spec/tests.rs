@@ -230,3 +230,48 @@ fn transform_parameters_are_checked() {
     .unwrap_err();
     assert_eq!(err, "`feature_range` is only used by min_max_scaler @ 15:17");
 }
+
+#[test]
+fn tree_estimators_are_checked_and_kept_out_of_coefficient_selectors() {
+    let p = check(&BASE.replace(
+        "estimator = \"ridge\"",
+        "estimator = \"gradient_boosting\"\nn_estimators = 50\nmax_depth = 2",
+    ))
+    .unwrap();
+    assert_eq!(
+        p.train.estimator,
+        crate::models::Estimator::GradientBoosting {
+            n_estimators: 50,
+            learning_rate: 0.1,
+            max_depth: 2,
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+        }
+    );
+    let err = check(&BASE.replace(
+        "estimator = \"ridge\"",
+        "estimator = \"decision_tree\"\nmin_samples_leaf = 0",
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("`min_samples_leaf` must be at least 1, found 0 @ 13:"),
+        "{err}"
+    );
+    let err = check(&BASE.replace(
+        "estimator = \"ridge\"",
+        "estimator = \"gradient_boosting\"\nlearning_rate = 0",
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("`learning_rate` must be above 0, found 0 @ 13:"),
+        "{err}"
+    );
+    let err = check(&with(
+        "[[select]]\noperator = \"rfe\"\nestimator = \"decision_tree\"\nn_features = 2\n",
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("[[select]] #1 selects by coefficients, and decision_tree has none"),
+        "{err}"
+    );
+}

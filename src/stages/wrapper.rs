@@ -34,9 +34,22 @@ pub struct Params {
     pub shuffle: bool,
 }
 
+/// Selection here ranks or scores by coefficients: the step's estimator must be linear.
+fn linear_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
+    let estimator = models::parse_estimator(t)?;
+    if estimator.is_linear() {
+        return Ok(estimator);
+    }
+    Err(Error::spec(
+        format!("{} selects by coefficients, and {} has none", t.name, estimator.name()),
+        Some(t.location()),
+    )
+    .with_hint("use linear_regression, ridge, lasso or elastic_net in a selection step"))
+}
+
 impl Params {
     pub fn parse(t: &mut TableReader<'_, '_>, forward: bool) -> Result<Params> {
-        let estimator = models::parse_estimator(t)?;
+        let estimator = linear_estimator(t)?;
         let n_features = t
             .u64("n_features")?
             .ok_or_else(|| t.missing("n_features", "how many columns to keep"))?;
@@ -122,7 +135,7 @@ pub fn fit_rfe(params: &Params, train: &Frame, columns: &[String], y: &[f64]) ->
     let mut round = 1;
     while remaining.len() > keep {
         let features: Vec<(&str, &[f64])> = remaining.iter().map(|&i| data[i]).collect();
-        let model = models::fit(&params.estimator, &features, y)?;
+        let model = models::fit_linear(&params.estimator, &features, y)?;
         let mut order: Vec<usize> = (0..remaining.len()).collect();
         order.sort_by(|&a, &b| model.coefficients[a].abs().total_cmp(&model.coefficients[b].abs()));
         let n = usize::try_from(params.step)
@@ -191,7 +204,7 @@ fn cv_score(
             .map(|(&c, v)| (data[c].0, v.as_slice()))
             .collect();
         let ty: Vec<f64> = train_rows.iter().map(|&r| y[r]).collect();
-        let model = models::fit(&params.estimator, &features, &ty)?;
+        let model = models::fit_linear(&params.estimator, &features, &ty)?;
         let pred: Vec<f64> = test
             .iter()
             .map(|&r| {
@@ -282,7 +295,7 @@ pub struct ModelParams {
 
 impl ModelParams {
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<ModelParams> {
-        let estimator = models::parse_estimator(t)?;
+        let estimator = linear_estimator(t)?;
         let threshold = match t.f64("threshold")? {
             Some(v) if v.value < 0.0 => return Err(Error::spec("`threshold` must be ≥ 0", Some(v.location))),
             other => other.map(|v| v.value),
@@ -299,7 +312,7 @@ impl ModelParams {
 
 pub fn fit_from_model(params: &ModelParams, train: &Frame, columns: &[String], y: &[f64]) -> Result<Fitted> {
     let data = columns_of(train, columns)?;
-    let model = models::fit(&params.estimator, &data, y)?;
+    let model = models::fit_linear(&params.estimator, &data, y)?;
     let l1 = matches!(params.estimator, Estimator::Lasso { .. } | Estimator::ElasticNet { .. });
     let threshold = params.threshold.unwrap_or_else(|| {
         if l1 {

@@ -1,7 +1,7 @@
 """Runs the peers (pandas, feature-engine, scikit-learn) on the same data and steps as
 tests/peer/*.toml and writes tests/peer/expected.json, which tests/peer.rs compares against.
 
-    pip install pandas==3.1.1 scikit-learn==1.9.1 feature-engine==1.9.4 numpy==2.4.6
+    pip install pandas==3.1.1 scikit-learn==1.9.1 feature-engine==1.9.4 numpy==2.4.6 mpmath==1.4.1
     python3 tests/peer/generate.py
 """
 import json
@@ -556,6 +556,58 @@ def woe_case():
     }
 
 
+def trees_case():
+    """Regression trees and gradient boosting. scikit-learn breaks ties between equally good splits by a
+    feature order drawn from random_state; five random_states giving the same predictions shows that no
+    tie decides a split here, so mlpipe's rule (column order) must give the same trees."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea",
+            "TotalBsmtSF", "GrLivArea", "GarageArea", "YrSold"]
+    # Not 1stFlrSF: it often equals TotalBsmtSF, so the two tie in small nodes.
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    X, Xt, y = train[numeric], test[numeric], train.SalePrice
+    makers = {
+        "tree": ("house-prices-tree.toml",
+                 lambda rs: DecisionTreeRegressor(max_depth=6, min_samples_leaf=10, random_state=rs)),
+        "gbr": ("house-prices-gbr.toml",
+                lambda rs: GradientBoostingRegressor(n_estimators=100, learning_rate=0.1, max_depth=3,
+                                                     min_samples_leaf=5, random_state=rs)),
+    }
+    out = {}
+    for key, (pipeline, make) in makers.items():
+        fits = [make(rs).fit(X, y) for rs in range(5)]
+        shapes = [[(list(t.tree_.feature), list(t.tree_.threshold)) for t in
+                   (f.estimators_[:, 0] if key == "gbr" else [f])] for f in fits]
+        assert all(s == shapes[0] for s in shapes[1:]), f"{key}: a tie between splits decides"
+        preds = [f.predict(Xt) for f in fits]
+        # The same splits; leaf means still differ in the last bits with the order rows are summed in.
+        assert all(np.allclose(preds[0], p, rtol=1e-13, atol=0) for p in preds[1:])
+        m = fits[0]
+        first = m.estimators_[0, 0] if key == "gbr" else m
+        t = first.tree_
+        out[key] = {
+            "pipeline": pipeline,
+            "features": numeric,
+            "importances": dict(zip(numeric, map(float, m.feature_importances_))),
+            "first_tree": {
+                "feature": [numeric[f] if f >= 0 else None for f in t.feature],
+                "threshold": [float(v) if f >= 0 else None for f, v in zip(t.feature, t.threshold)],
+                "value": [float(v) for v in t.value[:, 0, 0]],
+                "samples": [int(n) for n in t.n_node_samples],
+            },
+            "init": float(m.init_.constant_[0, 0]) if key == "gbr" else 0.0,
+            "test_predictions": [float(p) for p in preds[0]],
+            "test_metrics": metrics(test.SalePrice, preds[0]),
+        }
+    return out
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -573,6 +625,7 @@ def main():
         "dates": dates_case(),
         "l1": l1_case(),
         "woe": woe_case(),
+        "trees": trees_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
