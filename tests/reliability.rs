@@ -914,6 +914,19 @@ fn a_full_disk_mid_run_leaves_the_store_consistent() {
     );
 }
 
+/// `mlpipe run pipeline.toml` under an address-space limit (`prlimit --as`).
+fn run_with_address_space(p: &Project, bytes: u64) -> std::process::Output {
+    Command::new("prlimit")
+        .arg(format!("--as={bytes}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_mlpipe"))
+        .args(["run", "pipeline.toml"])
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
     let p = Project::new();
@@ -927,14 +940,7 @@ fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
         big.push_str(rows);
     }
     std::fs::write(p.path("train.csv"), big).unwrap();
-    let out = Command::new("prlimit")
-        .args(["--as=536870912", "--"])
-        .arg(env!("CARGO_BIN_EXE_mlpipe"))
-        .args(["run", "pipeline.toml"])
-        .current_dir(p.dir.path())
-        .env("MLPIPE_STORE", p.store())
-        .output()
-        .unwrap();
+    let out = run_with_address_space(&p, 512 << 20);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("train.csv") && err.contains("memory"), "{err}");
@@ -951,14 +957,7 @@ fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
 
     // Room for the least a run takes, not for what this pipeline takes: a warning, then the run dies on
     // a failed allocation partway — and the store is still consistent, and a run with room finishes.
-    let out = Command::new("prlimit")
-        .args(["--as=1073741824", "--"])
-        .arg(env!("CARGO_BIN_EXE_mlpipe"))
-        .args(["run", "pipeline.toml"])
-        .current_dir(p.dir.path())
-        .env("MLPIPE_STORE", p.store())
-        .output()
-        .unwrap();
+    let out = run_with_address_space(&p, 1 << 30);
     let err = stderr(&out);
     assert!(err.contains("warning: train.csv is 131.6 MiB"), "{err}");
     assert!(err.contains("may run out of memory"), "{err}");

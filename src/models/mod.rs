@@ -294,7 +294,9 @@ impl TreeModel {
     }
 }
 
-/// The model's feature columns in its order, numeric and complete.
+/// The model's feature columns in its order, numeric and complete. One pass indexes the frame's columns
+/// by name: a design has hundreds of features, and a search per feature would dominate single-record
+/// scoring.
 fn model_columns<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<&'f [f64]>> {
     let index: crate::frame::FastMap<&str, usize> = frame
         .columns
@@ -462,31 +464,10 @@ pub fn fit_linear(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64])
 impl LinearModel {
     /// Predictions for every row: intercept, then each feature's term added in feature order.
     pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
+        let columns = model_columns(frame, &self.features)?;
         let mut out = vec![self.intercept; frame.n_rows()];
-        // One pass to index the columns by name: a design has hundreds of features, and a linear search
-        // per feature would dominate single-record scoring.
-        let index: crate::frame::FastMap<&str, usize> = frame
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.as_str(), i))
-            .collect();
-        for (name, w) in self.features.iter().zip(&self.coefficients) {
-            let x = match index.get(name.as_str()) {
-                Some(&i) => match &frame.columns[i].data {
-                    crate::frame::ColumnData::Numeric(v) => v.as_slice(),
-                    crate::frame::ColumnData::Categorical(_) => frame.numeric(name)?,
-                },
-                None => frame.numeric(name)?,
-            };
-            if let Some(r) = x.iter().position(|v| v.is_nan()) {
-                return Err(Error::data(format!(
-                    "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",
-                    frame.lines[r], frame.source
-                ))
-                .with_hint("add an [[impute]] step covering this column and re-run the pipeline"));
-            }
-            for (o, v) in out.iter_mut().zip(x) {
+        for (x, w) in columns.iter().zip(&self.coefficients) {
+            for (o, v) in out.iter_mut().zip(*x) {
                 *o += w * v;
             }
         }
