@@ -722,8 +722,15 @@ fn names_and_hashes_cannot_leave_the_project_or_the_store() {
             text.replacen("source = \"train.csv\"", line, 1),
         )
         .unwrap();
-        let (code, err) = p.fail(&["run", "project/pipeline.toml"]);
-        assert_eq!(code, 1, "{err}");
+        // Run from inside the folder: outside git, the project is the current folder.
+        let out = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+            .current_dir(p.path("project"))
+            .env("MLPIPE_STORE", p.store())
+            .args(["run", "pipeline.toml"])
+            .output()
+            .unwrap();
+        let err = stderr(&out).replace(&p.dir.path().display().to_string(), "[ROOT]");
+        assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(
             err.contains(&format!(
                 "\"{}\" is outside the project [ROOT]/project",
@@ -731,9 +738,17 @@ fn names_and_hashes_cannot_leave_the_project_or_the_store() {
             )),
             "{err}"
         );
-        assert!(err.contains("project/pipeline.toml:"), "not located: {err}");
+        assert!(err.contains("--> pipeline.toml:"), "not located: {err}");
         assert!(err.contains("hint: move or link the data into the project"), "{err}");
     }
+    // Run from the folder above, the project is that folder: `../train.csv` is inside it.
+    std::fs::write(
+        p.path("project/pipeline.toml"),
+        text.replacen("source = \"train.csv\"", "source = \"../train.csv\"", 1),
+    )
+    .unwrap();
+    let above = p.mlpipe(&["run", "project/pipeline.toml"]);
+    assert!(above.status.success(), "{}", stderr(&above));
     // Inside the project, `..` that stays inside is fine.
     std::fs::create_dir(p.path("project/data")).unwrap();
     std::fs::copy(p.path("train.csv"), p.path("project/data/train.csv")).unwrap();

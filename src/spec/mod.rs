@@ -645,9 +645,10 @@ fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>
     ))
 }
 
-/// A pipeline reads only inside its project: the git work tree that holds the pipeline file, or the
-/// pipeline's folder outside git. Checked on the written path with `.` and `..` folded (no symlink is
-/// followed, so a link the project's owner made is theirs to make).
+/// A pipeline reads only inside its project: the git work tree that holds the pipeline file; outside
+/// git, the current folder when the pipeline lies in it (`mlpipe run pipelines/x.toml` from the
+/// project's top), else the pipeline's folder. Checked on the written path with `.` and `..` folded (no
+/// symlink is followed, so a link the project's owner made is theirs to make).
 fn check_inside_project(pipeline: &Path, written: &Path) -> std::result::Result<(), String> {
     let folder = pipeline
         .parent()
@@ -655,11 +656,13 @@ fn check_inside_project(pipeline: &Path, written: &Path) -> std::result::Result<
         .unwrap_or(Path::new("."));
     let folder = std::path::absolute(folder).map_err(|e| format!("cannot resolve {}: {e}", folder.display()))?;
     let folder = fold_dots(&folder);
-    let project = folder
-        .ancestors()
-        .find(|a| a.join(".git").exists())
-        .unwrap_or(&folder)
-        .to_path_buf();
+    let current = std::path::absolute(".").map(|c| fold_dots(&c)).ok();
+    let project = match folder.ancestors().find(|a| a.join(".git").exists()) {
+        Some(work_tree) => work_tree.to_path_buf(),
+        None => current
+            .filter(|c| folder.starts_with(c))
+            .unwrap_or_else(|| folder.clone()),
+    };
     let target = fold_dots(&folder.join(written));
     if target.starts_with(&project) {
         Ok(())
