@@ -187,7 +187,8 @@ pub enum Command {
         /// Largest request body in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_body: usize,
-        /// Seconds a client may take to send a request body (408 after it).
+        /// Seconds a client may take to send a request's headers (the connection is closed after it) and
+        /// then its body (408 after it).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         body_timeout: u64,
         /// Worker threads (default: one per core).

@@ -108,16 +108,75 @@ pub fn run(args: &ServeArgs, on_ready: impl FnOnce(&Ready)) -> Result<ServeRepor
             .local_addr()
             .map_err(|e| Error::internal(format!("cannot read the bound address: {e}")))?;
         on_ready(&Ready { addr, ..ready });
-        let service = server::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::internal(format!("the server stopped: {e}")))
+        serve_http1(
+            listener,
+            server::router(app.clone()),
+            args.body_timeout,
+            shutdown_signal(),
+        )
+        .await;
+        Ok::<(), Error>(())
     })?;
     let predictions = app.metrics.predictions.load(Ordering::Relaxed);
     // Every answered prediction was committed before its answer; dropping the app closes the ledger.
     drop(app);
     Ok(ServeReport { predictions })
+}
+
+/// Serves `router` until `shutdown`, one HTTP/1 connection task per client, then lets every open
+/// connection finish the request it is answering. Unlike `axum::serve`, every connection has a deadline
+/// for its first byte and for each request's line and headers (hyper's `header_read_timeout`, which needs
+/// the timer set here), so a client that never finishes its headers is cut off instead of holding a
+/// connection and a file descriptor forever.
+async fn serve_http1(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    deadline: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use axum::extract::ConnectInfo;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => {
+                let Ok(accepted) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning; serving goes on.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                accepted
+            }
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(client))));
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            // A connection that sends nothing at all is closed at the deadline too.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(deadline, stream.peek(&mut first)).await, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(deadline)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn shutdown_signal() {
