@@ -196,22 +196,16 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     let StageState::Train(train) = state(&out, "train") else {
         panic!()
     };
+    let model = train.model.linear().expect("a linear model");
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.linear().unwrap().features, features);
+    assert_eq!(model.features, features);
     let reference = exp["coefficients_reference"].as_object().unwrap();
     let sklearn = exp["coefficients"].as_object().unwrap();
     let norm = reference
         .values()
         .map(|v| v.as_f64().unwrap().abs())
         .fold(0.0, f64::max);
-    for (name, w) in train
-        .model
-        .linear()
-        .unwrap()
-        .features
-        .iter()
-        .zip(&train.model.linear().unwrap().coefficients)
-    {
+    for (name, w) in model.features.iter().zip(&model.coefficients) {
         let exact = reference[name].as_f64().unwrap();
         let peer = sklearn[name].as_f64().unwrap();
         assert!(
@@ -227,16 +221,11 @@ fn ridge_pipeline_matches_feature_engine_and_scikit_learn() {
     }
     assert_close(
         "intercept vs reference",
-        train.model.linear().unwrap().intercept,
+        model.intercept,
         exp["intercept_reference"].as_f64().unwrap(),
         1e-8,
     );
-    assert_close(
-        "intercept",
-        train.model.linear().unwrap().intercept,
-        exp["intercept"].as_f64().unwrap(),
-        1e-8,
-    );
+    assert_close("intercept", model.intercept, exp["intercept"].as_f64().unwrap(), 1e-8);
 
     let (test, train_m) = metrics(&out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
@@ -267,25 +256,14 @@ fn linear_regression_matches_scikit_learn() {
     let StageState::Train(train) = state(&out, "train") else {
         panic!()
     };
+    let model = train.model.linear().expect("a linear model");
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.linear().unwrap().features, features);
+    assert_eq!(model.features, features);
     let coefs = exp["coefficients"].as_object().unwrap();
-    for (name, w) in train
-        .model
-        .linear()
-        .unwrap()
-        .features
-        .iter()
-        .zip(&train.model.linear().unwrap().coefficients)
-    {
+    for (name, w) in model.features.iter().zip(&model.coefficients) {
         assert_close(&format!("coefficient {name}"), *w, coefs[name].as_f64().unwrap(), 1e-8);
     }
-    assert_close(
-        "intercept",
-        train.model.linear().unwrap().intercept,
-        exp["intercept"].as_f64().unwrap(),
-        1e-8,
-    );
+    assert_close("intercept", model.intercept, exp["intercept"].as_f64().unwrap(), 1e-8);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
@@ -426,8 +404,9 @@ fn encoders_and_selectors_match_feature_engine() {
     let StageState::Train(train) = state(&out, "train") else {
         panic!()
     };
+    let model = train.model.linear().expect("a linear model");
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.linear().unwrap().features, features);
+    assert_eq!(model.features, features);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
@@ -557,8 +536,9 @@ fn train_row_filters_match_feature_engine() {
     let StageState::Train(train) = state(&out, "train") else {
         panic!()
     };
+    let model = train.model.linear().expect("a linear model");
     let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
-    assert_eq!(train.model.linear().unwrap().features, features);
+    assert_eq!(model.features, features);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
