@@ -77,12 +77,14 @@ pub fn check_fits(path: &Path, what: &str) -> Result<()> {
     ))
 }
 
-/// A warning when a data file that passes [`check_fits`] may still not fit at a typical pipeline's peak.
+/// A warning when a data file passes [`check_fits`] but may not fit at a typical pipeline's peak.
 pub fn memory_warning(path: &Path) -> Option<String> {
     let size = std::fs::metadata(path).ok()?.len();
     let budget = memory_budget()?;
     let typical = size.saturating_mul(TYPICAL_BYTES_PER_FILE_BYTE);
-    (typical > budget.bytes).then(|| {
+    // Below the least a run takes, `check_fits` refuses the file: no warning before that error.
+    let least = size.saturating_mul(MIN_BYTES_PER_FILE_BYTE);
+    (typical > budget.bytes && least <= budget.bytes).then(|| {
         format!(
             "{} is {}: a pipeline like the house-price one peaks near {} ({TYPICAL_BYTES_PER_FILE_BYTE}× its size), \
              and only {} is available (bound by {}); the run may run out of memory and be stopped (the store stays consistent)",

@@ -63,7 +63,6 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         (fetched.record.snapshot, fetched.csv, Some(fetched.record), name)
     } else {
         let source = pipeline.source_path();
-        crate::resources::check_fits(&source, "data file")?;
         if let Some(warning) = crate::resources::memory_warning(&source) {
             progress.warn(&warning);
         }
