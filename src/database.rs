@@ -12,7 +12,8 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::scoring::IdValue;
-use crate::tables::OutputRows;
+use crate::tables::{OutputRows, PredictionColumn};
+use rusqlite::types::Value as Sql;
 
 #[derive(Clone)]
 pub enum Database {
@@ -267,9 +268,20 @@ pub fn write_predictions(db: &Database, table: &str, rows: &OutputRows<'_>) -> R
 }
 
 fn expected_columns(rows: &OutputRows<'_>) -> Vec<String> {
-    let mut cols: Vec<String> = rows.id_name.map(str::to_string).into_iter().collect();
-    cols.extend(["prediction", "model", "prediction_id"].map(String::from));
-    cols
+    rows.column_names()
+}
+
+/// Column definitions after the id: the prediction (a number or a label), the probabilities, the
+/// model and the prediction id.
+fn value_columns(rows: &OutputRows<'_>, real: &str, text: &str) -> Vec<String> {
+    let prediction = match rows.prediction {
+        PredictionColumn::Numbers(_) => real,
+        PredictionColumn::Text(_) => text,
+    };
+    let mut defs = vec![format!("prediction {prediction} NOT NULL")];
+    defs.extend(rows.extra.iter().map(|(n, _)| format!("{} {real} NOT NULL", quote_ident(n))));
+    defs.extend([format!("model {text} NOT NULL"), format!("prediction_id {text} PRIMARY KEY")]);
+    defs
 }
 
 fn column_mismatch(db: &str, table: &str, have: &[String], want: &[String]) -> Error {
@@ -298,11 +310,7 @@ fn write_sqlite(path: &Path, table: &str, rows: &OutputRows<'_>) -> Result<usize
         };
         defs.push(format!("{} {ty}", quote_ident(id)));
     }
-    defs.extend([
-        "prediction REAL NOT NULL".to_string(),
-        "model TEXT NOT NULL".into(),
-        "prediction_id TEXT PRIMARY KEY".into(),
-    ]);
+    defs.extend(value_columns(rows, "REAL", "TEXT"));
     tx.execute(&format!("CREATE TABLE IF NOT EXISTS {qt} ({})", defs.join(", ")), [])
         .map_err(e)?;
     let have: Vec<String> = {
@@ -339,24 +347,26 @@ fn write_sqlite(path: &Path, table: &str, rows: &OutputRows<'_>) -> Result<usize
                     "table {table} needs a PRIMARY KEY or UNIQUE constraint on prediction_id; write into a new table"
                 ))
             })?;
-        for (r, p) in rows.predictions.iter().enumerate() {
-            let pid = rows.prediction_id(r);
-            let n = match (rows.id_name, rows.ids.as_ref().map(|v| &v[r])) {
-                (Some(_), Some(id)) => {
-                    let id: rusqlite::types::Value = match id {
-                        #[allow(clippy::cast_possible_truncation)]
-                        IdValue::Number(x) if kind == Some(IdKind::Integer) => (*x as i64).into(),
-                        IdValue::Number(x) => (*x).into(),
-                        IdValue::Text(s) => s.to_string().into(),
-                        IdValue::Missing => rusqlite::types::Value::Null,
-                    };
-                    stmt.execute(rusqlite::params![id, p, rows.model, pid])
-                }
-                (Some(_), None) => stmt.execute(rusqlite::params![rusqlite::types::Null, p, rows.model, pid]),
-                (None, _) => stmt.execute(rusqlite::params![p, rows.model, pid]),
+        let mut values: Vec<Sql> = Vec::with_capacity(want.len());
+        for r in 0..rows.len() {
+            values.clear();
+            if rows.id_name.is_some() {
+                values.push(match rows.ids.as_ref().map(|v| &v[r]) {
+                    #[allow(clippy::cast_possible_truncation)]
+                    Some(IdValue::Number(x)) if kind == Some(IdKind::Integer) => Sql::Integer(*x as i64),
+                    Some(IdValue::Number(x)) => Sql::Real(*x),
+                    Some(IdValue::Text(s)) => Sql::Text(s.to_string()),
+                    Some(IdValue::Missing) | None => Sql::Null,
+                });
             }
-            .map_err(e)?;
-            added += n;
+            values.push(match &rows.prediction {
+                PredictionColumn::Numbers(v) => Sql::Real(v[r]),
+                PredictionColumn::Text(v) => Sql::Text(v[r].clone()),
+            });
+            values.extend(rows.extra.iter().map(|(_, column)| Sql::Real(column[r])));
+            values.push(Sql::Text(rows.model.clone()));
+            values.push(Sql::Text(rows.prediction_id(r)));
+            added += stmt.execute(rusqlite::params_from_iter(values.iter())).map_err(e)?;
         }
     }
     tx.commit().map_err(e)?;
@@ -382,11 +392,7 @@ fn write_postgres(url: &str, table: &str, rows: &OutputRows<'_>) -> Result<usize
         };
         defs.push(format!("{} {ty}", quote_ident(id)));
     }
-    defs.extend([
-        "prediction double precision NOT NULL".to_string(),
-        "model text NOT NULL".into(),
-        "prediction_id text PRIMARY KEY".into(),
-    ]);
+    defs.extend(value_columns(rows, "double precision", "text"));
     tx.batch_execute(&format!("CREATE TABLE IF NOT EXISTS {qt} ({})", defs.join(", ")))
         .map_err(e("create table"))?;
     let (schema, bare) = match table.split_once('.') {
@@ -412,7 +418,7 @@ fn write_postgres(url: &str, table: &str, rows: &OutputRows<'_>) -> Result<usize
     {
         let mut w = tx.copy_in("COPY mlpipe_incoming FROM STDIN").map_err(e("start COPY"))?;
         let mut line = String::new();
-        for (r, p) in rows.predictions.iter().enumerate() {
+        for r in 0..rows.len() {
             line.clear();
             if rows.id_name.is_some() {
                 match rows.ids.as_ref().map(|v| &v[r]) {
@@ -423,7 +429,16 @@ fn write_postgres(url: &str, table: &str, rows: &OutputRows<'_>) -> Result<usize
                 line.push('\t');
             }
             // Shortest round-trip text: PostgreSQL parses it back to the same double.
-            let _ = writeln!(line, "{p:?}\t{}\t{}", rows.model, rows.prediction_id(r));
+            match &rows.prediction {
+                PredictionColumn::Numbers(v) => {
+                    let _ = write!(line, "{:?}", v[r]);
+                }
+                PredictionColumn::Text(v) => line.push_str(&copy_escape(&v[r])),
+            }
+            for (_, column) in &rows.extra {
+                let _ = write!(line, "\t{:?}", column[r]);
+            }
+            let _ = writeln!(line, "\t{}\t{}", rows.model, rows.prediction_id(r));
             w.write_all(line.as_bytes())
                 .map_err(|err| Error::data(format!("PostgreSQL {redacted}: COPY failed: {err}")))?;
         }

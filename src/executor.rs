@@ -12,9 +12,9 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnType, Frame, read_csv};
 use crate::metrics;
-use crate::models::{self, Model};
+use crate::models::{self, FitTarget, Model};
 use crate::plan::{Plan, StageKind};
-use crate::spec::{Pipeline, TargetTransform};
+use crate::spec::{Pipeline, TargetTransform, Task};
 use crate::stages::{self, FitContext, analyse, power_transform, split};
 use crate::store::{RefKind, Store};
 
@@ -51,8 +51,106 @@ pub struct TrainState {
 pub struct EvaluateState {
     pub test: BTreeMap<String, f64>,
     pub train: BTreeMap<String, f64>,
-    /// Digest of the test predictions' IEEE-754 bits, in row order.
+    /// Digest of the test predictions' IEEE-754 bits, in row order (a classifier's: its probabilities).
     pub test_predictions: Id,
+    /// A classifier's confusion matrix on the test rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Confusion>,
+}
+
+/// `matrix[t][p]`: test rows of true label `labels[t]` predicted as `labels[p]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub labels: Vec<String>,
+    pub matrix: Vec<Vec<u64>>,
+}
+
+/// A model's predictions for some rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictions {
+    /// A regressor's values, on the original target scale.
+    Values(Vec<f64>),
+    /// A classifier's predicted class (index into its classes) and row-major probabilities.
+    Classes {
+        predicted: Vec<usize>,
+        proba: Vec<f64>,
+        n_classes: usize,
+    },
+}
+
+impl Predictions {
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::Values(v) => v.len(),
+            Predictions::Classes { predicted, .. } => predicted.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes a prediction's content id covers: IEEE-754 bits, little-endian, in row order (a
+    /// classifier's probabilities, which decide its classes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let floats = match self {
+            Predictions::Values(v) => v,
+            Predictions::Classes { proba, .. } => proba,
+        };
+        floats.iter().flat_map(|p| p.to_le_bytes()).collect()
+    }
+
+    /// Appends `other`'s rows (of the same model).
+    pub fn extend(&mut self, other: Predictions) {
+        match (self, other) {
+            (Predictions::Values(a), Predictions::Values(b)) => a.extend(b),
+            (
+                Predictions::Classes { predicted, proba, .. },
+                Predictions::Classes {
+                    predicted: p2,
+                    proba: q2,
+                    ..
+                },
+            ) => {
+                predicted.extend(p2);
+                proba.extend(q2);
+            }
+            _ => {}
+        }
+    }
+
+    /// Floats per row in `to_bytes`: 1, or a classifier's number of classes.
+    pub fn floats_per_row(&self) -> usize {
+        match self {
+            Predictions::Values(_) => 1,
+            Predictions::Classes { n_classes, .. } => *n_classes,
+        }
+    }
+
+    /// Row `i` alone.
+    #[must_use]
+    pub fn row(&self, i: usize) -> Predictions {
+        match self {
+            Predictions::Values(v) => Predictions::Values(vec![v[i]]),
+            Predictions::Classes {
+                predicted,
+                proba,
+                n_classes,
+            } => Predictions::Classes {
+                predicted: vec![predicted[i]],
+                proba: proba[i * n_classes..(i + 1) * n_classes].to_vec(),
+                n_classes: *n_classes,
+            },
+        }
+    }
+
+    /// Row `i`'s probabilities, for a classifier.
+    pub fn row_proba(&self, i: usize) -> Option<&[f64]> {
+        match self {
+            Predictions::Values(_) => None,
+            Predictions::Classes { proba, n_classes, .. } => Some(&proba[i * n_classes..(i + 1) * n_classes]),
+        }
+    }
 }
 
 /// What a stage learned or computed.
@@ -354,14 +452,30 @@ impl<'a> Executor<'a> {
             StageKind::Train => {
                 let d = data.ok_or_else(|| Error::internal("train without data"))?;
                 let (train, _) = d.split("train")?;
-                let y = target_values(p, train)?;
-                let (y, target_lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
                 let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
-                let model = models::fit(&p.train.estimator, &features, &y).map_err(|e| e.in_stage("train"))?;
+                let (model, target_lambda) = match p.task {
+                    Task::Regression => {
+                        let y = target_values(p, train)?;
+                        let (y, lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
+                        let model = models::fit(&p.train.estimator, &features, &FitTarget::Values(&y), stage.seed);
+                        (model, lambda)
+                    }
+                    Task::Classification => {
+                        let labels = target_labels(p, train)?;
+                        let classes = Classes::of(&labels);
+                        let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+                        let target = FitTarget::Classes {
+                            y: &y,
+                            labels: &classes.labels,
+                            numeric: classes.numeric,
+                        };
+                        (models::fit(&p.train.estimator, &features, &target, stage.seed), None)
+                    }
+                };
                 let state = TrainState {
                     target_transform: p.train.target_transform,
                     target_lambda,
-                    model,
+                    model: model.map_err(|e| e.in_stage("train"))?,
                 };
                 Ok((StageOutput::new(StageState::Train(state), d.digests()), d))
             }
@@ -374,22 +488,13 @@ impl<'a> Executor<'a> {
                 }) else {
                     return Err(Error::internal("evaluate needs the train stage's output"));
                 };
-                let score = |frame: &Frame| -> Result<(Vec<f64>, BTreeMap<String, f64>)> {
-                    let y = target_values(p, frame)?;
-                    let pred = predict(model, frame)?;
-                    let m = metrics::compute(&p.evaluate.metrics, &y, &pred);
-                    Ok((pred, m))
-                };
-                let (test_pred, test_metrics) = score(test)?;
-                let (_, train_metrics) = score(train)?;
-                let mut bits = Vec::with_capacity(test_pred.len() * 8);
-                for x in &test_pred {
-                    bits.extend_from_slice(&x.to_bits().to_le_bytes());
-                }
+                let (test_pred, test_metrics, confusion) = score(p, model, test).map_err(|e| e.in_stage("evaluate"))?;
+                let (_, train_metrics, _) = score(p, model, train).map_err(|e| e.in_stage("evaluate"))?;
                 let state = EvaluateState {
                     test: test_metrics,
                     train: train_metrics,
-                    test_predictions: Id::of_bytes(&bits),
+                    test_predictions: Id::of_bytes(&test_pred.to_bytes()),
+                    confusion,
                 };
                 Ok((StageOutput::new(StageState::Evaluate(state), d.digests()), d))
             }
@@ -397,11 +502,66 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Predictions of a fitted model, on the original target scale.
-pub fn predict(state: &TrainState, frame: &Frame) -> Result<Vec<f64>> {
+/// A model's predictions for some rows, their metrics and (a classifier's) confusion matrix.
+pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
+    let pred = predict(state, frame)?;
+    match &pred {
+        Predictions::Values(values) => {
+            let y = target_values(p, frame)?;
+            let m = metrics::compute(&p.evaluate.metrics, &y, values)?;
+            Ok((pred, m, None))
+        }
+        Predictions::Classes {
+            predicted,
+            proba,
+            n_classes,
+        } => {
+            let classifier = state
+                .model
+                .classifier()
+                .ok_or_else(|| Error::internal("class predictions from a regressor"))?;
+            let mut labels = classifier.classes.clone();
+            let truth: Vec<usize> = target_labels(p, frame)?
+                .iter()
+                .map(|l| {
+                    labels.iter().position(|c| c == l).unwrap_or_else(|| {
+                        labels.push(l.clone());
+                        labels.len() - 1
+                    })
+                })
+                .collect();
+            let classified = metrics::Classified {
+                truth: &truth,
+                predicted,
+                proba,
+                n_classes: *n_classes,
+                labels: &labels,
+            };
+            let m = metrics::compute_classes(&p.evaluate.metrics, &classified)?;
+            let confusion = Confusion {
+                matrix: metrics::confusion(&truth, predicted, labels.len()),
+                labels,
+            };
+            Ok((pred, m, Some(confusion)))
+        }
+    }
+}
+
+/// Predictions of a fitted model: a regressor's on the original target scale, a classifier's classes
+/// and probabilities.
+pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
+    if let Some(classifier) = state.model.classifier() {
+        let proba = classifier.predict_proba(frame)?;
+        let n_classes = classifier.classes.len();
+        return Ok(Predictions::Classes {
+            predicted: models::argmax_rows(&proba, n_classes),
+            proba,
+            n_classes,
+        });
+    }
     let raw = state.model.predict(frame)?;
     let lambda = state.target_lambda.unwrap_or(0.0);
-    Ok(match state.target_transform {
+    Ok(Predictions::Values(match state.target_transform {
         TargetTransform::None => raw,
         TargetTransform::Log => raw.into_iter().map(f64::exp).collect(),
         TargetTransform::Log1p => raw.into_iter().map(f64::exp_m1).collect(),
@@ -413,12 +573,13 @@ pub fn predict(state: &TrainState, frame: &Frame) -> Result<Vec<f64>> {
             .into_iter()
             .map(|v| power_transform::inverse_yeo_johnson(v, lambda))
             .collect(),
-    })
+    }))
 }
 
 fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
     match frame.column(&p.target).map(|c| c.data.column_type()) {
         Some(ColumnType::Numeric) => {}
+        Some(ColumnType::Categorical) if p.task == Task::Classification => {}
         Some(ColumnType::Categorical) => {
             return Err(Error::data(format!(
                 "target \"{}\" holds text, but task \"regression\" needs numbers",
@@ -456,6 +617,74 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
         .with_hint("rows without a target cannot be trained or scored; remove them from the data"));
     }
     Ok(y.to_vec())
+}
+
+/// A classifier's target as text labels, one per row (numbers written as in JSON: 1, not 1.0).
+fn target_labels(p: &Pipeline, frame: &Frame) -> Result<Vec<String>> {
+    let column = frame
+        .column(&p.target)
+        .ok_or_else(|| frame.missing_column(&p.target).at(p.origin.target.as_ref()))?;
+    let missing = |r: usize| {
+        Error::data(format!(
+            "target \"{}\" is missing at line {} of {}",
+            p.target, frame.lines[r], frame.source
+        ))
+        .at(p.origin.target.as_ref())
+        .with_hint("rows without a class cannot be trained or scored; remove them from the data")
+    };
+    match &column.data {
+        crate::frame::ColumnData::Numeric(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| {
+                if x.is_nan() {
+                    Err(missing(r))
+                } else {
+                    Ok(crate::scoring::json_number(*x).to_string())
+                }
+            })
+            .collect(),
+        crate::frame::ColumnData::Categorical(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| x.as_ref().map(ToString::to_string).ok_or_else(|| missing(r)))
+            .collect(),
+    }
+}
+
+/// The classes of a train target, ordered as scikit-learn's `classes_`: numbers by value, text by its
+/// bytes.
+pub struct Classes {
+    pub labels: Vec<String>,
+    pub numeric: bool,
+}
+
+impl Classes {
+    fn of(labels: &[String]) -> Classes {
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        let numbers: Option<Vec<(f64, &String)>> = distinct
+            .iter()
+            .map(|l| l.parse::<f64>().ok().map(|x| (x, *l)))
+            .collect();
+        match numbers {
+            Some(mut n) => {
+                n.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Classes {
+                    labels: n.into_iter().map(|(_, l)| l.clone()).collect(),
+                    numeric: true,
+                }
+            }
+            None => Classes {
+                labels: distinct.into_iter().cloned().collect(),
+                numeric: false,
+            },
+        }
+    }
+
+    #[allow(clippy::cast_possible_truncation)] // classes are far fewer than 2^32
+    fn index(&self, label: &str) -> u32 {
+        self.labels.iter().position(|l| l == label).unwrap_or(0) as u32
+    }
 }
 
 /// The transformed target, and the λ fitted for it (Box-Cox, Yeo-Johnson).

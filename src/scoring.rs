@@ -13,11 +13,12 @@ use serde_json::{Map, Value};
 
 use crate::digest::{Id, KeyBuilder, context};
 use crate::error::{Error, Result};
-use crate::executor::{StageState, TrainState, predict};
+use crate::executor::{Predictions, StageState, TrainState, predict};
 use crate::frame::{Column, ColumnData, ColumnType, Frame, conform_to_schema};
 use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
+use crate::tables::PredictionColumn;
 use crate::store::Store;
 
 /// Rows per chunk when scoring a large batch: small enough that each step's columns stay in cache-sized
@@ -106,7 +107,7 @@ impl Scorer {
     /// scored in chunks of rows on all cores: every fitted step works row by row (row-keyed draws use the
     /// row's position in the whole batch), so chunking changes no bit of the result, and the chunks'
     /// predictions are joined in row order.
-    pub fn score(&self, frame: Frame) -> Result<Vec<f64>> {
+    pub fn score(&self, frame: Frame) -> Result<Predictions> {
         use rayon::prelude::*;
         let mut optional = vec![self.target.as_str()];
         optional.extend(self.id_column.as_deref());
@@ -114,20 +115,77 @@ impl Scorer {
         if frame.n_rows() <= SCORE_CHUNK {
             return self.score_chunk(frame);
         }
-        let parts: Vec<Result<Vec<f64>>> = frame
+        let parts: Vec<Result<Predictions>> = frame
             .into_chunks(SCORE_CHUNK)
             .into_par_iter()
             .map(|chunk| self.score_chunk(chunk))
             .collect();
-        let mut out = Vec::new();
+        let mut out: Option<Predictions> = None;
         for part in parts {
             // The first error in row order is the one reported, whatever finished first.
-            out.extend(part?);
+            let part = part?;
+            match &mut out {
+                Some(o) => o.extend(part),
+                None => out = Some(part),
+            }
         }
-        Ok(out)
+        out.ok_or_else(|| Error::internal("no rows were scored"))
     }
 
-    fn score_chunk(&self, mut frame: Frame) -> Result<Vec<f64>> {
+    /// A classifier's labels (its classes in order) and whether they are numbers.
+    pub fn classes(&self) -> Option<(&[String], bool)> {
+        self.train
+            .model
+            .classifier()
+            .map(|c| (c.classes.as_slice(), c.numeric_labels))
+    }
+
+    /// Row `i`'s prediction as JSON: a number, or a classifier's label (a number when its labels are).
+    pub fn prediction_json(&self, predictions: &Predictions, i: usize) -> Value {
+        match predictions {
+            Predictions::Values(v) => crate::tables::json_number_exact(v[i]),
+            Predictions::Classes { predicted, .. } => self.label_json(predicted[i]),
+        }
+    }
+
+    /// A class index as its label in JSON.
+    pub fn label_json(&self, class: usize) -> Value {
+        match self.classes() {
+            Some((labels, true)) => labels[class]
+                .parse::<f64>()
+                .map_or_else(|_| Value::String(labels[class].clone()), json_number),
+            Some((labels, false)) => Value::String(labels[class].clone()),
+            None => Value::Null,
+        }
+    }
+
+    /// A batch's `prediction` column and (a classifier's) probability columns, `proba_<label>`.
+    pub fn output_columns(&self, predictions: &Predictions) -> (PredictionColumn, Vec<(String, Vec<f64>)>) {
+        match (predictions, self.classes()) {
+            (Predictions::Classes { predicted, proba, n_classes }, Some((labels, numeric))) => {
+                let column = if numeric {
+                    PredictionColumn::Numbers(
+                        predicted.iter().map(|c| labels[*c].parse::<f64>().unwrap_or(f64::NAN)).collect(),
+                    )
+                } else {
+                    PredictionColumn::Text(predicted.iter().map(|c| labels[*c].clone()).collect())
+                };
+                let extra = labels
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| (format!("proba_{l}"), proba.chunks(*n_classes).map(|row| row[k]).collect()))
+                    .collect();
+                (column, extra)
+            }
+            (Predictions::Values(v), _) => (PredictionColumn::Numbers(v.clone()), Vec::new()),
+            (Predictions::Classes { predicted, .. }, None) => (
+                PredictionColumn::Numbers(predicted.iter().map(|c| *c as f64).collect()),
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn score_chunk(&self, mut frame: Frame) -> Result<Predictions> {
         for step in &self.steps {
             frame = step.apply(frame)?;
         }
@@ -264,17 +322,14 @@ impl Scorer {
     }
 
     /// Scores one canonical record (as stored in the ledger).
-    pub fn score_canonical(&self, bytes: &[u8]) -> Result<f64> {
+    pub fn score_canonical(&self, bytes: &[u8]) -> Result<Predictions> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::internal(format!("stored input is not a JSON record: {e}")))?;
         let map = value
             .as_object()
             .ok_or_else(|| Error::internal("stored input is not a JSON object"))?;
         let records = self.decode_records(&[map], "stored input").map_err(|e| e.error)?;
-        let out = self.score(records.frame)?;
-        out.first()
-            .copied()
-            .ok_or_else(|| Error::internal("no prediction for the stored input"))
+        self.score(records.frame)
     }
 
     /// The id of one prediction: this run and model applied to this input.
@@ -283,7 +338,14 @@ impl Scorer {
     }
 
     /// The ledger entry of one record's prediction (`pair`: the champion's prediction, for a shadow).
-    pub fn record_entry(&self, input: Id, value: f64, channel: Channel, when: Made<'_>, pair: Option<Id>) -> Entry {
+    pub fn record_entry(
+        &self,
+        input: Id,
+        predictions: &Predictions,
+        channel: Channel,
+        when: Made<'_>,
+        pair: Option<Id>,
+    ) -> Entry {
         Entry {
             seq: 0,
             prediction: self.prediction_id(&input),
@@ -291,9 +353,9 @@ impl Scorer {
             model: self.model,
             input,
             input_format: ledger::RECORD_FORMAT.into(),
-            output: output_digest(&[value]),
+            output: output_digest(predictions),
             rows: 1,
-            value: Some(value),
+            value: single_value(predictions),
             channel,
             role: if pair.is_some() { "shadow" } else { "champion" }.into(),
             pair,
@@ -366,12 +428,19 @@ pub fn json_number(x: f64) -> Value {
 }
 
 /// The digest of predictions: blake3 of their IEEE-754 bits, little-endian, in row order.
-pub fn output_digest(predictions: &[f64]) -> Id {
-    Id::of_bytes(&prediction_bytes(predictions))
+pub fn output_digest(predictions: &Predictions) -> Id {
+    Id::of_bytes(&predictions.to_bytes())
 }
 
-pub fn prediction_bytes(predictions: &[f64]) -> Vec<u8> {
-    predictions.iter().flat_map(|p| p.to_le_bytes()).collect()
+/// The value the ledger shows for a single prediction: a regressor's value, a classifier's class index.
+pub fn single_value(predictions: &Predictions) -> Option<f64> {
+    if predictions.len() != 1 {
+        return None;
+    }
+    Some(match predictions {
+        Predictions::Values(v) => v[0],
+        Predictions::Classes { predicted, .. } => predicted[0] as f64,
+    })
 }
 
 /// The canonical JSON of row `r`: keys sorted, `null` for missing, numbers in shortest round-trip form.

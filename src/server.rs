@@ -285,17 +285,18 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
     let mut entries = Vec::with_capacity(maps.len());
     let mut inputs = Vec::with_capacity(maps.len());
     let mut out = Vec::with_capacity(maps.len());
-    for (r, (body, p)) in records.canonical.into_iter().zip(&predictions).enumerate() {
+    for (r, body) in records.canonical.into_iter().enumerate() {
         let input = crate::digest::Id::of_bytes(&body);
         let made = Made {
             time: &time,
             source: &source,
         };
-        let entry = champion.record_entry(input, *p, Channel::Serve, made, None);
+        let row = predictions.row(r);
+        let entry = champion.record_entry(input, &row, Channel::Serve, made, None);
         out.push(Value::Object(prediction_record(
             champion,
             ids[r].clone(),
-            *p,
+            &row,
             &entry.prediction,
         )));
         entries.push(entry);
@@ -388,9 +389,10 @@ fn shadow_score(
     let records = shadow.decode_records(maps, "the request").ok()?;
     let predictions = shadow.score(records.frame).ok()?;
     let mut out = Vec::with_capacity(maps.len());
-    for ((body, p), champ) in records.canonical.into_iter().zip(&predictions).zip(champion_entries) {
+    for (r, (body, champ)) in records.canonical.into_iter().zip(champion_entries).enumerate() {
         let input = crate::digest::Id::of_bytes(&body);
-        out.push(shadow.record_entry(input, *p, Channel::Serve, Made { time, source }, Some(champ.prediction)));
+        let row = predictions.row(r);
+        out.push(shadow.record_entry(input, &row, Channel::Serve, Made { time, source }, Some(champ.prediction)));
         if input != champ.input {
             inputs.push(Input { id: input, body });
         }
@@ -569,6 +571,7 @@ fn model_document(champion: &Scorer, shadow: Option<&Scorer>, ledger: &str) -> V
         "model": champion.model.hex(),
         "pipeline": champion.pipeline_name,
         "target": champion.target,
+        "classes": champion.classes().map(|(labels, _)| labels.to_vec()),
         "id_column": champion.id_column,
         "created": champion.created,
         "metrics": champion.metrics,
@@ -607,7 +610,7 @@ fn openapi_document(scorer: &Scorer) -> Value {
             }
         }}
     });
-    let prediction = json!({
+    let mut prediction = json!({
         "type": "object",
         "required": ["prediction", "model", "run", "prediction_id"],
         "properties": {
@@ -615,6 +618,16 @@ fn openapi_document(scorer: &Scorer) -> Value {
             "run": { "type": "string" }, "prediction_id": { "type": "string" }
         }
     });
+    if let Some((labels, numeric)) = scorer.classes() {
+        // A classifier answers with one of its classes and every class's probability.
+        let class: Vec<Value> = labels.iter().map(|l| scorer.label_json(labels.iter().position(|x| x == l).unwrap_or(0))).collect();
+        prediction["properties"]["prediction"] = json!({ "type": if numeric { "number" } else { "string" }, "enum": class });
+        prediction["properties"]["probabilities"] = json!({
+            "type": "object",
+            "properties": labels.iter().map(|l| (l.clone(), json!({ "type": "number" }))).collect::<Map<String, Value>>(),
+        });
+        prediction["required"] = json!(["prediction", "probabilities", "model", "run", "prediction_id"]);
+    }
     let err_ref = json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     json!({
         "openapi": "3.1.0",

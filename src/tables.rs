@@ -311,19 +311,57 @@ impl Target {
     }
 }
 
+/// The `prediction` column of a batch: a regressor's values, or a classifier's labels (numbers when
+/// its labels are numbers).
+pub enum PredictionColumn {
+    Numbers(Vec<f64>),
+    Text(Vec<String>),
+}
+
 /// The rows written for a batch.
 pub struct OutputRows<'a> {
     pub id_name: Option<&'a str>,
     pub ids: Option<Vec<IdValue>>,
-    pub predictions: &'a [f64],
+    pub prediction: PredictionColumn,
+    /// A classifier's probabilities: (`proba_<label>`, one value per row), in class order.
+    pub extra: Vec<(String, Vec<f64>)>,
     pub model: String,
     /// The batch's prediction id (hex); row `r`'s prediction id is `<batch>/<r>`.
     pub batch: String,
 }
 
 impl OutputRows<'_> {
+    pub fn len(&self) -> usize {
+        match &self.prediction {
+            PredictionColumn::Numbers(v) => v.len(),
+            PredictionColumn::Text(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The columns written, in order: the id (when the pipeline has one), `prediction`, the
+    /// probabilities, `model`, `prediction_id`.
+    pub fn column_names(&self) -> Vec<String> {
+        let mut cols: Vec<String> = self.id_name.map(str::to_string).into_iter().collect();
+        cols.push("prediction".into());
+        cols.extend(self.extra.iter().map(|(n, _)| n.clone()));
+        cols.extend(["model", "prediction_id"].map(String::from));
+        cols
+    }
+
     pub fn prediction_id(&self, row: usize) -> String {
         format!("{}/{row}", self.batch)
+    }
+
+    /// Row `r`'s prediction as JSON.
+    pub fn prediction_json(&self, r: usize) -> Value {
+        match &self.prediction {
+            PredictionColumn::Numbers(v) => json_number_exact(v[r]),
+            PredictionColumn::Text(v) => Value::String(v[r].clone()),
+        }
     }
 
     fn id(&self, row: usize) -> Option<&IdValue> {
@@ -332,14 +370,12 @@ impl OutputRows<'_> {
 
     pub fn to_csv(&self) -> Result<Vec<u8>> {
         use std::io::Write;
-        let mut out = Vec::with_capacity(self.predictions.len() * (self.batch.len() + self.model.len() + 40));
+        let mut out = Vec::with_capacity(self.len() * (self.batch.len() + self.model.len() + 40));
         let io = |e: std::io::Error| Error::internal(format!("writing predictions: {e}"));
-        if let Some(id) = self.id_name {
-            out.extend_from_slice(&csv_field(id));
-            out.push(b',');
-        }
-        out.extend_from_slice(b"prediction,model,prediction_id\n");
-        for (r, p) in self.predictions.iter().enumerate() {
+        let header: Vec<Vec<u8>> = self.column_names().iter().map(|c| csv_field(c)).collect();
+        out.extend_from_slice(&header.join(&b","[..]));
+        out.push(b'\n');
+        for r in 0..self.len() {
             if self.id_name.is_some() {
                 match self.id(r) {
                     Some(IdValue::Text(s)) => out.extend_from_slice(&csv_field(s)),
@@ -349,19 +385,29 @@ impl OutputRows<'_> {
                 out.push(b',');
             }
             // `{}` on f64 prints the shortest text that parses back to the same bits.
-            writeln!(out, "{p},{},{}/{r}", self.model, self.batch).map_err(io)?;
+            match &self.prediction {
+                PredictionColumn::Numbers(v) => write!(out, "{}", v[r]).map_err(io)?,
+                PredictionColumn::Text(v) => out.extend_from_slice(&csv_field(&v[r])),
+            }
+            for (_, column) in &self.extra {
+                write!(out, ",{}", column[r]).map_err(io)?;
+            }
+            writeln!(out, ",{},{}/{r}", self.model, self.batch).map_err(io)?;
         }
         Ok(out)
     }
 
     pub fn to_ndjson(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.predictions.len() * 160);
-        for (r, p) in self.predictions.iter().enumerate() {
+        let mut out = Vec::with_capacity(self.len() * 160);
+        for r in 0..self.len() {
             let mut map = serde_json::Map::new();
             if let Some(id) = self.id_name {
                 map.insert(id.to_string(), self.id(r).map_or(Value::Null, IdValue::to_json));
             }
-            map.insert("prediction".into(), json_number_exact(*p));
+            map.insert("prediction".into(), self.prediction_json(r));
+            for (name, column) in &self.extra {
+                map.insert(name.clone(), json_number_exact(column[r]));
+            }
             map.insert("model".into(), Value::String(self.model.clone()));
             map.insert("prediction_id".into(), Value::String(self.prediction_id(r)));
             serde_json::to_writer(&mut out, &map).map_err(|e| Error::internal(e.to_string()))?;
@@ -374,7 +420,7 @@ impl OutputRows<'_> {
         use parquet::arrow::ArrowWriter;
         use parquet::basic::Compression;
         use parquet::file::properties::WriterProperties;
-        let n = self.predictions.len();
+        let n = self.len();
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
         if let (Some(name), Some(ids)) = (self.id_name, &self.ids) {
@@ -382,8 +428,20 @@ impl OutputRows<'_> {
             fields.push(field);
             arrays.push(array);
         }
-        fields.push(Field::new("prediction", DataType::Float64, false));
-        arrays.push(Arc::new(Float64Array::from(self.predictions.to_vec())));
+        match &self.prediction {
+            PredictionColumn::Numbers(v) => {
+                fields.push(Field::new("prediction", DataType::Float64, false));
+                arrays.push(Arc::new(Float64Array::from(v.clone())));
+            }
+            PredictionColumn::Text(v) => {
+                fields.push(Field::new("prediction", DataType::Utf8, false));
+                arrays.push(Arc::new(StringArray::from(v.clone())));
+            }
+        }
+        for (name, column) in &self.extra {
+            fields.push(Field::new(name, DataType::Float64, false));
+            arrays.push(Arc::new(Float64Array::from(column.clone())));
+        }
         fields.push(Field::new("model", DataType::Utf8, false));
         arrays.push(Arc::new(StringArray::from(vec![self.model.as_str(); n])));
         fields.push(Field::new("prediction_id", DataType::Utf8, false));
@@ -464,7 +522,7 @@ pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             crate::store::write_atomic(dir, path, &bytes)?;
-            Ok(rows.predictions.len())
+            Ok(rows.len())
         }
         Target::Stdout { format } => {
             use std::io::Write;
@@ -473,7 +531,7 @@ pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
             out.write_all(&bytes)
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("write to", "standard output", e))?;
-            Ok(rows.predictions.len())
+            Ok(rows.len())
         }
         Target::Table { database, table } => database::write_predictions(database, table, rows),
     }

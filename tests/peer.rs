@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use mlpipe::commands::read_snapshot;
-use mlpipe::executor::{Executor, NoProgress, Snapshot, StageOutput, StageState};
+use mlpipe::executor::{Executor, NoProgress, Predictions, Snapshot, StageOutput, StageState};
 use mlpipe::spec::Pipeline;
 use mlpipe::stages::Fitted;
 use mlpipe::stages::impute::Value as Fill;
@@ -19,7 +19,19 @@ fn expected() -> Value {
 }
 
 fn run(file: &str) -> Vec<(String, StageOutput)> {
-    let pipeline = Pipeline::load(Path::new(file)).expect("pipeline loads");
+    run_pipeline(&Pipeline::load(Path::new(file)).expect("pipeline loads"))
+}
+
+/// `file` with its `[train]` table replaced by `train` (a case's estimator, from expected.json).
+fn with_train(file: &str, train: &str) -> Pipeline {
+    let text = std::fs::read_to_string(file).unwrap();
+    let start = text.find("\n[train]\n").expect("a [train] table") + 1;
+    let end = start + text[start + 1..].find("\n[").expect("a table after [train]") + 2;
+    let text = format!("{}[train]\n{train}\n\n{}", &text[..start], &text[end..]);
+    Pipeline::parse(Path::new(file), &text).unwrap_or_else(|e| panic!("{file} with [train] {train}: {e}"))
+}
+
+fn run_pipeline(pipeline: &Pipeline) -> Vec<(String, StageOutput)> {
     let (id, bytes) = read_snapshot(&pipeline.source_path()).expect("data reads");
     let store = MemoryStore::default();
     let snapshot = Snapshot {
@@ -27,7 +39,7 @@ fn run(file: &str) -> Vec<(String, StageOutput)> {
         bytes: &bytes,
         name: "train.csv".into(),
     };
-    let executed = Executor::new(&pipeline, &store, true, &NoProgress)
+    let executed = Executor::new(pipeline, &store, true, &NoProgress)
         .run(&snapshot)
         .expect("pipeline runs");
     executed
@@ -685,17 +697,36 @@ fn weight_of_evidence_matches_feature_engine() {
 /// the fitted model asked — the path `predict` takes.
 fn test_predictions(file: &str, out: &[(String, StageOutput)]) -> Vec<f64> {
     let pipeline = Pipeline::load(Path::new(file)).unwrap();
+    match predictions_of(&pipeline, out, false) {
+        Predictions::Values(v) => v,
+        Predictions::Classes { .. } => panic!("{file} is a classifier"),
+    }
+}
+
+/// The rows of one side of the split (train or test) after every fitted step.
+fn side(pipeline: &Pipeline, out: &[(String, StageOutput)], train: bool) -> mlpipe::frame::Frame {
     let (_, bytes) = read_snapshot(&pipeline.source_path()).unwrap();
-    let mut frame = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "train.csv").unwrap();
+    let mut frame = mlpipe::frame::read_csv(&bytes, &pipeline.gather.read, "data.csv").unwrap();
     for (_, o) in out {
         match &o.state {
-            StageState::Split(s) => frame = frame.take(&s.test),
+            StageState::Split(s) => frame = frame.take(if train { &s.train } else { &s.test }),
+            StageState::Step(f) if train => frame = f.apply_train(frame).unwrap(),
             StageState::Step(f) => frame = f.apply(frame).unwrap(),
-            StageState::Train(t) => return mlpipe::executor::predict(t, &frame).unwrap(),
             _ => {}
         }
     }
-    panic!("{file} has no train stage")
+    frame
+}
+
+fn trained(out: &[(String, StageOutput)]) -> &mlpipe::executor::TrainState {
+    match state(out, "train") {
+        StageState::Train(t) => t,
+        _ => panic!("no train stage"),
+    }
+}
+
+fn predictions_of(pipeline: &Pipeline, out: &[(String, StageOutput)], train: bool) -> Predictions {
+    mlpipe::executor::predict(trained(out), &side(pipeline, out, train)).unwrap()
 }
 
 #[test]
@@ -758,4 +789,156 @@ fn regression_trees_and_gradient_boosting_grow_scikit_learns_trees() {
         }
         assert_test_metrics(&out, exp, 1e-9);
     }
+}
+
+/// Every classifier case of `classify_case`: classes, features, test probabilities and metrics; a
+/// logistic model by its objective and coefficients, a tree model by its importances.
+#[test]
+fn classifiers_match_scikit_learn() {
+    let cases = expected()["classify"].as_object().unwrap().clone();
+    let mut checked = 0;
+    for (case, exp) in &cases {
+        let Some(peer_proba) = exp["test_proba"].as_array() else {
+            continue; // a forest judged by its spread, below
+        };
+        let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+        let pipeline = with_train(&file, exp["train"].as_str().unwrap());
+        let out = run_pipeline(&pipeline);
+        let model = trained(&out).model.classifier().unwrap_or_else(|| panic!("{case}: not a classifier"));
+        let classes: Vec<String> = serde_json::from_value(exp["classes"].clone()).unwrap();
+        assert_eq!(model.classes, classes, "{case}: classes");
+        let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+        assert_eq!(model.features, features, "{case}: features");
+        let logistic = exp.get("objective").is_some();
+        // Logistic fits are compared as optima (coefficients to 1e-4, so probabilities to about that);
+        // trees must give the same leaves.
+        let proba_tol = if logistic { 1e-4 } else { 1e-12 };
+        let Predictions::Classes { proba, n_classes, .. } = predictions_of(&pipeline, &out, false) else {
+            panic!("{case}: no class predictions")
+        };
+        assert_eq!(n_classes, classes.len());
+        assert_eq!(proba.len(), peer_proba.len() * n_classes, "{case}: test rows");
+        for (row, peer) in peer_proba.iter().enumerate() {
+            for (k, p) in peer.as_array().unwrap().iter().enumerate() {
+                let ours = proba[row * n_classes + k];
+                let peer = p.as_f64().unwrap();
+                assert!(
+                    (ours - peer).abs() <= proba_tol,
+                    "{case}: P(class {}) of test row {row}: ours {ours}, peer {peer}",
+                    classes[k]
+                );
+            }
+        }
+        let (test, _) = metrics(&out);
+        let peer_metrics = exp["test_metrics"].as_object().unwrap();
+        for (name, value) in test {
+            let peer = peer_metrics[name].as_f64().unwrap();
+            assert_close(&format!("{case}: test {name}"), *value, peer, if logistic { 1e-5 } else { 1e-9 });
+        }
+        if logistic {
+            let mlpipe::models::ClassScores::Linear {
+                coefficients,
+                intercepts,
+            } = &model.scores
+            else {
+                panic!("{case}: not linear")
+            };
+            let train = side(&pipeline, &out, true);
+            let columns: Vec<&[f64]> = features.iter().map(|f| train.numeric(f).unwrap()).collect();
+            let labels: Vec<String> = match &train.column(&pipeline.target).unwrap().data {
+                mlpipe::frame::ColumnData::Numeric(v) => v.iter().map(|x| format!("{x}")).collect(),
+                mlpipe::frame::ColumnData::Categorical(v) => v.iter().map(|x| x.as_deref().unwrap().to_string()).collect(),
+            };
+            let y: Vec<u32> = labels
+                .iter()
+                .map(|l| u32::try_from(classes.iter().position(|c| c == l).unwrap()).unwrap())
+                .collect();
+            let penalty = &exp["penalty"];
+            let params = mlpipe::models::logistic::Params {
+                c: penalty["C"].as_f64().unwrap(),
+                l1_ratio: penalty["l1_ratio"].as_f64().unwrap(),
+                fit_intercept: true,
+                max_iter: 100,
+                tol: 1e-10,
+            };
+            let ours = mlpipe::models::logistic::objective(&columns, &y, classes.len(), params, coefficients, intercepts);
+            let peer = exp["objective"].as_f64().unwrap();
+            // The peer's objective is computed in extended precision from its solution; ours must be
+            // as low to 1e-7 relative (lower is allowed: a tighter optimum).
+            assert!(ours <= peer * (1.0 + 1e-7), "{case}: objective ours {ours}, peer {peer}");
+            assert!(ours >= peer * (1.0 - 1e-6), "{case}: objective ours {ours} far below peer {peer}?");
+            let peer_w: Vec<Vec<f64>> = serde_json::from_value(exp["coefficients"].clone()).unwrap();
+            let peer_b: Vec<f64> = serde_json::from_value(exp["intercepts"].clone()).unwrap();
+            for (k, (w, pw)) in coefficients.iter().zip(&peer_w).enumerate() {
+                for (j, (a, b)) in w.iter().zip(pw).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{case}: coefficient of {} in row {k}: ours {a}, peer {b}",
+                        features[j]
+                    );
+                }
+                assert!(
+                    (intercepts[k] - peer_b[k]).abs() <= 1e-4 * peer_b[k].abs().max(1.0),
+                    "{case}: intercept {k}: ours {}, peer {}",
+                    intercepts[k],
+                    peer_b[k]
+                );
+            }
+        } else {
+            let importances = exp["importances"].as_object().unwrap();
+            for (name, w) in model.features.iter().zip(&model.importances) {
+                assert_close(
+                    &format!("{case}: importance of {name}"),
+                    *w,
+                    importances[name].as_f64().unwrap(),
+                    1e-9,
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, cases.len() - 1, "every case but the bootstrapped forest is compared");
+}
+
+/// A bootstrapped forest draws from other streams than scikit-learn's, so its scores are held to the
+/// spread of scikit-learn's over ten `random_state`s (widened by a small margin).
+#[test]
+fn bootstrapped_forests_score_within_scikit_learns_spread() {
+    let classify = &expected()["classify"]["houses_forest"];
+    let file = format!("tests/peer/{}", classify["pipeline"].as_str().unwrap());
+    let out = run_pipeline(&with_train(&file, classify["train"].as_str().unwrap()));
+    let regress = &expected()["trees"]["forest"];
+    let out_r = run_pipeline(&with_train("tests/peer/house-prices-tree.toml", regress["train"].as_str().unwrap()));
+    for (what, exp, out, margins) in [
+        ("classifier", classify, &out, &[("accuracy", 0.015), ("roc_auc", 0.005), ("log_loss", 0.01)][..]),
+        ("regressor", regress, &out_r, &[("r2", 0.01), ("rmse", 1000.0), ("mae", 500.0)][..]),
+    ] {
+        let (test, _) = metrics(out);
+        for (name, margin) in margins {
+            let range = exp["range"][name].as_array().unwrap();
+            let (lo, hi) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
+            let ours = test[*name];
+            assert!(
+                ours >= lo - margin && ours <= hi + margin,
+                "{what}: test {name} {ours} outside scikit-learn's [{lo}, {hi}] ± {margin}"
+            );
+        }
+    }
+}
+
+/// A forest without bootstrap or feature draws is the decision tree, as in scikit-learn.
+#[test]
+fn an_unsampled_regression_forest_predicts_as_scikit_learns() {
+    let exp = &expected()["trees"]["forest_unsampled"];
+    let pipeline = with_train("tests/peer/house-prices-tree.toml", exp["train"].as_str().unwrap());
+    let out = run_pipeline(&pipeline);
+    let Predictions::Values(ours) = predictions_of(&pipeline, &out, false) else {
+        panic!("not a regressor")
+    };
+    let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
+    assert_eq!(ours.len(), peer.len());
+    for (row, (a, b)) in ours.iter().zip(&peer).enumerate() {
+        assert_close(&format!("forest: test row {row}"), *a, *b, 1e-12);
+    }
+    assert_test_metrics(&out, exp, 1e-9);
 }

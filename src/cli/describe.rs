@@ -395,11 +395,53 @@ pub fn stage_output(o: &StageOutput) -> String {
                     m.init,
                     m.learning_rate
                 );
-                let mut ranked: Vec<(&String, f64)> = m.features.iter().zip(m.importances.iter().copied()).collect();
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-                let _ = writeln!(s, "    importance (impurity decrease, sums to 1):");
-                for (name, w) in ranked.iter().filter(|(_, w)| *w > 0.0) {
-                    let _ = writeln!(s, "    {name:<28} {w:.6}");
+                importances(&mut s, &m.features, &m.importances);
+            }
+            mlpipe::models::Model::Classifier(m) => {
+                let _ = writeln!(
+                    s,
+                    "  {} on {} features; classes {}",
+                    m.estimator,
+                    m.features.len(),
+                    m.classes.join(", ")
+                );
+                match &m.scores {
+                    mlpipe::models::ClassScores::Linear {
+                        coefficients,
+                        intercepts,
+                    } => {
+                        // Two classes: one row, for the second (positive) class.
+                        let rows: Vec<&String> = if coefficients.len() == 1 {
+                            m.classes.iter().skip(1).collect()
+                        } else {
+                            m.classes.iter().collect()
+                        };
+                        for ((class, w), b) in rows.iter().zip(coefficients).zip(intercepts) {
+                            let _ = writeln!(s, "    class {class}: intercept {b}");
+                            for (name, c) in m.features.iter().zip(w) {
+                                let _ = writeln!(s, "      {name:<26} {c:>+.9e}");
+                            }
+                        }
+                    }
+                    mlpipe::models::ClassScores::Trees { trees } => {
+                        let nodes: usize = trees.iter().map(|t| t.feature.len()).sum();
+                        let _ = writeln!(s, "    {} trees, {nodes} nodes", trees.len());
+                    }
+                    mlpipe::models::ClassScores::Boosted {
+                        init,
+                        learning_rate,
+                        rounds,
+                    } => {
+                        let _ = writeln!(
+                            s,
+                            "    {} rounds of {} trees, start {init:?}, learning rate {learning_rate}",
+                            rounds.len(),
+                            init.len()
+                        );
+                    }
+                }
+                if !m.importances.is_empty() {
+                    importances(&mut s, &m.features, &m.importances);
                 }
             }
         },
@@ -409,6 +451,16 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "  {label:<6} {}", line.join("  "));
             }
             let _ = writeln!(s, "  test predictions digest {}", e.test_predictions);
+            if let Some(c) = &e.confusion {
+                let width = c.labels.iter().map(String::len).max().unwrap_or(0).max(6);
+                let _ = writeln!(s, "  confusion matrix (rows: true class, columns: predicted):");
+                let header: Vec<String> = c.labels.iter().map(|l| format!("{l:>width$}")).collect();
+                let _ = writeln!(s, "    {:<width$} {}", "", header.join(" "));
+                for (label, row) in c.labels.iter().zip(&c.matrix) {
+                    let cells: Vec<String> = row.iter().map(|v| format!("{v:>width$}")).collect();
+                    let _ = writeln!(s, "    {label:<width$} {}", cells.join(" "));
+                }
+            }
         }
     }
     for (part, d) in &o.data {
@@ -421,4 +473,14 @@ pub fn stage_output(o: &StageOutput) -> String {
         );
     }
     s
+}
+
+/// Importances, largest first (ties by name), those above zero.
+fn importances(s: &mut String, features: &[String], values: &[f64]) {
+    let mut ranked: Vec<(&String, f64)> = features.iter().zip(values.iter().copied()).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let _ = writeln!(s, "    importance (impurity decrease, sums to 1):");
+    for (name, w) in ranked.iter().filter(|(_, w)| *w > 0.0) {
+        let _ = writeln!(s, "    {name:<28} {w:.6}");
+    }
 }

@@ -17,7 +17,8 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
 use crate::provenance::{self, PredictionRecord};
-use crate::scoring::{Made, Scorer, prediction_bytes};
+use crate::executor::Predictions;
+use crate::scoring::{Made, Scorer, single_value};
 use crate::store::{LocalStore, RefKind, Store};
 use crate::tables::{self, Format, OutputRows, Target};
 
@@ -123,7 +124,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     phases.done("score");
     let prediction = scorer.prediction_id(&input_id);
     store.put_with_id(&input_id, &input)?;
-    let bits = prediction_bytes(&predictions);
+    let bits = predictions.to_bytes();
     let output = store.put(&bits)?;
     // A record is written once (it carries the time it was first made); again only if it was lost or
     // damaged, and then the damaged one is removed.
@@ -150,10 +151,12 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
             store.remove_object(&old)?;
         }
     }
+    let (prediction_column, extra) = scorer.output_columns(&predictions);
     let rows = OutputRows {
         id_name: scorer.id_column.as_deref(),
         ids,
-        predictions: &predictions,
+        prediction: prediction_column,
+        extra,
         model: scorer.model.hex(),
         batch: prediction.hex(),
     };
@@ -169,7 +172,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         input_format: format.name().into(),
         output,
         rows: predictions.len() as u64,
-        value: (predictions.len() == 1).then(|| predictions[0]),
+        value: single_value(&predictions),
         channel: Channel::Batch,
         role: "champion".into(),
         pair: None,
@@ -215,12 +218,20 @@ pub fn error_record(error: &Error, field: Option<&str>, kind: &str) -> Map<Strin
 }
 
 /// One scored record, as the stream and REST write it.
-pub fn prediction_record(scorer: &Scorer, id: Option<Value>, value: f64, prediction: &Id) -> Map<String, Value> {
+pub fn prediction_record(scorer: &Scorer, id: Option<Value>, row: &Predictions, prediction: &Id) -> Map<String, Value> {
     let mut out = Map::new();
     if let (Some(name), Some(id)) = (scorer.id_column.as_deref(), id) {
         out.insert(name.to_string(), id);
     }
-    out.insert("prediction".into(), tables::json_number_exact(value));
+    out.insert("prediction".into(), scorer.prediction_json(row, 0));
+    if let (Some(proba), Some((labels, _))) = (row.row_proba(0), scorer.classes()) {
+        let map: Map<String, Value> = labels
+            .iter()
+            .zip(proba)
+            .map(|(l, p)| (l.clone(), tables::json_number_exact(*p)))
+            .collect();
+        out.insert("probabilities".into(), Value::Object(map));
+    }
     out.insert("model".into(), Value::String(scorer.model.hex()));
     out.insert("run".into(), Value::String(scorer.run.hex()));
     out.insert("prediction_id".into(), Value::String(prediction.hex()));
@@ -247,11 +258,10 @@ pub fn score_record(
         let field = e.column().map(str::to_string);
         (e, field)
     })?;
-    let value = predictions[0];
     let input = Id::of_bytes(&body);
     let time = provenance::now_rfc3339_micros();
-    let entry = scorer.record_entry(input, value, channel, Made { time: &time, source }, None);
-    let out = prediction_record(scorer, id_value, value, &entry.prediction);
+    let entry = scorer.record_entry(input, &predictions, channel, Made { time: &time, source }, None);
+    let out = prediction_record(scorer, id_value, &predictions, &entry.prediction);
     Ok((entry, Input { id: input, body }, out))
 }
 

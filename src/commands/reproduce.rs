@@ -217,7 +217,7 @@ fn reproduce_entry(
         }
     };
     let value = scorer.score_canonical(&input)?;
-    let reproduced = output_digest(&[value]);
+    let reproduced = output_digest(&value);
     let diverged = (reproduced != entry.output).then(|| Divergence {
         stage: "predict".into(),
         recorded: Some(entry.output),
@@ -336,8 +336,10 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
     }];
     if let Some(r) = row {
         let recorded = store.get(&rec.output)?;
-        let bits = |bytes: &[u8]| -> Option<[u8; 8]> { bytes.get(r * 8..r * 8 + 8)?.try_into().ok() };
-        let (Some(was), Some(now)) = (bits(&recorded), predictions.get(r).map(|p| p.to_le_bytes())) else {
+        let width = 8 * predictions.floats_per_row();
+        let now = predictions.to_bytes();
+        let bits = |bytes: &[u8]| -> Option<Vec<u8>> { bytes.get(r * width..(r + 1) * width).map(<[u8]>::to_vec) };
+        let (Some(was), Some(now)) = (bits(&recorded), bits(&now)) else {
             return Err(Error::Lookup {
                 message: format!("prediction {} has {} rows; there is no row {r}", id.short(), rec.rows),
                 hint: Some("rows are numbered from 0".into()),
@@ -363,7 +365,7 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
             Err(_) => Some("missing"),
         };
         if let Some(was) = was {
-            store.put_with_id(&rec.output, &crate::scoring::prediction_bytes(&predictions))?;
+            store.put_with_id(&rec.output, &predictions.to_bytes())?;
             restored.push(Restored {
                 id: rec.output,
                 stage: "predict".into(),

@@ -7,6 +7,10 @@
 //! `min_samples_split` rows, cannot give both children `min_samples_leaf` rows, or is pure. Its value is
 //! the mean of its targets.
 //!
+//! Trees see every feature rounded to single precision, as scikit-learn's do (its trees store X as
+//! `float32`): thresholds are midpoints of rounded values, and rows are rounded before they are
+//! compared with them.
+//!
 //! Ties: scikit-learn visits the features in an order drawn from `random_state` and keeps the first of
 //! equally good splits, so which of two tied features it picks depends on that draw. Here features are
 //! visited in column order and the first best split is kept: the same tree on every run, and the same
@@ -17,14 +21,24 @@ use serde::{Deserialize, Serialize};
 /// Values closer than this are one value (scikit-learn's `FEATURE_THRESHOLD`).
 const FEATURE_THRESHOLD: f64 = 1e-7;
 
-/// How a split is scored. Both rank splits by the same reduction in squared error; they are computed
-/// as scikit-learn computes them so that near-ties fall the same way.
+/// How a split is scored. Each is computed as scikit-learn computes its `proxy_impurity_improvement`,
+/// so that near-ties fall the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Criterion {
     /// `squared_error`: `sum_l²/n_l + sum_r²/n_r`.
     SquaredError,
     /// `friedman_mse` (gradient boosting): `(n_r·sum_l − n_l·sum_r)² / (n_l·n_r)`.
     FriedmanMse,
+    /// `gini`: `−n_r·gini_r − n_l·gini_l`, gini = 1 − Σ p².
+    Gini,
+    /// `entropy` (= `log_loss`): `−n_r·H_r − n_l·H_l`, H = −Σ p·log₂ p.
+    Entropy,
+}
+
+impl Criterion {
+    pub fn is_classification(self) -> bool {
+        matches!(self, Criterion::Gini | Criterion::Entropy)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +47,40 @@ pub struct TreeParams {
     pub min_samples_split: u64,
     pub min_samples_leaf: u64,
     pub criterion: Criterion,
+    /// Features drawn at each split (a forest); `None`: every feature, in column order.
+    pub max_features: Option<usize>,
+}
+
+/// What a tree learns to predict: a number per row, or a class index per row.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Values(&'a [f64]),
+    Classes { y: &'a [u32], n_classes: usize },
+}
+
+impl Target<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Target::Values(y) => y.len(),
+            Target::Classes { y, .. } => y.len(),
+        }
+    }
+
+    /// Accumulator slots: one sum for values, one count per class.
+    fn slots(&self) -> usize {
+        match self {
+            Target::Values(_) => 1,
+            Target::Classes { n_classes, .. } => *n_classes,
+        }
+    }
+
+    /// Row `r`'s slot and what it adds there.
+    fn entry(&self, r: usize) -> (usize, f64) {
+        match self {
+            Target::Values(y) => (0, y[r]),
+            Target::Classes { y, .. } => (y[r] as usize, 1.0),
+        }
+    }
 }
 
 /// A fitted tree, nodes in pre-order (root first, then the left subtree, then the right).
@@ -44,26 +92,41 @@ pub struct Tree {
     pub threshold: Vec<f64>,
     pub left: Vec<usize>,
     pub right: Vec<usize>,
-    /// Mean target of the node's train rows (the prediction at a leaf).
+    /// Regression: mean target of the node's train rows (the prediction at a leaf). Empty for a
+    /// classification tree.
     pub value: Vec<f64>,
-    /// Train rows in the node.
+    /// Classification: per node, the fraction of its train rows in each class (node-major).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distribution: Vec<f64>,
+    /// Train rows in the node (a bootstrap sample counts a row as often as it was drawn).
     pub samples: Vec<usize>,
-    /// Squared error per row in the node (for feature importances).
+    /// The node's impurity: squared error per row, gini or entropy (for feature importances).
     pub impurity: Vec<f64>,
 }
 
 impl Tree {
-    /// The leaf value for one row, `x[f]` being feature `f`.
-    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
+    /// The leaf one row falls into, `x(f)` being feature `f` (seen in single precision, as the tree
+    /// was grown).
+    pub fn leaf(&self, x: impl Fn(usize) -> f64) -> usize {
         let mut node = 0;
         while let Some(f) = self.feature[node] {
-            node = if x(f) <= self.threshold[node] {
+            node = if single(x(f)) <= self.threshold[node] {
                 self.left[node]
             } else {
                 self.right[node]
             };
         }
-        self.value[node]
+        node
+    }
+
+    /// The leaf value for one row (regression trees).
+    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
+        self.value[self.leaf(x)]
+    }
+
+    /// Class fractions at a leaf (classification trees).
+    pub fn leaf_distribution(&self, leaf: usize, n_classes: usize) -> &[f64] {
+        &self.distribution[leaf * n_classes..(leaf + 1) * n_classes]
     }
 
     /// Weighted impurity decrease per feature, not normalised (scikit-learn's
@@ -86,20 +149,68 @@ impl Tree {
     }
 }
 
-/// Grows a tree on `columns` (one slice per feature, all of `y`'s length).
-pub fn grow(columns: &[&[f64]], y: &[f64], params: &TreeParams) -> Tree {
+/// A value as scikit-learn's trees see it: rounded to `f32` (they store X in single precision), then
+/// compared in double precision with thresholds that are midpoints of such values.
+#[allow(clippy::cast_possible_truncation)] // the rounding is the point
+pub fn single(x: f64) -> f64 {
+    f64::from(x as f32)
+}
+
+/// Feature columns rounded as the trees see them; an error names a value beyond single precision's
+/// range (scikit-learn refuses those too).
+pub fn single_columns(names: &[String], columns: &[&[f64]]) -> crate::error::Result<Vec<Vec<f64>>> {
+    names
+        .iter()
+        .zip(columns)
+        .map(|(name, c)| {
+            if let Some(v) = c.iter().find(|v| v.abs() > f64::from(f32::MAX)) {
+                return Err(crate::error::Error::data(format!(
+                    "feature \"{name}\" holds {v}, beyond the range trees work in (single precision, ±3.4e38)"
+                ))
+                .with_hint("scale the feature (a [[transform]] step) or leave it out"));
+            }
+            Ok(c.iter().map(|v| single(*v)).collect())
+        })
+        .collect()
+}
+
+/// Grows a tree on `columns` (one slice per feature, all of the target's length) from every row once.
+pub fn grow(columns: &[&[f64]], target: Target<'_>, params: &TreeParams) -> Tree {
+    let rows: Vec<usize> = (0..target.len()).collect();
+    grow_from(columns, target, params, rows, None)
+}
+
+/// Grows a tree from `rows`, which may repeat a row (a bootstrap sample: a row drawn twice weighs
+/// twice, as scikit-learn's sample weights make it). `rng` draws the features tried at each split
+/// when `params.max_features` is set.
+pub fn grow_from(
+    columns: &[&[f64]],
+    target: Target<'_>,
+    params: &TreeParams,
+    mut rows: Vec<usize>,
+    rng: Option<&mut rand_chacha::ChaCha20Rng>,
+) -> Tree {
     let mut tree = Tree {
         feature: Vec::new(),
         threshold: Vec::new(),
         left: Vec::new(),
         right: Vec::new(),
         value: Vec::new(),
+        distribution: Vec::new(),
         samples: Vec::new(),
         impurity: Vec::new(),
     };
-    let mut rows: Vec<usize> = (0..y.len()).collect();
-    let mut scratch = Vec::with_capacity(y.len());
-    grow_node(&mut tree, columns, y, params, &mut rows, 0, &mut scratch);
+    // Repeated rows sit side by side, so a side's distinct rows can be counted while scanning.
+    rows.sort_unstable();
+    let mut grower = Grower {
+        columns,
+        target,
+        params,
+        rng,
+        scratch: Vec::with_capacity(rows.len()),
+        order: (0..columns.len()).collect(),
+    };
+    grower.node(&mut tree, &mut rows, 0);
     tree
 }
 
@@ -109,116 +220,184 @@ struct Split {
     proxy: f64,
 }
 
-#[allow(clippy::many_single_char_names)] // x, y, n as in the algorithm's description
-fn grow_node(
-    tree: &mut Tree,
-    columns: &[&[f64]],
-    y: &[f64],
-    params: &TreeParams,
-    rows: &mut [usize],
-    depth: u64,
-    scratch: &mut Vec<(f64, f64)>,
-) -> usize {
-    let n = rows.len();
-    let (mut sum, mut sum_sq) = (0.0, 0.0);
-    for &r in rows.iter() {
-        sum += y[r];
-        sum_sq += y[r] * y[r];
-    }
-    let mean = sum / n as f64;
-    let impurity = sum_sq / n as f64 - mean * mean;
-    let id = tree.feature.len();
-    tree.feature.push(None);
-    tree.threshold.push(0.0);
-    tree.left.push(0);
-    tree.right.push(0);
-    tree.value.push(mean);
-    tree.samples.push(n);
-    tree.impurity.push(impurity);
-
-    let leaf = params.max_depth.is_some_and(|d| depth >= d)
-        || (n as u64) < params.min_samples_split
-        || (n as u64) < 2 * params.min_samples_leaf
-        || impurity <= f64::EPSILON;
-    if leaf {
-        return id;
-    }
-    let Some(split) = best_split(columns, y, params, rows, sum, scratch) else {
-        return id;
-    };
-    // Partition in place, keeping each side's rows in their order (a stable partition).
-    let x = columns[split.feature];
-    let (left, right): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| x[r] <= split.threshold);
-    let n_left = left.len();
-    rows[..n_left].copy_from_slice(&left);
-    rows[n_left..].copy_from_slice(&right);
-    let (left_rows, right_rows) = rows.split_at_mut(n_left);
-    let l = grow_node(tree, columns, y, params, left_rows, depth + 1, scratch);
-    let r = grow_node(tree, columns, y, params, right_rows, depth + 1, scratch);
-    tree.feature[id] = Some(split.feature);
-    tree.threshold[id] = split.threshold;
-    tree.left[id] = l;
-    tree.right[id] = r;
-    id
+struct Grower<'a, 'r> {
+    columns: &'a [&'a [f64]],
+    target: Target<'a>,
+    params: &'a TreeParams,
+    rng: Option<&'r mut rand_chacha::ChaCha20Rng>,
+    /// Per row of a node: (feature value, row).
+    scratch: Vec<(f64, usize)>,
+    order: Vec<usize>,
 }
 
-/// The best split of the node's rows over all features, features in column order, the first of equals
-/// kept. `None` when no feature has two distinct values with enough rows on each side.
-fn best_split(
-    columns: &[&[f64]],
-    y: &[f64],
-    params: &TreeParams,
-    rows: &[usize],
-    sum: f64,
-    sorted: &mut Vec<(f64, f64)>,
-) -> Option<Split> {
-    let n = rows.len();
-    let min_leaf = usize::try_from(params.min_samples_leaf).unwrap_or(usize::MAX);
-    let mut best: Option<Split> = None;
-    for (f, x) in columns.iter().enumerate() {
-        sorted.clear();
-        sorted.extend(rows.iter().map(|&r| (x[r], y[r])));
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if sorted[n - 1].0 <= sorted[0].0 + FEATURE_THRESHOLD {
-            continue; // constant in this node
+/// A classification node's impurity from its class counts, as scikit-learn computes it.
+fn class_impurity(criterion: Criterion, sums: &[f64], n: f64) -> f64 {
+    match criterion {
+        Criterion::SquaredError | Criterion::FriedmanMse => 0.0,
+        Criterion::Gini => {
+            let sq: f64 = sums.iter().map(|c| c * c).sum();
+            1.0 - sq / (n * n)
         }
-        let mut sum_left = 0.0;
-        for p in 1..n {
-            sum_left += sorted[p - 1].1;
-            // A split between positions p-1 and p exists only where the value changes.
-            if sorted[p].0 <= sorted[p - 1].0 + FEATURE_THRESHOLD {
-                continue;
-            }
-            let (n_left, n_right) = (p, n - p);
-            if n_left < min_leaf || n_right < min_leaf {
-                continue;
-            }
-            let sum_right = sum - sum_left;
-            let (nl, nr) = (n_left as f64, n_right as f64);
-            let proxy = match params.criterion {
-                Criterion::SquaredError => sum_left * sum_left / nl + sum_right * sum_right / nr,
-                Criterion::FriedmanMse => {
-                    let diff = nr * sum_left - nl * sum_right;
-                    diff * diff / (nl * nr)
+        Criterion::Entropy => {
+            let mut h = 0.0;
+            for &c in sums {
+                if c > 0.0 {
+                    let p = c / n;
+                    h -= p * (p.ln() / std::f64::consts::LN_2);
                 }
-            };
-            if best.as_ref().is_none_or(|b| proxy > b.proxy) {
-                let (lo, hi) = (sorted[p - 1].0, sorted[p].0);
-                let mut threshold = lo / 2.0 + hi / 2.0;
-                // scikit-learn's guard: rounding may land the midpoint on the upper value.
-                #[allow(clippy::float_cmp)]
-                if threshold == hi || !threshold.is_finite() {
-                    threshold = lo;
-                }
-                best = Some(Split {
-                    feature: f,
-                    threshold,
-                    proxy,
-                });
             }
+            h
         }
     }
-    best
+}
+
+fn proxy(criterion: Criterion, left: &[f64], right: &[f64], nl: f64, nr: f64) -> f64 {
+    match criterion {
+        Criterion::SquaredError => left[0] * left[0] / nl + right[0] * right[0] / nr,
+        Criterion::FriedmanMse => {
+            let diff = nr * left[0] - nl * right[0];
+            diff * diff / (nl * nr)
+        }
+        Criterion::Gini | Criterion::Entropy => {
+            -nr * class_impurity(criterion, right, nr) - nl * class_impurity(criterion, left, nl)
+        }
+    }
+}
+
+impl Grower<'_, '_> {
+    #[allow(clippy::many_single_char_names)] // x, y, n as in the algorithm's description
+    fn node(&mut self, tree: &mut Tree, rows: &mut [usize], depth: u64) -> usize {
+        let n = rows.len();
+        let slots = self.target.slots();
+        let mut sums = vec![0.0; slots];
+        for &r in rows.iter() {
+            let (k, v) = self.target.entry(r);
+            sums[k] += v;
+        }
+        let impurity = match self.target {
+            // Two passes: a node whose targets are all equal has impurity 0 exactly (one pass,
+            // Σy²/n − mean², leaves rounding noise that can pass for a split worth making).
+            Target::Values(y) => {
+                let mean = sums[0] / n as f64;
+                rows.iter().map(|&r| (y[r] - mean) * (y[r] - mean)).sum::<f64>() / n as f64
+            }
+            Target::Classes { .. } => class_impurity(self.params.criterion, &sums, n as f64),
+        };
+        let id = tree.feature.len();
+        tree.feature.push(None);
+        tree.threshold.push(0.0);
+        tree.left.push(0);
+        tree.right.push(0);
+        match self.target {
+            Target::Values(_) => tree.value.push(sums[0] / n as f64),
+            Target::Classes { .. } => tree.distribution.extend(sums.iter().map(|c| c / n as f64)),
+        }
+        tree.samples.push(n);
+        tree.impurity.push(impurity);
+
+        let distinct = 1 + rows.windows(2).filter(|w| w[0] != w[1]).count();
+        let leaf = self.params.max_depth.is_some_and(|d| depth >= d)
+            || (distinct as u64) < self.params.min_samples_split
+            || (distinct as u64) < 2 * self.params.min_samples_leaf
+            || impurity <= f64::EPSILON;
+        if leaf {
+            return id;
+        }
+        let Some(split) = self.best_split(rows, &sums) else {
+            return id;
+        };
+        // Partition keeping each side's rows in their order (a stable partition).
+        let x = self.columns[split.feature];
+        let (left, right): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| x[r] <= split.threshold);
+        let n_left = left.len();
+        rows[..n_left].copy_from_slice(&left);
+        rows[n_left..].copy_from_slice(&right);
+        let (left_rows, right_rows) = rows.split_at_mut(n_left);
+        let l = self.node(tree, left_rows, depth + 1);
+        let r = self.node(tree, right_rows, depth + 1);
+        tree.feature[id] = Some(split.feature);
+        tree.threshold[id] = split.threshold;
+        tree.left[id] = l;
+        tree.right[id] = r;
+        id
+    }
+
+    /// The best split of the node's rows. Without `max_features`, every feature in column order; with
+    /// it, features in a drawn order until that many non-constant ones were tried (as scikit-learn).
+    /// The first of equally good splits is kept. `None` when no feature has two distinct values with
+    /// enough rows on each side.
+    #[allow(clippy::many_single_char_names)] // f, i, j, k, n, p as in the algorithm's description
+    fn best_split(&mut self, rows: &[usize], total: &[f64]) -> Option<Split> {
+        use rand::Rng;
+        let n = rows.len();
+        let min_leaf = usize::try_from(self.params.min_samples_leaf).unwrap_or(usize::MAX);
+        let n_features = self.columns.len();
+        let wanted = self.params.max_features.unwrap_or(n_features).min(n_features);
+        let mut best: Option<Split> = None;
+        let mut left = vec![0.0; total.len()];
+        let mut right = vec![0.0; total.len()];
+        let mut tried = 0;
+        let distinct_total = 1 + rows.windows(2).filter(|w| w[0] != w[1]).count();
+        for i in 0..n_features {
+            if tried >= wanted {
+                break;
+            }
+            let f = match self.rng.as_deref_mut() {
+                Some(rng) if self.params.max_features.is_some() => {
+                    // One step of a Fisher-Yates shuffle: the next feature, drawn from those left.
+                    let j = rng.gen_range(i..n_features);
+                    self.order.swap(i, j);
+                    self.order[i]
+                }
+                _ => i,
+            };
+            let x = self.columns[f];
+            let sorted = &mut self.scratch;
+            sorted.clear();
+            sorted.extend(rows.iter().map(|&r| (x[r], r)));
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            if sorted[n - 1].0 <= sorted[0].0 + FEATURE_THRESHOLD {
+                continue; // constant in this node
+            }
+            tried += 1;
+            left.fill(0.0);
+            let mut distinct_left = 0;
+            for p in 1..n {
+                let r = sorted[p - 1].1;
+                let (k, v) = self.target.entry(r);
+                left[k] += v;
+                if p == 1 || sorted[p - 2].1 != r {
+                    distinct_left += 1;
+                }
+                // A split between positions p-1 and p exists only where the value changes.
+                if sorted[p].0 <= sorted[p - 1].0 + FEATURE_THRESHOLD {
+                    continue;
+                }
+                if distinct_left < min_leaf || distinct_total - distinct_left < min_leaf {
+                    continue;
+                }
+                for ((rk, t), l) in right.iter_mut().zip(total).zip(&left) {
+                    *rk = t - l;
+                }
+                let proxy = proxy(self.params.criterion, &left, &right, p as f64, (n - p) as f64);
+                if best.as_ref().is_none_or(|b| proxy > b.proxy) {
+                    let (lo, hi) = (sorted[p - 1].0, sorted[p].0);
+                    let mut threshold = lo / 2.0 + hi / 2.0;
+                    // scikit-learn's guard: rounding may land the midpoint on the upper value.
+                    #[allow(clippy::float_cmp)]
+                    if threshold == hi || !threshold.is_finite() {
+                        threshold = lo;
+                    }
+                    best = Some(Split {
+                        feature: f,
+                        threshold,
+                        proxy,
+                    });
+                }
+            }
+        }
+        best
+    }
 }
 
 /// Gradient boosting with squared error, as scikit-learn's `GradientBoostingRegressor` with
@@ -239,7 +418,7 @@ pub fn boost(
         for ((r, yi), f) in residual.iter_mut().zip(y).zip(&raw) {
             *r = yi - f;
         }
-        let tree = grow(columns, &residual, params);
+        let tree = grow(columns, Target::Values(&residual), params);
         for (i, f) in raw.iter_mut().enumerate() {
             *f += learning_rate * tree.predict_row(|c| columns[c][i]);
         }
@@ -283,13 +462,14 @@ mod tests {
         min_samples_split: 2,
         min_samples_leaf: 1,
         criterion: Criterion::SquaredError,
+        max_features: None,
     };
 
     #[test]
     fn splits_halfway_between_values_and_fits_means() {
         let x = [1.0, 2.0, 3.0, 10.0, 11.0, 12.0];
         let y = [1.0, 1.0, 1.0, 5.0, 5.0, 7.0];
-        let tree = grow(&[&x], &y, &PARAMS);
+        let tree = grow(&[&x], Target::Values(&y), &PARAMS);
         assert_eq!(tree.feature[0], Some(0));
         assert_eq!(tree.threshold[0], 6.5);
         assert_eq!(tree.predict_row(|_| 2.5), 1.0);
@@ -303,11 +483,11 @@ mod tests {
         let a = [0.0, 0.0, 1.0, 1.0];
         let b = a; // the same split on two features: the first column wins
         let y = [0.0, 0.0, 1.0, 1.0];
-        let tree = grow(&[&a, &b], &y, &PARAMS);
+        let tree = grow(&[&a, &b], Target::Values(&y), &PARAMS);
         assert_eq!(tree.feature[0], Some(0));
         let stump = grow(
             &[&[1.0, 2.0, 3.0, 4.0]],
-            &[1.0, 2.0, 3.0, 4.0],
+            Target::Values(&[1.0, 2.0, 3.0, 4.0]),
             &TreeParams {
                 max_depth: Some(1),
                 ..PARAMS
@@ -316,7 +496,7 @@ mod tests {
         assert_eq!(stump.feature.len(), 3);
         let wide_leaves = grow(
             &[&[1.0, 2.0, 3.0, 4.0]],
-            &[1.0, 2.0, 3.0, 40.0],
+            Target::Values(&[1.0, 2.0, 3.0, 40.0]),
             &TreeParams {
                 min_samples_leaf: 2,
                 ..PARAMS
@@ -343,6 +523,7 @@ mod tests {
             learning_rate: 0.1,
             importances: importances(&trees, 1),
             trees,
+            average: false,
         });
         let json = serde_json::to_vec(&model).unwrap();
         let back: crate::models::Model = serde_json::from_slice(&json).unwrap();

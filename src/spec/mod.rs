@@ -22,6 +22,16 @@ use reader::{Source, TableReader, parse_document};
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     Regression,
+    Classification,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Regression => "regression",
+            Task::Classification => "classification",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,12 +161,34 @@ pub struct Train {
     pub target_transform: TargetTransform,
 }
 
+/// A scalar metric of predictions, named as scikit-learn's scorers name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Rmse,
     Mae,
     R2,
+    Mape,
+    Rmsle,
+    Accuracy,
+    BalancedAccuracy,
+    /// Binary (the second class is positive).
+    Precision,
+    Recall,
+    F1,
+    PrecisionMacro,
+    RecallMacro,
+    F1Macro,
+    PrecisionWeighted,
+    RecallWeighted,
+    F1Weighted,
+    /// Binary ROC AUC (the second class is positive).
+    RocAuc,
+    /// One-vs-rest ROC AUC, unweighted mean over classes.
+    RocAucOvr,
+    /// One-vs-rest ROC AUC, weighted by class prevalence.
+    RocAucOvrWeighted,
+    LogLoss,
 }
 
 /// A check on one test metric.
@@ -178,24 +210,79 @@ pub enum GateRule {
 }
 
 impl Metric {
-    pub const ALL: [&'static str; 3] = ["rmse", "mae", "r2"];
+    pub const REGRESSION: [Metric; 5] = [Metric::Rmse, Metric::Mae, Metric::R2, Metric::Mape, Metric::Rmsle];
+    pub const CLASSIFICATION: [Metric; 15] = [
+        Metric::Accuracy,
+        Metric::BalancedAccuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1,
+        Metric::PrecisionMacro,
+        Metric::RecallMacro,
+        Metric::F1Macro,
+        Metric::PrecisionWeighted,
+        Metric::RecallWeighted,
+        Metric::F1Weighted,
+        Metric::RocAuc,
+        Metric::RocAucOvr,
+        Metric::RocAucOvrWeighted,
+        Metric::LogLoss,
+    ];
 
-    /// Whether a larger value is better (R²) or worse (errors).
+    /// Whether a larger value is better (R², accuracy, …) or worse (errors, log loss).
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Metric::R2)
+        !matches!(
+            self,
+            Metric::Rmse | Metric::Mae | Metric::Mape | Metric::Rmsle | Metric::LogLoss
+        )
     }
 
-    pub fn parse(text: &At<String>) -> Result<Metric> {
-        match text.value.as_str() {
-            "rmse" => Ok(Metric::Rmse),
-            "mae" => Ok(Metric::Mae),
-            "r2" => Ok(Metric::R2),
-            other => {
+    pub fn task(self) -> Task {
+        if Metric::REGRESSION.contains(&self) {
+            Task::Regression
+        } else {
+            Task::Classification
+        }
+    }
+
+    /// Metrics defined for two classes only.
+    pub fn binary_only(self) -> bool {
+        matches!(self, Metric::Precision | Metric::Recall | Metric::F1 | Metric::RocAuc)
+    }
+
+    /// The metrics `[evaluate]` computes when it names none.
+    pub fn defaults(task: Task) -> Vec<Metric> {
+        match task {
+            Task::Regression => vec![Metric::Rmse, Metric::Mae, Metric::R2],
+            Task::Classification => vec![
+                Metric::Accuracy,
+                Metric::BalancedAccuracy,
+                Metric::F1Macro,
+                Metric::LogLoss,
+            ],
+        }
+    }
+
+    fn all() -> impl Iterator<Item = Metric> {
+        Metric::REGRESSION.into_iter().chain(Metric::CLASSIFICATION)
+    }
+
+    /// A metric's name, checked against the pipeline's task.
+    pub fn parse(text: &At<String>, task: Task) -> Result<Metric> {
+        let fits: Vec<&str> = Metric::all().filter(|m| m.task() == task).map(Metric::name).collect();
+        match Metric::all().find(|m| m.name() == text.value) {
+            Some(m) if m.task() == task => Ok(m),
+            Some(m) => Err(Error::spec(
+                format!("metric \"{}\" is a {} metric, but the task is {}", m.name(), m.task().name(), task.name()),
+                Some(text.location.clone()),
+            )
+            .with_hint(format!("use one of: {}", fits.join(", ")))),
+            None => {
                 let mut err = Error::spec(
-                    format!("unknown metric \"{other}\" (known: {})", Metric::ALL.join(", ")),
+                    format!("unknown metric \"{}\" (known for {}: {})", text.value, task.name(), fits.join(", ")),
                     Some(text.location.clone()),
                 );
-                if let Some(h) = crate::error::did_you_mean(other, Metric::ALL) {
+                if let Some(h) = crate::error::did_you_mean(&text.value, fits.iter().copied()) {
                     err = err.with_hint(h);
                 }
                 Err(err)
@@ -208,6 +295,23 @@ impl Metric {
             Metric::Rmse => "rmse",
             Metric::Mae => "mae",
             Metric::R2 => "r2",
+            Metric::Mape => "mape",
+            Metric::Rmsle => "rmsle",
+            Metric::Accuracy => "accuracy",
+            Metric::BalancedAccuracy => "balanced_accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1 => "f1",
+            Metric::PrecisionMacro => "precision_macro",
+            Metric::RecallMacro => "recall_macro",
+            Metric::F1Macro => "f1_macro",
+            Metric::PrecisionWeighted => "precision_weighted",
+            Metric::RecallWeighted => "recall_weighted",
+            Metric::F1Weighted => "f1_weighted",
+            Metric::RocAuc => "roc_auc",
+            Metric::RocAucOvr => "roc_auc_ovr",
+            Metric::RocAucOvrWeighted => "roc_auc_ovr_weighted",
+            Metric::LogLoss => "log_loss",
         }
     }
 }
@@ -332,14 +436,15 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let task = head.choice("task", &["regression", "classification", "clustering"])?;
     let task = match task.as_ref().map(|t| t.value.as_str()) {
         Some("regression") => Task::Regression,
+        Some("classification") => Task::Classification,
         Some(other) => {
             return Err(Error::spec(
                 format!("task \"{other}\" has no estimators in this version of mlpipe"),
                 task.map(|t| t.location),
             )
-            .with_hint("use task = \"regression\"; classification and clustering estimators are not built yet"));
+            .with_hint("use task = \"regression\" or \"classification\"; clustering estimators are not built yet"));
         }
-        None => return Err(head.missing("task", "\"regression\"")),
+        None => return Err(head.missing("task", "\"regression\" or \"classification\"")),
     };
     head.finish(&["name", "seed", "target", "task"])?;
 
@@ -431,11 +536,16 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         Error::spec(format!("{} has no [train] table", src.path().display()), None)
             .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
     })?;
-    let estimator = crate::models::parse_estimator(&mut t)?;
-    let target_transform = match t
-        .choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?
-        .map(|v| v.value)
-    {
+    let estimator = crate::models::parse_estimator(&mut t, task)?;
+    let transform = t.choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?;
+    if let Some(v) = transform.as_ref().filter(|v| v.value != "none" && task == Task::Classification) {
+        return Err(Error::spec(
+            format!("target_transform = \"{}\" transforms a numeric target; a classifier's target is its classes", v.value),
+            Some(v.location.clone()),
+        )
+        .with_hint("remove target_transform from [train]"));
+    }
+    let target_transform = match transform.map(|v| v.value) {
         Some(v) if v == "log" => TargetTransform::Log,
         Some(v) if v == "log1p" => TargetTransform::Log1p,
         Some(v) if v == "box_cox" => TargetTransform::BoxCox,
@@ -451,19 +561,19 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             let list = e.str_list("metrics")?.unwrap_or_default();
             let mut metrics = Vec::new();
             for m in list {
-                let metric = Metric::parse(&m)?;
+                let metric = Metric::parse(&m, task)?;
                 if !metrics.contains(&metric) {
                     metrics.push(metric);
                 }
             }
             e.finish(&["metrics"])?;
             if metrics.is_empty() {
-                vec![Metric::Rmse, Metric::Mae, Metric::R2]
+                Metric::defaults(task)
             } else {
                 metrics
             }
         }
-        None => vec![Metric::Rmse, Metric::Mae, Metric::R2],
+        None => Metric::defaults(task),
     };
 
     Ok(Pipeline {
@@ -479,7 +589,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             estimator,
             target_transform,
         },
-        gates: parse_gates(root, &metrics)?,
+        gates: parse_gates(root, &metrics, task)?,
         evaluate: Evaluate { metrics },
         origin: Origin {
             file: Some(src.path().to_path_buf()),
@@ -490,11 +600,11 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     })
 }
 
-fn parse_gates(root: &mut TableReader<'_, '_>, computed: &[Metric]) -> Result<Vec<Gate>> {
+fn parse_gates(root: &mut TableReader<'_, '_>, computed: &[Metric], task: Task) -> Result<Vec<Gate>> {
     let mut gates = Vec::new();
     for mut t in root.table_list("gate")? {
-        let name = t.req_str("metric", "the test metric to check: rmse, mae or r2")?;
-        let metric = Metric::parse(&name)?;
+        let name = t.req_str("metric", "the test metric to check, one that [evaluate] computes")?;
+        let metric = Metric::parse(&name, task)?;
         if !computed.contains(&metric) {
             return Err(Error::spec(
                 format!("gate on {} but [evaluate] does not compute it", metric.name()),

@@ -92,6 +92,11 @@ impl<'a, 's> TableReader<'a, 's> {
         self.table.contains_key(key)
     }
 
+    /// The kind of value under `key` ("a string", "an integer", …), for keys that take several.
+    pub fn kind(&self, key: &str) -> Option<&'static str> {
+        self.table.get(key).map(|v| type_name(v.get_ref()))
+    }
+
     fn get(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'s>>> {
         self.used.insert(key.to_string());
         self.table.get(key)

@@ -371,7 +371,17 @@ pub struct FitContext {
 impl FitContext {
     /// The train target, complete, for encoders that learn from it.
     fn target_values<'f>(&self, train: &'f Frame, step: &str) -> Result<&'f [f64]> {
-        let y = train.numeric(&self.target)?;
+        let y = match train.numeric(&self.target) {
+            Ok(y) => y,
+            Err(_) if train.column(&self.target).is_some() => {
+                return Err(Error::data(format!(
+                    "step {step} learns from a numeric target, but target \"{}\" holds text labels",
+                    self.target
+                ))
+                .with_hint("write a two-class target as 0/1 in the data, or encode with count_frequency or one_hot"));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(r) = y.iter().position(|v| v.is_nan()) {
             return Err(Error::data(format!(
                 "step {step} learns from the target, but \"{}\" is missing at line {} of {}",

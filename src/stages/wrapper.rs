@@ -36,7 +36,7 @@ pub struct Params {
 
 /// Selection here ranks or scores by coefficients: the step's estimator must be linear.
 fn linear_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
-    let estimator = models::parse_estimator(t)?;
+    let estimator = models::parse_estimator(t, crate::spec::Task::Regression)?;
     if estimator.is_linear() {
         return Ok(estimator);
     }
@@ -72,7 +72,7 @@ impl Params {
             };
             let scoring = match t.str("scoring")? {
                 None => Metric::R2,
-                Some(s) => Metric::parse(&s)?,
+                Some(s) => Metric::parse(&s, crate::spec::Task::Regression)?,
             };
             (cv, scoring, t.bool("shuffle")?.unwrap_or(false))
         } else {
@@ -171,12 +171,10 @@ pub fn k_folds(order: &[usize], k: usize) -> Vec<Vec<usize>> {
     folds
 }
 
+/// A fold's score, larger is better (errors negated, as scikit-learn's `neg_…` scorers).
 fn score(metric: Metric, y: &[f64], p: &[f64]) -> f64 {
-    match metric {
-        Metric::R2 => crate::metrics::r2(y, p),
-        Metric::Rmse => -crate::metrics::rmse(y, p),
-        Metric::Mae => -crate::metrics::mae(y, p),
-    }
+    let value = crate::metrics::regression(metric, y, p);
+    if metric.higher_is_better() { value } else { -value }
 }
 
 /// Mean score over the folds of a model using the given columns.

@@ -32,6 +32,30 @@ impl Project {
         Project { dir }
     }
 
+    /// The shipped penguins pipeline (classification) with its data, in a fresh folder.
+    pub fn penguins() -> Project {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("pipelines/penguins.toml")).unwrap();
+        let text = text.replace("../data-snapshots/penguins/penguins.csv", "penguins.csv");
+        let text = text.split("\n[[gate]]").next().unwrap().to_string() + "\n";
+        std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+        std::fs::copy(root.join("data-snapshots/penguins/penguins.csv"), dir.path().join("penguins.csv")).unwrap();
+        Project { dir }
+    }
+
+    /// Replaces the pipeline's `[train]` table.
+    pub fn set_train(&self, train: &str) {
+        let text = std::fs::read_to_string(self.path("pipeline.toml")).unwrap();
+        let start = text.find("\n[train]\n").unwrap() + 1;
+        let end = start + text[start + 1..].find("\n[").unwrap() + 2;
+        std::fs::write(
+            self.path("pipeline.toml"),
+            format!("{}[train]\n{train}\n\n{}", &text[..start], &text[end..]),
+        )
+        .unwrap();
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

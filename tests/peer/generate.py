@@ -605,6 +605,208 @@ def trees_case():
             "test_predictions": [float(p) for p in preds[0]],
             "test_metrics": metrics(test.SalePrice, preds[0]),
         }
+    # Forests. Without bootstrap or feature draws every tree is the decision tree; with them, the streams
+    # are not numpy's, so scikit-learn's spread of scores over ten random_states is the yardstick.
+    from sklearn.ensemble import RandomForestRegressor
+
+    plain = [RandomForestRegressor(n_estimators=2, bootstrap=False, max_features=1.0, max_depth=6,
+                                   min_samples_leaf=10, random_state=rs).fit(X, y).predict(Xt) for rs in range(5)]
+    assert all(np.allclose(plain[0], p, rtol=1e-13, atol=0) for p in plain[1:])
+    out["forest_unsampled"] = {
+        "train": 'estimator = "random_forest"\nn_estimators = 2\nbootstrap = false\nmax_depth = 6\nmin_samples_leaf = 10',
+        "test_predictions": [float(p) for p in plain[0]],
+        "test_metrics": metrics(test.SalePrice, plain[0]),
+    }
+    scores = [metrics(test.SalePrice, RandomForestRegressor(n_estimators=200, max_features=0.5, random_state=rs)
+                      .fit(X, y).predict(Xt)) for rs in range(10)]
+    out["forest"] = {
+        "train": 'estimator = "random_forest"\nn_estimators = 200\nmax_features = 0.5',
+        "range": {k: [min(s[k] for s in scores), max(s[k] for s in scores)] for k in ("rmse", "mae", "r2")},
+    }
+    return out
+
+
+PENGUINS = HERE.parent.parent / "data-snapshots" / "penguins" / "penguins.csv"
+
+
+def penguins_design():
+    """tests/peer/penguins-classify.toml by hand: 2007-2008 train, 2009 test; medians, most frequent
+    category, one-hot without the first category, standard scaling."""
+    from feature_engine.imputation import CategoricalImputer
+
+    df = pd.read_csv(PENGUINS, keep_default_na=False, na_values=["NA"])
+    train, test = df[df.year < 2009].copy(), df[df.year >= 2009].copy()
+    numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
+    cats = ["island", "sex"]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    cat = CategoricalImputer(imputation_method="frequent", variables=cats).fit(train)
+    train, test = cat.transform(train), cat.transform(test)
+    train, test, _ = one_hot(train, test, cats, drop="first")
+    return scaled(train, test, numeric, "species")
+
+
+def houses_design():
+    """tests/peer/houses-classify.toml by hand: rare labels, one-hot without the first category,
+    standard scaling; 2010 is the test year."""
+    df = pd.read_csv(HERE / "data" / "houses-binary.csv", keep_default_na=False, na_values=["NA"])
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    cats = ["Neighborhood", "HouseStyle"]
+    rare = RareLabelEncoder(tol=0.02, n_categories=1, variables=cats).fit(train)
+    train, test = rare.transform(train), rare.transform(test)
+    train, test, _ = one_hot(train, test, cats, drop="first")
+    train, test = train.drop(columns=["Id"]), test.drop(columns=["Id"])
+    return scaled(train, test, ["OverallQual", "GrLivArea", "YrSold"], "Expensive")
+
+
+def scaled(train, test, columns, target):
+    from sklearn.preprocessing import StandardScaler
+
+    sc = StandardScaler().fit(train[columns])
+    train[columns], test[columns] = sc.transform(train[columns]), sc.transform(test[columns])
+    features = [c for c in train.columns if c != target]
+    return train[features], test[features], train[target], test[target]
+
+
+def logistic_objective(X, y, classes, coef, intercept, C, l1_ratio):
+    """Σ log-loss + (1/C)·((1 − l1_ratio)/2·‖W‖² + l1_ratio·‖W‖₁), in extended precision."""
+    X = np.asarray(X, dtype=np.longdouble)
+    W = np.asarray(coef, dtype=np.longdouble)
+    b = np.asarray(intercept, dtype=np.longdouble)
+    Z = X @ W.T + b
+    if W.shape[0] == 1:
+        z = Z[:, 0]
+        t = (np.asarray(y) == classes[1]).astype(np.longdouble)
+        loss = np.sum(np.logaddexp(0, z) - t * z)
+    else:
+        m = Z.max(axis=1, keepdims=True)
+        lse = (m[:, 0] + np.log(np.exp(Z - m).sum(axis=1)))
+        idx = np.searchsorted(classes, np.asarray(y))
+        loss = np.sum(lse - Z[np.arange(len(idx)), idx])
+    pen = (1 - l1_ratio) / 2 * np.sum(W * W) + l1_ratio * np.sum(np.abs(W))
+    return float(loss + pen / np.longdouble(C))
+
+
+def class_metrics(y, proba, classes):
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, log_loss,
+                                 precision_score, recall_score, roc_auc_score)
+
+    pred = np.asarray(classes)[np.argmax(proba, axis=1)]
+    out = {"accuracy": accuracy_score(y, pred), "balanced_accuracy": balanced_accuracy_score(y, pred),
+           "log_loss": log_loss(y, proba, labels=classes)}
+    for avg in ("macro", "weighted"):
+        out[f"precision_{avg}"] = precision_score(y, pred, average=avg, zero_division=0)
+        out[f"recall_{avg}"] = recall_score(y, pred, average=avg, zero_division=0)
+        out[f"f1_{avg}"] = f1_score(y, pred, average=avg, zero_division=0)
+    if len(classes) == 2:
+        out["precision"] = precision_score(y, pred, pos_label=classes[1], zero_division=0)
+        out["recall"] = recall_score(y, pred, pos_label=classes[1], zero_division=0)
+        out["f1"] = f1_score(y, pred, pos_label=classes[1], zero_division=0)
+        out["roc_auc"] = roc_auc_score(y == classes[1], proba[:, 1])
+    else:
+        out["roc_auc_ovr"] = roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
+        out["roc_auc_ovr_weighted"] = roc_auc_score(y, proba, multi_class="ovr", average="weighted",
+                                                    labels=classes)
+    return {k: float(v) for k, v in out.items()}
+
+
+def tied_splits(trees, X):
+    """Splits another feature would make exactly as well: the same rows to each side. Their sums differ
+    only in rounding, so which feature wins is an accident of summation order, in scikit-learn and in
+    mlpipe alike; a case with such a split cannot be compared tree for tree."""
+    X = np.asarray(X, dtype=float)
+    found = []
+    for i, tree in enumerate(trees):
+        t = tree.tree_
+        paths = tree.decision_path(X).tocsc()
+        for node in np.nonzero(t.feature >= 0)[0]:
+            rows = paths[:, node].nonzero()[0]
+            left = X[rows, t.feature[node]] <= t.threshold[node]
+            for g in range(X.shape[1]):
+                if g == t.feature[node]:
+                    continue
+                a, b = X[rows[left], g], X[rows[~left], g]
+                if a.max() < b.min() or b.max() < a.min():
+                    found.append((i, int(node), int(t.feature[node]), g))
+    return found
+
+
+def classify_case():
+    """Classifiers on three classes (penguins) and two (houses). Each case names the [train] table the
+    test swaps into the dataset's pipeline. Logistic regressions are fitted to tight tolerances and
+    judged by objective value; trees are fitted with five random_states that must agree (no tie decides
+    a split); a bootstrapped forest cannot be scikit-learn's tree for tree (other random streams), so
+    the spread of scikit-learn's scores over ten random_states is recorded instead."""
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    designs = {"penguins": ("penguins-classify.toml", penguins_design()),
+               "houses": ("houses-classify.toml", houses_design())}
+    cases = [
+        ("penguins", "logistic_l2", 'estimator = "logistic_regression"\nC = 0.5\ntol = 1e-10',
+         lambda rs: LogisticRegression(C=0.5, tol=1e-12, max_iter=100000), (0.5, 0.0)),
+        ("penguins", "logistic_l1", 'estimator = "logistic_regression"\nC = 0.5\nl1_ratio = 1.0\ntol = 1e-10',
+         lambda rs: LogisticRegression(C=0.5, l1_ratio=1.0, solver="saga", tol=1e-13, max_iter=1000000),
+         (0.5, 1.0)),
+        ("houses", "logistic_l2", 'estimator = "logistic_regression"\nC = 1.0\ntol = 1e-10',
+         lambda rs: LogisticRegression(C=1.0, tol=1e-12, max_iter=100000), (1.0, 0.0)),
+        ("houses", "logistic_enet", 'estimator = "logistic_regression"\nC = 0.2\nl1_ratio = 0.5\ntol = 1e-10',
+         lambda rs: LogisticRegression(C=0.2, l1_ratio=0.5, solver="saga", tol=1e-13, max_iter=1000000),
+         (0.2, 0.5)),
+        ("penguins", "tree_entropy",
+         'estimator = "decision_tree"\ncriterion = "entropy"\nmax_depth = 5\nmin_samples_leaf = 5',
+         lambda rs: DecisionTreeClassifier(criterion="entropy", max_depth=5, min_samples_leaf=5,
+                                           random_state=rs), None),
+        ("houses", "tree_gini", 'estimator = "decision_tree"\nmax_depth = 4',
+         lambda rs: DecisionTreeClassifier(max_depth=4, random_state=rs), None),
+        ("houses", "forest_unsampled",
+         'estimator = "random_forest"\nn_estimators = 3\nbootstrap = false\nmax_features = "all"\nmax_depth = 4',
+         lambda rs: RandomForestClassifier(n_estimators=3, bootstrap=False, max_features=None, max_depth=4,
+                                           random_state=rs), None),
+        ("penguins", "gradient_boosting",
+         'estimator = "gradient_boosting"\nn_estimators = 30\nmax_depth = 2\nmin_samples_leaf = 5',
+         lambda rs: GradientBoostingClassifier(n_estimators=30, max_depth=2, min_samples_leaf=5,
+                                               random_state=rs), None),
+        ("houses", "gradient_boosting",
+         'estimator = "gradient_boosting"\nn_estimators = 50\nmax_depth = 3\nmin_samples_leaf = 5',
+         lambda rs: GradientBoostingClassifier(n_estimators=50, max_depth=3, min_samples_leaf=5,
+                                               random_state=rs), None),
+    ]
+    out = {}
+    for data, name, train_toml, make, penalty in cases:
+        pipeline, (X, Xt, y, yt) = designs[data]
+        key = f"{data}_{name}"
+        fits = [make(rs).fit(X, y) for rs in range(5 if penalty is None else 1)]
+        probas = [f.predict_proba(Xt) for f in fits]
+        assert all(np.allclose(probas[0], p, rtol=1e-12, atol=1e-15) for p in probas[1:]), \
+            f"{key}: a tie between splits decides"
+        m = fits[0]
+        if penalty is None:
+            trees = np.ravel(m.estimators_) if hasattr(m, "estimators_") else [m]
+            ties = tied_splits(list(trees), X)
+            assert not ties, f"{key}: splits tie (tree, node, feature, other feature): {ties[:5]}"
+        classes = [str(c) for c in m.classes_]
+        case = {"pipeline": pipeline, "train": train_toml, "features": list(X.columns), "classes": classes,
+                "test_proba": probas[0].tolist(), "test_metrics": class_metrics(yt, probas[0], list(m.classes_))}
+        if penalty is not None:
+            C, l1_ratio = penalty
+            case["objective"] = logistic_objective(X.to_numpy(float), y, m.classes_, m.coef_, m.intercept_, C,
+                                                   l1_ratio)
+            case["coefficients"] = [[float(v) for v in row] for row in m.coef_]
+            case["intercepts"] = [float(v) for v in m.intercept_]
+            case["penalty"] = {"C": C, "l1_ratio": l1_ratio}
+        else:
+            case["importances"] = dict(zip(X.columns, map(float, m.feature_importances_)))
+        out[key] = case
+    # A bootstrapped forest: scikit-learn's scores over ten random_states.
+    pipeline, (X, Xt, y, yt) = designs["houses"]
+    scores = [class_metrics(yt, RandomForestClassifier(n_estimators=200, random_state=rs).fit(X, y)
+                            .predict_proba(Xt), [0, 1]) for rs in range(10)]
+    out["houses_forest"] = {
+        "pipeline": pipeline, "train": 'estimator = "random_forest"\nn_estimators = 200',
+        "range": {k: [min(s[k] for s in scores), max(s[k] for s in scores)] for k in ("accuracy", "roc_auc", "log_loss")},
+    }
     return out
 
 
@@ -626,6 +828,7 @@ def main():
         "l1": l1_case(),
         "woe": woe_case(),
         "trees": trees_case(),
+        "classify": classify_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
