@@ -200,6 +200,15 @@ impl Error {
         self
     }
 
+    /// Prefixes a spec or data error's message with what was being done ("base estimator \"gbr\"").
+    #[must_use]
+    pub fn with_context(mut self, what: String) -> Self {
+        if let Error::Spec { message, .. } | Error::Data { message, .. } = &mut self {
+            *message = format!("{what}: {message}");
+        }
+        self
+    }
+
     /// Prefixes the message with the stage it happened in.
     #[must_use]
     pub fn in_stage(mut self, stage: &str) -> Self {

@@ -45,6 +45,30 @@ pub struct TrainState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_lambda: Option<f64>,
     pub model: Model,
+    /// `[cv]`: the fold scores of the estimator (of each `[grid]` candidate, and which was chosen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CvReport>,
+}
+
+/// Cross-validation on the train rows, as the train stage records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvReport {
+    pub metric: String,
+    pub folds: u64,
+    pub candidates: Vec<CandidateScore>,
+    /// The candidate fitted on all train rows: the best mean score, the first of equals (as
+    /// scikit-learn's `GridSearchCV` ranks them).
+    pub chosen: usize,
+}
+
+/// One candidate's scores: its searched parameters (none without a grid), each fold's score, their mean
+/// and population standard deviation (scikit-learn's `mean_test_score`, `std_test_score`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateScore {
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub scores: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -452,31 +476,23 @@ impl<'a> Executor<'a> {
             StageKind::Train => {
                 let d = data.ok_or_else(|| Error::internal("train without data"))?;
                 let (train, _) = d.split("train")?;
-                let features = models::design_columns(train, &protected).map_err(|e| e.in_stage("train"))?;
-                let (model, target_lambda) = match p.task {
-                    Task::Regression => {
-                        let y = target_values(p, train)?;
-                        let (y, lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
-                        let model = models::fit(&p.train.estimator, &features, &FitTarget::Values(&y), stage.seed);
-                        (model, lambda)
-                    }
-                    Task::Classification => {
-                        let labels = target_labels(p, train)?;
-                        let classes = Classes::of(&labels);
-                        let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
-                        let target = FitTarget::Classes {
-                            y: &y,
-                            labels: &classes.labels,
-                            numeric: classes.numeric,
-                        };
-                        (models::fit(&p.train.estimator, &features, &target, stage.seed), None)
+                let (estimator, cv) = match &p.cv {
+                    None => (&p.train.estimator, None),
+                    Some(cv) => {
+                        let candidates: Vec<&models::Estimator> = p
+                            .train
+                            .search
+                            .as_ref()
+                            .map_or_else(|| vec![&p.train.estimator], |s| s.candidates.iter().collect());
+                        let raw = self.raw_train(snapshot, earlier)?;
+                        let report = self
+                            .cross_validate(cv, &candidates, &raw, stage.seed)
+                            .map_err(|e| e.in_stage("train"))?;
+                        (candidates[report.chosen], Some(report))
                     }
                 };
-                let state = TrainState {
-                    target_transform: p.train.target_transform,
-                    target_lambda,
-                    model: model.map_err(|e| e.in_stage("train"))?,
-                };
+                let mut state = fit_train_state(p, estimator, train, &protected, stage.seed)?;
+                state.cv = cv;
                 Ok((StageOutput::new(StageState::Train(state), d.digests()), d))
             }
             StageKind::Evaluate => {
@@ -502,13 +518,172 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// Fits `estimator` on the (transformed) train rows: the target transformed or turned into classes.
+fn fit_train_state(
+    p: &Pipeline,
+    estimator: &models::Estimator,
+    train: &Frame,
+    protected: &[&str],
+    seed: [u8; 32],
+) -> Result<TrainState> {
+    let features = models::design_columns(train, protected).map_err(|e| e.in_stage("train"))?;
+    let (model, target_lambda) = match p.task {
+        Task::Regression => {
+            let y = target_values(p, train)?;
+            let (y, lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
+            (models::fit(estimator, &features, &FitTarget::Values(&y), seed), lambda)
+        }
+        Task::Classification => {
+            let labels = target_labels(p, train)?;
+            let classes = Classes::of(&labels);
+            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            let target = FitTarget::Classes {
+                y: &y,
+                labels: &classes.labels,
+                numeric: classes.numeric,
+            };
+            (models::fit(estimator, &features, &target, seed), None)
+        }
+    };
+    Ok(TrainState {
+        target_transform: p.train.target_transform,
+        target_lambda,
+        model: model.map_err(|e| e.in_stage("train"))?,
+        cv: None,
+    })
+}
+
+impl Executor<'_> {
+    /// The train rows as the split left them, before any step.
+    fn raw_train(&self, snapshot: &Snapshot<'_>, earlier: &[StageOutput]) -> Result<Frame> {
+        let split = earlier
+            .iter()
+            .find_map(|o| match &o.state {
+                StageState::Split(s) => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| Error::internal("cross-validation needs the split"))?;
+        Ok(self.parse_snapshot(snapshot)?.take(&split.train))
+    }
+
+    /// k-fold cross-validation of each candidate. Each fold refits every step on the other folds (the
+    /// steps' own seeds), then each candidate, and scores the held-out fold with `cv.metric`.
+    fn cross_validate(
+        &self,
+        cv: &crate::spec::CrossValidation,
+        candidates: &[&models::Estimator],
+        raw: &Frame,
+        train_seed: [u8; 32],
+    ) -> Result<CvReport> {
+        use rayon::prelude::*;
+        let p = self.pipeline;
+        let protected = p.protected_columns();
+        let k = usize::try_from(cv.folds).unwrap_or(usize::MAX);
+        let mut rng = ChaCha20Rng::from_seed(crate::digest::stage_seed(p.seed, "train.cv"));
+        let shuffle = cv.shuffle.then_some(&mut rng);
+        let fold = if cv.stratify {
+            let labels = target_labels(p, raw)?;
+            let classes = Classes::of(&labels);
+            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            models::folds::stratified(&y, k, shuffle)?
+        } else {
+            models::folds::kfold(raw.n_rows(), k, shuffle)?
+        };
+        let step_seeds: Vec<[u8; 32]> = self
+            .plan
+            .stages
+            .iter()
+            .filter(|s| matches!(s.kind, StageKind::Step(_)))
+            .map(|s| s.seed)
+            .collect();
+        let mut scores = vec![vec![0.0; k]; candidates.len()];
+        for f in 0..k {
+            #[allow(clippy::cast_possible_truncation)] // row indices fit in u32, as the split's do
+            let (fit_rows, held): (Vec<u32>, Vec<u32>) = (0..raw.n_rows() as u32).partition(|r| fold[*r as usize] != f);
+            let (mut train, mut valid) = (raw.take(&fit_rows), raw.take(&held));
+            for (step, seed) in p.steps.iter().zip(&step_seeds) {
+                let mut ctx = FitContext {
+                    rng: ChaCha20Rng::from_seed(*seed),
+                    target: p.target.clone(),
+                    seed: *seed,
+                };
+                let place = |e: Error| e.in_stage(&format!("{} in cross-validation fold {}", step.name, f + 1));
+                let fitted = stages::fit_step(step, &train, &protected, &mut ctx).map_err(place)?;
+                train = fitted.apply_train(train).map_err(place)?;
+                valid = fitted.apply(valid).map_err(place)?;
+            }
+            let fold_scores: Vec<Result<f64>> = candidates
+                .par_iter()
+                .map(|estimator| {
+                    let state = fit_train_state(p, estimator, &train, &protected, train_seed)?;
+                    let (_, m, _) = score_with(p, &[cv.metric], &state, &valid)?;
+                    m.get(cv.metric.name())
+                        .copied()
+                        .ok_or_else(|| Error::internal("the cross-validation metric was not computed"))
+                })
+                .collect();
+            for (c, score) in fold_scores.into_iter().enumerate() {
+                scores[c][f] = score.map_err(|e| e.with_context(format!("cross-validation fold {}", f + 1)))?;
+            }
+        }
+        let params = |e: &models::Estimator| -> BTreeMap<String, serde_json::Value> {
+            let Some(search) = &p.train.search else {
+                return BTreeMap::new();
+            };
+            let json = serde_json::to_value(e).unwrap_or_default();
+            search
+                .params
+                .iter()
+                .map(|name| (name.clone(), json.get(name).cloned().unwrap_or(serde_json::Value::Null)))
+                .collect()
+        };
+        let report: Vec<CandidateScore> = candidates
+            .iter()
+            .zip(scores)
+            .map(|(e, scores)| {
+                let mean = scores.iter().sum::<f64>() / k as f64;
+                let var = scores.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / k as f64;
+                CandidateScore {
+                    params: params(e),
+                    scores,
+                    mean,
+                    std: var.sqrt(),
+                }
+            })
+            .collect();
+        let better = |a: f64, b: f64| if cv.metric.higher_is_better() { a > b } else { a < b };
+        let mut chosen = 0;
+        for (c, candidate) in report.iter().enumerate() {
+            if better(candidate.mean, report[chosen].mean) {
+                chosen = c;
+            }
+        }
+        Ok(CvReport {
+            metric: cv.metric.name().to_string(),
+            folds: cv.folds,
+            candidates: report,
+            chosen,
+        })
+    }
+}
+
 /// A model's predictions for some rows, their metrics and (a classifier's) confusion matrix.
 pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
+    score_with(p, &p.evaluate.metrics, state, frame)
+}
+
+/// As [`score`], with these metrics.
+pub fn score_with(
+    p: &Pipeline,
+    metrics: &[crate::spec::Metric],
+    state: &TrainState,
+    frame: &Frame,
+) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
     let pred = predict(state, frame)?;
     match &pred {
         Predictions::Values(values) => {
             let y = target_values(p, frame)?;
-            let m = metrics::compute(&p.evaluate.metrics, &y, values)?;
+            let m = metrics::compute(metrics, &y, values)?;
             Ok((pred, m, None))
         }
         Predictions::Classes {
@@ -516,11 +691,11 @@ pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predict
             proba,
             n_classes,
         } => {
-            let classifier = state
+            let (classes, _) = state
                 .model
-                .classifier()
+                .classes()
                 .ok_or_else(|| Error::internal("class predictions from a regressor"))?;
-            let mut labels = classifier.classes.clone();
+            let mut labels = classes.to_vec();
             let truth: Vec<usize> = target_labels(p, frame)?
                 .iter()
                 .map(|l| {
@@ -537,7 +712,7 @@ pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predict
                 n_classes: *n_classes,
                 labels: &labels,
             };
-            let m = metrics::compute_classes(&p.evaluate.metrics, &classified)?;
+            let m = metrics::compute_classes(metrics, &classified)?;
             let confusion = Confusion {
                 matrix: metrics::confusion(&truth, predicted, labels.len()),
                 labels,
@@ -550,16 +725,17 @@ pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predict
 /// Predictions of a fitted model: a regressor's on the original target scale, a classifier's classes
 /// and probabilities.
 pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
-    if let Some(classifier) = state.model.classifier() {
-        let proba = classifier.predict_proba(frame)?;
-        let n_classes = classifier.classes.len();
-        return Ok(Predictions::Classes {
-            predicted: models::argmax_rows(&proba, n_classes),
-            proba,
-            n_classes,
-        });
-    }
-    let raw = state.model.predict(frame)?;
+    let raw = match state.model.output(frame)? {
+        models::Output::Proba(proba) => {
+            let n_classes = state.model.classes().map_or(0, |(c, _)| c.len());
+            return Ok(Predictions::Classes {
+                predicted: models::argmax_rows(&proba, n_classes),
+                proba,
+                n_classes,
+            });
+        }
+        models::Output::Values(v) => v,
+    };
     let lambda = state.target_lambda.unwrap_or(0.0);
     Ok(Predictions::Values(match state.target_transform {
         TargetTransform::None => raw,

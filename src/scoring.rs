@@ -134,10 +134,7 @@ impl Scorer {
 
     /// A classifier's labels (its classes in order) and whether they are numbers.
     pub fn classes(&self) -> Option<(&[String], bool)> {
-        self.train
-            .model
-            .classifier()
-            .map(|c| (c.classes.as_slice(), c.numeric_labels))
+        self.train.model.classes()
     }
 
     /// Row `i`'s prediction as JSON: a number, or a classifier's label (a number when its labels are).

@@ -942,3 +942,73 @@ fn an_unsampled_regression_forest_predicts_as_scikit_learns() {
     }
     assert_test_metrics(&out, exp, 1e-9);
 }
+
+/// A grid over ridge's alpha, scored by unshuffled 5-fold cross-validation of the whole pipeline: the
+/// same fold scores as scikit-learn's KFold with feature-engine's steps refitted per fold, and the
+/// same choice.
+#[test]
+fn grid_search_cross_validates_the_whole_pipeline_as_scikit_learn_does() {
+    let exp = &expected()["cv"];
+    let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = text.find("\n[evaluate]").unwrap() + 1;
+    let text = format!("{}{}\n{}", &text[..at], exp["extra"].as_str().unwrap(), &text[at..]);
+    let pipeline = Pipeline::parse(Path::new(&file), &text).unwrap();
+    let out = run_pipeline(&pipeline);
+    let train = trained(&out);
+    let cv = train.cv.as_ref().expect("the train stage records its cross-validation");
+    assert_eq!(cv.metric, "rmse");
+    let peer = exp["candidates"].as_array().unwrap();
+    assert_eq!(cv.candidates.len(), peer.len());
+    for (ours, peer) in cv.candidates.iter().zip(peer) {
+        let alpha = peer["alpha"].as_f64().unwrap();
+        assert_eq!(ours.params["alpha"].as_f64(), Some(alpha));
+        for (fold, (a, b)) in ours.scores.iter().zip(peer["scores"].as_array().unwrap()).enumerate() {
+            assert_close(&format!("alpha {alpha}, fold {fold}"), *a, b.as_f64().unwrap(), 1e-7);
+        }
+        assert_close(&format!("alpha {alpha}: mean"), ours.mean, peer["mean"].as_f64().unwrap(), 1e-7);
+        assert_close(&format!("alpha {alpha}: std"), ours.std, peer["std"].as_f64().unwrap(), 1e-6);
+    }
+    let chosen = &cv.candidates[cv.chosen].params["alpha"];
+    assert_eq!(chosen.as_f64(), exp["chosen_alpha"].as_f64(), "the chosen alpha");
+    // The model trained on all train rows is the chosen candidate's.
+    let linear = train.model.linear().unwrap();
+    assert_eq!(linear.estimator, "ridge");
+}
+
+/// Stacking and voting, for values and for classes, against scikit-learn's ensembles of the same
+/// base estimators.
+#[test]
+fn stacking_and_voting_match_scikit_learns_ensembles() {
+    let cases = expected()["ensemble"].as_object().unwrap().clone();
+    for (case, exp) in &cases {
+        let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+        let pipeline = with_train(&file, exp["train"].as_str().unwrap());
+        let out = run_pipeline(&pipeline);
+        match predictions_of(&pipeline, &out, false) {
+            Predictions::Values(ours) => {
+                let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
+                assert_eq!(ours.len(), peer.len());
+                for (row, (a, b)) in ours.iter().zip(&peer).enumerate() {
+                    assert_close(&format!("{case}: test row {row}"), *a, *b, 1e-9);
+                }
+                assert_test_metrics(&out, exp, 1e-9);
+            }
+            Predictions::Classes { proba, n_classes, .. } => {
+                let peer = exp["test_proba"].as_array().unwrap();
+                assert_eq!(proba.len(), peer.len() * n_classes);
+                for (row, p) in peer.iter().enumerate() {
+                    for (k, v) in p.as_array().unwrap().iter().enumerate() {
+                        let (a, b) = (proba[row * n_classes + k], v.as_f64().unwrap());
+                        assert!((a - b).abs() <= 1e-6, "{case}: test row {row} class {k}: ours {a}, peer {b}");
+                    }
+                }
+                let (test, _) = metrics(&out);
+                for (name, value) in test {
+                    let peer = exp["test_metrics"][name].as_f64().unwrap();
+                    assert_close(&format!("{case}: {name}"), *value, peer, 1e-5);
+                }
+            }
+        }
+    }
+}

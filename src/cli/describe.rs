@@ -369,14 +369,82 @@ pub fn stage_output(o: &StageOutput) -> String {
         })) => {
             let _ = writeln!(s, "  {} minus {reference}, in {unit}", list(columns, 20));
         }
-        StageState::Train(t) => match &t.model {
+        StageState::Train(t) => {
+            model_lines(&mut s, &t.model, &format!("{:?}", t.target_transform));
+            if let Some(cv) = &t.cv {
+                cv_lines(&mut s, cv);
+            }
+        }
+        StageState::Evaluate(e) => {
+            for (label, m) in [("test", &e.test), ("train", &e.train)] {
+                let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect();
+                let _ = writeln!(s, "  {label:<6} {}", line.join("  "));
+            }
+            let _ = writeln!(s, "  test predictions digest {}", e.test_predictions);
+            if let Some(c) = &e.confusion {
+                let width = c.labels.iter().map(String::len).max().unwrap_or(0).max(6);
+                let _ = writeln!(s, "  confusion matrix (rows: true class, columns: predicted):");
+                let header: Vec<String> = c.labels.iter().map(|l| format!("{l:>width$}")).collect();
+                let _ = writeln!(s, "    {:<width$} {}", "", header.join(" "));
+                for (label, row) in c.labels.iter().zip(&c.matrix) {
+                    let cells: Vec<String> = row.iter().map(|v| format!("{v:>width$}")).collect();
+                    let _ = writeln!(s, "    {label:<width$} {}", cells.join(" "));
+                }
+            }
+        }
+    }
+    for (part, d) in &o.data {
+        let _ = writeln!(
+            s,
+            "  data {part:<5} {} rows × {} columns, digest {}",
+            d.rows,
+            d.columns,
+            d.digest.short()
+        );
+    }
+    s
+}
+
+/// Importances, largest first (ties by name), those above zero.
+fn importances(s: &mut String, features: &[String], values: &[f64]) {
+    let mut ranked: Vec<(&String, f64)> = features.iter().zip(values.iter().copied()).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let _ = writeln!(s, "    importance (impurity decrease, sums to 1):");
+    for (name, w) in ranked.iter().filter(|(_, w)| *w > 0.0) {
+        let _ = writeln!(s, "    {name:<28} {w:.6}");
+    }
+}
+
+/// A fitted model's description (an ensemble's members indented under it).
+fn model_lines(s: &mut String, model: &mlpipe::models::Model, target_transform: &str) {
+    match model {
+        mlpipe::models::Model::Ensemble(m) => {
+            let _ = writeln!(s, "  {} of {} on {} features", m.estimator, m.members.len(), m.features.len());
+            for (i, (name, member)) in m.members.iter().enumerate() {
+                let weight = m.weights.get(i).map(|w| format!(", weight {w}")).unwrap_or_default();
+                let _ = writeln!(s, "  base {name}{weight}:");
+                let mut inner = String::new();
+                model_lines(&mut inner, member, "None");
+                for line in inner.lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
+            if let Some(f) = &m.final_model {
+                let _ = writeln!(s, "  final (on the bases' out-of-fold predictions):");
+                let mut inner = String::new();
+                model_lines(&mut inner, f, "None");
+                for line in inner.lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
+        }
             mlpipe::models::Model::Linear(m) => {
                 let _ = writeln!(
                     s,
-                    "  {} on {} features, target transform {:?}; intercept {}",
+                    "  {} on {} features, target transform {}; intercept {}",
                     m.estimator,
                     m.features.len(),
-                    t.target_transform,
+                    target_transform,
                     m.intercept
                 );
                 for (name, w) in m.features.iter().zip(&m.coefficients) {
@@ -387,15 +455,15 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let nodes: usize = m.trees.iter().map(|t| t.feature.len()).sum();
                 let _ = writeln!(
                     s,
-                    "  {} on {} features, target transform {:?}; {} trees, {nodes} nodes, start {}, learning rate {}",
+                    "  {} on {} features, target transform {}; {} trees, {nodes} nodes, start {}, learning rate {}",
                     m.estimator,
                     m.features.len(),
-                    t.target_transform,
+                    target_transform,
                     m.trees.len(),
                     m.init,
                     m.learning_rate
                 );
-                importances(&mut s, &m.features, &m.importances);
+                importances(s, &m.features, &m.importances);
             }
             mlpipe::models::Model::Classifier(m) => {
                 let _ = writeln!(
@@ -441,46 +509,27 @@ pub fn stage_output(o: &StageOutput) -> String {
                     }
                 }
                 if !m.importances.is_empty() {
-                    importances(&mut s, &m.features, &m.importances);
+                    importances(s, &m.features, &m.importances);
                 }
             }
-        },
-        StageState::Evaluate(e) => {
-            for (label, m) in [("test", &e.test), ("train", &e.train)] {
-                let line: Vec<String> = m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect();
-                let _ = writeln!(s, "  {label:<6} {}", line.join("  "));
-            }
-            let _ = writeln!(s, "  test predictions digest {}", e.test_predictions);
-            if let Some(c) = &e.confusion {
-                let width = c.labels.iter().map(String::len).max().unwrap_or(0).max(6);
-                let _ = writeln!(s, "  confusion matrix (rows: true class, columns: predicted):");
-                let header: Vec<String> = c.labels.iter().map(|l| format!("{l:>width$}")).collect();
-                let _ = writeln!(s, "    {:<width$} {}", "", header.join(" "));
-                for (label, row) in c.labels.iter().zip(&c.matrix) {
-                    let cells: Vec<String> = row.iter().map(|v| format!("{v:>width$}")).collect();
-                    let _ = writeln!(s, "    {label:<width$} {}", cells.join(" "));
-                }
-            }
-        }
+        
     }
-    for (part, d) in &o.data {
-        let _ = writeln!(
-            s,
-            "  data {part:<5} {} rows × {} columns, digest {}",
-            d.rows,
-            d.columns,
-            d.digest.short()
-        );
-    }
-    s
 }
 
-/// Importances, largest first (ties by name), those above zero.
-fn importances(s: &mut String, features: &[String], values: &[f64]) {
-    let mut ranked: Vec<(&String, f64)> = features.iter().zip(values.iter().copied()).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let _ = writeln!(s, "    importance (impurity decrease, sums to 1):");
-    for (name, w) in ranked.iter().filter(|(_, w)| *w > 0.0) {
-        let _ = writeln!(s, "    {name:<28} {w:.6}");
+/// Cross-validation scores: one line per candidate, the chosen one marked.
+fn cv_lines(s: &mut String, cv: &mlpipe::executor::CvReport) {
+    let _ = writeln!(s, "  {}-fold cross-validation on the train rows, {}:", cv.folds, cv.metric);
+    for (i, c) in cv.candidates.iter().enumerate() {
+        let params: Vec<String> = c.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let mark = if i == cv.chosen && cv.candidates.len() > 1 { "  ← chosen" } else { "" };
+        let folds: Vec<String> = c.scores.iter().map(|v| format!("{v:.6}")).collect();
+        let _ = writeln!(
+            s,
+            "    {}mean {:.6} ± {:.6}  folds {}{mark}",
+            if params.is_empty() { String::new() } else { format!("{}: ", params.join(", ")) },
+            c.mean,
+            c.std,
+            folds.join(" ")
+        );
     }
 }

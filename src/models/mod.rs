@@ -9,6 +9,7 @@
 //! Coefficients are stored under the feature names they belong to.
 
 pub mod ensemble;
+pub mod folds;
 pub mod gram;
 mod linear;
 pub mod logistic;
@@ -121,9 +122,28 @@ pub enum Estimator {
         min_samples_split: u64,
         min_samples_leaf: u64,
     },
+    /// scikit-learn's `StackingRegressor` / `StackingClassifier`: the final estimator learns from the
+    /// base estimators' out-of-fold predictions (`folds`-fold, not shuffled, stratified for classes).
+    Stacking {
+        base: Vec<Member>,
+        #[serde(rename = "final")]
+        final_estimator: Box<Estimator>,
+        folds: u64,
+    },
+    /// `VotingRegressor` / `VotingClassifier(voting="soft")`: the weighted mean of the base estimators'
+    /// predictions (or probabilities).
+    Voting { base: Vec<Member>, weights: Vec<f64> },
 }
 
-pub const REGRESSORS: [&str; 7] = [
+/// A named base estimator of an ensemble; its predictions are the final estimator's feature `name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    #[serde(flatten)]
+    pub estimator: Estimator,
+}
+
+pub const REGRESSORS: [&str; 9] = [
     "linear_regression",
     "ridge",
     "lasso",
@@ -131,9 +151,18 @@ pub const REGRESSORS: [&str; 7] = [
     "decision_tree",
     "random_forest",
     "gradient_boosting",
+    "stacking",
+    "voting",
 ];
 
-pub const CLASSIFIERS: [&str; 4] = ["logistic_regression", "decision_tree", "random_forest", "gradient_boosting"];
+pub const CLASSIFIERS: [&str; 6] = [
+    "logistic_regression",
+    "decision_tree",
+    "random_forest",
+    "gradient_boosting",
+    "stacking",
+    "voting",
+];
 
 impl Estimator {
     pub fn name(&self) -> &'static str {
@@ -146,7 +175,14 @@ impl Estimator {
             Estimator::DecisionTree { .. } => "decision_tree",
             Estimator::RandomForest { .. } => "random_forest",
             Estimator::GradientBoosting { .. } => "gradient_boosting",
+            Estimator::Stacking { .. } => "stacking",
+            Estimator::Voting { .. } => "voting",
         }
+    }
+
+    /// Ensembles combine other estimators.
+    pub fn is_ensemble(&self) -> bool {
+        matches!(self, Estimator::Stacking { .. } | Estimator::Voting { .. })
     }
 
     /// Linear regressors have coefficients (what recursive elimination and L1 selection rank by).
@@ -192,6 +228,8 @@ impl Estimator {
                 "min_samples_split",
                 "min_samples_leaf",
             ],
+            Estimator::Stacking { .. } => vec!["base", "final", "folds"],
+            Estimator::Voting { .. } => vec!["base", "weights"],
         }
     }
 }
@@ -230,6 +268,9 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
     }
     if matches!(name.value.as_str(), "decision_tree" | "gradient_boosting" | "random_forest") {
         return parse_tree_estimator(t, &name.value, task);
+    }
+    if matches!(name.value.as_str(), "stacking" | "voting") {
+        return parse_ensemble(t, &name.value, task);
     }
     let fit_intercept = t.bool("fit_intercept")?.unwrap_or(true);
     let alpha = |t: &mut TableReader<'_, '_>| -> Result<f64> {
@@ -314,6 +355,99 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
             })
         }
     }
+}
+
+/// `stacking` / `voting`: `[[train.base]]` tables (each a `name` and an estimator), then `[train.final]`
+/// and `folds` (stacking) or `weights` (voting).
+fn parse_ensemble(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> Result<Estimator> {
+    let mut base: Vec<Member> = Vec::new();
+    for mut b in t.table_list("base")? {
+        let member = b.req_str("name", "a name for this estimator's predictions")?;
+        let ok = !member.value.is_empty()
+            && member.value.len() <= 64
+            && member.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(Error::spec(
+                format!("base name \"{}\" must be 1-64 letters, digits, '_' or '-'", member.value),
+                Some(member.location),
+            ));
+        }
+        if base.iter().any(|m| m.name == member.value) {
+            return Err(Error::spec(format!("two base estimators are named \"{}\"", member.value), Some(member.location))
+                .with_hint("give each [[train.base]] a unique name"));
+        }
+        let estimator = parse_estimator(&mut b, task)?;
+        if estimator.is_ensemble() {
+            return Err(Error::spec(
+                format!("base estimator \"{}\" is itself an ensemble; ensembles do not nest", member.value),
+                Some(member.location),
+            ));
+        }
+        let mut known = vec!["name", "estimator"];
+        known.extend(estimator.param_names());
+        b.finish(&known)?;
+        base.push(Member {
+            name: member.value,
+            estimator,
+        });
+    }
+    if base.len() < 2 {
+        return Err(Error::spec(format!("{name} needs at least two [[train.base]] estimators"), Some(t.location()))
+            .with_hint("add [[train.base]] tables, each with name = \"…\" and estimator = \"…\""));
+    }
+    if name == "voting" {
+        let weights = match t.kind("weights") {
+            None => vec![1.0; base.len()],
+            Some("an array") => {
+                let Some(list) = t.raw("weights") else {
+                    return Err(Error::internal("weights vanished"));
+                };
+                let toml::de::DeValue::Array(items) = list.get_ref() else {
+                    return Err(Error::internal("weights is not an array"));
+                };
+                let location = t.source().location(list.span());
+                let weights: Vec<f64> = items
+                    .iter()
+                    .map(|v| match v.get_ref() {
+                        toml::de::DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+                        toml::de::DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok(),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<f64>>>()
+                    .filter(|w| w.iter().all(|x| x.is_finite() && *x >= 0.0) && w.iter().any(|x| *x > 0.0))
+                    .ok_or_else(|| {
+                        Error::spec("`weights` must be numbers ≥ 0, not all 0", Some(location.clone()))
+                    })?;
+                if weights.len() != base.len() {
+                    return Err(Error::spec(
+                        format!("`weights` has {} numbers for {} base estimators", weights.len(), base.len()),
+                        Some(location),
+                    ));
+                }
+                weights
+            }
+            Some(other) => {
+                return Err(Error::spec(format!("`weights` must be an array of numbers, found {other}"), Some(t.location())));
+            }
+        };
+        return Ok(Estimator::Voting { base, weights });
+    }
+    let mut f = t.table("final")?.ok_or_else(|| {
+        t.missing("final", "the estimator that learns from the base estimators' predictions")
+    })?;
+    let final_estimator = parse_estimator(&mut f, task)?;
+    if final_estimator.is_ensemble() {
+        return Err(Error::spec("the final estimator cannot be an ensemble", Some(f.location())));
+    }
+    let mut known = vec!["estimator"];
+    known.extend(final_estimator.param_names());
+    f.finish(&known)?;
+    let folds = at_least(t, "folds", 2, 5)?;
+    Ok(Estimator::Stacking {
+        base,
+        final_estimator: Box::new(final_estimator),
+        folds,
+    })
 }
 
 /// An integer parameter with a default and a least value.
@@ -423,15 +557,26 @@ fn parse_max_features(t: &mut TableReader<'_, '_>, task: Task) -> Result<MaxFeat
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Model {
-    /// First: it denies unknown fields and needs `classes`, so a regressor's JSON never reads as one.
+    /// First: it denies unknown fields and needs `members`.
+    Ensemble(EnsembleModel),
+    /// Next: it denies unknown fields and needs `classes`, so a regressor's JSON never reads as one.
     Classifier(ClassifierModel),
     Linear(LinearModel),
     Trees(TreeModel),
 }
 
+/// What a model computes for some rows: values (a regressor, before any inverse target transform) or
+/// row-major class probabilities (a classifier).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Values(Vec<f64>),
+    Proba(Vec<f64>),
+}
+
 impl Model {
     pub fn estimator(&self) -> &str {
         match self {
+            Model::Ensemble(m) => &m.estimator,
             Model::Classifier(m) => &m.estimator,
             Model::Linear(m) => &m.estimator,
             Model::Trees(m) => &m.estimator,
@@ -440,6 +585,7 @@ impl Model {
 
     pub fn features(&self) -> &[String] {
         match self {
+            Model::Ensemble(m) => &m.features,
             Model::Classifier(m) => &m.features,
             Model::Linear(m) => &m.features,
             Model::Trees(m) => &m.features,
@@ -450,15 +596,42 @@ impl Model {
     pub fn linear(&self) -> Option<&LinearModel> {
         match self {
             Model::Linear(m) => Some(m),
-            Model::Trees(_) | Model::Classifier(_) => None,
+            _ => None,
         }
     }
 
-    /// The classes, for a classifier.
+    /// The single classifier, when it is one (an ensemble of classifiers is not).
     pub fn classifier(&self) -> Option<&ClassifierModel> {
         match self {
             Model::Classifier(m) => Some(m),
-            Model::Linear(_) | Model::Trees(_) => None,
+            _ => None,
+        }
+    }
+
+    /// A classifier's classes (in order) and whether they are numbers.
+    pub fn classes(&self) -> Option<(&[String], bool)> {
+        match self {
+            Model::Classifier(m) => Some((&m.classes, m.numeric_labels)),
+            Model::Ensemble(m) => m.classes.as_deref().map(|c| (c, m.numeric_labels)),
+            _ => None,
+        }
+    }
+
+    /// Values or class probabilities for every row of `frame`.
+    pub fn output(&self, frame: &Frame) -> Result<Output> {
+        match self {
+            Model::Classifier(m) => m.predict_proba(frame).map(Output::Proba),
+            Model::Ensemble(m) => m.output(frame),
+            Model::Linear(m) => m.predict(frame).map(Output::Values),
+            Model::Trees(m) => m.predict(frame).map(Output::Values),
+        }
+    }
+
+    /// A regressor's predictions (a classifier predicts through `output`).
+    pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
+        match self.output(frame)? {
+            Output::Values(v) => Ok(v),
+            Output::Proba(_) => Err(Error::internal("a classifier has no numeric prediction")),
         }
     }
 
@@ -470,15 +643,103 @@ impl Model {
             _ => None,
         }
     }
+}
 
-    /// A regressor's predictions (a classifier predicts through `predict_proba`).
-    pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
-        match self {
-            Model::Linear(m) => m.predict(frame),
-            Model::Trees(m) => m.predict(frame),
-            Model::Classifier(_) => Err(Error::internal("a classifier has no numeric prediction")),
+/// A fitted stacking or voting ensemble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleModel {
+    pub estimator: String,
+    pub features: Vec<String>,
+    /// The base models, fitted on every train row, by name.
+    pub members: Vec<(String, Model)>,
+    /// Stacking: the model fitted on the members' out-of-fold predictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_model: Option<Box<Model>>,
+    /// Voting: each member's weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<f64>,
+    /// A classifier ensemble's classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    #[serde(default)]
+    pub numeric_labels: bool,
+}
+
+impl EnsembleModel {
+    fn output(&self, frame: &Frame) -> Result<Output> {
+        let outputs = self
+            .members
+            .iter()
+            .map(|(_, m)| m.output(frame))
+            .collect::<Result<Vec<Output>>>()?;
+        let n_classes = self.classes.as_ref().map_or(0, Vec::len);
+        if let Some(final_model) = &self.final_model {
+            let meta = meta_features(&self.members, &outputs, n_classes);
+            let frame = frame_of(meta, frame.n_rows(), frame);
+            return final_model.output(&frame);
+        }
+        // Voting: the weighted mean, summed in member order, divided by the weights' sum (numpy's
+        // `average`).
+        let total: f64 = self.weights.iter().sum();
+        let mut mean: Option<Vec<f64>> = None;
+        for (out, w) in outputs.iter().zip(&self.weights) {
+            let values = match out {
+                Output::Values(v) | Output::Proba(v) => v,
+            };
+            match &mut mean {
+                None => mean = Some(values.iter().map(|v| v * w).collect()),
+                Some(m) => {
+                    for (a, v) in m.iter_mut().zip(values) {
+                        *a += v * w;
+                    }
+                }
+            }
+        }
+        let mean: Vec<f64> = mean.unwrap_or_default().into_iter().map(|v| v / total).collect();
+        Ok(if self.classes.is_some() {
+            Output::Proba(mean)
+        } else {
+            Output::Values(mean)
+        })
+    }
+}
+
+/// The final estimator's features: each member's prediction (`name`), or for classes its
+/// probabilities (`name`: the positive class's, for two; `name_class` per class, for more), as
+/// scikit-learn's stacking passes them on.
+fn meta_features(members: &[(String, Model)], outputs: &[Output], n_classes: usize) -> Vec<(String, Vec<f64>)> {
+    let mut meta = Vec::new();
+    for ((name, model), out) in members.iter().zip(outputs) {
+        match out {
+            Output::Values(v) => meta.push((name.clone(), v.clone())),
+            Output::Proba(p) if n_classes == 2 => meta.push((name.clone(), p.chunks(2).map(|r| r[1]).collect())),
+            Output::Proba(p) => {
+                let labels = model.classes().map(|(l, _)| l.to_vec()).unwrap_or_default();
+                for (k, label) in labels.iter().enumerate() {
+                    meta.push((format!("{name}_{label}"), p.chunks(n_classes).map(|r| r[k]).collect()));
+                }
+            }
         }
     }
+    meta
+}
+
+/// A frame of numeric columns, its rows numbered as `like`'s.
+fn frame_of(columns: Vec<(String, Vec<f64>)>, rows: usize, like: &Frame) -> Frame {
+    Frame {
+        columns: columns
+            .into_iter()
+            .map(|(name, v)| crate::frame::Column {
+                name,
+                data: ColumnData::Numeric(v),
+            })
+            .collect(),
+        lines: like.lines.iter().copied().take(rows).collect(),
+        source: like.source.clone(),
+        first_row: like.first_row,
+    }
+
 }
 
 /// A fitted tree model: `init + Σ learning_rate × tree(x)` (a single tree: init 0, rate 1), or the mean
@@ -723,6 +984,9 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
         tree::single_columns(&names, &columns)?
     };
     let tree_columns: Vec<&[f64]> = rounded.iter().map(Vec::as_slice).collect();
+    if estimator.is_ensemble() {
+        return fit_ensemble(estimator, features, target, seed);
+    }
     let (y, labels, numeric) = match *target {
         FitTarget::Values(y) => {
             if estimator.is_linear() {
@@ -852,6 +1116,127 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
         numeric_labels: numeric,
         scores,
         importances,
+    }))
+}
+
+/// A member's own seed: the stage's, keyed by the member's name.
+fn member_seed(seed: [u8; 32], name: &str) -> [u8; 32] {
+    *blake3::keyed_hash(&seed, name.as_bytes()).as_bytes()
+}
+
+/// Stacking or voting: every member fitted on all train rows; for stacking, the final estimator fitted on
+/// the members' out-of-fold predictions (unshuffled k-fold, stratified for classes, as scikit-learn's
+/// default `cv`).
+fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarget<'_>, seed: [u8; 32]) -> Result<Model> {
+    let (base, stacking) = match estimator {
+        Estimator::Stacking {
+            base,
+            final_estimator,
+            folds,
+        } => (base, Some((final_estimator, *folds))),
+        Estimator::Voting { base, .. } => (base, None),
+        _ => return Err(Error::internal("not an ensemble")),
+    };
+    let (classes, numeric) = match target {
+        FitTarget::Classes { labels, numeric, .. } => (Some(labels.to_vec()), *numeric),
+        FitTarget::Values(_) => (None, false),
+    };
+    let n_classes = classes.as_ref().map_or(0, Vec::len);
+    let members = base
+        .iter()
+        .map(|m| {
+            let model = fit(&m.estimator, features, target, member_seed(seed, &m.name))
+                .map_err(|e| e.with_context(format!("base estimator \"{}\"", m.name)))?;
+            Ok((m.name.clone(), model))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = features.iter().map(|(n, _)| (*n).to_string()).collect();
+    let Some((final_estimator, k)) = stacking else {
+        let Estimator::Voting { weights, .. } = estimator else {
+            return Err(Error::internal("not voting"));
+        };
+        return Ok(Model::Ensemble(EnsembleModel {
+            estimator: estimator.name().into(),
+            features: names,
+            members,
+            final_model: None,
+            weights: weights.clone(),
+            classes,
+            numeric_labels: numeric,
+        }));
+    };
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    let n = match target {
+        FitTarget::Values(y) => y.len(),
+        FitTarget::Classes { y, .. } => y.len(),
+    };
+    let fold = match target {
+        FitTarget::Values(_) => folds::kfold(n, k, None)?,
+        FitTarget::Classes { y, .. } => folds::stratified(y, k, None)?,
+    };
+    let width = if n_classes > 0 { n_classes } else { 1 };
+    let mut oof: Vec<Vec<f64>> = vec![vec![0.0; n * width]; base.len()];
+    for f in 0..k {
+        let (fit_rows, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|r| fold[*r] != f);
+        let pick = |rows: &[usize], c: &[f64]| -> Vec<f64> { rows.iter().map(|r| c[*r]).collect() };
+        let fit_columns: Vec<Vec<f64>> = features.iter().map(|(_, c)| pick(&fit_rows, c)).collect();
+        let fit_features: Vec<(&str, &[f64])> = names.iter().map(String::as_str).zip(fit_columns.iter().map(Vec::as_slice)).collect();
+        let held_frame = Frame {
+            columns: names
+                .iter()
+                .zip(features)
+                .map(|(name, (_, c))| crate::frame::Column {
+                    name: name.clone(),
+                    data: ColumnData::Numeric(pick(&held, c)),
+                })
+                .collect(),
+            lines: held.iter().map(|r| *r as u64 + 1).collect(),
+            source: "the train rows".into(),
+            first_row: 0,
+        };
+        let fit_values;
+        let fit_classes;
+        let fold_target = match target {
+            FitTarget::Values(y) => {
+                fit_values = pick(&fit_rows, y);
+                FitTarget::Values(&fit_values)
+            }
+            FitTarget::Classes { y, labels, numeric } => {
+                fit_classes = fit_rows.iter().map(|r| y[*r]).collect::<Vec<u32>>();
+                FitTarget::Classes {
+                    y: &fit_classes,
+                    labels,
+                    numeric: *numeric,
+                }
+            }
+        };
+        for (m, member) in base.iter().enumerate() {
+            let model = fit(&member.estimator, &fit_features, &fold_target, member_seed(seed, &member.name))
+                .map_err(|e| e.with_context(format!("base estimator \"{}\", fold {}", member.name, f + 1)))?;
+            let values = match model.output(&held_frame)? {
+                Output::Values(v) | Output::Proba(v) => v,
+            };
+            for (i, r) in held.iter().enumerate() {
+                oof[m][r * width..(r + 1) * width].copy_from_slice(&values[i * width..(i + 1) * width]);
+            }
+        }
+    }
+    let outputs: Vec<Output> = oof
+        .into_iter()
+        .map(|v| if n_classes > 0 { Output::Proba(v) } else { Output::Values(v) })
+        .collect();
+    let meta = meta_features(&members, &outputs, n_classes);
+    let meta_features: Vec<(&str, &[f64])> = meta.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    let final_model = fit(final_estimator, &meta_features, target, member_seed(seed, "final"))
+        .map_err(|e| e.with_context("the final estimator".to_string()))?;
+    Ok(Model::Ensemble(EnsembleModel {
+        estimator: estimator.name().into(),
+        features: names,
+        members,
+        final_model: Some(Box::new(final_model)),
+        weights: Vec::new(),
+        classes,
+        numeric_labels: numeric,
     }))
 }
 

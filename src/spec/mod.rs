@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub analyse: Option<Analyse>,
     pub steps: Vec<Step>,
     pub train: Train,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CrossValidation>,
     pub evaluate: Evaluate,
     /// Checks on the metrics of a run. They judge a run; they are not an input of it, so they are
     /// stored with the pipeline but left out of the run id.
@@ -159,6 +161,28 @@ pub struct Train {
     #[serde(flatten)]
     pub estimator: Estimator,
     pub target_transform: TargetTransform,
+    /// A grid search over the estimator's parameters (`[grid]`), scored by `[cv]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+}
+
+/// Every combination of a `[grid]`'s values, as estimators, in scikit-learn's `ParameterGrid` order
+/// (parameters sorted by name, the last varying fastest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    pub params: Vec<String>,
+    pub candidates: Vec<Estimator>,
+}
+
+/// `[cv]`: k-fold cross-validation on the train rows. Each fold refits every step and the estimator on
+/// the other folds and scores the held-out one, as scikit-learn's `cross_val_score` does with a
+/// `Pipeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    pub folds: u64,
+    pub shuffle: bool,
+    pub stratify: bool,
+    pub metric: Metric,
 }
 
 /// A scalar metric of predictions, named as scikit-learn's scorers name them.
@@ -347,6 +371,8 @@ impl Pipeline {
             "transform",
             "select",
             "train",
+            "grid",
+            "cv",
             "evaluate",
             "gate",
         ])?;
@@ -555,6 +581,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let mut known = vec!["estimator", "target_transform"];
     known.extend(estimator.param_names());
     t.finish(&known)?;
+    let search = parse_grid(root, &mut t, &estimator, task)?;
 
     let metrics = match root.table("evaluate")? {
         Some(mut e) => {
@@ -575,6 +602,14 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         }
         None => Metric::defaults(task),
     };
+    let cv = parse_cv(root, task, &metrics)?;
+    if let (Some(search), None) = (&search, &cv) {
+        return Err(Error::spec(
+            format!("[grid] varies {} but there is no [cv] to score the candidates", search.params.join(", ")),
+            None,
+        )
+        .with_hint("add [cv] with folds = 5 (and metric = \"…\" to choose by)"));
+    }
 
     Ok(Pipeline {
         name: name.value,
@@ -588,7 +623,9 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         train: Train {
             estimator,
             target_transform,
+            search,
         },
+        cv,
         gates: parse_gates(root, &metrics, task)?,
         evaluate: Evaluate { metrics },
         origin: Origin {
@@ -598,6 +635,113 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
             split_column: split_loc,
         },
     })
+}
+
+/// Grid searches stop here: each candidate is a full cross-validation.
+const MAX_CANDIDATES: usize = 1000;
+
+fn parse_grid(
+    root: &mut TableReader<'_, '_>,
+    train: &mut TableReader<'_, '_>,
+    base: &Estimator,
+    task: Task,
+) -> Result<Option<Search>> {
+    let Some(mut grid) = root.table("grid")? else {
+        return Ok(None);
+    };
+    if base.is_ensemble() {
+        return Err(Error::spec(
+            format!("[grid] searches one estimator's parameters; {} combines several", base.name()),
+            Some(grid.location()),
+        )
+        .with_hint("search each base estimator on its own, then fix their parameters in the ensemble"));
+    }
+    let mut entries = grid.entries();
+    entries.sort_by(|a, b| a.0.value.cmp(&b.0.value));
+    let known = base.param_names();
+    let mut axes = Vec::new();
+    for (key, value) in &entries {
+        if !known.contains(&key.value.as_str()) {
+            let mut err = Error::spec(
+                format!(
+                    "[grid] varies `{}`, which {} does not take (it takes: {})",
+                    key.value,
+                    base.name(),
+                    known.join(", ")
+                ),
+                Some(key.location.clone()),
+            );
+            if let Some(h) = crate::error::did_you_mean(&key.value, known.iter().copied()) {
+                err = err.with_hint(h);
+            }
+            return Err(err);
+        }
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(Error::spec(
+                format!("[grid] `{}` must be an array of the values to try", key.value),
+                Some(key.location.clone()),
+            ));
+        };
+        if items.is_empty() {
+            return Err(Error::spec(format!("[grid] `{}` has no values to try", key.value), Some(key.location.clone())));
+        }
+        axes.push((key.value.as_str(), items));
+    }
+    if axes.is_empty() {
+        return Err(Error::spec("[grid] names no parameter to vary", Some(grid.location())));
+    }
+    let total: usize = axes.iter().map(|(_, items)| items.len()).product();
+    if total > MAX_CANDIDATES {
+        return Err(Error::spec(
+            format!("[grid] makes {total} candidates; at most {MAX_CANDIDATES} are searched"),
+            Some(grid.location()),
+        )
+        .with_hint("search fewer values, or search in stages"));
+    }
+    let mut candidates = Vec::with_capacity(total);
+    for index in 0..total {
+        // Mixed radix, the last axis fastest.
+        let mut rest = index;
+        let mut picks = vec![(axes[0].0, &axes[0].1[0]); axes.len()];
+        for (slot, (name, items)) in axes.iter().enumerate().rev() {
+            picks[slot] = (name, &items[rest % items.len()]);
+            rest /= items.len();
+        }
+        let table = train.with_values(&picks);
+        let mut reader = train.over(&table);
+        candidates.push(crate::models::parse_estimator(&mut reader, task)?);
+    }
+    Ok(Some(Search {
+        params: axes.iter().map(|(n, _)| (*n).to_string()).collect(),
+        candidates,
+    }))
+}
+
+fn parse_cv(root: &mut TableReader<'_, '_>, task: Task, metrics: &[Metric]) -> Result<Option<CrossValidation>> {
+    let Some(mut t) = root.table("cv")? else {
+        return Ok(None);
+    };
+    let folds = match t.u64("folds")? {
+        None => 5,
+        Some(k) if k.value >= 2 && k.value <= 100 => k.value,
+        Some(k) => return Err(Error::spec("`folds` must be between 2 and 100", Some(k.location))),
+    };
+    let metric = match t.str("metric")? {
+        Some(m) => Metric::parse(&m, task)?,
+        None => metrics[0],
+    };
+    let stratify = t.bool("stratify")?.unwrap_or(task == Task::Classification);
+    if stratify && task != Task::Classification {
+        return Err(Error::spec("`stratify` keeps class proportions; it needs task = \"classification\"", Some(t.location())));
+    }
+    let cv = CrossValidation {
+        folds,
+        shuffle: t.bool("shuffle")?.unwrap_or(true),
+        stratify,
+        metric,
+    };
+    t.finish(&["folds", "metric", "stratify", "shuffle"])?;
+    Ok(Some(cv))
 }
 
 fn parse_gates(root: &mut TableReader<'_, '_>, computed: &[Metric], task: Task) -> Result<Vec<Gate>> {

@@ -286,6 +286,26 @@ impl<'a, 's> TableReader<'a, 's> {
             .collect()
     }
 
+    /// A copy of this table with some keys set to other values (a grid search's candidates). The
+    /// values keep their own spans, so an error in one points at it.
+    pub fn with_values(&self, values: &[(&str, &'a Spanned<DeValue<'s>>)]) -> DeTable<'s> {
+        let mut table = self.table.clone();
+        for (key, value) in values {
+            let existing = table.keys().find(|k| k.get_ref().as_ref() == *key).cloned();
+            let key = existing.unwrap_or_else(|| Spanned::new(value.span(), std::borrow::Cow::Owned((*key).to_string())));
+            table.insert(key, (*value).clone());
+        }
+        table
+    }
+
+    /// A reader of another table under this one's name and place (see `with_values`).
+    pub fn over<'b>(&self, table: &'b DeTable<'s>) -> TableReader<'b, 's>
+    where
+        'a: 'b,
+    {
+        TableReader::new(self.src, table, self.span.clone(), self.name.clone())
+    }
+
     /// The keys of this table with their locations, for free-form maps (`dtypes`).
     pub fn entries(&mut self) -> Vec<(At<String>, &'a Spanned<DeValue<'s>>)> {
         self.table

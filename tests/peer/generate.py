@@ -76,6 +76,30 @@ def metrics(y, p):
     return {"rmse": root_mean_squared_error(y, p), "mae": mean_absolute_error(y, p), "r2": r2_score(y, p)}
 
 
+def house_steps(train, test, numeric, categorical):
+    """The steps of tests/peer/house-prices-ridge.toml, fitted on `train`, applied to both."""
+    indicator = AddMissingIndicator(variables=numeric, missing_only=True).fit(train)
+    train, test = (indicator.transform(d) for d in (train, test))
+    imputer = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    medians = {k: float(v) for k, v in imputer.imputer_dict_.items()}
+    train, test = (imputer.transform(d) for d in (train, test))
+    cat_imp = CategoricalImputer(imputation_method="missing", fill_value="Missing", variables=categorical).fit(train)
+    train, test = (cat_imp.transform(d) for d in (train, test))
+
+    mapping = {v: float(i) for i, v in enumerate(SCALE)}
+    for d in (train, test):
+        for c in QUALITY:
+            d[c] = d[c].map(mapping)
+    rest = [c for c in categorical if c not in QUALITY]
+
+    rare = RareLabelEncoder(tol=0.01, n_categories=1, variables=rest).fit(train)
+    frequent = {k: sorted(v) for k, v in rare.encoder_dict_.items()}
+    train, test = (rare.transform(d) for d in (train, test))
+
+    train, test, dummies = one_hot(train, test, rest)
+    return train, test, {"indicator": indicator, "medians": medians, "frequent": frequent, "dummies": dummies}
+
+
 def ridge_case():
     df = read(dtype={"MSSubClass": str})
     train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
@@ -102,25 +126,8 @@ def ridge_case():
     correlations = [[a, b, float(corr.loc[a, b])] for i, a in enumerate(names) for b in names[i + 1:]
                      if abs(corr.loc[a, b]) > 0.8]
 
-    indicator = AddMissingIndicator(variables=numeric, missing_only=True).fit(train)
-    train, test = (indicator.transform(d) for d in (train, test))
-    imputer = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
-    medians = {k: float(v) for k, v in imputer.imputer_dict_.items()}
-    train, test = (imputer.transform(d) for d in (train, test))
-    cat_imp = CategoricalImputer(imputation_method="missing", fill_value="Missing", variables=categorical).fit(train)
-    train, test = (cat_imp.transform(d) for d in (train, test))
-
-    mapping = {v: float(i) for i, v in enumerate(SCALE)}
-    for d in (train, test):
-        for c in QUALITY:
-            d[c] = d[c].map(mapping)
-    rest = [c for c in categorical if c not in QUALITY]
-
-    rare = RareLabelEncoder(tol=0.01, n_categories=1, variables=rest).fit(train)
-    frequent = {k: sorted(v) for k, v in rare.encoder_dict_.items()}
-    train, test = (rare.transform(d) for d in (train, test))
-
-    train, test, dummies = one_hot(train, test, rest)
+    train, test, fitted = house_steps(train, test, numeric, categorical)
+    indicator, medians, frequent, dummies = (fitted[k] for k in ("indicator", "medians", "frequent", "dummies"))
     features = [c for c in train.columns if c not in protected]
     X, y = train[features].to_numpy(float), np.log(train.SalePrice.to_numpy(float))
     model = Ridge(alpha=10.0).fit(X, y)
@@ -747,12 +754,14 @@ def classify_case():
         ("penguins", "logistic_l2", 'estimator = "logistic_regression"\nC = 0.5\ntol = 1e-10',
          lambda rs: LogisticRegression(C=0.5, tol=1e-12, max_iter=100000), (0.5, 0.0)),
         ("penguins", "logistic_l1", 'estimator = "logistic_regression"\nC = 0.5\nl1_ratio = 1.0\ntol = 1e-10',
-         lambda rs: LogisticRegression(C=0.5, l1_ratio=1.0, solver="saga", tol=1e-13, max_iter=1000000),
+         lambda rs: LogisticRegression(C=0.5, l1_ratio=1.0, solver="saga", tol=1e-13, max_iter=1000000,
+                                      random_state=0),
          (0.5, 1.0)),
         ("houses", "logistic_l2", 'estimator = "logistic_regression"\nC = 1.0\ntol = 1e-10',
          lambda rs: LogisticRegression(C=1.0, tol=1e-12, max_iter=100000), (1.0, 0.0)),
         ("houses", "logistic_enet", 'estimator = "logistic_regression"\nC = 0.2\nl1_ratio = 0.5\ntol = 1e-10',
-         lambda rs: LogisticRegression(C=0.2, l1_ratio=0.5, solver="saga", tol=1e-13, max_iter=1000000),
+         lambda rs: LogisticRegression(C=0.2, l1_ratio=0.5, solver="saga", tol=1e-13, max_iter=1000000,
+                                      random_state=0),
          (0.2, 0.5)),
         ("penguins", "tree_entropy",
          'estimator = "decision_tree"\ncriterion = "entropy"\nmax_depth = 5\nmin_samples_leaf = 5',
@@ -810,6 +819,92 @@ def classify_case():
     return out
 
 
+def cv_case():
+    """tests/peer/house-prices-ridge.toml with a grid over alpha, scored by unshuffled 5-fold
+    cross-validation of the whole pipeline (every step refitted on each fold's other folds), RMSE on the
+    original scale: scikit-learn's KFold, feature-engine's steps, Ridge on log(SalePrice)."""
+    from sklearn.model_selection import KFold
+
+    df = read(dtype={"MSSubClass": str})
+    train = df[df.YrSold != 2010].reset_index(drop=True)
+    protected = ["Id", "SalePrice"]
+    numeric = [c for c in train.columns if c not in protected and pd.api.types.is_numeric_dtype(train[c])]
+    categorical = [c for c in train.columns if c not in protected and c not in numeric]
+    alphas = [1.0, 10.0, 30.0]
+    scores = {a: [] for a in alphas}
+    for fit_rows, held in KFold(5).split(train):
+        a, b, _ = house_steps(train.iloc[fit_rows].copy(), train.iloc[held].copy(), numeric, categorical)
+        features = [c for c in a.columns if c not in protected]
+        for alpha in alphas:
+            model = Ridge(alpha=alpha).fit(a[features].to_numpy(float), np.log(a.SalePrice.to_numpy(float)))
+            pred = np.exp(model.predict(b[features].to_numpy(float)))
+            scores[alpha].append(float(root_mean_squared_error(b.SalePrice, pred)))
+    means = {a: float(np.mean(v)) for a, v in scores.items()}
+    return {
+        "pipeline": "house-prices-ridge.toml",
+        "extra": "[grid]\nalpha = [1.0, 10.0, 30.0]\n\n[cv]\nfolds = 5\nshuffle = false\nmetric = \"rmse\"\n",
+        "candidates": [{"alpha": a, "scores": scores[a], "mean": means[a], "std": float(np.std(scores[a]))}
+                       for a in alphas],
+        "chosen_alpha": min(alphas, key=lambda a: means[a]),
+    }
+
+
+def ensemble_case():
+    """Stacking and voting: scikit-learn's StackingRegressor / StackingClassifier (default cv: unshuffled
+    KFold, StratifiedKFold for classes; final estimator on out-of-fold predictions; probabilities of
+    the positive class for two classes) and VotingRegressor / VotingClassifier(voting="soft")."""
+    from sklearn.ensemble import (GradientBoostingRegressor, StackingClassifier, StackingRegressor,
+                                  VotingClassifier, VotingRegressor)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea",
+            "TotalBsmtSF", "GrLivArea", "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train, test = df[df.YrSold != 2010].copy(), df[df.YrSold == 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train, test = imp.transform(train), imp.transform(test)
+    houses = (train[numeric], test[numeric], train.SalePrice, test.SalePrice)
+    base_toml = ('[[train.base]]\nname = "ridge"\nestimator = "ridge"\nalpha = 10.0\n\n'
+                 '[[train.base]]\nname = "tree"\nestimator = "decision_tree"\nmax_depth = 6\nmin_samples_leaf = 10\n')
+    bases = lambda: [("ridge", Ridge(alpha=10.0)),
+                     ("tree", DecisionTreeRegressor(max_depth=6, min_samples_leaf=10, random_state=0))]
+    class_toml = ('[[train.base]]\nname = "logistic"\nestimator = "logistic_regression"\nC = 0.5\ntol = 1e-10\n\n'
+                  '[[train.base]]\nname = "tree"\nestimator = "decision_tree"\ncriterion = "entropy"\n'
+                  'max_depth = 5\nmin_samples_leaf = 5\n')
+    class_bases = lambda: [("logistic", LogisticRegression(C=0.5, tol=1e-12, max_iter=100000)),
+                           ("tree", DecisionTreeClassifier(criterion="entropy", max_depth=5, min_samples_leaf=5,
+                                                           random_state=0))]
+    cases = {
+        "stacking_regressor": ("house-prices-tree.toml", houses,
+                               'estimator = "stacking"\n\n[train.final]\nestimator = "ridge"\nalpha = 1.0\n\n' + base_toml,
+                               lambda: StackingRegressor(bases(), final_estimator=Ridge(alpha=1.0))),
+        "voting_regressor": ("house-prices-tree.toml", houses,
+                             'estimator = "voting"\nweights = [1, 3]\n\n' + base_toml,
+                             lambda: VotingRegressor(bases(), weights=[1, 3])),
+        "stacking_classifier": ("penguins-classify.toml", penguins_design(),
+                                'estimator = "stacking"\n\n[train.final]\nestimator = "logistic_regression"\ntol = 1e-10\n\n'
+                                + class_toml,
+                                lambda: StackingClassifier(class_bases(),
+                                                           final_estimator=LogisticRegression(tol=1e-12, max_iter=100000))),
+        "voting_classifier": ("penguins-classify.toml", penguins_design(),
+                              'estimator = "voting"\nweights = [2, 1]\n\n' + class_toml,
+                              lambda: VotingClassifier(class_bases(), voting="soft", weights=[2, 1])),
+    }
+    out = {}
+    for key, (pipeline, (X, Xt, y, yt), train_toml, make) in cases.items():
+        m = make().fit(X, y)
+        if hasattr(m, "predict_proba"):
+            pred = m.predict_proba(Xt)
+            result = {"test_proba": pred.tolist(), "test_metrics": class_metrics(yt, pred, list(m.classes_))}
+        else:
+            pred = m.predict(Xt)
+            result = {"test_predictions": [float(v) for v in pred], "test_metrics": metrics(yt, pred)}
+        out[key] = {"pipeline": pipeline, "train": train_toml, **result}
+    return out
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -829,6 +924,8 @@ def main():
         "woe": woe_case(),
         "trees": trees_case(),
         "classify": classify_case(),
+        "cv": cv_case(),
+        "ensemble": ensemble_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
