@@ -592,3 +592,32 @@ fn predict_reads_new_rows_without_the_target_when_gather_lists_columns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 1460);
 }
+
+#[test]
+fn grid_search_is_recorded_shown_and_diffed() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "[evaluate]",
+        "[grid]\nalpha = [0.5, 10.0]\n\n[cv]\nfolds = 3\nmetric = \"rmse\"\n\n[evaluate]",
+    );
+    let first = p.run(&[]);
+    let train = stage(&first, "train")["output"].as_str().unwrap().to_string();
+    let shown = stdout(&p.mlpipe(&["show", &train]));
+    assert!(shown.contains("3-fold cross-validation on the train rows, rmse"), "{shown}");
+    assert_eq!(shown.matches("← chosen").count(), 1, "{shown}");
+    p.edit("pipeline.toml", "alpha = [0.5, 10.0]", "alpha = [0.5]");
+    let second = p.run(&[]);
+    let diff = p.mlpipe(&["diff", first["run"].as_str().unwrap(), second["run"].as_str().unwrap()]);
+    let text = stdout(&diff);
+    assert!(text.contains("chosen   alpha = 10.0 → alpha = 0.5"), "{text}");
+    // A grid without [cv] cannot choose: an error that says what to add.
+    p.edit("pipeline.toml", "[cv]\nfolds = 3\nmetric = \"rmse\"\n", "");
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no [cv] to score the candidates"), "{err}");
+    // A parameter the estimator does not take is located.
+    p.edit("pipeline.toml", "[grid]\nalpha", "[grid]\nalhpa");
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(err.contains("[grid] varies `alhpa`") && err.contains("pipeline.toml:"), "{err}");
+}

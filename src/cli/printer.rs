@@ -292,6 +292,9 @@ impl Printer {
         for st in &r.stages {
             let _ = writeln!(s, "  {:<28} {}", st.name, st.status);
         }
+        if let Some(c) = &r.chosen {
+            let _ = writeln!(s, "chosen   {} → {}", c.old, c.new);
+        }
         s.push_str("metrics (test)\n");
         for m in &r.metrics {
             let f = |v: Option<f64>| v.map_or_else(|| "-".into(), fmt_num);

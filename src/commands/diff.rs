@@ -93,6 +93,8 @@ pub struct DiffReport {
     pub seed: Option<Change<u64>>,
     pub version: Option<Change<String>>,
     pub stages: Vec<StageDiff>,
+    /// The parameters a grid search chose, when either run searched and they differ.
+    pub chosen: Option<Change<String>>,
     pub metrics: Vec<MetricDelta>,
 }
 
@@ -106,6 +108,21 @@ impl DiffReport {
             || self.version.is_some()
             || self.stages.iter().any(|s| s.status != "same")
     }
+}
+
+/// The parameters a run's grid search chose ("alpha = 10.0"), if it searched.
+fn chosen(store: &dyn Store, run: &RunRecord) -> Result<Option<String>> {
+    let Some(stage) = run.stages.iter().find(|s| s.kind == "train") else {
+        return Ok(None);
+    };
+    let out = crate::executor::StageOutput::from_bytes(&store.get(&stage.output)?, &stage.output)?;
+    let crate::executor::StageState::Train(train) = out.state else {
+        return Ok(None);
+    };
+    Ok(train.cv.and_then(|cv| {
+        let params = &cv.candidates.get(cv.chosen)?.params;
+        (!params.is_empty()).then(|| params.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", "))
+    }))
 }
 
 /// Flattens JSON into `path = value` lines; arrays of objects with a "name" are keyed by that name.
@@ -334,6 +351,11 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
             }
         })
         .collect();
+    let (ca, cb) = (chosen(store, a)?, chosen(store, b)?);
+    let chosen = (ca != cb && (ca.is_some() || cb.is_some())).then(|| Change {
+        old: ca.unwrap_or_else(|| "(no grid search)".into()),
+        new: cb.unwrap_or_else(|| "(no grid search)".into()),
+    });
     Ok(DiffReport {
         a: a.run,
         b: b.run,
@@ -343,6 +365,7 @@ pub fn diff_records(store: &dyn Store, a: &RunRecord, b: &RunRecord) -> Result<D
         seed,
         version,
         stages,
+        chosen,
         metrics,
     })
 }
