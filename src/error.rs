@@ -202,7 +202,7 @@ impl Error {
 
     /// Prefixes a spec or data error's message with what was being done ("base estimator \"gbr\"").
     #[must_use]
-    pub fn with_context(mut self, what: String) -> Self {
+    pub fn with_context(mut self, what: impl std::fmt::Display) -> Self {
         if let Error::Spec { message, .. } | Error::Data { message, .. } = &mut self {
             *message = format!("{what}: {message}");
         }

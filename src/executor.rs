@@ -528,6 +528,10 @@ fn fit_train_state(
 ) -> Result<TrainState> {
     let features = models::design_columns(train, protected).map_err(|e| e.in_stage("train"))?;
     let (model, target_lambda) = match p.task {
+        Task::Clustering => (
+            models::fit(estimator, &features, &FitTarget::Unsupervised { rows: train.n_rows() }, seed),
+            None,
+        ),
         Task::Regression => {
             let y = target_values(p, train)?;
             let (y, lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
@@ -597,6 +601,7 @@ impl Executor<'_> {
             .map(|s| s.seed)
             .collect();
         let mut scores = vec![vec![0.0; k]; candidates.len()];
+        #[allow(clippy::needless_range_loop)] // f is the fold's number, held out and reported
         for f in 0..k {
             #[allow(clippy::cast_possible_truncation)] // row indices fit in u32, as the split's do
             let (fit_rows, held): (Vec<u32>, Vec<u32>) = (0..raw.n_rows() as u32).partition(|r| fold[*r as usize] != f);
@@ -680,6 +685,9 @@ pub fn score_with(
     frame: &Frame,
 ) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
     let pred = predict(state, frame)?;
+    if let Model::Clusters(model) = &state.model {
+        return Ok((pred, cluster_metrics(metrics, model, frame)?, None));
+    }
     match &pred {
         Predictions::Values(values) => {
             let y = target_values(p, frame)?;
@@ -722,6 +730,46 @@ pub fn score_with(
     }
 }
 
+/// Rows above which the silhouette (a distance between every two rows) is refused.
+const SILHOUETTE_ROWS: usize = 20_000;
+
+/// Inertia and silhouette of a clustering of `frame`'s rows.
+fn cluster_metrics(metrics: &[crate::spec::Metric], model: &models::ClusterModel, frame: &Frame) -> Result<BTreeMap<String, f64>> {
+    use crate::spec::Metric;
+    let columns = model
+        .features
+        .iter()
+        .map(|f| frame.numeric(f))
+        .collect::<Result<Vec<&[f64]>>>()?;
+    let points = models::kmeans::Points::from_columns(&columns);
+    let labels = model.assign(frame)?;
+    metrics
+        .iter()
+        .map(|m| {
+            let value = match m {
+                Metric::Inertia => (0..points.n())
+                    .map(|i| models::kmeans::squared_distance(points.row(i), &model.centres[labels[i]]))
+                    .sum(),
+                Metric::Silhouette => {
+                    if points.n() > SILHOUETTE_ROWS {
+                        return Err(Error::data(format!(
+                            "silhouette compares every two rows; {} rows are more than {SILHOUETTE_ROWS}",
+                            points.n()
+                        ))
+                        .with_hint("use inertia for large data"));
+                    }
+                    models::kmeans::silhouette(&points, &labels, model.centres.len()).ok_or_else(|| {
+                        Error::data("silhouette needs at least two clusters among the rows, and fewer clusters than rows")
+                            .with_hint("ask for more clusters, or use inertia")
+                    })?
+                }
+                other => return Err(Error::internal(format!("{} is not a clustering metric", other.name()))),
+            };
+            Ok((m.name().to_string(), value))
+        })
+        .collect()
+}
+
 /// Predictions of a fitted model: a regressor's on the original target scale, a classifier's classes
 /// and probabilities.
 pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
@@ -754,6 +802,8 @@ pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
 
 fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
     match frame.column(&p.target).map(|c| c.data.column_type()) {
+        None if p.task == Task::Clustering && p.target.is_empty() => {}
+        Some(_) if p.task == Task::Clustering => {}
         Some(ColumnType::Numeric) => {}
         Some(ColumnType::Categorical) if p.task == Task::Classification => {}
         Some(ColumnType::Categorical) => {

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 //! Classification end to end: the shipped penguins pipeline and its variants through run, show,
 //! predict (file, database, stream), serve and reproduce; thread-count independence; bad input.
 
@@ -226,4 +228,38 @@ fn classification_mistakes_are_clear_errors() {
     // Nothing half-written: the failed runs left no run record.
     let log = p.mlpipe(&["log"]);
     assert!(!stdout(&log).contains("penguins"), "{}", stdout(&log));
+}
+
+#[test]
+fn the_clustering_pipeline_is_the_same_on_any_thread_count_and_predicts_clusters_that_replay() {
+    let p = Project::penguins_from("pipelines/penguins-clusters.toml");
+    let runs: Vec<Value> = [vec![("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")], vec![]]
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            let store = p.path(&format!("store{i}"));
+            let out = p.mlpipe_env(&["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()], env);
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(runs[0]["run"], runs[1]["run"]);
+    assert_eq!(stage_outputs(&runs[0]), stage_outputs(&runs[1]));
+    let silhouette = runs[0]["metrics"]["silhouette"].as_f64().unwrap();
+    assert!(silhouette > 0.3, "test silhouette {silhouette}");
+    let run = p.run(&[]);
+    let id = run["run"].as_str().unwrap();
+    let out = p.mlpipe(&["predict", id, "--input", "penguins.csv", "--output", "clusters.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(p.path("clusters.csv")).unwrap();
+    let clusters: std::collections::BTreeSet<&str> =
+        text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(clusters.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+    let batch = out_line(&out, "prediction ");
+    let replay = p.mlpipe(&["reproduce", &batch]);
+    assert!(stdout(&replay).starts_with("reproduced bit-for-bit"), "{}", stderr(&replay));
+    // A classification metric on a clustering is refused where it is written.
+    p.edit("pipeline.toml", "metrics = [\"inertia\"", "metrics = [\"accuracy\", \"inertia\"");
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(err.contains("metric \"accuracy\" is a classification metric, but the task is clustering"), "{err}");
 }

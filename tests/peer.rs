@@ -944,7 +944,7 @@ fn an_unsampled_regression_forest_predicts_as_scikit_learns() {
 }
 
 /// A grid over ridge's alpha, scored by unshuffled 5-fold cross-validation of the whole pipeline: the
-/// same fold scores as scikit-learn's KFold with feature-engine's steps refitted per fold, and the
+/// same fold scores as scikit-learn's `KFold` with feature-engine's steps refitted per fold, and the
 /// same choice.
 #[test]
 fn grid_search_cross_validates_the_whole_pipeline_as_scikit_learn_does() {
@@ -1011,4 +1011,53 @@ fn stacking_and_voting_match_scikit_learns_ensembles() {
             }
         }
     }
+}
+
+/// k-means: Lloyd's iterations from the same start reach scikit-learn's centres; seeded by our
+/// k-means++ (other streams than numpy's), the fit reaches the inertia and test silhouette that
+/// scikit-learn reaches over ten `random_state`s.
+#[test]
+fn k_means_matches_scikit_learn() {
+    let exp = &expected()["kmeans"];
+    let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("task = \"classification\"", "task = \"clustering\"");
+    let text = text[..text.find("\n[evaluate]").unwrap()].to_string() + "\n[evaluate]\nmetrics = [\"inertia\", \"silhouette\"]\n";
+    let pipeline = {
+        let path = Path::new(&file);
+        let start = text.find("\n[train]\n").unwrap() + 1;
+        let end = start + text[start + 1..].find("\n[").unwrap() + 2;
+        let text = format!("{}[train]\n{}\n\n{}", &text[..start], exp["train"].as_str().unwrap(), &text[end..]);
+        Pipeline::parse(path, &text).unwrap()
+    };
+    assert_eq!(pipeline.task, mlpipe::spec::Task::Clustering);
+    let out = run_pipeline(&pipeline);
+    let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+    let train = side(&pipeline, &out, true);
+    let columns: Vec<&[f64]> = features.iter().map(|f| train.numeric(f).unwrap()).collect();
+    let points = mlpipe::models::kmeans::Points::from_columns(&columns);
+    let start: Vec<Vec<f64>> = (0..3).map(|i| points.row(i).to_vec()).collect();
+    let fit = mlpipe::models::kmeans::lloyd(&points, start, 300, 1e-4);
+    let lloyd = &exp["lloyd"];
+    assert_eq!(fit.iterations, lloyd["iterations"].as_u64().unwrap());
+    assert_close("inertia from the same start", fit.inertia, lloyd["inertia"].as_f64().unwrap(), 1e-12);
+    let peer: Vec<Vec<f64>> = serde_json::from_value(lloyd["centres"].clone()).unwrap();
+    for (c, (ours, peer)) in fit.centres.iter().zip(&peer).enumerate() {
+        for (j, (a, b)) in ours.iter().zip(peer).enumerate() {
+            assert!((a - b).abs() <= 1e-12, "centre {c}, {}: ours {a}, peer {b}", features[j]);
+        }
+    }
+    let mlpipe::models::Model::Clusters(model) = &trained(&out).model else {
+        panic!("not a clustering")
+    };
+    let (lo, hi) = (exp["inertia_range"][0].as_f64().unwrap(), exp["inertia_range"][1].as_f64().unwrap());
+    assert!(model.inertia >= lo * (1.0 - 1e-9) && model.inertia <= hi * (1.0 + 1e-9), "train inertia {} outside [{lo}, {hi}]", model.inertia);
+    let (test, _) = metrics(&out);
+    let (lo, hi) = (
+        exp["test_silhouette_range"][0].as_f64().unwrap(),
+        exp["test_silhouette_range"][1].as_f64().unwrap(),
+    );
+    let ours = test["silhouette"];
+    assert!(ours >= lo - 1e-9 && ours <= hi + 1e-9, "test silhouette {ours} outside [{lo}, {hi}]");
 }

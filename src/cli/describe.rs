@@ -418,6 +418,20 @@ fn importances(s: &mut String, features: &[String], values: &[f64]) {
 /// A fitted model's description (an ensemble's members indented under it).
 fn model_lines(s: &mut String, model: &mlpipe::models::Model, target_transform: &str) {
     match model {
+        mlpipe::models::Model::Clusters(m) => {
+            let _ = writeln!(
+                s,
+                "  {} on {} features: {} clusters, train inertia {}",
+                m.estimator,
+                m.features.len(),
+                m.centres.len(),
+                m.inertia
+            );
+            for (c, centre) in m.centres.iter().enumerate() {
+                let coords: Vec<String> = m.features.iter().zip(centre).map(|(f, v)| format!("{f} {v:.6}")).collect();
+                let _ = writeln!(s, "    cluster {c}: {}", coords.join(", "));
+            }
+        }
         mlpipe::models::Model::Ensemble(m) => {
             let _ = writeln!(s, "  {} of {} on {} features", m.estimator, m.members.len(), m.features.len());
             for (i, (name, member)) in m.members.iter().enumerate() {

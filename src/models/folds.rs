@@ -1,6 +1,6 @@
 //! Which rows each cross-validation fold holds out, as scikit-learn's `KFold` and `StratifiedKFold`
 //! assign them. Without shuffling the folds are scikit-learn's exactly; shuffled, they come from the
-//! caller's ChaCha stream (not numpy's).
+//! caller's `ChaCha` stream (not numpy's).
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -61,6 +61,7 @@ pub fn stratified(y: &[u32], k: usize, mut rng: Option<&mut ChaCha20Rng>) -> Res
         allocation[i % k][*c] += 1;
     }
     let mut fold = vec![0; y.len()];
+    #[allow(clippy::needless_range_loop)] // c indexes the allocation's columns and names the class
     for c in 0..n_classes {
         let mut labels: Vec<usize> = (0..k).flat_map(|f| std::iter::repeat_n(f, allocation[f][c])).collect();
         if let Some(rng) = rng.as_deref_mut() {

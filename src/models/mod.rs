@@ -11,6 +11,7 @@
 pub mod ensemble;
 pub mod folds;
 pub mod gram;
+pub mod kmeans;
 mod linear;
 pub mod logistic;
 pub mod tree;
@@ -29,6 +30,26 @@ pub enum ClassCriterion {
     Gini,
     /// scikit-learn's `entropy` and `log_loss` (the same criterion).
     Entropy,
+}
+
+/// A fitted k-means model: the cluster centres; a row's prediction is its nearest centre's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterModel {
+    pub estimator: String,
+    pub features: Vec<String>,
+    pub centres: Vec<Vec<f64>>,
+    /// The train rows' inertia.
+    pub inertia: f64,
+}
+
+impl ClusterModel {
+    /// Each row's cluster (the nearest centre, the first of equals).
+    pub fn assign(&self, frame: &Frame) -> Result<Vec<usize>> {
+        let columns = model_columns(frame, &self.features)?;
+        let points = kmeans::Points::from_columns(&columns);
+        Ok((0..points.n()).map(|i| kmeans::nearest(&self.centres, points.row(i)).0).collect())
+    }
 }
 
 /// Features a forest draws at each split, as scikit-learn's `max_features`.
@@ -133,6 +154,14 @@ pub enum Estimator {
     /// `VotingRegressor` / `VotingClassifier(voting="soft")`: the weighted mean of the base estimators'
     /// predictions (or probabilities).
     Voting { base: Vec<Member>, weights: Vec<f64> },
+    /// scikit-learn's `KMeans` (Lloyd), seeded by k-means++ (`plus_plus`) or random rows.
+    KMeans {
+        n_clusters: u64,
+        plus_plus: bool,
+        n_init: u64,
+        max_iter: u64,
+        tol: f64,
+    },
 }
 
 /// A named base estimator of an ensemble; its predictions are the final estimator's feature `name`.
@@ -154,6 +183,8 @@ pub const REGRESSORS: [&str; 9] = [
     "stacking",
     "voting",
 ];
+
+pub const CLUSTERERS: [&str; 1] = ["k_means"];
 
 pub const CLASSIFIERS: [&str; 6] = [
     "logistic_regression",
@@ -177,6 +208,7 @@ impl Estimator {
             Estimator::GradientBoosting { .. } => "gradient_boosting",
             Estimator::Stacking { .. } => "stacking",
             Estimator::Voting { .. } => "voting",
+            Estimator::KMeans { .. } => "k_means",
         }
     }
 
@@ -230,6 +262,7 @@ impl Estimator {
             ],
             Estimator::Stacking { .. } => vec!["base", "final", "folds"],
             Estimator::Voting { .. } => vec!["base", "weights"],
+            Estimator::KMeans { .. } => vec!["n_clusters", "init", "n_init", "max_iter", "tol"],
         }
     }
 }
@@ -239,6 +272,7 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
     let known: &[&str] = match task {
         Task::Regression => &REGRESSORS,
         Task::Classification => &CLASSIFIERS,
+        Task::Clustering => &CLUSTERERS,
     };
     let name = t.req_str(
         "estimator",
@@ -249,7 +283,7 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
     )?;
     if !known.contains(&name.value.as_str()) {
         let other = name.value.as_str();
-        let (message, hint) = if REGRESSORS.contains(&other) || CLASSIFIERS.contains(&other) {
+        let (message, hint) = if REGRESSORS.contains(&other) || CLASSIFIERS.contains(&other) || CLUSTERERS.contains(&other) {
             (
                 format!("estimator \"{other}\" does not fit task \"{}\"", task.name()),
                 format!("for task \"{}\" use one of: {}", task.name(), known.join(", ")),
@@ -271,6 +305,21 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
     }
     if matches!(name.value.as_str(), "stacking" | "voting") {
         return parse_ensemble(t, &name.value, task);
+    }
+    if name.value == "k_means" {
+        let plus_plus = t.choice("init", &["k-means++", "random"])?.is_none_or(|i| i.value == "k-means++");
+        let tol = match t.f64("tol")? {
+            Some(v) if v.value < 0.0 => return Err(Error::spec("`tol` must be ≥ 0", Some(v.location))),
+            other => other.map_or(1e-4, |v| v.value),
+        };
+        return Ok(Estimator::KMeans {
+            n_clusters: at_least(t, "n_clusters", 1, 8)?,
+            // scikit-learn's n_init = "auto": one k-means++ seeding, or ten random ones.
+            n_init: at_least(t, "n_init", 1, if plus_plus { 1 } else { 10 })?,
+            plus_plus,
+            max_iter: at_least(t, "max_iter", 1, 300)?,
+            tol,
+        });
     }
     let fit_intercept = t.bool("fit_intercept")?.unwrap_or(true);
     let alpha = |t: &mut TableReader<'_, '_>| -> Result<f64> {
@@ -466,7 +515,7 @@ fn parse_tree_estimator(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> 
     let min_samples_split = at_least(t, "min_samples_split", 2, 2)?;
     let min_samples_leaf = at_least(t, "min_samples_leaf", 1, 1)?;
     let criterion = match task {
-        Task::Regression => None,
+        Task::Regression | Task::Clustering => None,
         Task::Classification if name == "gradient_boosting" => None,
         Task::Classification => Some(
             match t
@@ -530,7 +579,7 @@ fn parse_tree_estimator(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> 
 fn parse_max_features(t: &mut TableReader<'_, '_>, task: Task) -> Result<MaxFeatures> {
     let default = match task {
         Task::Classification => MaxFeatures::Sqrt,
-        Task::Regression => MaxFeatures::All,
+        Task::Regression | Task::Clustering => MaxFeatures::All,
     };
     let hint = "use \"sqrt\", \"log2\", \"all\", a whole number of features ≥ 1, or a fraction in (0, 1]";
     match t.kind("max_features") {
@@ -559,6 +608,8 @@ fn parse_max_features(t: &mut TableReader<'_, '_>, task: Task) -> Result<MaxFeat
 pub enum Model {
     /// First: it denies unknown fields and needs `members`.
     Ensemble(EnsembleModel),
+    /// Denies unknown fields and needs `centres`.
+    Clusters(ClusterModel),
     /// Next: it denies unknown fields and needs `classes`, so a regressor's JSON never reads as one.
     Classifier(ClassifierModel),
     Linear(LinearModel),
@@ -577,6 +628,7 @@ impl Model {
     pub fn estimator(&self) -> &str {
         match self {
             Model::Ensemble(m) => &m.estimator,
+            Model::Clusters(m) => &m.estimator,
             Model::Classifier(m) => &m.estimator,
             Model::Linear(m) => &m.estimator,
             Model::Trees(m) => &m.estimator,
@@ -586,6 +638,7 @@ impl Model {
     pub fn features(&self) -> &[String] {
         match self {
             Model::Ensemble(m) => &m.features,
+            Model::Clusters(m) => &m.features,
             Model::Classifier(m) => &m.features,
             Model::Linear(m) => &m.features,
             Model::Trees(m) => &m.features,
@@ -622,6 +675,7 @@ impl Model {
         match self {
             Model::Classifier(m) => m.predict_proba(frame).map(Output::Proba),
             Model::Ensemble(m) => m.output(frame),
+            Model::Clusters(m) => Ok(Output::Values(m.assign(frame)?.into_iter().map(|c| c as f64).collect())),
             Model::Linear(m) => m.predict(frame).map(Output::Values),
             Model::Trees(m) => m.predict(frame).map(Output::Values),
         }
@@ -958,6 +1012,8 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
 
 /// The train target as an estimator takes it.
 pub enum FitTarget<'a> {
+    /// Clustering: no target; `rows` train rows.
+    Unsupervised { rows: usize },
     Values(&'a [f64]),
     /// Class indices into `labels` (sorted), and whether the labels are numbers.
     Classes {
@@ -972,9 +1028,41 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
     let n = match target {
         FitTarget::Values(y) => y.len(),
         FitTarget::Classes { y, .. } => y.len(),
+        FitTarget::Unsupervised { rows } => *rows,
     };
     if n == 0 {
         return Err(Error::data("the train split is empty"));
+    }
+    if let Estimator::KMeans {
+        n_clusters,
+        plus_plus,
+        n_init,
+        max_iter,
+        tol,
+    } = *estimator
+    {
+        let k = usize::try_from(n_clusters).unwrap_or(usize::MAX);
+        if k > n {
+            return Err(Error::data(format!("n_clusters = {k} but the train split has {n} rows"))
+                .with_hint("ask for fewer clusters"));
+        }
+        let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
+        let points = kmeans::Points::from_columns(&columns);
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::from_seed(seed);
+        let params = kmeans::Params {
+            n_clusters: k,
+            plus_plus,
+            n_init,
+            max_iter,
+            tol,
+        };
+        let fit = kmeans::fit(&points, params, &mut rng);
+        return Ok(Model::Clusters(ClusterModel {
+            estimator: estimator.name().into(),
+            features: features.iter().map(|(n, _)| (*n).to_string()).collect(),
+            centres: fit.centres,
+            inertia: fit.inertia,
+        }));
     }
     let names: Vec<String> = features.iter().map(|(n, _)| (*n).to_string()).collect();
     let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
@@ -995,6 +1083,9 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
             return fit_tree_regressor(estimator, names, &tree_columns, y, seed);
         }
         FitTarget::Classes { y, labels, numeric } => (y, labels, numeric),
+        FitTarget::Unsupervised { .. } => {
+            return Err(Error::internal(format!("{} needs a target", estimator.name())));
+        }
     };
     if labels.len() < 2 {
         return Err(Error::data(format!(
@@ -1140,6 +1231,7 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
     let (classes, numeric) = match target {
         FitTarget::Classes { labels, numeric, .. } => (Some(labels.to_vec()), *numeric),
         FitTarget::Values(_) => (None, false),
+        FitTarget::Unsupervised { .. } => return Err(Error::internal("an ensemble needs a target")),
     };
     let n_classes = classes.as_ref().map_or(0, Vec::len);
     let members = base
@@ -1169,10 +1261,11 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
     let n = match target {
         FitTarget::Values(y) => y.len(),
         FitTarget::Classes { y, .. } => y.len(),
+        FitTarget::Unsupervised { rows } => *rows,
     };
     let fold = match target {
-        FitTarget::Values(_) => folds::kfold(n, k, None)?,
         FitTarget::Classes { y, .. } => folds::stratified(y, k, None)?,
+        _ => folds::kfold(n, k, None)?,
     };
     let width = if n_classes > 0 { n_classes } else { 1 };
     let mut oof: Vec<Vec<f64>> = vec![vec![0.0; n * width]; base.len()];
@@ -1197,6 +1290,7 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
         let fit_values;
         let fit_classes;
         let fold_target = match target {
+            FitTarget::Unsupervised { .. } => FitTarget::Unsupervised { rows: fit_rows.len() },
             FitTarget::Values(y) => {
                 fit_values = pick(&fit_rows, y);
                 FitTarget::Values(&fit_values)

@@ -23,6 +23,7 @@ use reader::{Source, TableReader, parse_document};
 pub enum Task {
     Regression,
     Classification,
+    Clustering,
 }
 
 impl Task {
@@ -30,6 +31,7 @@ impl Task {
         match self {
             Task::Regression => "regression",
             Task::Classification => "classification",
+            Task::Clustering => "clustering",
         }
     }
 }
@@ -213,6 +215,10 @@ pub enum Metric {
     /// One-vs-rest ROC AUC, weighted by class prevalence.
     RocAucOvrWeighted,
     LogLoss,
+    /// Summed squared distance of the rows to their cluster's centre.
+    Inertia,
+    /// Mean silhouette coefficient (Euclidean).
+    Silhouette,
 }
 
 /// A check on one test metric.
@@ -253,17 +259,21 @@ impl Metric {
         Metric::LogLoss,
     ];
 
-    /// Whether a larger value is better (R², accuracy, …) or worse (errors, log loss).
+    pub const CLUSTERING: [Metric; 2] = [Metric::Inertia, Metric::Silhouette];
+
+    /// Whether a larger value is better (R², accuracy, …) or worse (errors, log loss, inertia).
     pub fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Metric::Rmse | Metric::Mae | Metric::Mape | Metric::Rmsle | Metric::LogLoss
+            Metric::Rmse | Metric::Mae | Metric::Mape | Metric::Rmsle | Metric::LogLoss | Metric::Inertia
         )
     }
 
     pub fn task(self) -> Task {
         if Metric::REGRESSION.contains(&self) {
             Task::Regression
+        } else if Metric::CLUSTERING.contains(&self) {
+            Task::Clustering
         } else {
             Task::Classification
         }
@@ -284,11 +294,15 @@ impl Metric {
                 Metric::F1Macro,
                 Metric::LogLoss,
             ],
+            Task::Clustering => vec![Metric::Inertia, Metric::Silhouette],
         }
     }
 
     fn all() -> impl Iterator<Item = Metric> {
-        Metric::REGRESSION.into_iter().chain(Metric::CLASSIFICATION)
+        Metric::REGRESSION
+            .into_iter()
+            .chain(Metric::CLASSIFICATION)
+            .chain(Metric::CLUSTERING)
     }
 
     /// A metric's name, checked against the pipeline's task.
@@ -336,6 +350,8 @@ impl Metric {
             Metric::RocAucOvr => "roc_auc_ovr",
             Metric::RocAucOvrWeighted => "roc_auc_ovr_weighted",
             Metric::LogLoss => "log_loss",
+            Metric::Inertia => "inertia",
+            Metric::Silhouette => "silhouette",
         }
     }
 }
@@ -458,19 +474,22 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let seed = head
         .u64("seed")?
         .ok_or_else(|| head.missing("seed", "the master seed, a non-negative integer"))?;
-    let target = head.req_str("target", "the column to predict")?;
-    let task = head.choice("task", &["regression", "classification", "clustering"])?;
-    let task = match task.as_ref().map(|t| t.value.as_str()) {
+    let target = head.str("target")?;
+    let task = match head
+        .choice("task", &["regression", "classification", "clustering"])?
+        .map(|t| t.value)
+        .as_deref()
+    {
         Some("regression") => Task::Regression,
         Some("classification") => Task::Classification,
-        Some(other) => {
-            return Err(Error::spec(
-                format!("task \"{other}\" has no estimators in this version of mlpipe"),
-                task.map(|t| t.location),
-            )
-            .with_hint("use task = \"regression\" or \"classification\"; clustering estimators are not built yet"));
-        }
-        None => return Err(head.missing("task", "\"regression\" or \"classification\"")),
+        Some(_) => Task::Clustering,
+        None => return Err(head.missing("task", "\"regression\", \"classification\" or \"clustering\"")),
+    };
+    // Clustering learns without a target; a `target` there names a label column kept out of the features.
+    let (target, target_location) = match target {
+        Some(t) => (t.value, Some(t.location)),
+        None if task == Task::Clustering => (String::new(), None),
+        None => return Err(head.missing("target", "the column to predict")),
     };
     head.finish(&["name", "seed", "target", "task"])?;
 
@@ -614,7 +633,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     Ok(Pipeline {
         name: name.value,
         seed: seed.value,
-        target: target.value,
+        target,
         task,
         gather,
         split,
@@ -630,7 +649,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
         evaluate: Evaluate { metrics },
         origin: Origin {
             file: Some(src.path().to_path_buf()),
-            target: Some(target.location),
+            target: target_location,
             id_column: id_loc,
             split_column: split_loc,
         },

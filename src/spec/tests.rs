@@ -148,12 +148,11 @@ fn unsafe_step_names_are_rejected() {
 }
 
 #[test]
-fn unsupported_task_is_a_clear_error() {
+fn an_estimator_of_another_task_is_a_clear_error() {
     let err = check(&BASE.replace("\"regression\"", "\"clustering\"")).unwrap_err();
-    assert!(
-        err.starts_with("task \"clustering\" has no estimators in this version of mlpipe @ 6:8"),
-        "{err}"
-    );
+    assert!(err.contains("does not fit task \"clustering\""), "{err}");
+    let err = check(&BASE.replace("\"regression\"", "\"forecasting\"")).unwrap_err();
+    assert!(err.contains("forecasting"), "{err}");
 }
 
 #[test]

@@ -34,9 +34,14 @@ impl Project {
 
     /// The shipped penguins pipeline (classification) with its data, in a fresh folder.
     pub fn penguins() -> Project {
+        Project::penguins_from("pipelines/penguins.toml")
+    }
+
+    /// A shipped penguins pipeline as `pipeline.toml`, with its data, gates left out.
+    pub fn penguins_from(pipeline: &str) -> Project {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(root.join("pipelines/penguins.toml")).unwrap();
+        let text = std::fs::read_to_string(root.join(pipeline)).unwrap();
         let text = text.replace("../data-snapshots/penguins/penguins.csv", "penguins.csv");
         let text = text.split("\n[[gate]]").next().unwrap().to_string() + "\n";
         std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();

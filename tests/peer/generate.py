@@ -905,6 +905,30 @@ def ensemble_case():
     return out
 
 
+def kmeans_case():
+    """k-means on the penguins design (tests/peer/penguins-classify.toml's steps, species left out). From
+    a given start (the first three train rows) Lloyd's iterations are deterministic and must agree;
+    seeded by k-means++ they draw from other streams, so scikit-learn's spread over ten random_states
+    is the yardstick."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    X, Xt, _, _ = penguins_design()
+    start = X.to_numpy(float)[:3]
+    m = KMeans(n_clusters=3, init=start, n_init=1, tol=1e-4, max_iter=300).fit(X.to_numpy(float))
+    fits = [KMeans(n_clusters=3, n_init=10, random_state=rs).fit(X.to_numpy(float)) for rs in range(10)]
+    test_silhouette = [float(silhouette_score(Xt.to_numpy(float), f.predict(Xt.to_numpy(float)))) for f in fits]
+    return {
+        "pipeline": "penguins-classify.toml",
+        "train": 'estimator = "k_means"\nn_clusters = 3\nn_init = 10',
+        "features": list(X.columns),
+        "lloyd": {"centres": m.cluster_centers_.tolist(), "inertia": float(m.inertia_), "iterations": int(m.n_iter_),
+                  "labels": [int(v) for v in m.labels_]},
+        "inertia_range": [min(float(f.inertia_) for f in fits), max(float(f.inertia_) for f in fits)],
+        "test_silhouette_range": [min(test_silhouette), max(test_silhouette)],
+    }
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -926,6 +950,7 @@ def main():
         "classify": classify_case(),
         "cv": cv_case(),
         "ensemble": ensemble_case(),
+        "kmeans": kmeans_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
