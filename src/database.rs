@@ -279,8 +279,15 @@ fn value_columns(rows: &OutputRows<'_>, real: &str, text: &str) -> Vec<String> {
         PredictionColumn::Text(_) => text,
     };
     let mut defs = vec![format!("prediction {prediction} NOT NULL")];
-    defs.extend(rows.extra.iter().map(|(n, _)| format!("{} {real} NOT NULL", quote_ident(n))));
-    defs.extend([format!("model {text} NOT NULL"), format!("prediction_id {text} PRIMARY KEY")]);
+    defs.extend(
+        rows.extra
+            .iter()
+            .map(|(n, _)| format!("{} {real} NOT NULL", quote_ident(n))),
+    );
+    defs.extend([
+        format!("model {text} NOT NULL"),
+        format!("prediction_id {text} PRIMARY KEY"),
+    ]);
     defs
 }
 

@@ -529,7 +529,12 @@ fn fit_train_state(
     let features = models::design_columns(train, protected).map_err(|e| e.in_stage("train"))?;
     let (model, target_lambda) = match p.task {
         Task::Clustering => (
-            models::fit(estimator, &features, &FitTarget::Unsupervised { rows: train.n_rows() }, seed),
+            models::fit(
+                estimator,
+                &features,
+                &FitTarget::Unsupervised { rows: train.n_rows() },
+                seed,
+            ),
             None,
         ),
         Task::Regression => {
@@ -673,7 +678,11 @@ impl Executor<'_> {
 }
 
 /// A model's predictions for some rows, their metrics and (a classifier's) confusion matrix.
-pub fn score(p: &Pipeline, state: &TrainState, frame: &Frame) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
+pub fn score(
+    p: &Pipeline,
+    state: &TrainState,
+    frame: &Frame,
+) -> Result<(Predictions, BTreeMap<String, f64>, Option<Confusion>)> {
     score_with(p, &p.evaluate.metrics, state, frame)
 }
 
@@ -734,7 +743,11 @@ pub fn score_with(
 const SILHOUETTE_ROWS: usize = 20_000;
 
 /// Inertia and silhouette of a clustering of `frame`'s rows.
-fn cluster_metrics(metrics: &[crate::spec::Metric], model: &models::ClusterModel, frame: &Frame) -> Result<BTreeMap<String, f64>> {
+fn cluster_metrics(
+    metrics: &[crate::spec::Metric],
+    model: &models::ClusterModel,
+    frame: &Frame,
+) -> Result<BTreeMap<String, f64>> {
     use crate::spec::Metric;
     let columns = model
         .features
@@ -759,8 +772,10 @@ fn cluster_metrics(metrics: &[crate::spec::Metric], model: &models::ClusterModel
                         .with_hint("use inertia for large data"));
                     }
                     models::kmeans::silhouette(&points, &labels, model.centres.len()).ok_or_else(|| {
-                        Error::data("silhouette needs at least two clusters among the rows, and fewer clusters than rows")
-                            .with_hint("ask for more clusters, or use inertia")
+                        Error::data(
+                            "silhouette needs at least two clusters among the rows, and fewer clusters than rows",
+                        )
+                        .with_hint("ask for more clusters, or use inertia")
                     })?
                 }
                 other => return Err(Error::internal(format!("{} is not a clustering metric", other.name()))),

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod models;
 pub mod plan;
 pub mod provenance;
+pub mod report;
 pub mod resources;
 pub mod scoring;
 pub mod server;

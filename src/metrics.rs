@@ -40,10 +40,10 @@ pub fn mape(y: &[f64], p: &[f64]) -> f64 {
 /// Root mean squared log error; undefined (an error) for values ≤ −1.
 pub fn rmsle(y: &[f64], p: &[f64]) -> Result<f64> {
     if let Some(v) = y.iter().chain(p).find(|v| **v <= -1.0) {
-        return Err(Error::data(format!(
-            "rmsle needs targets and predictions above -1, but one is {v}"
-        ))
-        .with_hint("use rmse or mae for targets that can be ≤ -1"));
+        return Err(
+            Error::data(format!("rmsle needs targets and predictions above -1, but one is {v}"))
+                .with_hint("use rmse or mae for targets that can be ≤ -1"),
+        );
     }
     let sum: f64 = y
         .iter()
@@ -185,7 +185,9 @@ fn two_classes(c: &Classified<'_>, metric: Metric) -> Result<()> {
         ),
         None,
     )
-    .with_hint(format!("use {alternative} (or its _weighted form) in [evaluate] metrics")))
+    .with_hint(format!(
+        "use {alternative} (or its _weighted form) in [evaluate] metrics"
+    )))
 }
 
 /// Area under the ROC curve of `score` for rows where `positive` holds: the probability that a positive
@@ -238,7 +240,11 @@ fn one_vs_rest(c: &Classified<'_>, metric: Metric) -> Result<f64> {
             ))
             .with_hint("use a stratified split (method = \"random\", stratify = the target), or another metric"));
         };
-        let w = if metric == Metric::RocAucOvrWeighted { support } else { 1.0 };
+        let w = if metric == Metric::RocAucOvrWeighted {
+            support
+        } else {
+            1.0
+        };
         sum += w * a;
         weights += w;
     }

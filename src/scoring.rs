@@ -18,8 +18,8 @@ use crate::frame::{Column, ColumnData, ColumnType, Frame, conform_to_schema};
 use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
-use crate::tables::PredictionColumn;
 use crate::store::Store;
+use crate::tables::PredictionColumn;
 
 /// Rows per chunk when scoring a large batch: small enough that each step's columns stay in cache-sized
 /// allocations the allocator reuses, large enough that per-chunk overhead does not show.
@@ -159,10 +159,20 @@ impl Scorer {
     /// A batch's `prediction` column and (a classifier's) probability columns, `proba_<label>`.
     pub fn output_columns(&self, predictions: &Predictions) -> (PredictionColumn, Vec<(String, Vec<f64>)>) {
         match (predictions, self.classes()) {
-            (Predictions::Classes { predicted, proba, n_classes }, Some((labels, numeric))) => {
+            (
+                Predictions::Classes {
+                    predicted,
+                    proba,
+                    n_classes,
+                },
+                Some((labels, numeric)),
+            ) => {
                 let column = if numeric {
                     PredictionColumn::Numbers(
-                        predicted.iter().map(|c| labels[*c].parse::<f64>().unwrap_or(f64::NAN)).collect(),
+                        predicted
+                            .iter()
+                            .map(|c| labels[*c].parse::<f64>().unwrap_or(f64::NAN))
+                            .collect(),
                     )
                 } else {
                     PredictionColumn::Text(predicted.iter().map(|c| labels[*c].clone()).collect())
@@ -170,7 +180,12 @@ impl Scorer {
                 let extra = labels
                     .iter()
                     .enumerate()
-                    .map(|(k, l)| (format!("proba_{l}"), proba.chunks(*n_classes).map(|row| row[k]).collect()))
+                    .map(|(k, l)| {
+                        (
+                            format!("proba_{l}"),
+                            proba.chunks(*n_classes).map(|row| row[k]).collect(),
+                        )
+                    })
                     .collect();
                 (column, extra)
             }

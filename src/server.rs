@@ -392,7 +392,13 @@ fn shadow_score(
     for (r, (body, champ)) in records.canonical.into_iter().zip(champion_entries).enumerate() {
         let input = crate::digest::Id::of_bytes(&body);
         let row = predictions.row(r);
-        out.push(shadow.record_entry(input, &row, Channel::Serve, Made { time, source }, Some(champ.prediction)));
+        out.push(shadow.record_entry(
+            input,
+            &row,
+            Channel::Serve,
+            Made { time, source },
+            Some(champ.prediction),
+        ));
         if input != champ.input {
             inputs.push(Input { id: input, body });
         }
@@ -620,8 +626,12 @@ fn openapi_document(scorer: &Scorer) -> Value {
     });
     if let Some((labels, numeric)) = scorer.classes() {
         // A classifier answers with one of its classes and every class's probability.
-        let class: Vec<Value> = labels.iter().map(|l| scorer.label_json(labels.iter().position(|x| x == l).unwrap_or(0))).collect();
-        prediction["properties"]["prediction"] = json!({ "type": if numeric { "number" } else { "string" }, "enum": class });
+        let class: Vec<Value> = labels
+            .iter()
+            .map(|l| scorer.label_json(labels.iter().position(|x| x == l).unwrap_or(0)))
+            .collect();
+        prediction["properties"]["prediction"] =
+            json!({ "type": if numeric { "number" } else { "string" }, "enum": class });
         prediction["properties"]["probabilities"] = json!({
             "type": "object",
             "properties": labels.iter().map(|l| (l.clone(), json!({ "type": "number" }))).collect::<Map<String, Value>>(),

@@ -26,7 +26,10 @@ fn every_classifier_gives_the_same_ids_on_one_thread_and_many_and_reruns_nothing
             .enumerate()
             .map(|(i, env)| {
                 let store = p.path(&format!("store{i}"));
-                let out = p.mlpipe_env(&["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()], env);
+                let out = p.mlpipe_env(
+                    &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                    env,
+                );
                 assert!(out.status.success(), "{train}: {}", stderr(&out));
                 serde_json::from_slice(&out.stdout).unwrap()
             })
@@ -74,12 +77,21 @@ fn a_classifier_predicts_classes_and_probabilities_everywhere_and_they_replay() 
     // show: the coefficients per class and the confusion matrix.
     let shown = p.mlpipe(&["show", &id]);
     assert!(shown.status.success(), "{}", stderr(&shown));
-    let train_output = run["stages"].as_array().unwrap().iter().find(|s| s["name"] == "train").unwrap()["output"]
+    let train_output = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "train")
+        .unwrap()["output"]
         .as_str()
         .unwrap()
         .to_string();
-    let evaluate_output = run["stages"].as_array().unwrap().iter().find(|s| s["name"] == "evaluate").unwrap()
-        ["output"]
+    let evaluate_output = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "evaluate")
+        .unwrap()["output"]
         .as_str()
         .unwrap()
         .to_string();
@@ -126,7 +138,16 @@ fn a_classifier_predicts_classes_and_probabilities_everywhere_and_they_replay() 
     let batch = out_line(&out, "prediction ");
 
     // The same batch into SQLite: a text class and real probabilities.
-    let out = p.mlpipe(&["predict", &id, "--input", "new.csv", "--output", "sqlite:preds.db", "--table", "penguins"]);
+    let out = p.mlpipe(&[
+        "predict",
+        &id,
+        "--input",
+        "new.csv",
+        "--output",
+        "sqlite:preds.db",
+        "--table",
+        "penguins",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let db = rusqlite_rows(&p.path("preds.db"));
     assert_eq!(db.len(), 344);
@@ -159,15 +180,26 @@ fn a_classifier_predicts_classes_and_probabilities_everywhere_and_they_replay() 
     );
     let server = Server::start(&p, &[&id]);
     let agent = new_agent();
-    let (status, answer) = post(&agent, &format!("{}/v1/predict", server.base), "application/json", &recs[200].to_string());
+    let (status, answer) = post(
+        &agent,
+        &format!("{}/v1/predict", server.base),
+        "application/json",
+        &recs[200].to_string(),
+    );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["prediction"], rows[200].0.as_str());
     for (k, class) in classes.iter().enumerate() {
-        assert_eq!(answer["probabilities"][class].as_f64().unwrap().to_bits(), rows[200].1[k].to_bits());
+        assert_eq!(
+            answer["probabilities"][class].as_f64().unwrap().to_bits(),
+            rows[200].1[k].to_bits()
+        );
     }
     let (status, model_doc) = common::serving::get(&agent, &format!("{}/v1/model", server.base));
     assert_eq!(status, 200);
-    assert!(model_doc.contains("\"classes\":[\"Adelie\",\"Chinstrap\",\"Gentoo\"]"), "{model_doc}");
+    assert!(
+        model_doc.contains("\"classes\":[\"Adelie\",\"Chinstrap\",\"Gentoo\"]"),
+        "{model_doc}"
+    );
     let (stopped, _) = server.stop();
     assert!(stopped);
 
@@ -180,7 +212,11 @@ fn a_classifier_predicts_classes_and_probabilities_everywhere_and_they_replay() 
     ] {
         let replay = p.mlpipe(&["reproduce", &prediction]);
         assert!(replay.status.success(), "{prediction}: {}", stderr(&replay));
-        assert!(stdout(&replay).starts_with("reproduced bit-for-bit"), "{}", stdout(&replay));
+        assert!(
+            stdout(&replay).starts_with("reproduced bit-for-bit"),
+            "{}",
+            stdout(&replay)
+        );
     }
 }
 
@@ -209,20 +245,47 @@ fn rusqlite_rows(path: &std::path::Path) -> Vec<(String, f64)> {
 fn classification_mistakes_are_clear_errors() {
     let p = Project::penguins();
     let cases: [(&str, &str, &str); 7] = [
-        ("[evaluate]\nmetrics = [", "[evaluate]\nmetrics = [\"rmse\", ", "metric \"rmse\" is a regression metric, but the task is classification"),
-        ("estimator = \"logistic_regression\"", "estimator = \"ridge\"", "estimator \"ridge\" does not fit task \"classification\""),
+        (
+            "[evaluate]\nmetrics = [",
+            "[evaluate]\nmetrics = [\"rmse\", ",
+            "metric \"rmse\" is a regression metric, but the task is classification",
+        ),
+        (
+            "estimator = \"logistic_regression\"",
+            "estimator = \"ridge\"",
+            "estimator \"ridge\" does not fit task \"classification\"",
+        ),
         ("C = 1.0", "C = 0.0", "`C` must be a finite number above 0"),
-        ("C = 1.0", "C = 1.0\ntarget_transform = \"log\"", "a classifier's target is its classes"),
-        ("estimator = \"logistic_regression\"\nC = 1.0", "estimator = \"random_forest\"\nmax_features = 1.5", "`max_features` must be a fraction in (0, 1]"),
-        ("estimator = \"logistic_regression\"\nC = 1.0", "estimator = \"random_forest\"\nmax_features = \"half\"", "max_features"),
-        ("metrics = [", "metrics = [\"f1\", ", "metric f1 is defined for two classes"),
+        (
+            "C = 1.0",
+            "C = 1.0\ntarget_transform = \"log\"",
+            "a classifier's target is its classes",
+        ),
+        (
+            "estimator = \"logistic_regression\"\nC = 1.0",
+            "estimator = \"random_forest\"\nmax_features = 1.5",
+            "`max_features` must be a fraction in (0, 1]",
+        ),
+        (
+            "estimator = \"logistic_regression\"\nC = 1.0",
+            "estimator = \"random_forest\"\nmax_features = \"half\"",
+            "max_features",
+        ),
+        (
+            "metrics = [",
+            "metrics = [\"f1\", ",
+            "metric f1 is defined for two classes",
+        ),
     ];
     for (from, to, message) in cases {
         let original = std::fs::read_to_string(p.path("pipeline.toml")).unwrap();
         p.edit("pipeline.toml", from, to);
         let (code, err) = p.fail(&["run", "pipeline.toml"]);
         assert!(code != 0 && err.contains(message), "{to}: {err}");
-        assert!(err.contains("hint:") || err.contains("pipeline.toml:"), "{to}: no place or hint: {err}");
+        assert!(
+            err.contains("hint:") || err.contains("pipeline.toml:"),
+            "{to}: no place or hint: {err}"
+        );
         std::fs::write(p.path("pipeline.toml"), original).unwrap();
     }
     // Nothing half-written: the failed runs left no run record.
@@ -238,7 +301,10 @@ fn the_clustering_pipeline_is_the_same_on_any_thread_count_and_predicts_clusters
         .enumerate()
         .map(|(i, env)| {
             let store = p.path(&format!("store{i}"));
-            let out = p.mlpipe_env(&["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()], env);
+            let out = p.mlpipe_env(
+                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                env,
+            );
             assert!(out.status.success(), "{}", stderr(&out));
             serde_json::from_slice(&out.stdout).unwrap()
         })
@@ -257,9 +323,20 @@ fn the_clustering_pipeline_is_the_same_on_any_thread_count_and_predicts_clusters
     assert_eq!(clusters.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
     let batch = out_line(&out, "prediction ");
     let replay = p.mlpipe(&["reproduce", &batch]);
-    assert!(stdout(&replay).starts_with("reproduced bit-for-bit"), "{}", stderr(&replay));
+    assert!(
+        stdout(&replay).starts_with("reproduced bit-for-bit"),
+        "{}",
+        stderr(&replay)
+    );
     // A classification metric on a clustering is refused where it is written.
-    p.edit("pipeline.toml", "metrics = [\"inertia\"", "metrics = [\"accuracy\", \"inertia\"");
+    p.edit(
+        "pipeline.toml",
+        "metrics = [\"inertia\"",
+        "metrics = [\"accuracy\", \"inertia\"",
+    );
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
-    assert!(err.contains("metric \"accuracy\" is a classification metric, but the task is clustering"), "{err}");
+    assert!(
+        err.contains("metric \"accuracy\" is a classification metric, but the task is clustering"),
+        "{err}"
+    );
 }

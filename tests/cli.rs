@@ -604,7 +604,10 @@ fn grid_search_is_recorded_shown_and_diffed() {
     let first = p.run(&[]);
     let train = stage(&first, "train")["output"].as_str().unwrap().to_string();
     let shown = stdout(&p.mlpipe(&["show", &train]));
-    assert!(shown.contains("3-fold cross-validation on the train rows, rmse"), "{shown}");
+    assert!(
+        shown.contains("3-fold cross-validation on the train rows, rmse"),
+        "{shown}"
+    );
     assert_eq!(shown.matches("← chosen").count(), 1, "{shown}");
     p.edit("pipeline.toml", "alpha = [0.5, 10.0]", "alpha = [0.5]");
     let second = p.run(&[]);
@@ -619,5 +622,8 @@ fn grid_search_is_recorded_shown_and_diffed() {
     // A parameter the estimator does not take is located.
     p.edit("pipeline.toml", "[grid]\nalpha", "[grid]\nalhpa");
     let (_, err) = p.fail(&["run", "pipeline.toml"]);
-    assert!(err.contains("[grid] varies `alhpa`") && err.contains("pipeline.toml:"), "{err}");
+    assert!(
+        err.contains("[grid] varies `alhpa`") && err.contains("pipeline.toml:"),
+        "{err}"
+    );
 }

@@ -804,7 +804,10 @@ fn classifiers_match_scikit_learn() {
         let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
         let pipeline = with_train(&file, exp["train"].as_str().unwrap());
         let out = run_pipeline(&pipeline);
-        let model = trained(&out).model.classifier().unwrap_or_else(|| panic!("{case}: not a classifier"));
+        let model = trained(&out)
+            .model
+            .classifier()
+            .unwrap_or_else(|| panic!("{case}: not a classifier"));
         let classes: Vec<String> = serde_json::from_value(exp["classes"].clone()).unwrap();
         assert_eq!(model.classes, classes, "{case}: classes");
         let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
@@ -833,7 +836,12 @@ fn classifiers_match_scikit_learn() {
         let peer_metrics = exp["test_metrics"].as_object().unwrap();
         for (name, value) in test {
             let peer = peer_metrics[name].as_f64().unwrap();
-            assert_close(&format!("{case}: test {name}"), *value, peer, if logistic { 1e-5 } else { 1e-9 });
+            assert_close(
+                &format!("{case}: test {name}"),
+                *value,
+                peer,
+                if logistic { 1e-5 } else { 1e-9 },
+            );
         }
         if logistic {
             let mlpipe::models::ClassScores::Linear {
@@ -847,7 +855,9 @@ fn classifiers_match_scikit_learn() {
             let columns: Vec<&[f64]> = features.iter().map(|f| train.numeric(f).unwrap()).collect();
             let labels: Vec<String> = match &train.column(&pipeline.target).unwrap().data {
                 mlpipe::frame::ColumnData::Numeric(v) => v.iter().map(|x| format!("{x}")).collect(),
-                mlpipe::frame::ColumnData::Categorical(v) => v.iter().map(|x| x.as_deref().unwrap().to_string()).collect(),
+                mlpipe::frame::ColumnData::Categorical(v) => {
+                    v.iter().map(|x| x.as_deref().unwrap().to_string()).collect()
+                }
             };
             let y: Vec<u32> = labels
                 .iter()
@@ -861,12 +871,19 @@ fn classifiers_match_scikit_learn() {
                 max_iter: 100,
                 tol: 1e-10,
             };
-            let ours = mlpipe::models::logistic::objective(&columns, &y, classes.len(), params, coefficients, intercepts);
+            let ours =
+                mlpipe::models::logistic::objective(&columns, &y, classes.len(), params, coefficients, intercepts);
             let peer = exp["objective"].as_f64().unwrap();
             // The peer's objective is computed in extended precision from its solution; ours must be
             // as low to 1e-7 relative (lower is allowed: a tighter optimum).
-            assert!(ours <= peer * (1.0 + 1e-7), "{case}: objective ours {ours}, peer {peer}");
-            assert!(ours >= peer * (1.0 - 1e-6), "{case}: objective ours {ours} far below peer {peer}?");
+            assert!(
+                ours <= peer * (1.0 + 1e-7),
+                "{case}: objective ours {ours}, peer {peer}"
+            );
+            assert!(
+                ours >= peer * (1.0 - 1e-6),
+                "{case}: objective ours {ours} far below peer {peer}?"
+            );
             let peer_w: Vec<Vec<f64>> = serde_json::from_value(exp["coefficients"].clone()).unwrap();
             let peer_b: Vec<f64> = serde_json::from_value(exp["intercepts"].clone()).unwrap();
             for (k, (w, pw)) in coefficients.iter().zip(&peer_w).enumerate() {
@@ -897,7 +914,11 @@ fn classifiers_match_scikit_learn() {
         }
         checked += 1;
     }
-    assert_eq!(checked, cases.len() - 1, "every case but the bootstrapped forest is compared");
+    assert_eq!(
+        checked,
+        cases.len() - 1,
+        "every case but the bootstrapped forest is compared"
+    );
 }
 
 /// A bootstrapped forest draws from other streams than scikit-learn's, so its scores are held to the
@@ -908,10 +929,23 @@ fn bootstrapped_forests_score_within_scikit_learns_spread() {
     let file = format!("tests/peer/{}", classify["pipeline"].as_str().unwrap());
     let out = run_pipeline(&with_train(&file, classify["train"].as_str().unwrap()));
     let regress = &expected()["trees"]["forest"];
-    let out_r = run_pipeline(&with_train("tests/peer/house-prices-tree.toml", regress["train"].as_str().unwrap()));
+    let out_r = run_pipeline(&with_train(
+        "tests/peer/house-prices-tree.toml",
+        regress["train"].as_str().unwrap(),
+    ));
     for (what, exp, out, margins) in [
-        ("classifier", classify, &out, &[("accuracy", 0.015), ("roc_auc", 0.005), ("log_loss", 0.01)][..]),
-        ("regressor", regress, &out_r, &[("r2", 0.01), ("rmse", 1000.0), ("mae", 500.0)][..]),
+        (
+            "classifier",
+            classify,
+            &out,
+            &[("accuracy", 0.015), ("roc_auc", 0.005), ("log_loss", 0.01)][..],
+        ),
+        (
+            "regressor",
+            regress,
+            &out_r,
+            &[("r2", 0.01), ("rmse", 1000.0), ("mae", 500.0)][..],
+        ),
     ] {
         let (test, _) = metrics(out);
         for (name, margin) in margins {
@@ -966,8 +1000,18 @@ fn grid_search_cross_validates_the_whole_pipeline_as_scikit_learn_does() {
         for (fold, (a, b)) in ours.scores.iter().zip(peer["scores"].as_array().unwrap()).enumerate() {
             assert_close(&format!("alpha {alpha}, fold {fold}"), *a, b.as_f64().unwrap(), 1e-7);
         }
-        assert_close(&format!("alpha {alpha}: mean"), ours.mean, peer["mean"].as_f64().unwrap(), 1e-7);
-        assert_close(&format!("alpha {alpha}: std"), ours.std, peer["std"].as_f64().unwrap(), 1e-6);
+        assert_close(
+            &format!("alpha {alpha}: mean"),
+            ours.mean,
+            peer["mean"].as_f64().unwrap(),
+            1e-7,
+        );
+        assert_close(
+            &format!("alpha {alpha}: std"),
+            ours.std,
+            peer["std"].as_f64().unwrap(),
+            1e-6,
+        );
     }
     let chosen = &cv.candidates[cv.chosen].params["alpha"];
     assert_eq!(chosen.as_f64(), exp["chosen_alpha"].as_f64(), "the chosen alpha");
@@ -1000,7 +1044,10 @@ fn stacking_and_voting_match_scikit_learns_ensembles() {
                 for (row, p) in peer.iter().enumerate() {
                     for (k, v) in p.as_array().unwrap().iter().enumerate() {
                         let (a, b) = (proba[row * n_classes + k], v.as_f64().unwrap());
-                        assert!((a - b).abs() <= 1e-6, "{case}: test row {row} class {k}: ours {a}, peer {b}");
+                        assert!(
+                            (a - b).abs() <= 1e-6,
+                            "{case}: test row {row} class {k}: ours {a}, peer {b}"
+                        );
                     }
                 }
                 let (test, _) = metrics(&out);
@@ -1023,12 +1070,18 @@ fn k_means_matches_scikit_learn() {
     let text = std::fs::read_to_string(&file)
         .unwrap()
         .replace("task = \"classification\"", "task = \"clustering\"");
-    let text = text[..text.find("\n[evaluate]").unwrap()].to_string() + "\n[evaluate]\nmetrics = [\"inertia\", \"silhouette\"]\n";
+    let text = text[..text.find("\n[evaluate]").unwrap()].to_string()
+        + "\n[evaluate]\nmetrics = [\"inertia\", \"silhouette\"]\n";
     let pipeline = {
         let path = Path::new(&file);
         let start = text.find("\n[train]\n").unwrap() + 1;
         let end = start + text[start + 1..].find("\n[").unwrap() + 2;
-        let text = format!("{}[train]\n{}\n\n{}", &text[..start], exp["train"].as_str().unwrap(), &text[end..]);
+        let text = format!(
+            "{}[train]\n{}\n\n{}",
+            &text[..start],
+            exp["train"].as_str().unwrap(),
+            &text[end..]
+        );
         Pipeline::parse(path, &text).unwrap()
     };
     assert_eq!(pipeline.task, mlpipe::spec::Task::Clustering);
@@ -1041,23 +1094,42 @@ fn k_means_matches_scikit_learn() {
     let fit = mlpipe::models::kmeans::lloyd(&points, start, 300, 1e-4);
     let lloyd = &exp["lloyd"];
     assert_eq!(fit.iterations, lloyd["iterations"].as_u64().unwrap());
-    assert_close("inertia from the same start", fit.inertia, lloyd["inertia"].as_f64().unwrap(), 1e-12);
+    assert_close(
+        "inertia from the same start",
+        fit.inertia,
+        lloyd["inertia"].as_f64().unwrap(),
+        1e-12,
+    );
     let peer: Vec<Vec<f64>> = serde_json::from_value(lloyd["centres"].clone()).unwrap();
     for (c, (ours, peer)) in fit.centres.iter().zip(&peer).enumerate() {
         for (j, (a, b)) in ours.iter().zip(peer).enumerate() {
-            assert!((a - b).abs() <= 1e-12, "centre {c}, {}: ours {a}, peer {b}", features[j]);
+            assert!(
+                (a - b).abs() <= 1e-12,
+                "centre {c}, {}: ours {a}, peer {b}",
+                features[j]
+            );
         }
     }
     let mlpipe::models::Model::Clusters(model) = &trained(&out).model else {
         panic!("not a clustering")
     };
-    let (lo, hi) = (exp["inertia_range"][0].as_f64().unwrap(), exp["inertia_range"][1].as_f64().unwrap());
-    assert!(model.inertia >= lo * (1.0 - 1e-9) && model.inertia <= hi * (1.0 + 1e-9), "train inertia {} outside [{lo}, {hi}]", model.inertia);
+    let (lo, hi) = (
+        exp["inertia_range"][0].as_f64().unwrap(),
+        exp["inertia_range"][1].as_f64().unwrap(),
+    );
+    assert!(
+        model.inertia >= lo * (1.0 - 1e-9) && model.inertia <= hi * (1.0 + 1e-9),
+        "train inertia {} outside [{lo}, {hi}]",
+        model.inertia
+    );
     let (test, _) = metrics(&out);
     let (lo, hi) = (
         exp["test_silhouette_range"][0].as_f64().unwrap(),
         exp["test_silhouette_range"][1].as_f64().unwrap(),
     );
     let ours = test["silhouette"];
-    assert!(ours >= lo - 1e-9 && ours <= hi + 1e-9, "test silhouette {ours} outside [{lo}, {hi}]");
+    assert!(
+        ours >= lo - 1e-9 && ours <= hi + 1e-9,
+        "test silhouette {ours} outside [{lo}, {hi}]"
+    );
 }

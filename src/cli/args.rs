@@ -140,6 +140,14 @@ pub enum Command {
     Log,
     /// Show any object: run, prediction, stage output, pipeline, snapshot.
     Show { hash: String },
+    /// Write a run's report: one self-contained HTML page with its plots and provenance.
+    Report {
+        /// Run id (a unique prefix is enough).
+        hash: String,
+        /// Where to write it (default: report-<run>.html in the current folder).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Apply a run's fitted pipeline to new rows: a batch file, or a stream of NDJSON records.
     Predict {
         /// Run id (a unique prefix is enough).

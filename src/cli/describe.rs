@@ -428,12 +428,23 @@ fn model_lines(s: &mut String, model: &mlpipe::models::Model, target_transform: 
                 m.inertia
             );
             for (c, centre) in m.centres.iter().enumerate() {
-                let coords: Vec<String> = m.features.iter().zip(centre).map(|(f, v)| format!("{f} {v:.6}")).collect();
+                let coords: Vec<String> = m
+                    .features
+                    .iter()
+                    .zip(centre)
+                    .map(|(f, v)| format!("{f} {v:.6}"))
+                    .collect();
                 let _ = writeln!(s, "    cluster {c}: {}", coords.join(", "));
             }
         }
         mlpipe::models::Model::Ensemble(m) => {
-            let _ = writeln!(s, "  {} of {} on {} features", m.estimator, m.members.len(), m.features.len());
+            let _ = writeln!(
+                s,
+                "  {} of {} on {} features",
+                m.estimator,
+                m.members.len(),
+                m.features.len()
+            );
             for (i, (name, member)) in m.members.iter().enumerate() {
                 let weight = m.weights.get(i).map(|w| format!(", weight {w}")).unwrap_or_default();
                 let _ = writeln!(s, "  base {name}{weight}:");
@@ -452,95 +463,106 @@ fn model_lines(s: &mut String, model: &mlpipe::models::Model, target_transform: 
                 }
             }
         }
-            mlpipe::models::Model::Linear(m) => {
-                let _ = writeln!(
-                    s,
-                    "  {} on {} features, target transform {}; intercept {}",
-                    m.estimator,
-                    m.features.len(),
-                    target_transform,
-                    m.intercept
-                );
-                for (name, w) in m.features.iter().zip(&m.coefficients) {
-                    let _ = writeln!(s, "    {name:<28} {w:>+.9e}");
-                }
+        mlpipe::models::Model::Linear(m) => {
+            let _ = writeln!(
+                s,
+                "  {} on {} features, target transform {}; intercept {}",
+                m.estimator,
+                m.features.len(),
+                target_transform,
+                m.intercept
+            );
+            for (name, w) in m.features.iter().zip(&m.coefficients) {
+                let _ = writeln!(s, "    {name:<28} {w:>+.9e}");
             }
-            mlpipe::models::Model::Trees(m) => {
-                let nodes: usize = m.trees.iter().map(|t| t.feature.len()).sum();
-                let _ = writeln!(
-                    s,
-                    "  {} on {} features, target transform {}; {} trees, {nodes} nodes, start {}, learning rate {}",
-                    m.estimator,
-                    m.features.len(),
-                    target_transform,
-                    m.trees.len(),
-                    m.init,
-                    m.learning_rate
-                );
-                importances(s, &m.features, &m.importances);
-            }
-            mlpipe::models::Model::Classifier(m) => {
-                let _ = writeln!(
-                    s,
-                    "  {} on {} features; classes {}",
-                    m.estimator,
-                    m.features.len(),
-                    m.classes.join(", ")
-                );
-                match &m.scores {
-                    mlpipe::models::ClassScores::Linear {
-                        coefficients,
-                        intercepts,
-                    } => {
-                        // Two classes: one row, for the second (positive) class.
-                        let rows: Vec<&String> = if coefficients.len() == 1 {
-                            m.classes.iter().skip(1).collect()
-                        } else {
-                            m.classes.iter().collect()
-                        };
-                        for ((class, w), b) in rows.iter().zip(coefficients).zip(intercepts) {
-                            let _ = writeln!(s, "    class {class}: intercept {b}");
-                            for (name, c) in m.features.iter().zip(w) {
-                                let _ = writeln!(s, "      {name:<26} {c:>+.9e}");
-                            }
+        }
+        mlpipe::models::Model::Trees(m) => {
+            let nodes: usize = m.trees.iter().map(|t| t.feature.len()).sum();
+            let _ = writeln!(
+                s,
+                "  {} on {} features, target transform {}; {} trees, {nodes} nodes, start {}, learning rate {}",
+                m.estimator,
+                m.features.len(),
+                target_transform,
+                m.trees.len(),
+                m.init,
+                m.learning_rate
+            );
+            importances(s, &m.features, &m.importances);
+        }
+        mlpipe::models::Model::Classifier(m) => {
+            let _ = writeln!(
+                s,
+                "  {} on {} features; classes {}",
+                m.estimator,
+                m.features.len(),
+                m.classes.join(", ")
+            );
+            match &m.scores {
+                mlpipe::models::ClassScores::Linear {
+                    coefficients,
+                    intercepts,
+                } => {
+                    // Two classes: one row, for the second (positive) class.
+                    let rows: Vec<&String> = if coefficients.len() == 1 {
+                        m.classes.iter().skip(1).collect()
+                    } else {
+                        m.classes.iter().collect()
+                    };
+                    for ((class, w), b) in rows.iter().zip(coefficients).zip(intercepts) {
+                        let _ = writeln!(s, "    class {class}: intercept {b}");
+                        for (name, c) in m.features.iter().zip(w) {
+                            let _ = writeln!(s, "      {name:<26} {c:>+.9e}");
                         }
                     }
-                    mlpipe::models::ClassScores::Trees { trees } => {
-                        let nodes: usize = trees.iter().map(|t| t.feature.len()).sum();
-                        let _ = writeln!(s, "    {} trees, {nodes} nodes", trees.len());
-                    }
-                    mlpipe::models::ClassScores::Boosted {
-                        init,
-                        learning_rate,
-                        rounds,
-                    } => {
-                        let _ = writeln!(
-                            s,
-                            "    {} rounds of {} trees, start {init:?}, learning rate {learning_rate}",
-                            rounds.len(),
-                            init.len()
-                        );
-                    }
                 }
-                if !m.importances.is_empty() {
-                    importances(s, &m.features, &m.importances);
+                mlpipe::models::ClassScores::Trees { trees } => {
+                    let nodes: usize = trees.iter().map(|t| t.feature.len()).sum();
+                    let _ = writeln!(s, "    {} trees, {nodes} nodes", trees.len());
+                }
+                mlpipe::models::ClassScores::Boosted {
+                    init,
+                    learning_rate,
+                    rounds,
+                } => {
+                    let _ = writeln!(
+                        s,
+                        "    {} rounds of {} trees, start {init:?}, learning rate {learning_rate}",
+                        rounds.len(),
+                        init.len()
+                    );
                 }
             }
-        
+            if !m.importances.is_empty() {
+                importances(s, &m.features, &m.importances);
+            }
+        }
     }
 }
 
 /// Cross-validation scores: one line per candidate, the chosen one marked.
 fn cv_lines(s: &mut String, cv: &mlpipe::executor::CvReport) {
-    let _ = writeln!(s, "  {}-fold cross-validation on the train rows, {}:", cv.folds, cv.metric);
+    let _ = writeln!(
+        s,
+        "  {}-fold cross-validation on the train rows, {}:",
+        cv.folds, cv.metric
+    );
     for (i, c) in cv.candidates.iter().enumerate() {
         let params: Vec<String> = c.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-        let mark = if i == cv.chosen && cv.candidates.len() > 1 { "  ← chosen" } else { "" };
+        let mark = if i == cv.chosen && cv.candidates.len() > 1 {
+            "  ← chosen"
+        } else {
+            ""
+        };
         let folds: Vec<String> = c.scores.iter().map(|v| format!("{v:.6}")).collect();
         let _ = writeln!(
             s,
             "    {}mean {:.6} ± {:.6}  folds {}{mark}",
-            if params.is_empty() { String::new() } else { format!("{}: ", params.join(", ")) },
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", params.join(", "))
+            },
             c.mean,
             c.std,
             folds.join(" ")

@@ -135,6 +135,11 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.log(&log::run(&log::LogArgs { store })?);
             Ok(0)
         }
+        Command::Report { hash, output } => {
+            let out = mlpipe::commands::report::run(&mlpipe::commands::report::ReportArgs { hash, store, output })?;
+            printer.report(&out);
+            Ok(0)
+        }
         Command::Show { hash } => {
             printer.show(&show::run(&show::ShowArgs { hash, store })?);
             Ok(0)

@@ -256,6 +256,18 @@ impl Printer {
         self.out(&s);
     }
 
+    pub fn report(&self, r: &mlpipe::commands::report::ReportOut) {
+        if self.json {
+            return self.json_out(r);
+        }
+        self.out(&format!(
+            "wrote the report of run {} to {} ({} bytes)\n",
+            r.run.short(),
+            r.path.display(),
+            r.bytes
+        ));
+    }
+
     pub fn diff(&self, r: &DiffReport) {
         if self.json {
             return self.json_out(r);

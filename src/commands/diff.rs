@@ -121,7 +121,13 @@ fn chosen(store: &dyn Store, run: &RunRecord) -> Result<Option<String>> {
     };
     Ok(train.cv.and_then(|cv| {
         let params = &cv.candidates.get(cv.chosen)?.params;
-        (!params.is_empty()).then(|| params.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", "))
+        (!params.is_empty()).then(|| {
+            params
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     }))
 }
 

@@ -7,6 +7,7 @@ pub mod gc;
 pub mod ledger;
 pub mod log;
 pub mod predict;
+pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod serve;

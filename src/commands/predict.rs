@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
+use crate::executor::Predictions;
 use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
 use crate::provenance::{self, PredictionRecord};
-use crate::executor::Predictions;
 use crate::scoring::{Made, Scorer, single_value};
 use crate::store::{LocalStore, RefKind, Store};
 use crate::tables::{self, Format, OutputRows, Target};

@@ -145,11 +145,21 @@ mod tests {
     fn a_forest_is_the_same_on_one_thread_and_many() {
         let a: Vec<f64> = (0..200).map(|i| f64::from(i % 17)).collect();
         let b: Vec<f64> = (0..200).map(|i| f64::from((i * 7) % 23)).collect();
-        let y: Vec<u32> = (0..200).map(|i| u32::from((i % 17) > 8) + u32::from((i * 7) % 23 > 15)).collect();
+        let y: Vec<u32> = (0..200)
+            .map(|i| u32::from((i % 17) > 8) + u32::from((i * 7) % 23 > 15))
+            .collect();
         let target = Target::Classes { y: &y, n_classes: 3 };
         let grow_all = || forest(&[&a, &b], target, &params(Some(1)), 16, true, [7; 32]);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(grow_all);
-        let many = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(grow_all);
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(grow_all);
+        let many = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(grow_all);
         assert_eq!(one, many);
         assert_ne!(one[0], one[1], "each tree draws its own sample");
     }

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 
 fn check(n: usize, k: usize) -> Result<()> {
     if k < 2 || n < k {
-        return Err(Error::data(format!("{k}-fold cross-validation needs at least {k} train rows; there are {n}"))
-            .with_hint("use fewer folds"));
+        return Err(Error::data(format!(
+            "{k}-fold cross-validation needs at least {k} train rows; there are {n}"
+        ))
+        .with_hint("use fewer folds"));
     }
     Ok(())
 }

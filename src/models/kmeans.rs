@@ -173,7 +173,9 @@ pub fn lloyd(points: &Points, mut centres: Vec<Vec<f64>>, max_iter: u64, tol: f6
             *label = nearest(&centres, points.row(i)).0;
         }
     }
-    let inertia = (0..n).map(|i| squared_distance(points.row(i), &centres[labels[i]])).sum();
+    let inertia = (0..n)
+        .map(|i| squared_distance(points.row(i), &centres[labels[i]]))
+        .sum();
     Fit {
         centres,
         inertia,
@@ -183,7 +185,13 @@ pub fn lloyd(points: &Points, mut centres: Vec<Vec<f64>>, max_iter: u64, tol: f6
 
 /// An empty cluster takes the row farthest from its centre (the next farthest for the next empty
 /// one), which leaves its old cluster, as scikit-learn's `_relocate_empty_clusters` does.
-fn relocate_empty(points: &Points, centres: &[Vec<f64>], labels: &[usize], sums: &mut [Vec<f64>], counts: &mut [usize]) {
+fn relocate_empty(
+    points: &Points,
+    centres: &[Vec<f64>],
+    labels: &[usize],
+    sums: &mut [Vec<f64>],
+    counts: &mut [usize],
+) {
     let empty: Vec<usize> = (0..centres.len()).filter(|c| counts[*c] == 0).collect();
     if empty.is_empty() {
         return;

@@ -213,7 +213,11 @@ fn softmax(z: &[f64], out: &mut [f64]) {
 
 /// log(1 + eᶻ) without overflow.
 fn log1p_exp(z: f64) -> f64 {
-    if z > 0.0 { z + (-z).exp().ln_1p() } else { z.exp().ln_1p() }
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
 }
 
 fn row_loss(z: &[f64], y: u32) -> f64 {
@@ -312,7 +316,13 @@ pub fn fit(columns: &[&[f64]], y: &[u32], n_classes: usize, params: Params) -> R
             .map(|k| theta[problem.at(k, 0)..problem.at(k, p)].to_vec())
             .collect(),
         intercepts: (0..rows)
-            .map(|k| if params.fit_intercept { theta[problem.at(k, p)] } else { 0.0 })
+            .map(|k| {
+                if params.fit_intercept {
+                    theta[problem.at(k, p)]
+                } else {
+                    0.0
+                }
+            })
             .collect(),
         objective,
         iterations,
@@ -348,10 +358,10 @@ fn newton(problem: &Problem<'_>, theta: &mut [f64]) -> Result<u64> {
                 }
             }
         }
-        let step = cholesky_solve(&mut h, &g, d)
-            .ok_or_else(|| Error::data("the logistic regression Hessian is singular").with_hint(
-                "drop constant or duplicated features, or lower C (stronger penalty)",
-            ))?;
+        let step = cholesky_solve(&mut h, &g, d).ok_or_else(|| {
+            Error::data("the logistic regression Hessian is singular")
+                .with_hint("drop constant or duplicated features, or lower C (stronger penalty)")
+        })?;
         let slope: f64 = g.iter().zip(&step).map(|(a, b)| a * b).sum();
         let Some((next, f_next)) = line_search(theta, &step, f, -slope, |t| problem.objective(t)) else {
             return Ok(iteration); // no step lowers the objective: it is at its optimum to rounding
@@ -531,7 +541,11 @@ mod tests {
         let fit = fit(&[&x], &y, 2, params(1.0, 0.0)).unwrap();
         // ∂/∂b: Σ (σ(z) − y) = 0;  ∂/∂w: Σ (σ(z) − y)·x + w/C = 0.
         let (w, b) = (fit.coefficients[0][0], fit.intercepts[0]);
-        let r: Vec<f64> = x.iter().zip(&y).map(|(xi, yi)| sigmoid(w * xi + b) - f64::from(*yi)).collect();
+        let r: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(xi, yi)| sigmoid(w * xi + b) - f64::from(*yi))
+            .collect();
         assert!(r.iter().sum::<f64>().abs() < 1e-12);
         let gw: f64 = r.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>() + w;
         assert!(gw.abs() < 1e-12, "{gw}");

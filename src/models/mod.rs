@@ -48,7 +48,9 @@ impl ClusterModel {
     pub fn assign(&self, frame: &Frame) -> Result<Vec<usize>> {
         let columns = model_columns(frame, &self.features)?;
         let points = kmeans::Points::from_columns(&columns);
-        Ok((0..points.n()).map(|i| kmeans::nearest(&self.centres, points.row(i)).0).collect())
+        Ok((0..points.n())
+            .map(|i| kmeans::nearest(&self.centres, points.row(i)).0)
+            .collect())
     }
 }
 
@@ -153,7 +155,10 @@ pub enum Estimator {
     },
     /// `VotingRegressor` / `VotingClassifier(voting="soft")`: the weighted mean of the base estimators'
     /// predictions (or probabilities).
-    Voting { base: Vec<Member>, weights: Vec<f64> },
+    Voting {
+        base: Vec<Member>,
+        weights: Vec<f64>,
+    },
     /// scikit-learn's `KMeans` (Lloyd), seeded by k-means++ (`plus_plus`) or random rows.
     KMeans {
         n_clusters: u64,
@@ -283,31 +288,41 @@ pub fn parse_estimator(t: &mut TableReader<'_, '_>, task: Task) -> Result<Estima
     )?;
     if !known.contains(&name.value.as_str()) {
         let other = name.value.as_str();
-        let (message, hint) = if REGRESSORS.contains(&other) || CLASSIFIERS.contains(&other) || CLUSTERERS.contains(&other) {
-            (
-                format!("estimator \"{other}\" does not fit task \"{}\"", task.name()),
-                format!("for task \"{}\" use one of: {}", task.name(), known.join(", ")),
-            )
-        } else {
-            (
-                format!("unknown estimator \"{other}\" (known for task \"{}\": {})", task.name(), known.join(", ")),
-                crate::error::did_you_mean(other, known.iter().copied()).unwrap_or_default(),
-            )
-        };
+        let (message, hint) =
+            if REGRESSORS.contains(&other) || CLASSIFIERS.contains(&other) || CLUSTERERS.contains(&other) {
+                (
+                    format!("estimator \"{other}\" does not fit task \"{}\"", task.name()),
+                    format!("for task \"{}\" use one of: {}", task.name(), known.join(", ")),
+                )
+            } else {
+                (
+                    format!(
+                        "unknown estimator \"{other}\" (known for task \"{}\": {})",
+                        task.name(),
+                        known.join(", ")
+                    ),
+                    crate::error::did_you_mean(other, known.iter().copied()).unwrap_or_default(),
+                )
+            };
         let mut err = Error::spec(message, Some(name.location));
         if !hint.is_empty() {
             err = err.with_hint(hint);
         }
         return Err(err);
     }
-    if matches!(name.value.as_str(), "decision_tree" | "gradient_boosting" | "random_forest") {
+    if matches!(
+        name.value.as_str(),
+        "decision_tree" | "gradient_boosting" | "random_forest"
+    ) {
         return parse_tree_estimator(t, &name.value, task);
     }
     if matches!(name.value.as_str(), "stacking" | "voting") {
         return parse_ensemble(t, &name.value, task);
     }
     if name.value == "k_means" {
-        let plus_plus = t.choice("init", &["k-means++", "random"])?.is_none_or(|i| i.value == "k-means++");
+        let plus_plus = t
+            .choice("init", &["k-means++", "random"])?
+            .is_none_or(|i| i.value == "k-means++");
         let tol = match t.f64("tol")? {
             Some(v) if v.value < 0.0 => return Err(Error::spec("`tol` must be ≥ 0", Some(v.location))),
             other => other.map_or(1e-4, |v| v.value),
@@ -414,21 +429,33 @@ fn parse_ensemble(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> Result
         let member = b.req_str("name", "a name for this estimator's predictions")?;
         let ok = !member.value.is_empty()
             && member.value.len() <= 64
-            && member.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && member
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
             return Err(Error::spec(
-                format!("base name \"{}\" must be 1-64 letters, digits, '_' or '-'", member.value),
+                format!(
+                    "base name \"{}\" must be 1-64 letters, digits, '_' or '-'",
+                    member.value
+                ),
                 Some(member.location),
             ));
         }
         if base.iter().any(|m| m.name == member.value) {
-            return Err(Error::spec(format!("two base estimators are named \"{}\"", member.value), Some(member.location))
-                .with_hint("give each [[train.base]] a unique name"));
+            return Err(Error::spec(
+                format!("two base estimators are named \"{}\"", member.value),
+                Some(member.location),
+            )
+            .with_hint("give each [[train.base]] a unique name"));
         }
         let estimator = parse_estimator(&mut b, task)?;
         if estimator.is_ensemble() {
             return Err(Error::spec(
-                format!("base estimator \"{}\" is itself an ensemble; ensembles do not nest", member.value),
+                format!(
+                    "base estimator \"{}\" is itself an ensemble; ensembles do not nest",
+                    member.value
+                ),
                 Some(member.location),
             ));
         }
@@ -441,8 +468,11 @@ fn parse_ensemble(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> Result
         });
     }
     if base.len() < 2 {
-        return Err(Error::spec(format!("{name} needs at least two [[train.base]] estimators"), Some(t.location()))
-            .with_hint("add [[train.base]] tables, each with name = \"…\" and estimator = \"…\""));
+        return Err(Error::spec(
+            format!("{name} needs at least two [[train.base]] estimators"),
+            Some(t.location()),
+        )
+        .with_hint("add [[train.base]] tables, each with name = \"…\" and estimator = \"…\""));
     }
     if name == "voting" {
         let weights = match t.kind("weights") {
@@ -464,29 +494,40 @@ fn parse_ensemble(t: &mut TableReader<'_, '_>, name: &str, task: Task) -> Result
                     })
                     .collect::<Option<Vec<f64>>>()
                     .filter(|w| w.iter().all(|x| x.is_finite() && *x >= 0.0) && w.iter().any(|x| *x > 0.0))
-                    .ok_or_else(|| {
-                        Error::spec("`weights` must be numbers ≥ 0, not all 0", Some(location.clone()))
-                    })?;
+                    .ok_or_else(|| Error::spec("`weights` must be numbers ≥ 0, not all 0", Some(location.clone())))?;
                 if weights.len() != base.len() {
                     return Err(Error::spec(
-                        format!("`weights` has {} numbers for {} base estimators", weights.len(), base.len()),
+                        format!(
+                            "`weights` has {} numbers for {} base estimators",
+                            weights.len(),
+                            base.len()
+                        ),
                         Some(location),
                     ));
                 }
                 weights
             }
             Some(other) => {
-                return Err(Error::spec(format!("`weights` must be an array of numbers, found {other}"), Some(t.location())));
+                return Err(Error::spec(
+                    format!("`weights` must be an array of numbers, found {other}"),
+                    Some(t.location()),
+                ));
             }
         };
         return Ok(Estimator::Voting { base, weights });
     }
     let mut f = t.table("final")?.ok_or_else(|| {
-        t.missing("final", "the estimator that learns from the base estimators' predictions")
+        t.missing(
+            "final",
+            "the estimator that learns from the base estimators' predictions",
+        )
     })?;
     let final_estimator = parse_estimator(&mut f, task)?;
     if final_estimator.is_ensemble() {
-        return Err(Error::spec("the final estimator cannot be an ensemble", Some(f.location())));
+        return Err(Error::spec(
+            "the final estimator cannot be an ensemble",
+            Some(f.location()),
+        ));
     }
     let mut known = vec!["estimator"];
     known.extend(final_estimator.param_names());
@@ -584,7 +625,11 @@ fn parse_max_features(t: &mut TableReader<'_, '_>, task: Task) -> Result<MaxFeat
     let hint = "use \"sqrt\", \"log2\", \"all\", a whole number of features ≥ 1, or a fraction in (0, 1]";
     match t.kind("max_features") {
         None => Ok(default),
-        Some("a string") => match t.choice("max_features", &["sqrt", "log2", "all"])?.map(|v| v.value).as_deref() {
+        Some("a string") => match t
+            .choice("max_features", &["sqrt", "log2", "all"])?
+            .map(|v| v.value)
+            .as_deref()
+        {
             Some("log2") => Ok(MaxFeatures::Log2),
             Some("all") => Ok(MaxFeatures::All),
             _ => Ok(MaxFeatures::Sqrt),
@@ -793,7 +838,6 @@ fn frame_of(columns: Vec<(String, Vec<f64>)>, rows: usize, like: &Frame) -> Fram
         source: like.source.clone(),
         first_row: like.first_row,
     }
-
 }
 
 /// A fitted tree model: `init + Σ learning_rate × tree(x)` (a single tree: init 0, rate 1), or the mean
@@ -1013,7 +1057,9 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
 /// The train target as an estimator takes it.
 pub enum FitTarget<'a> {
     /// Clustering: no target; `rows` train rows.
-    Unsupervised { rows: usize },
+    Unsupervised {
+        rows: usize,
+    },
     Values(&'a [f64]),
     /// Class indices into `labels` (sorted), and whether the labels are numbers.
     Classes {
@@ -1024,7 +1070,12 @@ pub enum FitTarget<'a> {
 }
 
 /// Fits `estimator` on the train design; `seed` feeds the estimators that draw (forests).
-pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarget<'_>, seed: [u8; 32]) -> Result<Model> {
+pub fn fit(
+    estimator: &Estimator,
+    features: &[(&str, &[f64])],
+    target: &FitTarget<'_>,
+    seed: [u8; 32],
+) -> Result<Model> {
     let n = match target {
         FitTarget::Values(y) => y.len(),
         FitTarget::Classes { y, .. } => y.len(),
@@ -1043,8 +1094,10 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
     {
         let k = usize::try_from(n_clusters).unwrap_or(usize::MAX);
         if k > n {
-            return Err(Error::data(format!("n_clusters = {k} but the train split has {n} rows"))
-                .with_hint("ask for fewer clusters"));
+            return Err(
+                Error::data(format!("n_clusters = {k} but the train split has {n} rows"))
+                    .with_hint("ask for fewer clusters"),
+            );
         }
         let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
         let points = kmeans::Points::from_columns(&columns);
@@ -1092,7 +1145,9 @@ pub fn fit(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarge
             "the train split holds a single class ({}); a classifier needs at least two",
             labels.first().map_or("none", String::as_str)
         ))
-        .with_hint("check the target column, or split so that train holds every class (method = \"random\", stratify)"));
+        .with_hint(
+            "check the target column, or split so that train holds every class (method = \"random\", stratify)",
+        ));
     }
     let n_classes = labels.len();
     let tree_params = |max_depth, min_samples_split, min_samples_leaf, criterion, max_features| tree::TreeParams {
@@ -1218,7 +1273,12 @@ fn member_seed(seed: [u8; 32], name: &str) -> [u8; 32] {
 /// Stacking or voting: every member fitted on all train rows; for stacking, the final estimator fitted on
 /// the members' out-of-fold predictions (unshuffled k-fold, stratified for classes, as scikit-learn's
 /// default `cv`).
-fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &FitTarget<'_>, seed: [u8; 32]) -> Result<Model> {
+fn fit_ensemble(
+    estimator: &Estimator,
+    features: &[(&str, &[f64])],
+    target: &FitTarget<'_>,
+    seed: [u8; 32],
+) -> Result<Model> {
     let (base, stacking) = match estimator {
         Estimator::Stacking {
             base,
@@ -1273,7 +1333,11 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
         let (fit_rows, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|r| fold[*r] != f);
         let pick = |rows: &[usize], c: &[f64]| -> Vec<f64> { rows.iter().map(|r| c[*r]).collect() };
         let fit_columns: Vec<Vec<f64>> = features.iter().map(|(_, c)| pick(&fit_rows, c)).collect();
-        let fit_features: Vec<(&str, &[f64])> = names.iter().map(String::as_str).zip(fit_columns.iter().map(Vec::as_slice)).collect();
+        let fit_features: Vec<(&str, &[f64])> = names
+            .iter()
+            .map(String::as_str)
+            .zip(fit_columns.iter().map(Vec::as_slice))
+            .collect();
         let held_frame = Frame {
             columns: names
                 .iter()
@@ -1305,8 +1369,13 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
             }
         };
         for (m, member) in base.iter().enumerate() {
-            let model = fit(&member.estimator, &fit_features, &fold_target, member_seed(seed, &member.name))
-                .map_err(|e| e.with_context(format!("base estimator \"{}\", fold {}", member.name, f + 1)))?;
+            let model = fit(
+                &member.estimator,
+                &fit_features,
+                &fold_target,
+                member_seed(seed, &member.name),
+            )
+            .map_err(|e| e.with_context(format!("base estimator \"{}\", fold {}", member.name, f + 1)))?;
             let values = match model.output(&held_frame)? {
                 Output::Values(v) | Output::Proba(v) => v,
             };
@@ -1317,7 +1386,13 @@ fn fit_ensemble(estimator: &Estimator, features: &[(&str, &[f64])], target: &Fit
     }
     let outputs: Vec<Output> = oof
         .into_iter()
-        .map(|v| if n_classes > 0 { Output::Proba(v) } else { Output::Values(v) })
+        .map(|v| {
+            if n_classes > 0 {
+                Output::Proba(v)
+            } else {
+                Output::Values(v)
+            }
+        })
         .collect();
     let meta = meta_features(&members, &outputs, n_classes);
     let meta_features: Vec<(&str, &[f64])> = meta.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();

@@ -311,13 +311,23 @@ impl Metric {
         match Metric::all().find(|m| m.name() == text.value) {
             Some(m) if m.task() == task => Ok(m),
             Some(m) => Err(Error::spec(
-                format!("metric \"{}\" is a {} metric, but the task is {}", m.name(), m.task().name(), task.name()),
+                format!(
+                    "metric \"{}\" is a {} metric, but the task is {}",
+                    m.name(),
+                    m.task().name(),
+                    task.name()
+                ),
                 Some(text.location.clone()),
             )
             .with_hint(format!("use one of: {}", fits.join(", ")))),
             None => {
                 let mut err = Error::spec(
-                    format!("unknown metric \"{}\" (known for {}: {})", text.value, task.name(), fits.join(", ")),
+                    format!(
+                        "unknown metric \"{}\" (known for {}: {})",
+                        text.value,
+                        task.name(),
+                        fits.join(", ")
+                    ),
                     Some(text.location.clone()),
                 );
                 if let Some(h) = crate::error::did_you_mean(&text.value, fits.iter().copied()) {
@@ -583,9 +593,15 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     })?;
     let estimator = crate::models::parse_estimator(&mut t, task)?;
     let transform = t.choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?;
-    if let Some(v) = transform.as_ref().filter(|v| v.value != "none" && task == Task::Classification) {
+    if let Some(v) = transform
+        .as_ref()
+        .filter(|v| v.value != "none" && task == Task::Classification)
+    {
         return Err(Error::spec(
-            format!("target_transform = \"{}\" transforms a numeric target; a classifier's target is its classes", v.value),
+            format!(
+                "target_transform = \"{}\" transforms a numeric target; a classifier's target is its classes",
+                v.value
+            ),
             Some(v.location.clone()),
         )
         .with_hint("remove target_transform from [train]"));
@@ -624,7 +640,10 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let cv = parse_cv(root, task, &metrics)?;
     if let (Some(search), None) = (&search, &cv) {
         return Err(Error::spec(
-            format!("[grid] varies {} but there is no [cv] to score the candidates", search.params.join(", ")),
+            format!(
+                "[grid] varies {} but there is no [cv] to score the candidates",
+                search.params.join(", ")
+            ),
             None,
         )
         .with_hint("add [cv] with folds = 5 (and metric = \"…\" to choose by)"));
@@ -670,7 +689,10 @@ fn parse_grid(
     };
     if base.is_ensemble() {
         return Err(Error::spec(
-            format!("[grid] searches one estimator's parameters; {} combines several", base.name()),
+            format!(
+                "[grid] searches one estimator's parameters; {} combines several",
+                base.name()
+            ),
             Some(grid.location()),
         )
         .with_hint("search each base estimator on its own, then fix their parameters in the ensemble"));
@@ -702,7 +724,10 @@ fn parse_grid(
             ));
         };
         if items.is_empty() {
-            return Err(Error::spec(format!("[grid] `{}` has no values to try", key.value), Some(key.location.clone())));
+            return Err(Error::spec(
+                format!("[grid] `{}` has no values to try", key.value),
+                Some(key.location.clone()),
+            ));
         }
         axes.push((key.value.as_str(), items));
     }
@@ -751,7 +776,10 @@ fn parse_cv(root: &mut TableReader<'_, '_>, task: Task, metrics: &[Metric]) -> R
     };
     let stratify = t.bool("stratify")?.unwrap_or(task == Task::Classification);
     if stratify && task != Task::Classification {
-        return Err(Error::spec("`stratify` keeps class proportions; it needs task = \"classification\"", Some(t.location())));
+        return Err(Error::spec(
+            "`stratify` keeps class proportions; it needs task = \"classification\"",
+            Some(t.location()),
+        ));
     }
     let cv = CrossValidation {
         folds,

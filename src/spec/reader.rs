@@ -292,7 +292,8 @@ impl<'a, 's> TableReader<'a, 's> {
         let mut table = self.table.clone();
         for (key, value) in values {
             let existing = table.keys().find(|k| k.get_ref().as_ref() == *key).cloned();
-            let key = existing.unwrap_or_else(|| Spanned::new(value.span(), std::borrow::Cow::Owned((*key).to_string())));
+            let key =
+                existing.unwrap_or_else(|| Spanned::new(value.span(), std::borrow::Cow::Owned((*key).to_string())));
             table.insert(key, (*value).clone());
         }
         table

@@ -2,6 +2,7 @@
 //! helpers to run the real binary in it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::struct_field_names)]
 
+pub mod chromium;
 pub mod postgres;
 pub mod serving;
 
@@ -45,7 +46,11 @@ impl Project {
         let text = text.replace("../data-snapshots/penguins/penguins.csv", "penguins.csv");
         let text = text.split("\n[[gate]]").next().unwrap().to_string() + "\n";
         std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
-        std::fs::copy(root.join("data-snapshots/penguins/penguins.csv"), dir.path().join("penguins.csv")).unwrap();
+        std::fs::copy(
+            root.join("data-snapshots/penguins/penguins.csv"),
+            dir.path().join("penguins.csv"),
+        )
+        .unwrap();
         Project { dir }
     }
 
