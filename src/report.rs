@@ -151,6 +151,7 @@ fn histogram(out: &mut String, title: &str, values: &[f64], bins: usize) {
 }
 
 /// Axis lines with their end values.
+#[allow(clippy::many_single_char_names)] // l, r, t, b: the plot's edges
 fn axes(out: &mut String, x: (f64, f64), y: (f64, f64), x_label: &str, y_label: &str) {
     let (l, r, t, b) = (MARGIN, WIDTH - MARGIN, MARGIN, HEIGHT - MARGIN);
     let _ = write!(
