@@ -89,6 +89,139 @@ def case_large(rows, runs, work):
     return compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
 
 
+MODEL_TRAIN = {
+    "linear_regression": ('y', 'estimator = "linear_regression"', '["rmse"]'),
+    "ridge": ('y', 'estimator = "ridge"\nalpha = 1.0', '["rmse"]'),
+    "lasso": ('y', 'estimator = "lasso"\nalpha = 0.01', '["rmse"]'),
+    "logistic_regression": ('label', 'estimator = "logistic_regression"\nC = 1.0', '["accuracy"]'),
+}
+
+
+def models_data(rows, features, work):
+    """A seeded table: `features` correlated normal columns, a linear target `y` with noise and a
+    two-class `label` drawn from a logistic model of the same columns."""
+    path = work / f"models-{rows}.csv"
+    if path.exists():
+        return path
+    code = f"""
+import numpy as np, pandas as pd
+rng = np.random.default_rng(7)
+z = rng.standard_normal(({rows}, {features}))
+X = z + 0.3 * z[:, [0]]
+beta = rng.uniform(-1, 1, {features})
+y = X @ beta + rng.standard_normal({rows})
+label = (rng.random({rows}) < 1 / (1 + np.exp(-(X @ beta) / 3))).astype(int)
+df = pd.DataFrame(X, columns=[f"x{{i}}" for i in range({features})])
+df["y"] = y
+df["label"] = label
+df.to_csv("{path}", index=False, float_format="%.17g")
+"""
+    subprocess.run([peer_python() or sys.executable, "-c", code], check=True)
+    return path
+
+
+def train_seconds(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return next(s["seconds"] for s in json.loads(out)["stages"] if s["name"] == "train")
+
+
+def case_models(rows, features, runs, work):
+    """Fit time only (mlpipe's train stage, scikit-learn's `fit`), same table and hyperparameters."""
+    py = peer_python()
+    if not py:
+        return [{"case": "model fit times (peer not installed)"}]
+    data = models_data(rows, features, work)
+    peer_runs = [json.loads(subprocess.run([py, ROOT / "bench" / "peers" / "fit_models.py", data],
+                                           capture_output=True, text=True, check=True).stdout) for _ in range(runs)]
+    out = []
+    for name, (target, train, metrics) in MODEL_TRAIN.items():
+        other = "label" if target == "y" else "y"
+        columns = ", ".join(f'"x{i}"' for i in range(features))
+        task = "classification" if target == "label" else "regression"
+        pipeline = work / f"fit-{name}.toml"
+        pipeline.write_text(f"""[pipeline]
+name = "fit-{name}"
+seed = 1
+target = "{target}"
+task = "{task}"
+
+[gather]
+source = "{data}"
+columns = [{columns}, "{target}"]
+
+[split]
+method = "random"
+test_fraction = 0.01
+
+[train]
+{train}
+
+[evaluate]
+metrics = {metrics}
+""")
+        ours = []
+        for r in range(runs):
+            store = work / f"fit-store-{name}-{r}"
+            ours.append(train_seconds([MLPIPE, "run", pipeline, "--json", "--store", store]))
+            shutil.rmtree(store, ignore_errors=True)
+        out.append({"case": f"fit {name}, {rows:,} × {features} (train stage / `fit` only)",
+                    "mlpipe": (statistics.median(ours), None),
+                    "peer": (statistics.median(p[name] for p in peer_runs), None)})
+    return out
+
+
+def case_stacking(runs, work):
+    """The house-price design with a stacking of ridge, gradient boosting and a random forest on 5-fold
+    out-of-fold predictions, final ridge: mlpipe's train stage against StackingRegressor.fit."""
+    py = peer_python()
+    if not py:
+        return {"case": "stacking (peer not installed)"}
+    text = PIPELINE.read_text().split("\n# Checked by every")[0]
+    # A pipeline reads only inside its project: the data goes beside it.
+    shutil.copy(ROOT / "data-snapshots" / "house-prices" / "train.csv", work / "train.csv")
+    text = text.replace('source = "../data-snapshots/house-prices/train.csv"', 'source = "train.csv"')
+    start = text.index("[train]")
+    end = text.index("[evaluate]")
+    text = text[:start] + """[train]
+estimator = "stacking"
+target_transform = "log"
+folds = 5
+
+[train.final]
+estimator = "ridge"
+alpha = 1.0
+
+[[train.base]]
+name = "ridge"
+estimator = "ridge"
+alpha = 10.0
+
+[[train.base]]
+name = "gbr"
+estimator = "gradient_boosting"
+n_estimators = 200
+max_depth = 3
+
+[[train.base]]
+name = "forest"
+estimator = "random_forest"
+n_estimators = 100
+max_features = 0.3
+
+""" + text[end:]
+    pipeline = work / "stacking.toml"
+    pipeline.write_text(text)
+    ours = []
+    for r in range(runs):
+        store = work / f"stack-store-{r}"
+        ours.append(train_seconds([MLPIPE, "run", pipeline, "--json", "--store", store]))
+        shutil.rmtree(store, ignore_errors=True)
+    peer = [json.loads(subprocess.run([py, ROOT / "bench" / "peers" / "fit_models.py", "--stacking"],
+                                      capture_output=True, text=True, check=True).stdout)["stacking"] for _ in range(runs)]
+    return {"case": "stacking ridge + boosting + forest, 5-fold OOF, house prices (train stage / `fit` only)",
+            "mlpipe": (statistics.median(ours), None), "peer": (statistics.median(peer), None)}
+
+
 def measure_limited(cmd, limit_bytes):
     """Like measure, but under an address-space limit; a failure is a result, not an abort."""
     def limit():
@@ -430,7 +563,7 @@ def table(rows):
            "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         ours, peer = r.get("mlpipe"), r.get("peer")
-        cell = lambda v, i, f: f.format(v[i]) if v else "—"
+        cell = lambda v, i, f: f.format(v[i]) if v and v[i] is not None else "—"
         ratio = f"{peer[0] / ours[0]:.1f}×" if ours and peer else "—"
         out.append(f"| {r['case']} | {cell(ours, 0, '{:.4f}')} | {cell(ours, 1, '{:.0f}')} | "
                    f"{cell(peer, 0, '{:.4f}')} | {cell(peer, 1, '{:.0f}')} | {ratio} |")
@@ -440,12 +573,22 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
-    ap.add_argument("--only", choices=["growth"], help="run one case only (its table in RESULTS.md is replaced)")
+    ap.add_argument("--only", choices=["growth", "models"], help="run one case only (its table in RESULTS.md is replaced)")
     args = ap.parse_args()
     if not MLPIPE.exists():
         sys.exit("build first: cargo build --release")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 5_000_000]
+    if args.only == "models":
+        with tempfile.TemporaryDirectory() as tmp:
+            work = pathlib.Path(tmp)
+            rows = case_models(100_000 if args.quick else 1_000_000, 50, 1 if args.quick else 3, work)
+            rows.append(case_stacking(1 if args.quick else 3, work))
+        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{table(rows)}\n"
+        print(text)
+        if not args.quick:
+            write_section("<!-- models -->", text)
+        return
     if args.only == "growth":
         with tempfile.TemporaryDirectory() as tmp:
             growth = case_growth(sizes, pathlib.Path(tmp))
@@ -462,6 +605,8 @@ def main():
         rows.append(case_large(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_batch(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_pg_snapshot(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
+        rows += case_models(100_000 if args.quick else 1_000_000, 50, 1 if args.quick else 3, work)
+        rows.append(case_stacking(1 if args.quick else 3, work))
         rest = case_rest(work, 3 if args.quick else 10, 4 if args.quick else 16)
         growth = case_growth(sizes, work)
     head = (f"{datetime.date.today()} · commit {commit} · {machine()} · {runs} runs per side "

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
-use super::tree::{Target, Tree, TreeParams, grow, grow_from};
+use super::tree::{Target, Tree, TreeParams, grow_from, grow_presorted, presort};
 
 /// Grows `n_trees` trees, each on a bootstrap sample of the rows (or all rows once) with features drawn
 /// per split when `params.max_features` is set.
@@ -75,6 +75,8 @@ pub fn boost_classes(
     let mut column = vec![0.0; n];
     let mut prob = vec![0.0; n_classes];
     let mut rounds = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    let sorted = presort(columns, &all);
     for _ in 0..n_rounds {
         for i in 0..n {
             let f = &raw[i * slots..(i + 1) * slots];
@@ -90,7 +92,7 @@ pub fn boost_classes(
             for i in 0..n {
                 column[i] = residual[i * slots + k];
             }
-            let mut tree = grow(columns, Target::Values(&column), params);
+            let mut tree = grow_presorted(columns, Target::Values(&column), params, sorted.clone());
             let leaves: Vec<usize> = (0..n).map(|i| tree.leaf(|c| columns[c][i])).collect();
             let mut numerator = vec![0.0; tree.value.len()];
             let mut denominator = vec![0.0; tree.value.len()];
@@ -129,7 +131,7 @@ pub fn boost_classes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tree::Criterion;
+    use crate::models::tree::{Criterion, grow};
 
     fn params(max_features: Option<usize>) -> TreeParams {
         TreeParams {

@@ -180,6 +180,25 @@ pub fn grow(columns: &[&[f64]], target: Target<'_>, params: &TreeParams) -> Tree
     grow_from(columns, target, params, rows, None)
 }
 
+/// Every row of each feature, sorted by (value, row): computed once for trees grown on the same rows
+/// (the rounds of boosting).
+pub fn presort(columns: &[&[f64]], rows: &[usize]) -> Vec<Vec<usize>> {
+    columns
+        .iter()
+        .map(|x| {
+            let mut order: Vec<(f64, usize)> = rows.iter().map(|&r| (x[r], r)).collect();
+            order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            order.into_iter().map(|(_, r)| r).collect()
+        })
+        .collect()
+}
+
+/// Grows a tree on all rows once from their presorted orders (see `presort`).
+pub fn grow_presorted(columns: &[&[f64]], target: Target<'_>, params: &TreeParams, sorted: Vec<Vec<usize>>) -> Tree {
+    let rows: Vec<usize> = (0..target.len()).collect();
+    grow_with(columns, target, params, rows, None, Some(sorted))
+}
+
 /// Grows a tree from `rows`, which may repeat a row (a bootstrap sample: a row drawn twice weighs
 /// twice, as scikit-learn's sample weights make it). `rng` draws the features tried at each split
 /// when `params.max_features` is set.
@@ -187,8 +206,19 @@ pub fn grow_from(
     columns: &[&[f64]],
     target: Target<'_>,
     params: &TreeParams,
+    rows: Vec<usize>,
+    rng: Option<&mut rand_chacha::ChaCha20Rng>,
+) -> Tree {
+    grow_with(columns, target, params, rows, rng, None)
+}
+
+fn grow_with(
+    columns: &[&[f64]],
+    target: Target<'_>,
+    params: &TreeParams,
     mut rows: Vec<usize>,
     rng: Option<&mut rand_chacha::ChaCha20Rng>,
+    presorted: Option<Vec<Vec<usize>>>,
 ) -> Tree {
     let mut tree = Tree {
         feature: Vec::new(),
@@ -202,15 +232,30 @@ pub fn grow_from(
     };
     // Repeated rows sit side by side, so a side's distinct rows can be counted while scanning.
     rows.sort_unstable();
+    // Each feature's rows sorted once by (value, row); a split keeps every list sorted by partitioning
+    // it stably, so no node sorts again.
+    // With features drawn per split (a forest), most lists would be partitioned at every node without
+    // ever being read: there, each node sorts the features it draws instead.
+    let sorted: Vec<Vec<usize>> = match presorted {
+        Some(sorted) => sorted,
+        None if params.max_features.is_some_and(|m| m < columns.len()) => Vec::new(),
+        None => presort(columns, &rows),
+    };
+    let width = rows.iter().max().map_or(0, |m| m + 1);
     let mut grower = Grower {
         columns,
         target,
         params,
         rng,
-        scratch: Vec::with_capacity(rows.len()),
         order: (0..columns.len()).collect(),
+        sorted,
+        goes_left: vec![false; width],
+        buffer: Vec::with_capacity(rows.len()),
+        pairs: Vec::new(),
     };
-    grower.node(&mut tree, &mut rows, 0);
+    let n = rows.len();
+    let constant = vec![false; columns.len()];
+    grower.node(&mut tree, &mut rows, 0, 0..n, &constant);
     tree
 }
 
@@ -225,9 +270,14 @@ struct Grower<'a, 'r> {
     target: Target<'a>,
     params: &'a TreeParams,
     rng: Option<&'r mut rand_chacha::ChaCha20Rng>,
-    /// Per row of a node: (feature value, row).
-    scratch: Vec<(f64, usize)>,
     order: Vec<usize>,
+    /// Per feature, every node's rows sorted by (value, row); a node owns the same range in each.
+    sorted: Vec<Vec<usize>>,
+    /// A node's (value, row) sort keys, when there are no presorted lists.
+    pairs: Vec<u128>,
+    /// Per row, the side of the split being applied.
+    goes_left: Vec<bool>,
+    buffer: Vec<usize>,
 }
 
 /// A classification node's impurity from its class counts, as scikit-learn computes it.
@@ -264,9 +314,40 @@ fn proxy(criterion: Criterion, left: &[f64], right: &[f64], nl: f64, nr: f64) ->
     }
 }
 
+/// The bits of `x` as an unsigned number in `total_cmp`'s order.
+fn ordered_bits(x: f64) -> u128 {
+    let bits = x.to_bits();
+    u128::from(if bits >> 63 == 1 { !bits } else { bits | (1 << 63) })
+}
+
+/// Moves the entries of `list` that go left to its front, keeping both sides' order.
+fn stable_partition(list: &mut [usize], goes_left: &[bool], buffer: &mut Vec<usize>) {
+    buffer.clear();
+    let mut write = 0;
+    for i in 0..list.len() {
+        let r = list[i];
+        if goes_left[r] {
+            list[write] = r;
+            write += 1;
+        } else {
+            buffer.push(r);
+        }
+    }
+    list[write..].copy_from_slice(buffer);
+}
+
 impl Grower<'_, '_> {
+    /// Grows the node of `rows` (sorted by row), which owns `range` of every feature's sorted list.
     #[allow(clippy::many_single_char_names)] // x, y, n as in the algorithm's description
-    fn node(&mut self, tree: &mut Tree, rows: &mut [usize], depth: u64) -> usize {
+    /// `constant`: features already found constant in an ancestor (so in this node too).
+    fn node(
+        &mut self,
+        tree: &mut Tree,
+        rows: &mut [usize],
+        depth: u64,
+        range: std::ops::Range<usize>,
+        constant: &[bool],
+    ) -> usize {
         let n = rows.len();
         let slots = self.target.slots();
         let mut sums = vec![0.0; slots];
@@ -303,18 +384,24 @@ impl Grower<'_, '_> {
         if leaf {
             return id;
         }
-        let Some(split) = self.best_split(rows, &sums) else {
+        let mut constant = constant.to_vec();
+        let Some(split) = self.best_split(rows, range.clone(), distinct, &sums, &mut constant) else {
             return id;
         };
-        // Partition keeping each side's rows in their order (a stable partition).
+        // Every list of the node is partitioned stably: each side stays sorted.
         let x = self.columns[split.feature];
-        let (left, right): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| x[r] <= split.threshold);
-        let n_left = left.len();
-        rows[..n_left].copy_from_slice(&left);
-        rows[n_left..].copy_from_slice(&right);
+        for &r in rows.iter() {
+            self.goes_left[r] = x[r] <= split.threshold;
+        }
+        for list in &mut self.sorted {
+            stable_partition(&mut list[range.clone()], &self.goes_left, &mut self.buffer);
+        }
+        stable_partition(rows, &self.goes_left, &mut self.buffer);
+        let n_left = rows.iter().filter(|r| self.goes_left[**r]).count();
         let (left_rows, right_rows) = rows.split_at_mut(n_left);
-        let l = self.node(tree, left_rows, depth + 1);
-        let r = self.node(tree, right_rows, depth + 1);
+        let middle = range.start + n_left;
+        let l = self.node(tree, left_rows, depth + 1, range.start..middle, &constant);
+        let r = self.node(tree, right_rows, depth + 1, middle..range.end, &constant);
         tree.feature[id] = Some(split.feature);
         tree.threshold[id] = split.threshold;
         tree.left[id] = l;
@@ -327,9 +414,16 @@ impl Grower<'_, '_> {
     /// The first of equally good splits is kept. `None` when no feature has two distinct values with
     /// enough rows on each side.
     #[allow(clippy::many_single_char_names)] // f, i, j, k, n, p as in the algorithm's description
-    fn best_split(&mut self, rows: &[usize], total: &[f64]) -> Option<Split> {
+    fn best_split(
+        &mut self,
+        rows: &[usize],
+        range: std::ops::Range<usize>,
+        distinct_total: usize,
+        total: &[f64],
+        constant: &mut [bool],
+    ) -> Option<Split> {
         use rand::Rng;
-        let n = rows.len();
+        let n = range.len();
         let min_leaf = usize::try_from(self.params.min_samples_leaf).unwrap_or(usize::MAX);
         let n_features = self.columns.len();
         let wanted = self.params.max_features.unwrap_or(n_features).min(n_features);
@@ -337,7 +431,6 @@ impl Grower<'_, '_> {
         let mut left = vec![0.0; total.len()];
         let mut right = vec![0.0; total.len()];
         let mut tried = 0;
-        let distinct_total = 1 + rows.windows(2).filter(|w| w[0] != w[1]).count();
         for i in 0..n_features {
             if tried >= wanted {
                 break;
@@ -351,37 +444,79 @@ impl Grower<'_, '_> {
                 }
                 _ => i,
             };
+            if constant[f] {
+                continue; // constant in an ancestor, so here too
+            }
             let x = self.columns[f];
-            let sorted = &mut self.scratch;
-            sorted.clear();
-            sorted.extend(rows.iter().map(|&r| (x[r], r)));
-            sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            if sorted[n - 1].0 <= sorted[0].0 + FEATURE_THRESHOLD {
+            let sorted: &[usize] = if self.sorted.is_empty() {
+                // Constant here (a one-hot column deep in a tree, often): skip it before sorting.
+                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                for &r in rows {
+                    // Plain comparisons: design values are never NaN.
+                    if x[r] < lo {
+                        lo = x[r];
+                    }
+                    if x[r] > hi {
+                        hi = x[r];
+                    }
+                }
+                if hi <= lo + FEATURE_THRESHOLD {
+                    constant[f] = true;
+                    continue;
+                }
+                self.pairs.clear();
+                // One integer key per row, ordered as (value, row): the value's bits made monotone
+                // (as `total_cmp` orders them), then the row.
+                self.pairs
+                    .extend(rows.iter().map(|&r| (ordered_bits(x[r]) << 64) | r as u128));
+                self.pairs.sort_unstable();
+                self.buffer.clear();
+                #[allow(clippy::cast_possible_truncation)] // the low 64 bits hold the row
+                self.buffer.extend(self.pairs.iter().map(|k| *k as u64 as usize));
+                &self.buffer
+            } else {
+                &self.sorted[f][range.clone()]
+            };
+            if x[sorted[n - 1]] <= x[sorted[0]] + FEATURE_THRESHOLD {
+                constant[f] = true;
                 continue; // constant in this node
             }
             tried += 1;
             left.fill(0.0);
             let mut distinct_left = 0;
+            // A regression target's running sum stays in a register (not `left[0]` in memory).
+            let values = match self.target {
+                Target::Values(y) => Some(y),
+                Target::Classes { .. } => None,
+            };
+            let mut sum_left = 0.0;
             for p in 1..n {
-                let r = sorted[p - 1].1;
-                let (k, v) = self.target.entry(r);
-                left[k] += v;
-                if p == 1 || sorted[p - 2].1 != r {
+                let r = sorted[p - 1];
+                if let Some(y) = values {
+                    sum_left += y[r];
+                } else {
+                    let (k, v) = self.target.entry(r);
+                    left[k] += v;
+                }
+                if p == 1 || sorted[p - 2] != r {
                     distinct_left += 1;
                 }
                 // A split between positions p-1 and p exists only where the value changes.
-                if sorted[p].0 <= sorted[p - 1].0 + FEATURE_THRESHOLD {
+                let (lo, hi) = (x[r], x[sorted[p]]);
+                if hi <= lo + FEATURE_THRESHOLD {
                     continue;
                 }
                 if distinct_left < min_leaf || distinct_total - distinct_left < min_leaf {
                     continue;
+                }
+                if values.is_some() {
+                    left[0] = sum_left;
                 }
                 for ((rk, t), l) in right.iter_mut().zip(total).zip(&left) {
                     *rk = t - l;
                 }
                 let proxy = proxy(self.params.criterion, &left, &right, p as f64, (n - p) as f64);
                 if best.as_ref().is_none_or(|b| proxy > b.proxy) {
-                    let (lo, hi) = (sorted[p - 1].0, sorted[p].0);
                     let mut threshold = lo / 2.0 + hi / 2.0;
                     // scikit-learn's guard: rounding may land the midpoint on the upper value.
                     #[allow(clippy::float_cmp)]
@@ -414,11 +549,13 @@ pub fn boost(
     let mut raw = vec![init; y.len()];
     let mut residual = vec![0.0; y.len()];
     let mut trees = Vec::new();
+    let all: Vec<usize> = (0..y.len()).collect();
+    let sorted = presort(columns, &all);
     for _ in 0..n_estimators {
         for ((r, yi), f) in residual.iter_mut().zip(y).zip(&raw) {
             *r = yi - f;
         }
-        let tree = grow(columns, Target::Values(&residual), params);
+        let tree = grow_presorted(columns, Target::Values(&residual), params, sorted.clone());
         for (i, f) in raw.iter_mut().enumerate() {
             *f += learning_rate * tree.predict_row(|c| columns[c][i]);
         }
