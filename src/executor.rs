@@ -424,6 +424,7 @@ impl<'a> Executor<'a> {
         let stage = &self.plan.stages[index];
         let p = self.pipeline;
         let mut ctx = FitContext {
+            task: p.task,
             rng: ChaCha20Rng::from_seed(stage.seed),
             target: p.target.clone(),
             seed: stage.seed,
@@ -613,6 +614,7 @@ impl Executor<'_> {
             let (mut train, mut valid) = (raw.take(&fit_rows), raw.take(&held));
             for (step, seed) in p.steps.iter().zip(&step_seeds) {
                 let mut ctx = FitContext {
+                    task: p.task,
                     rng: ChaCha20Rng::from_seed(*seed),
                     target: p.target.clone(),
                     seed: *seed,
@@ -862,15 +864,17 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
 
 /// A classifier's target as text labels, one per row (numbers written as in JSON: 1, not 1.0).
 fn target_labels(p: &Pipeline, frame: &Frame) -> Result<Vec<String>> {
-    let column = frame
-        .column(&p.target)
-        .ok_or_else(|| frame.missing_column(&p.target).at(p.origin.target.as_ref()))?;
+    labels_of(frame, &p.target).map_err(|e| e.at(p.origin.target.as_ref()))
+}
+
+/// Column `target` of `frame` as class labels, one per row; a missing label is an error.
+pub fn labels_of(frame: &Frame, target: &str) -> Result<Vec<String>> {
+    let column = frame.column(target).ok_or_else(|| frame.missing_column(target))?;
     let missing = |r: usize| {
         Error::data(format!(
-            "target \"{}\" is missing at line {} of {}",
-            p.target, frame.lines[r], frame.source
+            "target \"{target}\" is missing at line {} of {}",
+            frame.lines[r], frame.source
         ))
-        .at(p.origin.target.as_ref())
         .with_hint("rows without a class cannot be trained or scored; remove them from the data")
     };
     match &column.data {
@@ -901,7 +905,7 @@ pub struct Classes {
 }
 
 impl Classes {
-    fn of(labels: &[String]) -> Classes {
+    pub fn of(labels: &[String]) -> Classes {
         let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
         let numbers: Option<Vec<(f64, &String)>> = distinct
             .iter()
@@ -923,7 +927,7 @@ impl Classes {
     }
 
     #[allow(clippy::cast_possible_truncation)] // classes are far fewer than 2^32
-    fn index(&self, label: &str) -> u32 {
+    pub fn index(&self, label: &str) -> u32 {
         self.labels.iter().position(|l| l == label).unwrap_or(0) as u32
     }
 }

@@ -1133,3 +1133,36 @@ fn k_means_matches_scikit_learn() {
         "test silhouette {ours} outside [{lo}, {hi}]"
     );
 }
+
+/// `select_from_model` with an L1 logistic regression, a regression tree (the top four importances)
+/// and a boosted classifier (above the mean importance): the columns scikit-learn's `SelectFromModel`
+/// keeps.
+#[test]
+fn embedded_selection_by_logistic_and_tree_models_keeps_what_scikit_learn_keeps() {
+    let cases = expected()["embedded"].as_object().unwrap().clone();
+    for (case, exp) in &cases {
+        let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find("\n[train]\n").unwrap() + 1;
+        let text = format!(
+            "{}[[select]]\n{}\n\n{}",
+            &text[..at],
+            exp["step"].as_str().unwrap(),
+            &text[at..]
+        );
+        let pipeline = Pipeline::parse(Path::new(&file), &text).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let out = run_pipeline(&pipeline);
+        let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_from_model") else {
+            panic!("{case}: no selection")
+        };
+        let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+        assert_eq!(sel.examined, features, "{case}: the columns examined");
+        let kept: Vec<&String> = sel
+            .examined
+            .iter()
+            .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
+            .collect();
+        let peer: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
+        assert_eq!(kept, peer.iter().collect::<Vec<_>>(), "{case}: kept");
+    }
+}

@@ -572,7 +572,7 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let mut steps = Vec::new();
     for group in Group::ALL {
         for mut t in root.table_list(group.name())? {
-            steps.push(parse_step(&mut t, group)?);
+            steps.push(parse_step(&mut t, group, task)?);
         }
     }
     let mut seen: BTreeMap<String, Option<Location>> = BTreeMap::new();
@@ -1083,9 +1083,9 @@ fn parse_split(s: &mut TableReader<'_, '_>) -> Result<(Split, Option<Location>)>
     }
 }
 
-fn parse_step(t: &mut TableReader<'_, '_>, group: Group) -> Result<Step> {
+fn parse_step(t: &mut TableReader<'_, '_>, group: Group, task: Task) -> Result<Step> {
     let op = t.req_str("operator", "which operator this step runs")?;
-    let operator = Operator::parse(group, &op, t)?;
+    let operator = Operator::parse(group, &op, t, task)?;
     let name = match t.str("name")? {
         Some(n) => {
             check_name(&n, "step name")?;

@@ -148,7 +148,12 @@ pub enum Operator {
 }
 
 impl Operator {
-    pub fn parse(group: Group, name: &At<String>, t: &mut TableReader<'_, '_>) -> Result<Operator> {
+    pub fn parse(
+        group: Group,
+        name: &At<String>,
+        t: &mut TableReader<'_, '_>,
+        task: crate::spec::Task,
+    ) -> Result<Operator> {
         let op = name.value.as_str();
         if !group.operators().contains(&op) {
             let home = Group::ALL.into_iter().find(|g| g.operators().contains(&op));
@@ -198,7 +203,7 @@ impl Operator {
             "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
             "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
             "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
-            "select_from_model" => Operator::SelectFromModel(wrapper::ModelParams::parse(t)?),
+            "select_from_model" => Operator::SelectFromModel(wrapper::ModelParams::parse(t, task)?),
             "woe" => Operator::Woe(woe::Params::parse(t)?),
             "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
             "datetime_features" => Operator::DatetimeFeatures(datetime::FeatureParams::parse(t)?),
@@ -362,6 +367,8 @@ pub enum Fitted {
 /// What a fit may use besides the data: its own random stream.
 pub struct FitContext {
     pub rng: ChaCha20Rng,
+    /// The pipeline's task: what a step that fits an estimator fits.
+    pub task: crate::spec::Task,
     /// The target column's name; encoders that learn from the target read it from the train frame.
     pub target: String,
     /// The stage's 32-byte seed (the same one that seeds `rng`), for steps that key pure draws on it.
@@ -370,7 +377,7 @@ pub struct FitContext {
 
 impl FitContext {
     /// The train target, complete, for encoders that learn from it.
-    fn target_values<'f>(&self, train: &'f Frame, step: &str) -> Result<&'f [f64]> {
+    pub fn target_values<'f>(&self, train: &'f Frame, step: &str) -> Result<&'f [f64]> {
         let y = match train.numeric(&self.target) {
             Ok(y) => y,
             Err(_) if train.column(&self.target).is_some() => {
@@ -488,12 +495,7 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::DatetimeFeatures(p) => Fitted::Datetime(datetime::fit_features(p, train, &columns)?),
         Operator::DatetimeDifference(p) => Fitted::Datetime(datetime::fit_difference(p, train, &columns)?),
         Operator::Woe(p) => Fitted::Woe(woe::fit(p, train, &columns, ctx.target_values(train, &step.name)?)?),
-        Operator::SelectFromModel(p) => Fitted::Select(wrapper::fit_from_model(
-            p,
-            train,
-            &columns,
-            ctx.target_values(train, &step.name)?,
-        )?),
+        Operator::SelectFromModel(p) => Fitted::Select(wrapper::fit_from_model(p, train, &columns, ctx, &step.name)?),
         Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(
             p,
             train,

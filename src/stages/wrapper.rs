@@ -20,6 +20,7 @@ use crate::frame::Frame;
 use crate::models::{self, Estimator};
 use crate::spec::Metric;
 use crate::spec::reader::TableReader;
+use crate::stages::FitContext;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
@@ -281,51 +282,150 @@ mod tests {
     }
 }
 
-/// `select_from_model`: keep the columns whose |coefficient| in one fit reaches `threshold` — by
-/// default 1e-5 for L1 models (lasso, elastic net: "non-zero"), the mean |coefficient| otherwise, as
-/// scikit-learn's `SelectFromModel`.
+/// `select_from_model`: scikit-learn's `SelectFromModel`. One fit of the estimator ranks the columns by
+/// importance — |coefficient| (summed over a multinomial model's classes), or a tree model's
+/// importances — and keeps those at or above `threshold` (default 1e-5 for L1 models: lasso, elastic net
+/// or logistic regression with `l1_ratio` = 1; the mean importance otherwise), and only the
+/// `max_features` most important when that is set (ties: the earlier column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelParams {
     #[serde(flatten)]
     pub estimator: Estimator,
     pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_features: Option<u64>,
 }
 
 impl ModelParams {
-    pub fn parse(t: &mut TableReader<'_, '_>) -> Result<ModelParams> {
-        let estimator = linear_estimator(t)?;
+    pub fn parse(t: &mut TableReader<'_, '_>, task: crate::spec::Task) -> Result<ModelParams> {
+        let estimator = models::parse_estimator(t, task)?;
+        if estimator.is_ensemble() || matches!(estimator, Estimator::KMeans { .. }) {
+            return Err(Error::spec(
+                format!("{} has no coefficients or importances to select by", estimator.name()),
+                Some(t.location()),
+            )
+            .with_hint("use a linear model, logistic_regression, decision_tree, random_forest or gradient_boosting"));
+        }
         let threshold = match t.f64("threshold")? {
             Some(v) if v.value < 0.0 => return Err(Error::spec("`threshold` must be ≥ 0", Some(v.location))),
             other => other.map(|v| v.value),
         };
-        Ok(ModelParams { estimator, threshold })
+        let max_features = match t.u64("max_features")? {
+            Some(k) if k.value == 0 => return Err(Error::spec("`max_features` must be at least 1", Some(k.location))),
+            other => other.map(|k| k.value),
+        };
+        Ok(ModelParams {
+            estimator,
+            threshold,
+            max_features,
+        })
     }
 
     pub fn param_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["estimator", "threshold"];
+        let mut names = vec!["estimator", "threshold", "max_features"];
         names.extend(self.estimator.param_names());
         names
     }
+
+    /// scikit-learn's L1 models, whose default threshold is 1e-5 ("non-zero").
+    fn l1(&self) -> bool {
+        match self.estimator {
+            Estimator::Lasso { .. } => true,
+            Estimator::ElasticNet { l1_ratio, .. } | Estimator::LogisticRegression { l1_ratio, .. } => {
+                (l1_ratio - 1.0).abs() <= 1e-8
+            }
+            _ => false,
+        }
+    }
 }
 
-pub fn fit_from_model(params: &ModelParams, train: &Frame, columns: &[String], y: &[f64]) -> Result<Fitted> {
+/// Each column's importance in one fit of the step's estimator on the train rows.
+fn importances(
+    params: &ModelParams,
+    data: &[(&str, &[f64])],
+    train: &Frame,
+    ctx: &FitContext,
+    step: &str,
+) -> Result<(Vec<f64>, &'static str)> {
+    if params.estimator.is_linear() {
+        let model = models::fit_linear(&params.estimator, data, ctx.target_values(train, step)?)?;
+        return Ok((model.coefficients.iter().map(|c| c.abs()).collect(), "|coefficient|"));
+    }
+    let model = match ctx.task {
+        crate::spec::Task::Classification => {
+            let labels = crate::executor::labels_of(train, &ctx.target)?;
+            let classes = crate::executor::Classes::of(&labels);
+            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            let target = models::FitTarget::Classes {
+                y: &y,
+                labels: &classes.labels,
+                numeric: classes.numeric,
+            };
+            models::fit(&params.estimator, data, &target, ctx.seed)?
+        }
+        _ => models::fit(
+            &params.estimator,
+            data,
+            &models::FitTarget::Values(ctx.target_values(train, step)?),
+            ctx.seed,
+        )?,
+    };
+    match &model {
+        models::Model::Classifier(m) => match &m.scores {
+            models::ClassScores::Linear { coefficients, .. } => Ok((
+                (0..data.len())
+                    .map(|j| coefficients.iter().map(|row| row[j].abs()).sum())
+                    .collect(),
+                "|coefficient|",
+            )),
+            _ => Ok((m.importances.clone(), "importance")),
+        },
+        models::Model::Trees(m) => Ok((m.importances.clone(), "importance")),
+        _ => Err(Error::internal("select_from_model fitted a model without importances")),
+    }
+}
+
+pub fn fit_from_model(
+    params: &ModelParams,
+    train: &Frame,
+    columns: &[String],
+    ctx: &FitContext,
+    step: &str,
+) -> Result<Fitted> {
     let data = columns_of(train, columns)?;
-    let model = models::fit_linear(&params.estimator, &data, y)?;
-    let l1 = matches!(params.estimator, Estimator::Lasso { .. } | Estimator::ElasticNet { .. });
+    let (scores, what) = importances(params, &data, train, ctx, step)?;
     let threshold = params.threshold.unwrap_or_else(|| {
-        if l1 {
+        if params.l1() {
             1e-5
         } else {
-            model.coefficients.iter().map(|c| c.abs()).sum::<f64>() / model.coefficients.len() as f64
+            scores.iter().sum::<f64>() / scores.len() as f64
         }
     });
+    // The `max_features` most important (a stable sort: the earlier of equals first).
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let mut rank = vec![0; scores.len()];
+    for (r, i) in order.iter().enumerate() {
+        rank[*i] = r;
+    }
+    let top = params
+        .max_features
+        .map_or(usize::MAX, |k| usize::try_from(k).unwrap_or(usize::MAX));
     let dropped = columns
         .iter()
-        .zip(&model.coefficients)
-        .filter(|(_, c)| c.abs() < threshold)
-        .map(|(name, c)| Dropped {
-            column: name.clone(),
-            reason: format!("|coefficient| {:.3e} below {threshold:.3e}", c.abs()),
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let reason = if scores[i] < threshold {
+                format!("{what} {:.3e} below {threshold:.3e}", scores[i])
+            } else if rank[i] >= top {
+                format!("{what} {:.3e} not among the {top} largest", scores[i])
+            } else {
+                return None;
+            };
+            Some(Dropped {
+                column: name.clone(),
+                reason,
+            })
         })
         .collect();
     Ok(Fitted {

@@ -929,6 +929,47 @@ def kmeans_case():
     }
 
 
+def embedded_case():
+    """Embedded selection with the classification and tree estimators: scikit-learn's SelectFromModel
+    with an L1 logistic regression (default threshold 1e-5, as l1_ratio = 1), a regression tree's top
+    four importances (max_features = 4, threshold = 0) and a boosted classifier above its mean
+    importance. Each case is a [[select]] step the test puts before [train]."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.feature_selection import SelectFromModel
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeRegressor
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea",
+            "TotalBsmtSF", "GrLivArea", "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train = df[df.YrSold != 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    imp = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train)
+    train = imp.transform(train)
+    houses_binary = houses_design()
+    penguins = penguins_design()
+    cases = {
+        "logistic_l1": ("houses-classify.toml", houses_binary[0], houses_binary[2],
+                        'operator = "select_from_model"\ncolumns = "numeric"\nestimator = "logistic_regression"\nC = 0.05\nl1_ratio = 1.0\ntol = 1e-10',
+                        SelectFromModel(LogisticRegression(C=0.05, l1_ratio=1.0, solver="saga", tol=1e-13,
+                                                           max_iter=1000000, random_state=0))),
+        "tree_top_k": ("house-prices-tree.toml", train[numeric], train.SalePrice,
+                       'operator = "select_from_model"\ncolumns = "numeric"\nestimator = "decision_tree"\nmax_depth = 6\nmin_samples_leaf = 10\nmax_features = 4\nthreshold = 0.0',
+                       SelectFromModel(DecisionTreeRegressor(max_depth=6, min_samples_leaf=10, random_state=0),
+                                       max_features=4, threshold=0.0)),
+        "boosting_mean": ("penguins-classify.toml", penguins[0], penguins[2],
+                          'operator = "select_from_model"\ncolumns = "numeric"\nestimator = "gradient_boosting"\nn_estimators = 30\nmax_depth = 2\nmin_samples_leaf = 5',
+                          SelectFromModel(GradientBoostingClassifier(n_estimators=30, max_depth=2, min_samples_leaf=5,
+                                                                     random_state=0))),
+    }
+    out = {}
+    for key, (pipeline, X, y, step, selector) in cases.items():
+        selector.fit(X, y)
+        out[key] = {"pipeline": pipeline, "step": step, "features": list(X.columns),
+                    "kept": [str(c) for c in selector.get_feature_names_out()]}
+    return out
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -951,6 +992,7 @@ def main():
         "cv": cv_case(),
         "ensemble": ensemble_case(),
         "kmeans": kmeans_case(),
+        "embedded": embedded_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
