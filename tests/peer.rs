@@ -1135,8 +1135,8 @@ fn k_means_matches_scikit_learn() {
 }
 
 /// `select_from_model` with an L1 logistic regression, a regression tree (the top four importances)
-/// and a boosted classifier (above the mean importance): the columns scikit-learn's `SelectFromModel`
-/// keeps.
+/// and a boosted classifier (above the mean importance), and `select_k_best` on classes (`f_classif`):
+/// the columns scikit-learn's `SelectFromModel`, `SelectKBest` and `SelectPercentile` keep.
 #[test]
 fn embedded_selection_by_logistic_and_tree_models_keeps_what_scikit_learn_keeps() {
     let cases = expected()["embedded"].as_object().unwrap().clone();
@@ -1152,7 +1152,12 @@ fn embedded_selection_by_logistic_and_tree_models_keeps_what_scikit_learn_keeps(
         );
         let pipeline = Pipeline::parse(Path::new(&file), &text).unwrap_or_else(|e| panic!("{case}: {e}"));
         let out = run_pipeline(&pipeline);
-        let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_from_model") else {
+        let operator = if case.starts_with("f_classif") {
+            "select_k_best"
+        } else {
+            "select_from_model"
+        };
+        let StageState::Step(Fitted::Select(sel)) = state(&out, &format!("select.{operator}")) else {
             panic!("{case}: no selection")
         };
         let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();

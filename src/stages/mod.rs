@@ -473,12 +473,21 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         | Operator::DropDuplicates(r)
         | Operator::DropCorrelated(r)
         | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None)?),
-        Operator::SelectKBest(r) => Fitted::Select(select::fit(
-            r,
-            train,
-            &columns,
-            Some(ctx.target_values(train, &step.name)?),
-        )?),
+        Operator::SelectKBest(r) => {
+            if ctx.task == crate::spec::Task::Classification {
+                let labels = crate::executor::labels_of(train, &ctx.target)?;
+                let classes = crate::executor::Classes::of(&labels);
+                let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+                let target = select::ScoreTarget::Classes {
+                    y: &y,
+                    n_classes: classes.labels.len(),
+                };
+                Fitted::Select(select::fit(r, train, &columns, Some(target))?)
+            } else {
+                let y = ctx.target_values(train, &step.name)?;
+                Fitted::Select(select::fit(r, train, &columns, Some(select::ScoreTarget::Values(y)))?)
+            }
+        }
         Operator::Discretise(p) => Fitted::Discretise(discretise::fit(p, train, &columns)?),
         Operator::Combine(p) => Fitted::Combine(combine::fit_combine(p, train, &columns)?),
         Operator::Relative(p) => Fitted::Combine(combine::fit_relative(p, train, &columns)?),

@@ -10,8 +10,9 @@
 //!   correlation with it exceeds `threshold` (default 0.8).
 //! - `drop_missing`: columns whose fraction of missing train values exceeds `threshold` (default 0.5).
 //! - `select_k_best`: keeps the `k` numeric columns (or the top `percentile` %) with the highest
-//!   univariate F statistic against the target, as scikit-learn's `SelectKBest(f_regression)` /
-//!   `SelectPercentile` (ties as scikit-learn breaks them).
+//!   univariate F statistic against the target, as scikit-learn's `SelectKBest` / `SelectPercentile`
+//!   with `f_regression` (regression) or `f_classif` (classification: one-way ANOVA over the classes),
+//!   ties as scikit-learn breaks them.
 //!
 //! The fitted state lists every dropped column with the reason.
 
@@ -159,6 +160,37 @@ pub fn f_regression(x: &[f64], y: &[f64]) -> f64 {
     r * r / (1.0 - r * r) * (x.len() as f64 - 2.0)
 }
 
+/// What `select_k_best` scores columns against: a numeric target, or class indices (`0..n_classes`).
+pub enum ScoreTarget<'a> {
+    Values(&'a [f64]),
+    Classes { y: &'a [u32], n_classes: usize },
+}
+
+/// scikit-learn's `f_classif` (one-way ANOVA): between-class over within-class mean squares.
+pub fn f_classif(x: &[f64], y: &[u32], n_classes: usize) -> f64 {
+    let n = x.len() as f64;
+    let mut sums = vec![0.0; n_classes];
+    let mut counts = vec![0.0; n_classes];
+    let (mut total, mut squares) = (0.0, 0.0);
+    for (v, c) in x.iter().zip(y) {
+        sums[*c as usize] += v;
+        counts[*c as usize] += 1.0;
+        total += v;
+        squares += v * v;
+    }
+    let present = counts.iter().filter(|c| **c > 0.0).count() as f64;
+    let correction = total * total / n;
+    let between: f64 = sums
+        .iter()
+        .zip(&counts)
+        .filter(|(_, c)| **c > 0.0)
+        .map(|(s, c)| s * s / c)
+        .sum::<f64>()
+        - correction;
+    let within = squares - correction - between;
+    (between / (present - 1.0)) / (within / (n - present))
+}
+
 /// Which columns `select_k_best` keeps, from their scores (scikit-learn's rules, ties included).
 fn k_best_mask(scores: &[f64], k: Option<u64>, percentile: Option<f64>) -> Vec<bool> {
     let n = scores.len();
@@ -190,7 +222,7 @@ fn k_best_mask(scores: &[f64], k: Option<u64>, percentile: Option<f64>) -> Vec<b
     mask
 }
 
-pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<&[f64]>) -> Result<Fitted> {
+pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<ScoreTarget<'_>>) -> Result<Fitted> {
     let mut dropped: Vec<Dropped> = Vec::new();
     let n = train.n_rows() as f64;
     match rule {
@@ -294,7 +326,10 @@ pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<&[f64]>) ->
                         train.lines[r], train.source
                     )));
                 }
-                scores.push(f_regression(x, y));
+                scores.push(match &y {
+                    ScoreTarget::Values(y) => f_regression(x, y),
+                    ScoreTarget::Classes { y, n_classes } => f_classif(x, y, *n_classes),
+                });
             }
             for ((name, keep), score) in columns.iter().zip(k_best_mask(&scores, *k, *percentile)).zip(&scores) {
                 if !keep {

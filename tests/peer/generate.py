@@ -962,6 +962,13 @@ def embedded_case():
                           SelectFromModel(GradientBoostingClassifier(n_estimators=30, max_depth=2, min_samples_leaf=5,
                                                                      random_state=0))),
     }
+    from sklearn.feature_selection import SelectKBest, SelectPercentile, f_classif
+
+    cases["f_classif_k"] = ("penguins-classify.toml", penguins[0], penguins[2],
+                            'operator = "select_k_best"\ncolumns = "numeric"\nk = 4', SelectKBest(f_classif, k=4))
+    cases["f_classif_percentile"] = ("houses-classify.toml", houses_binary[0], houses_binary[2],
+                                     'operator = "select_k_best"\ncolumns = "numeric"\npercentile = 25',
+                                     SelectPercentile(f_classif, percentile=25))
     out = {}
     for key, (pipeline, X, y, step, selector) in cases.items():
         selector.fit(X, y)
