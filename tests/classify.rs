@@ -16,26 +16,33 @@ const ESTIMATORS: [&str; 4] = [
     "estimator = \"gradient_boosting\"\nn_estimators = 20\nmax_depth = 2",
 ];
 
+/// `pipeline.toml` run on one thread and on all, each into a fresh store: both runs' reports, which
+/// must agree on the run id and every stage output.
+fn one_thread_and_many(p: &Project, what: &str) -> Vec<Value> {
+    let runs: Vec<Value> = [vec![("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")], vec![]]
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            let store = p.path(&format!("store{i}"));
+            let out = p.mlpipe_env(
+                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                env,
+            );
+            assert!(out.status.success(), "{what}: {}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(runs[0]["run"], runs[1]["run"], "{what}");
+    assert_eq!(stage_outputs(&runs[0]), stage_outputs(&runs[1]), "{what}");
+    runs
+}
+
 #[test]
 fn every_classifier_gives_the_same_ids_on_one_thread_and_many_and_reruns_nothing() {
     let p = Project::penguins();
     for train in ESTIMATORS {
         p.set_train(train);
-        let runs: Vec<Value> = [vec![("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")], vec![]]
-            .iter()
-            .enumerate()
-            .map(|(i, env)| {
-                let store = p.path(&format!("store{i}"));
-                let out = p.mlpipe_env(
-                    &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
-                    env,
-                );
-                assert!(out.status.success(), "{train}: {}", stderr(&out));
-                serde_json::from_slice(&out.stdout).unwrap()
-            })
-            .collect();
-        assert_eq!(runs[0]["run"], runs[1]["run"], "{train}");
-        assert_eq!(stage_outputs(&runs[0]), stage_outputs(&runs[1]), "{train}");
+        let runs = one_thread_and_many(&p, train);
         let accuracy = runs[0]["metrics"]["accuracy"].as_f64().unwrap();
         assert!(accuracy > 0.9, "{train}: test accuracy {accuracy}");
         let again = p.run(&[]);
@@ -296,21 +303,7 @@ fn classification_mistakes_are_clear_errors() {
 #[test]
 fn the_clustering_pipeline_is_the_same_on_any_thread_count_and_predicts_clusters_that_replay() {
     let p = Project::penguins_from("pipelines/penguins-clusters.toml");
-    let runs: Vec<Value> = [vec![("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")], vec![]]
-        .iter()
-        .enumerate()
-        .map(|(i, env)| {
-            let store = p.path(&format!("store{i}"));
-            let out = p.mlpipe_env(
-                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
-                env,
-            );
-            assert!(out.status.success(), "{}", stderr(&out));
-            serde_json::from_slice(&out.stdout).unwrap()
-        })
-        .collect();
-    assert_eq!(runs[0]["run"], runs[1]["run"]);
-    assert_eq!(stage_outputs(&runs[0]), stage_outputs(&runs[1]));
+    let runs = one_thread_and_many(&p, "the clustering");
     let silhouette = runs[0]["metrics"]["silhouette"].as_f64().unwrap();
     assert!(silhouette > 0.3, "test silhouette {silhouette}");
     let run = p.run(&[]);

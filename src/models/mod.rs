@@ -222,6 +222,61 @@ impl Estimator {
         matches!(self, Estimator::Stacking { .. } | Estimator::Voting { .. })
     }
 
+    /// How a tree estimator grows its trees, on `n_features` features (a forest's `max_features`
+    /// resolved against them). Boosting always grows regression trees with squared error (scikit-learn
+    /// since 1.9; `friedman_mse` ranks splits the same but rounds differently).
+    fn tree_params(&self, n_features: usize) -> Option<tree::TreeParams> {
+        let criterion = |c: Option<ClassCriterion>| match c {
+            Some(ClassCriterion::Gini) => tree::Criterion::Gini,
+            Some(ClassCriterion::Entropy) => tree::Criterion::Entropy,
+            None => tree::Criterion::SquaredError,
+        };
+        match *self {
+            Estimator::DecisionTree {
+                max_depth,
+                min_samples_split,
+                min_samples_leaf,
+                criterion: c,
+            } => Some(tree::TreeParams {
+                max_depth,
+                min_samples_split,
+                min_samples_leaf,
+                criterion: criterion(c),
+                max_features: None,
+            }),
+            Estimator::RandomForest {
+                max_depth,
+                min_samples_split,
+                min_samples_leaf,
+                max_features,
+                criterion: c,
+                ..
+            } => {
+                let draw = max_features.resolve(n_features);
+                Some(tree::TreeParams {
+                    max_depth,
+                    min_samples_split,
+                    min_samples_leaf,
+                    criterion: criterion(c),
+                    max_features: (draw < n_features).then_some(draw),
+                })
+            }
+            Estimator::GradientBoosting {
+                max_depth,
+                min_samples_split,
+                min_samples_leaf,
+                ..
+            } => Some(tree::TreeParams {
+                max_depth: Some(max_depth),
+                min_samples_split,
+                min_samples_leaf,
+                criterion: tree::Criterion::SquaredError,
+                max_features: None,
+            }),
+            _ => None,
+        }
+    }
+
     /// Linear regressors have coefficients (what recursive elimination and L1 selection rank by).
     pub fn is_linear(&self) -> bool {
         matches!(
@@ -1150,16 +1205,14 @@ pub fn fit(
         ));
     }
     let n_classes = labels.len();
-    let tree_params = |max_depth, min_samples_split, min_samples_leaf, criterion, max_features| tree::TreeParams {
-        max_depth,
-        min_samples_split,
-        min_samples_leaf,
-        criterion: match criterion {
-            Some(ClassCriterion::Entropy) => tree::Criterion::Entropy,
-            _ => tree::Criterion::Gini,
-        },
-        max_features,
-    };
+    // A classification tree splits by gini unless told otherwise; boosting grows regression trees.
+    let params = estimator.tree_params(columns.len()).map(|mut p| {
+        if !p.criterion.is_classification() && !matches!(estimator, Estimator::GradientBoosting { .. }) {
+            p.criterion = tree::Criterion::Gini;
+        }
+        p
+    });
+    let params = params.as_ref();
     let classes = tree::Target::Classes { y, n_classes };
     let (scores, importances) = match *estimator {
         Estimator::LogisticRegression {
@@ -1189,54 +1242,30 @@ pub fn fit(
                 Vec::new(),
             )
         }
-        Estimator::DecisionTree {
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
-            criterion,
-        } => {
-            let params = tree_params(max_depth, min_samples_split, min_samples_leaf, criterion, None);
-            let trees = vec![tree::grow(&tree_columns, classes, &params)];
+        Estimator::DecisionTree { .. } => {
+            let params = params.ok_or_else(|| Error::internal("a tree without tree parameters"))?;
+            let trees = vec![tree::grow(&tree_columns, classes, params)];
             let importances = tree::importances(&trees, columns.len());
             (ClassScores::Trees { trees }, importances)
         }
         Estimator::RandomForest {
             n_estimators,
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
-            max_features,
             bootstrap,
-            criterion,
+            ..
         } => {
-            let draw = max_features.resolve(columns.len());
-            let params = tree_params(
-                max_depth,
-                min_samples_split,
-                min_samples_leaf,
-                criterion,
-                (draw < columns.len()).then_some(draw),
-            );
-            let trees = ensemble::forest(&tree_columns, classes, &params, n_estimators, bootstrap, seed);
+            let params = params.ok_or_else(|| Error::internal("a forest without tree parameters"))?;
+            let trees = ensemble::forest(&tree_columns, classes, params, n_estimators, bootstrap, seed);
             let importances = tree::importances(&trees, columns.len());
             (ClassScores::Trees { trees }, importances)
         }
         Estimator::GradientBoosting {
             n_estimators,
             learning_rate,
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
+            ..
         } => {
-            let params = tree::TreeParams {
-                max_depth: Some(max_depth),
-                min_samples_split,
-                min_samples_leaf,
-                criterion: tree::Criterion::SquaredError,
-                max_features: None,
-            };
+            let params = params.ok_or_else(|| Error::internal("boosting without tree parameters"))?;
             let (init, rounds) =
-                ensemble::boost_classes(&tree_columns, y, n_classes, n_estimators, learning_rate, &params);
+                ensemble::boost_classes(&tree_columns, y, n_classes, n_estimators, learning_rate, params);
             let all: Vec<tree::Tree> = rounds.iter().flatten().cloned().collect();
             let importances = tree::importances(&all, columns.len());
             (
@@ -1417,58 +1446,24 @@ fn fit_tree_regressor(
     seed: [u8; 32],
 ) -> Result<Model> {
     let values = tree::Target::Values(y);
+    let params = estimator
+        .tree_params(columns.len())
+        .ok_or_else(|| Error::internal(format!("{} reached the tree fit", estimator.name())))?;
     let (init, learning_rate, trees, average) = match *estimator {
-        Estimator::DecisionTree {
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
-            ..
-        } => {
-            let params = tree::TreeParams {
-                max_depth,
-                min_samples_split,
-                min_samples_leaf,
-                criterion: tree::Criterion::SquaredError,
-                max_features: None,
-            };
-            (0.0, 1.0, vec![tree::grow(columns, values, &params)], false)
-        }
+        Estimator::DecisionTree { .. } => (0.0, 1.0, vec![tree::grow(columns, values, &params)], false),
         Estimator::RandomForest {
             n_estimators,
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
-            max_features,
             bootstrap,
             ..
         } => {
-            let draw = max_features.resolve(columns.len());
-            let params = tree::TreeParams {
-                max_depth,
-                min_samples_split,
-                min_samples_leaf,
-                criterion: tree::Criterion::SquaredError,
-                max_features: (draw < columns.len()).then_some(draw),
-            };
             let trees = ensemble::forest(columns, values, &params, n_estimators, bootstrap, seed);
             (0.0, 1.0, trees, true)
         }
         Estimator::GradientBoosting {
             n_estimators,
             learning_rate,
-            max_depth,
-            min_samples_split,
-            min_samples_leaf,
+            ..
         } => {
-            // scikit-learn (since 1.9) grows boosting trees with squared error; friedman_mse ranks
-            // splits the same way but rounds differently.
-            let params = tree::TreeParams {
-                max_depth: Some(max_depth),
-                min_samples_split,
-                min_samples_leaf,
-                criterion: tree::Criterion::SquaredError,
-                max_features: None,
-            };
             let (init, trees) = tree::boost(columns, y, n_estimators, learning_rate, &params);
             (init, learning_rate, trees, false)
         }

@@ -20,28 +20,11 @@ pub fn binary() -> PathBuf {
     if let Some(found) = find() {
         return found;
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     assert!(
-        root && Path::new("/usr/bin/apt-get").exists(),
+        super::postgres::is_root() && Path::new("/usr/bin/apt-get").exists(),
         "Chromium is missing: apt-get install chromium"
     );
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]) {
-        assert!(apt(&["update", "-q"]), "apt-get update failed");
-        assert!(
-            apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]),
-            "apt-get install chromium failed"
-        );
-    }
+    super::postgres::apt_install("chromium");
     find().expect("chromium installed")
 }
 

@@ -24,14 +24,15 @@ fn find_bin() -> Option<PathBuf> {
     found.pop()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn install() {
+/// Installs a Debian package (refreshing the package lists once if the first try fails).
+pub fn apt_install(package: &str) {
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
@@ -39,13 +40,17 @@ fn install() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !apt(&["install", "-y", "-q", "--no-install-recommends", "postgresql"]) {
+    if !apt(&["install", "-y", "-q", "--no-install-recommends", package]) {
         assert!(apt(&["update", "-q"]), "apt-get update failed");
         assert!(
-            apt(&["install", "-y", "-q", "--no-install-recommends", "postgresql"]),
-            "apt-get install postgresql failed"
+            apt(&["install", "-y", "-q", "--no-install-recommends", package]),
+            "apt-get install {package} failed"
         );
     }
+}
+
+fn install() {
+    apt_install("postgresql");
 }
 
 fn run(cmd: &mut Command, what: &str) {
