@@ -321,6 +321,15 @@ fn the_clustering_pipeline_is_the_same_on_any_thread_count_and_predicts_clusters
         "{}",
         stderr(&replay)
     );
+    // A target transform has nothing to transform in a clustering.
+    p.edit(
+        "pipeline.toml",
+        "n_init = 10",
+        "n_init = 10\ntarget_transform = \"log\"",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(err.contains("a clustering has no target to predict"), "{err}");
+    p.edit("pipeline.toml", "\ntarget_transform = \"log\"", "");
     // A classification metric on a clustering is refused where it is written.
     p.edit(
         "pipeline.toml",

@@ -595,13 +595,15 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     let transform = t.choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?;
     if let Some(v) = transform
         .as_ref()
-        .filter(|v| v.value != "none" && task == Task::Classification)
+        .filter(|v| v.value != "none" && task != Task::Regression)
     {
+        let why = if task == Task::Classification {
+            "a classifier's target is its classes"
+        } else {
+            "a clustering has no target to predict"
+        };
         return Err(Error::spec(
-            format!(
-                "target_transform = \"{}\" transforms a numeric target; a classifier's target is its classes",
-                v.value
-            ),
+            format!("target_transform = \"{}\" transforms a numeric target; {why}", v.value),
             Some(v.location.clone()),
         )
         .with_hint("remove target_transform from [train]"));
