@@ -87,6 +87,15 @@ fn assert_maps_close(what: &str, ours: &[(String, BTreeMap<String, f64>)], peer:
 }
 
 /// Our test metrics against the peer's, metric by metric.
+/// Every test prediction within `tol` (relative) of the peer's `test_predictions`.
+fn assert_test_predictions(case: &str, ours: &[f64], exp: &Value, tol: f64) {
+    let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
+    assert_eq!(ours.len(), peer.len(), "{case}: test rows");
+    for (row, (a, b)) in ours.iter().zip(&peer).enumerate() {
+        assert_close(&format!("{case}: test row {row}"), *a, *b, tol);
+    }
+}
+
 fn assert_test_metrics(out: &[(String, StageOutput)], exp: &Value, tol: f64) {
     let (test, _) = metrics(out);
     for (name, v) in exp["test_metrics"].as_object().unwrap() {
@@ -781,12 +790,7 @@ fn regression_trees_and_gradient_boosting_grow_scikit_learns_trees() {
                 1e-9,
             );
         }
-        let peer_predictions: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
-        let ours = test_predictions(file, &out);
-        assert_eq!(ours.len(), peer_predictions.len());
-        for (row, (a, b)) in ours.iter().zip(&peer_predictions).enumerate() {
-            assert_close(&format!("{case}: test row {row}"), *a, *b, 1e-12);
-        }
+        assert_test_predictions(case, &test_predictions(file, &out), exp, 1e-12);
         assert_test_metrics(&out, exp, 1e-9);
     }
 }
@@ -969,11 +973,7 @@ fn an_unsampled_regression_forest_predicts_as_scikit_learns() {
     let Predictions::Values(ours) = predictions_of(&pipeline, &out, false) else {
         panic!("not a regressor")
     };
-    let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
-    assert_eq!(ours.len(), peer.len());
-    for (row, (a, b)) in ours.iter().zip(&peer).enumerate() {
-        assert_close(&format!("forest: test row {row}"), *a, *b, 1e-12);
-    }
+    assert_test_predictions("forest", &ours, exp, 1e-12);
     assert_test_metrics(&out, exp, 1e-9);
 }
 
@@ -1031,11 +1031,7 @@ fn stacking_and_voting_match_scikit_learns_ensembles() {
         let out = run_pipeline(&pipeline);
         match predictions_of(&pipeline, &out, false) {
             Predictions::Values(ours) => {
-                let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
-                assert_eq!(ours.len(), peer.len());
-                for (row, (a, b)) in ours.iter().zip(&peer).enumerate() {
-                    assert_close(&format!("{case}: test row {row}"), *a, *b, 1e-9);
-                }
+                assert_test_predictions(case, &ours, exp, 1e-9);
                 assert_test_metrics(&out, exp, 1e-9);
             }
             Predictions::Classes { proba, n_classes, .. } => {
