@@ -52,26 +52,9 @@ fn every_classifier_gives_the_same_ids_on_one_thread_and_many_and_reruns_nothing
     }
 }
 
-/// The test rows of the penguins data as records without the species.
+/// The penguins as records without the species.
 fn records(p: &Project) -> Vec<Value> {
-    let text = std::fs::read_to_string(p.path("penguins.csv")).unwrap();
-    let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let headers = rdr.headers().unwrap().clone();
-    rdr.records()
-        .map(|r| {
-            let r = r.unwrap();
-            let mut m = serde_json::Map::new();
-            for (h, v) in headers.iter().zip(r.iter()).filter(|(h, _)| *h != "species") {
-                let value = match v.parse::<f64>() {
-                    _ if v == "NA" => Value::Null,
-                    Ok(x) => serde_json::json!(x),
-                    Err(_) => Value::String(v.into()),
-                };
-                m.insert(h.to_string(), value);
-            }
-            Value::Object(m)
-        })
-        .collect()
+    common::serving::csv_records(&p.path("penguins.csv"), &[], &["species"])
 }
 
 #[test]

@@ -87,6 +87,14 @@ fn assert_maps_close(what: &str, ours: &[(String, BTreeMap<String, f64>)], peer:
 }
 
 /// Our test metrics against the peer's, metric by metric.
+/// The columns a selection step keeps: those it examined and did not drop, in order.
+fn kept(sel: &mlpipe::stages::select::Fitted) -> Vec<&String> {
+    sel.examined
+        .iter()
+        .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
+        .collect()
+}
+
 /// Every test prediction within `tol` (relative) of the peer's `test_predictions`.
 fn assert_test_predictions(case: &str, ours: &[f64], exp: &Value, tol: f64) {
     let peer: Vec<f64> = serde_json::from_value(exp["test_predictions"].clone()).unwrap();
@@ -457,11 +465,7 @@ fn creation_discretisation_and_univariate_selection_match_the_peers() {
     };
     let created: Vec<String> = serde_json::from_value(exp["columns_after_creation"].clone()).unwrap();
     assert_eq!(sel.examined, created, "columns after creation, in order");
-    let kept: Vec<&String> = sel
-        .examined
-        .iter()
-        .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
-        .collect();
+    let kept = kept(sel);
     let peer_kept: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
     assert_eq!(kept, peer_kept.iter().collect::<Vec<_>>());
 
@@ -592,11 +596,7 @@ fn rfe_and_forward_selection_choose_what_scikit_learn_chooses() {
         let StageState::Step(Fitted::Select(sel)) = state(&out, stage) else {
             panic!()
         };
-        sel.examined
-            .iter()
-            .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
-            .cloned()
-            .collect()
+        kept(sel).into_iter().cloned().collect()
     };
     let after_rfe: Vec<String> = serde_json::from_value(exp["after_rfe"].clone()).unwrap();
     assert_eq!(kept("select.rfe"), after_rfe);
@@ -641,11 +641,7 @@ fn lasso_selection_and_elastic_net_reach_scikit_learns_optimum() {
     let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_from_model") else {
         panic!()
     };
-    let kept: Vec<&String> = sel
-        .examined
-        .iter()
-        .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
-        .collect();
+    let kept = kept(sel);
     let peer_kept: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
     assert_eq!(kept, peer_kept.iter().collect::<Vec<_>>());
 
@@ -1158,11 +1154,7 @@ fn embedded_selection_by_logistic_and_tree_models_keeps_what_scikit_learn_keeps(
         };
         let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
         assert_eq!(sel.examined, features, "{case}: the columns examined");
-        let kept: Vec<&String> = sel
-            .examined
-            .iter()
-            .filter(|c| !sel.dropped.iter().any(|d| &d.column == *c))
-            .collect();
+        let kept = kept(sel);
         let peer: Vec<String> = serde_json::from_value(exp["kept"].clone()).unwrap();
         assert_eq!(kept, peer.iter().collect::<Vec<_>>(), "{case}: kept");
     }

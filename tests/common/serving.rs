@@ -10,17 +10,23 @@ use super::{Project, stderr, stdout};
 
 /// The test rows as NDJSON records (the same values the CSV holds; "NA" becomes null).
 pub fn test_records(p: &Project) -> Vec<Value> {
-    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
-    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    csv_records(&p.path("test.csv"), &["MSSubClass"], &[])
+}
+
+/// A CSV file's rows as JSON records: "NA" or empty is null, `text` columns stay strings, other cells
+/// become integers or numbers when they parse as such; `skip` columns are left out.
+pub fn csv_records(path: &std::path::Path, text: &[&str], skip: &[&str]) -> Vec<Value> {
+    let content = std::fs::read_to_string(path).unwrap();
+    let mut rdr = csv::Reader::from_reader(content.as_bytes());
     let headers = rdr.headers().unwrap().clone();
     rdr.records()
         .map(|r| {
             let r = r.unwrap();
             let mut m = serde_json::Map::new();
-            for (h, v) in headers.iter().zip(r.iter()) {
+            for (h, v) in headers.iter().zip(r.iter()).filter(|(h, _)| !skip.contains(h)) {
                 let value = if v == "NA" || v.is_empty() {
                     Value::Null
-                } else if h == "MSSubClass" {
+                } else if text.contains(&h) {
                     Value::String(v.into())
                 } else if let Ok(n) = v.parse::<i64>() {
                     json!(n)
