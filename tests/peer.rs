@@ -1126,6 +1126,63 @@ fn k_means_matches_scikit_learn() {
     );
 }
 
+/// The case's pipeline with its `[[select]]` step put before `[train]`.
+fn with_select_step(case: &str, exp: &Value) -> Pipeline {
+    let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = text.find("\n[train]\n").unwrap() + 1;
+    let text = format!(
+        "{}[[select]]\n{}\n\n{}",
+        &text[..at],
+        exp["step"].as_str().unwrap(),
+        &text[at..]
+    );
+    Pipeline::parse(Path::new(&file), &text).unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+/// `select_k_best` with `score = "mutual_info"` against `mutual_info_regression` /
+/// `mutual_info_classif`. Discrete columns against classes have no noise: equal to 1e-12. A score
+/// scikit-learn gives differently for different `random_state`s (ties broken by noise) must lie
+/// within 4 standard deviations of its 30 estimates; the kept columns include every column all 30
+/// selections keep and only columns some selection keeps.
+#[test]
+fn mutual_information_scores_and_selections_match_scikit_learns() {
+    let cases = expected()["mutual_info"].as_object().unwrap().clone();
+    for (case, exp) in &cases {
+        let out = run_pipeline(&with_select_step(case, exp));
+        let StageState::Step(Fitted::Select(sel)) = state(&out, "select.select_k_best") else {
+            panic!("{case}: no selection")
+        };
+        let features: Vec<String> = serde_json::from_value(exp["features"].clone()).unwrap();
+        assert_eq!(sel.examined, features, "{case}: the columns examined");
+        let peer: Vec<Vec<f64>> = serde_json::from_value(exp["scores"].clone()).unwrap();
+        for (i, name) in features.iter().enumerate() {
+            let runs: Vec<f64> = peer.iter().map(|s| s[i]).collect();
+            let n = runs.len() as f64;
+            let mean = runs.iter().sum::<f64>() / n;
+            let sd = (runs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+            let ours = sel.scores[i];
+            if runs.iter().all(|v| *v == runs[0]) {
+                assert!(
+                    (ours - runs[0]).abs() <= 1e-12 * runs[0].abs().max(1.0),
+                    "{case}: {name}: {ours} vs scikit-learn's {}",
+                    runs[0]
+                );
+            } else {
+                assert!(
+                    (ours - mean).abs() <= 4.0 * sd,
+                    "{case}: {name}: {ours} vs scikit-learn's {mean} ± {sd} over 30 random states"
+                );
+            }
+        }
+        let kept = kept(sel);
+        let always: Vec<String> = serde_json::from_value(exp["kept_always"].clone()).unwrap();
+        let ever: Vec<String> = serde_json::from_value(exp["kept_ever"].clone()).unwrap();
+        assert!(always.iter().all(|c| kept.contains(&c)), "{case}: kept {kept:?}, must keep {always:?}");
+        assert!(kept.iter().all(|c| ever.contains(c)), "{case}: kept {kept:?}, may keep only {ever:?}");
+    }
+}
+
 /// `select_from_model` with an L1 logistic regression, a regression tree (the top four importances)
 /// and a boosted classifier (above the mean importance), and `select_k_best` on classes (`f_classif`):
 /// the columns scikit-learn's `SelectFromModel`, `SelectKBest` and `SelectPercentile` keep.
@@ -1133,17 +1190,7 @@ fn k_means_matches_scikit_learn() {
 fn embedded_selection_by_logistic_and_tree_models_keeps_what_scikit_learn_keeps() {
     let cases = expected()["embedded"].as_object().unwrap().clone();
     for (case, exp) in &cases {
-        let file = format!("tests/peer/{}", exp["pipeline"].as_str().unwrap());
-        let text = std::fs::read_to_string(&file).unwrap();
-        let at = text.find("\n[train]\n").unwrap() + 1;
-        let text = format!(
-            "{}[[select]]\n{}\n\n{}",
-            &text[..at],
-            exp["step"].as_str().unwrap(),
-            &text[at..]
-        );
-        let pipeline = Pipeline::parse(Path::new(&file), &text).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let out = run_pipeline(&pipeline);
+        let out = run_pipeline(&with_select_step(case, exp));
         let operator = if case.starts_with("f_classif") {
             "select_k_best"
         } else {

@@ -269,6 +269,11 @@ pub fn stage_output(o: &StageOutput) -> String {
                 f.examined.len(),
                 f.dropped.len()
             );
+            for (i, c) in f.examined.iter().enumerate() {
+                if let Some(score) = f.scores.get(i).filter(|_| !f.dropped.iter().any(|d| &d.column == c)) {
+                    let _ = writeln!(s, "    keep {c:<24} score {}", num(*score));
+                }
+            }
             for d in &f.dropped {
                 let _ = writeln!(s, "    drop {:<24} {}", d.column, d.reason);
             }

@@ -274,3 +274,33 @@ fn tree_estimators_are_checked_and_kept_out_of_coefficient_selectors() {
         "{err}"
     );
 }
+
+#[test]
+fn mutual_information_parameters_are_checked() {
+    let step = |extra: &str| format!("[[select]]\noperator = \"select_k_best\"\ncolumns = \"numeric\"\nk = 2\n{extra}");
+    let p = check(&with(&step("score = \"mutual_info\"\ndiscrete_features = [\"a\"]\n"))).unwrap();
+    assert_eq!(
+        p.steps[0].operator,
+        crate::stages::Operator::SelectKBest(crate::stages::select::Rule::KBest {
+            k: Some(2),
+            percentile: None,
+            score: crate::stages::select::Score::MutualInfo {
+                n_neighbors: 3,
+                discrete: crate::stages::select::Discrete::Columns(vec!["a".into()]),
+            },
+        })
+    );
+    assert_eq!(
+        check(&with(&step("score = \"mutual_info\"\nn_neighbors = 0\n"))).unwrap_err(),
+        "`n_neighbors` must be at least 1 @ 18:15"
+    );
+    assert_eq!(
+        check(&with(&step("n_neighbors = 5\n"))).unwrap_err(),
+        "`n_neighbors` applies to `score = \"mutual_info\"` only @ 17:15 | add `score = \"mutual_info\"` or remove the key"
+    );
+    assert!(
+        check(&with(&step("score = \"chi2\"\n")))
+            .unwrap_err()
+            .contains("\"f_test\", \"mutual_info\""),
+    );
+}

@@ -12,6 +12,7 @@ pub mod discretise;
 pub mod end_tail;
 pub mod impute;
 pub mod mean_target;
+pub mod mutual_info;
 pub mod one_hot;
 pub mod ordinal;
 pub mod power_transform;
@@ -472,7 +473,7 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::DropConstant(r)
         | Operator::DropDuplicates(r)
         | Operator::DropCorrelated(r)
-        | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None)?),
+        | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None, &mut ctx.rng)?),
         Operator::SelectKBest(r) => {
             if ctx.task == crate::spec::Task::Classification {
                 let labels = crate::executor::labels_of(train, &ctx.target)?;
@@ -482,10 +483,16 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
                     y: &y,
                     n_classes: classes.labels.len(),
                 };
-                Fitted::Select(select::fit(r, train, &columns, Some(target))?)
+                Fitted::Select(select::fit(r, train, &columns, Some(target), &mut ctx.rng)?)
             } else {
                 let y = ctx.target_values(train, &step.name)?;
-                Fitted::Select(select::fit(r, train, &columns, Some(select::ScoreTarget::Values(y)))?)
+                Fitted::Select(select::fit(
+                    r,
+                    train,
+                    &columns,
+                    Some(select::ScoreTarget::Values(y)),
+                    &mut ctx.rng,
+                )?)
             }
         }
         Operator::Discretise(p) => Fitted::Discretise(discretise::fit(p, train, &columns)?),

@@ -21,6 +21,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use rand_chacha::ChaCha20Rng;
+
+use super::mutual_info;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame, category_counts};
 use crate::spec::reader::TableReader;
@@ -32,7 +35,55 @@ pub enum Rule {
     Duplicates,
     Correlated { spearman: bool, threshold: f64 },
     Missing { threshold: f64 },
-    KBest { k: Option<u64>, percentile: Option<f64> },
+    KBest {
+        k: Option<u64>,
+        percentile: Option<f64>,
+        #[serde(default, skip_serializing_if = "Score::is_f_test")]
+        score: Score,
+    },
+}
+
+/// What `select_k_best` ranks columns by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "score", rename_all = "snake_case")]
+pub enum Score {
+    /// `f_regression` / `f_classif`.
+    #[default]
+    FTest,
+    /// `mutual_info_regression` / `mutual_info_classif` with `n_neighbors`; `discrete` names the
+    /// columns taken as discrete (scikit-learn's `discrete_features`).
+    MutualInfo { n_neighbors: u64, discrete: Discrete },
+}
+
+impl Score {
+    fn is_f_test(&self) -> bool {
+        *self == Score::FTest
+    }
+}
+
+/// `discrete_features`: all columns, none, or the named ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Discrete {
+    All(bool),
+    Columns(Vec<String>),
+}
+
+impl Discrete {
+    fn mask(&self, columns: &[String]) -> Result<Vec<bool>> {
+        match self {
+            Discrete::All(all) => Ok(vec![*all; columns.len()]),
+            Discrete::Columns(named) => {
+                if let Some(stray) = named.iter().find(|n| !columns.contains(n)) {
+                    return Err(Error::data(format!(
+                        "`discrete_features` names \"{stray}\", which is not among the columns this step scores"
+                    ))
+                    .with_hint(format!("name some of: {}", columns.join(", "))));
+                }
+                Ok(columns.iter().map(|c| named.contains(c)).collect())
+            }
+        }
+    }
 }
 
 impl Rule {
@@ -61,14 +112,17 @@ impl Rule {
             "select_k_best" => {
                 let k = t.u64("k")?;
                 let percentile = t.f64("percentile")?;
+                let score = Self::parse_score(t)?;
                 match (&k, &percentile) {
                     (Some(k), None) if k.value >= 1 => Rule::KBest {
                         k: Some(k.value),
                         percentile: None,
+                        score,
                     },
                     (None, Some(p)) if p.value > 0.0 && p.value <= 100.0 => Rule::KBest {
                         k: None,
                         percentile: Some(p.value),
+                        score,
                     },
                     _ => {
                         return Err(Error::spec(
@@ -87,13 +141,45 @@ impl Rule {
         })
     }
 
+    fn parse_score(t: &mut TableReader<'_, '_>) -> Result<Score> {
+        let mutual_info = t
+            .choice("score", &["f_test", "mutual_info"])?
+            .is_some_and(|s| s.value == "mutual_info");
+        if !mutual_info {
+            for key in ["n_neighbors", "discrete_features"] {
+                if let Some(v) = t.raw(key) {
+                    return Err(Error::spec(
+                        format!("`{key}` applies to `score = \"mutual_info\"` only"),
+                        Some(t.source().location(v.span())),
+                    )
+                    .with_hint("add `score = \"mutual_info\"` or remove the key"));
+                }
+            }
+            return Ok(Score::FTest);
+        }
+        let n_neighbors = match t.u64("n_neighbors")? {
+            None => 3,
+            Some(k) if k.value >= 1 => k.value,
+            Some(k) => return Err(Error::spec("`n_neighbors` must be at least 1", Some(k.location))),
+        };
+        let discrete = if t.kind("discrete_features") == Some("a boolean") {
+            Discrete::All(t.bool("discrete_features")?.unwrap_or(false))
+        } else {
+            match t.str_list("discrete_features")? {
+                None => Discrete::All(false),
+                Some(names) => Discrete::Columns(names.into_iter().map(|n| n.value).collect()),
+            }
+        };
+        Ok(Score::MutualInfo { n_neighbors, discrete })
+    }
+
     pub fn param_names(&self) -> Vec<&'static str> {
         match self {
             Rule::Constant { .. } => vec!["tol"],
             Rule::Duplicates => vec![],
             Rule::Correlated { .. } => vec!["method", "threshold"],
             Rule::Missing { .. } => vec!["threshold"],
-            Rule::KBest { .. } => vec!["k", "percentile"],
+            Rule::KBest { .. } => vec!["k", "percentile", "score", "n_neighbors", "discrete_features"],
         }
     }
 }
@@ -108,6 +194,10 @@ pub struct Dropped {
 pub struct Fitted {
     pub examined: Vec<String>,
     pub dropped: Vec<Dropped>,
+    /// Each examined column's score, for the steps that rank: `select_k_best` (F statistic or mutual
+    /// information in nats) and `select_from_model` (importance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<f64>,
 }
 
 fn same(a: &ColumnData, b: &ColumnData) -> bool {
@@ -222,8 +312,16 @@ fn k_best_mask(scores: &[f64], k: Option<u64>, percentile: Option<f64>) -> Vec<b
     mask
 }
 
-pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<ScoreTarget<'_>>) -> Result<Fitted> {
+/// Learns which columns to drop; `rng` draws the noise of a mutual-information score.
+pub fn fit(
+    rule: &Rule,
+    train: &Frame,
+    columns: &[String],
+    y: Option<ScoreTarget<'_>>,
+    rng: &mut ChaCha20Rng,
+) -> Result<Fitted> {
     let mut dropped: Vec<Dropped> = Vec::new();
+    let mut kept_scores = Vec::new();
     let n = train.n_rows() as f64;
     match rule {
         Rule::Constant { tol } => {
@@ -315,9 +413,9 @@ pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<ScoreTarget
                 }
             }
         }
-        Rule::KBest { k, percentile } => {
+        Rule::KBest { k, percentile, score } => {
             let y = y.ok_or_else(|| Error::internal("select_k_best without a target"))?;
-            let mut scores = Vec::with_capacity(columns.len());
+            let mut xs = Vec::with_capacity(columns.len());
             for name in columns {
                 let x = train.numeric(name)?;
                 if let Some(r) = x.iter().position(|v| v.is_nan()) {
@@ -326,19 +424,44 @@ pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<ScoreTarget
                         train.lines[r], train.source
                     )));
                 }
-                scores.push(match &y {
-                    ScoreTarget::Values(y) => f_regression(x, y),
-                    ScoreTarget::Classes { y, n_classes } => f_classif(x, y, *n_classes),
-                });
+                xs.push(x);
             }
+            let (scores, label) = match score {
+                Score::FTest => (
+                    xs.iter()
+                        .map(|x| match &y {
+                            ScoreTarget::Values(y) => f_regression(x, y),
+                            ScoreTarget::Classes { y, n_classes } => f_classif(x, y, *n_classes),
+                        })
+                        .collect::<Vec<f64>>(),
+                    "F",
+                ),
+                Score::MutualInfo { n_neighbors, discrete } => {
+                    let k = usize::try_from(*n_neighbors).unwrap_or(usize::MAX);
+                    if train.n_rows() <= k {
+                        return Err(Error::data(format!(
+                            "mutual information with n_neighbors = {k} needs more than {k} train rows, found {}",
+                            train.n_rows()
+                        ))
+                        .with_hint("lower `n_neighbors`"));
+                    }
+                    let target = match &y {
+                        ScoreTarget::Values(y) => mutual_info::Target::Values(y),
+                        ScoreTarget::Classes { y, .. } => mutual_info::Target::Classes(y),
+                    };
+                    let mask = discrete.mask(columns)?;
+                    (mutual_info::scores(&xs, &mask, &target, k, rng), "mutual information")
+                }
+            };
             for ((name, keep), score) in columns.iter().zip(k_best_mask(&scores, *k, *percentile)).zip(&scores) {
                 if !keep {
                     dropped.push(Dropped {
                         column: name.clone(),
-                        reason: format!("F = {score:.4} is not among the best"),
+                        reason: format!("{label} = {score:.4} is not among the best"),
                     });
                 }
             }
+            kept_scores = scores;
         }
         Rule::Missing { threshold } => {
             for name in columns {
@@ -359,6 +482,7 @@ pub fn fit(rule: &Rule, train: &Frame, columns: &[String], y: Option<ScoreTarget
     Ok(Fitted {
         examined: columns.to_vec(),
         dropped,
+        scores: kept_scores,
     })
 }
 
@@ -394,7 +518,8 @@ mod tests {
 
     fn dropped(rule: &Rule, cols: &[&str]) -> Vec<String> {
         let cols: Vec<String> = cols.iter().map(|c| (*c).to_string()).collect();
-        fit(rule, &frame(), &cols, None)
+        let mut rng = <ChaCha20Rng as rand::SeedableRng>::seed_from_u64(0);
+        fit(rule, &frame(), &cols, None, &mut rng)
             .unwrap()
             .dropped
             .into_iter()

@@ -156,6 +156,7 @@ pub fn fit_rfe(params: &Params, train: &Frame, columns: &[String], y: &[f64]) ->
     Ok(Fitted {
         examined: columns.to_vec(),
         dropped,
+        scores: Vec::new(),
     })
 }
 
@@ -267,6 +268,7 @@ pub fn fit_forward(
     Ok(Fitted {
         examined: columns.to_vec(),
         dropped,
+        scores: Vec::new(),
     })
 }
 
@@ -431,5 +433,6 @@ pub fn fit_from_model(
     Ok(Fitted {
         examined: columns.to_vec(),
         dropped,
+        scores,
     })
 }

@@ -5,6 +5,7 @@ tests/peer/*.toml and writes tests/peer/expected.json, which tests/peer.rs compa
     python3 tests/peer/generate.py
 """
 import json
+import warnings
 import pathlib
 import sys
 
@@ -977,6 +978,54 @@ def embedded_case():
     return out
 
 
+def mutual_info_case():
+    """select_k_best with score = "mutual_info": scikit-learn's mutual_info_regression /
+    mutual_info_classif under SelectKBest / SelectPercentile. The estimate adds seeded noise to
+    continuous values, so mlpipe (its own stream) cannot draw scikit-learn's: each case records the
+    scores for 30 random_states. Discrete-only cases are exact; the others are compared with the
+    spread of scikit-learn's own estimates; the kept columns must include those every state keeps
+    and be among those some state keeps."""
+    from sklearn.feature_selection import SelectKBest, SelectPercentile, mutual_info_classif, mutual_info_regression
+
+    cols = ["Id", "SalePrice", "LotFrontage", "LotArea", "OverallQual", "YearBuilt", "MasVnrArea",
+            "TotalBsmtSF", "GrLivArea", "GarageArea", "YrSold"]
+    df = read(usecols=cols).astype(float)
+    train = df[df.YrSold != 2010].copy()
+    numeric = [c for c in df.columns if c not in ("Id", "SalePrice")]
+    train = MeanMedianImputer(imputation_method="median", variables=numeric).fit(train).transform(train)
+    penguins = penguins_design()
+    dummies = [c for c in penguins[0].columns if c.startswith(("island_", "sex_"))]
+    cases = {
+        "regression_k": ("house-prices-tree.toml", train[numeric], train.SalePrice, "k = 4", False,
+                         mutual_info_regression, lambda f: SelectKBest(f, k=4)),
+        "regression_discrete": ("house-prices-tree.toml", train[numeric], train.SalePrice,
+                                'k = 3\ndiscrete_features = ["OverallQual", "YrSold"]',
+                                [numeric.index("OverallQual"), numeric.index("YrSold")],
+                                mutual_info_regression, lambda f: SelectKBest(f, k=3)),
+        "classif_percentile": ("penguins-classify.toml", penguins[0], penguins[2],
+                               "percentile = 50\ndiscrete_features = [" + ", ".join(f'"{d}"' for d in dummies) + "]",
+                               [list(penguins[0].columns).index(d) for d in dummies],
+                               mutual_info_classif, lambda f: SelectPercentile(f, percentile=50)),
+        "classif_discrete": ("penguins-classify.toml", penguins[0], penguins[2],
+                             "k = 3\ndiscrete_features = true", True,
+                             mutual_info_classif, lambda f: SelectKBest(f, k=3)),
+    }
+    out = {}
+    for key, (pipeline, X, y, params, discrete, score, selector) in cases.items():
+        scores, kept = [], []
+        warnings.simplefilter("ignore")  # mutual_info_score warns that float labels look continuous
+        for state in range(30):
+            f = lambda X, y, state=state: score(X, y, discrete_features=discrete, random_state=state)
+            sel = selector(f).fit(X, y)
+            scores.append([float(v) for v in sel.scores_])
+            kept.append([str(c) for c in sel.get_feature_names_out()])
+        out[key] = {"pipeline": pipeline, "features": list(X.columns), "scores": scores,
+                    "kept_always": [c for c in X.columns if all(c in k for k in kept)],
+                    "kept_ever": [c for c in X.columns if any(c in k for k in kept)],
+                    "step": 'operator = "select_k_best"\ncolumns = "numeric"\nscore = "mutual_info"\n' + params}
+    return out
+
+
 def main():
     expected = {
         "generated_by": "tests/peer/generate.py",
@@ -1000,6 +1049,7 @@ def main():
         "ensemble": ensemble_case(),
         "kmeans": kmeans_case(),
         "embedded": embedded_case(),
+        "mutual_info": mutual_info_case(),
     }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
