@@ -322,12 +322,17 @@ impl<'a> Executor<'a> {
     }
 
     pub fn run(&self, snapshot: &Snapshot<'_>) -> Result<Executed> {
+        self.run_through(snapshot, self.plan.stages.len() - 1)
+    }
+
+    /// Runs the stages `0..=last` (fitting or reusing each), and stops there.
+    pub fn run_through(&self, snapshot: &Snapshot<'_>, last: usize) -> Result<Executed> {
         let total = self.plan.stages.len();
         let mut results = Vec::with_capacity(total);
         let mut outputs: Vec<StageOutput> = Vec::with_capacity(total);
         let mut input = snapshot.id;
         let mut data: Option<Data> = None;
-        for index in 0..total {
+        for index in 0..=last.min(total - 1) {
             let stage = &self.plan.stages[index];
             self.progress.stage_started(&stage.name, index, total);
             #[allow(clippy::disallowed_methods)] // timing only reaches the progress report

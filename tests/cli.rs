@@ -66,6 +66,28 @@ fn changing_one_step_reruns_that_stage_and_those_after_it() {
 }
 
 #[test]
+fn run_until_a_stage_stores_the_stages_before_it_for_the_full_run() {
+    let p = Project::new();
+    let partial = p.run(&["--until", "encode.rare"]);
+    assert_eq!(
+        ran(&partial),
+        ["gather", "split", "analyse", "impute.numeric", "impute.categorical", "encode.quality", "encode.rare"]
+    );
+    assert!(partial.get("run").is_none() && partial.get("metrics").is_none(), "{partial}");
+    let log: Value = serde_json::from_slice(&p.mlpipe(&["log", "--json"]).stdout).unwrap();
+    assert_eq!(log["runs"], serde_json::json!([]), "no run is recorded: {log}");
+    let full = p.run(&[]);
+    assert_eq!(ran(&full), ["encode.onehot", "train", "evaluate"]);
+    assert_eq!(stage_outputs(&full)[..7], stage_outputs(&partial)[..]);
+    let (code, err) = p.fail(&["run", "pipeline.toml", "--until", "encode.one_hot"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has no stage named \"encode.one_hot\"") && err.contains("encode.onehot, train, evaluate"),
+        "{err}"
+    );
+}
+
+#[test]
 fn ids_are_identical_across_stores_and_thread_counts() {
     // The shipped pipeline in place, so the ids also cover this repository's commit.
     let p = Project::new();

@@ -105,6 +105,10 @@ pub enum Command {
         /// Also write the pipeline's lock file (pipelines/NAME.lock) from this run.
         #[arg(long)]
         update_lock: bool,
+        /// Run only the stages up to and including this one (e.g. encode.onehot) and store their
+        /// outputs for later runs; no run is recorded, so no metrics, gates or lock.
+        #[arg(long, conflicts_with = "update_lock")]
+        until: Option<String>,
     },
     /// Run a pipeline and write its lock file: the expected snapshot, stage outputs and metrics.
     Lock { pipeline: PathBuf },

@@ -48,6 +48,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             seed,
             report: ci,
             update_lock,
+            until,
         } => {
             let progress = progress::StageProgress::new(cli.json);
             let args = run::RunArgs {
@@ -57,6 +58,12 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 baseline: ci.baseline.clone(),
                 update_lock,
             };
+            if let Some(stage) = until {
+                let partial = run::run_until(&args, &stage, &progress)?;
+                progress.finish();
+                printer.partial_run(&partial);
+                return Ok(0);
+            }
             let report = run::run(&args, &progress)?;
             progress.finish();
             write_reports(&ci, &report)?;

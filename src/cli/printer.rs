@@ -12,7 +12,7 @@ use mlpipe::commands::ledger::{Comparison, PruneReport};
 use mlpipe::commands::log::LogReport;
 use mlpipe::commands::predict::{PredictReport, StreamReport};
 use mlpipe::commands::reproduce::ReproduceReport;
-use mlpipe::commands::run::RunReport;
+use mlpipe::commands::run::{PartialRun, RunReport};
 use mlpipe::commands::serve::{Ready, ServeReport};
 use mlpipe::commands::show::ShowReport;
 use mlpipe::commands::snapshot::SnapshotReport;
@@ -153,6 +153,25 @@ impl Printer {
         if let Some(lock) = &r.lock {
             let _ = writeln!(s, "  lock     wrote {}", lock.display());
         }
+        self.out(&s);
+    }
+
+    pub fn partial_run(&self, r: &PartialRun) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let ran = r.stages.iter().filter(|s| !s.cached).count();
+        let mut s = format!("ran {} through {} (no run recorded)\n", r.pipeline, r.until);
+        let _ = writeln!(
+            s,
+            "  stages   {} ({ran} ran, {} cached)",
+            r.stages.len(),
+            r.stages.len() - ran
+        );
+        for st in &r.stages {
+            let _ = writeln!(s, "    {:<24} {}  {:.3} s", st.name, st.output.short(), st.seconds);
+        }
+        let _ = writeln!(s, "  snapshot {}", r.snapshot);
         self.out(&s);
     }
 

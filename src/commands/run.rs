@@ -52,7 +52,16 @@ impl RunReport {
     }
 }
 
-pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
+/// What a run reads before any stage: the pipeline and its data snapshot.
+struct Inputs {
+    pipeline: Pipeline,
+    snapshot_id: Id,
+    bytes: Vec<u8>,
+    source_record: Option<crate::sources::SourceRecord>,
+    source_name: String,
+}
+
+fn read_inputs(args: &RunArgs, progress: &dyn Progress) -> Result<Inputs> {
     let mut pipeline = Pipeline::load(&args.pipeline)?;
     if let Some(seed) = args.seed {
         pipeline.seed = seed;
@@ -69,6 +78,62 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         let (id, bytes) = read_data_file(&source)?;
         (id, bytes, None, source.display().to_string())
     };
+    Ok(Inputs {
+        pipeline,
+        snapshot_id,
+        bytes,
+        source_record,
+        source_name,
+    })
+}
+
+/// What `run --until STAGE` did: the stages through STAGE, stored and reusable; no run is recorded.
+#[derive(Debug, Serialize)]
+pub struct PartialRun {
+    pub pipeline: String,
+    pub snapshot: Id,
+    pub until: String,
+    pub stages: Vec<StageResult>,
+}
+
+/// Runs the stages up to and including `until` (a stage name as `mlpipe show` lists them). Their
+/// outputs go to the store as in a full run, so a later run reuses them; without the later stages
+/// there are no metrics, so no run record, gates or lock.
+pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result<PartialRun> {
+    let inputs = read_inputs(args, progress)?;
+    let plan = Plan::new(&inputs.pipeline);
+    let last = plan.stages.iter().position(|s| s.name == until).ok_or_else(|| {
+        let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+        Error::Lookup {
+            message: format!("{} has no stage named \"{until}\"", args.pipeline.display()),
+            hint: Some(format!("name one of: {}", names.join(", "))),
+        }
+    })?;
+    let store = LocalStore::open(&args.store)?;
+    let _lock = store.lock(false)?;
+    store.put_with_id(&inputs.snapshot_id, &inputs.bytes)?;
+    let snapshot = Snapshot {
+        id: inputs.snapshot_id,
+        bytes: &inputs.bytes,
+        name: inputs.pipeline.source_name(),
+    };
+    let executed = Executor::new(&inputs.pipeline, &store, true, progress).run_through(&snapshot, last)?;
+    Ok(PartialRun {
+        pipeline: inputs.pipeline.name.clone(),
+        snapshot: inputs.snapshot_id,
+        until: until.to_string(),
+        stages: executed.stages,
+    })
+}
+
+pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
+    let Inputs {
+        pipeline,
+        snapshot_id,
+        bytes,
+        source_record,
+        source_name,
+    } = read_inputs(args, progress)?;
     let code = provenance::code_state(&args.pipeline)?;
     let tool = Tool::current();
     let run = run_id(&pipeline, &snapshot_id, &code, &tool.mlpipe);
