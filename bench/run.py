@@ -89,6 +89,24 @@ def case_large(rows, runs, work):
     return compare(f"full pipeline, {rows:,} generated rows", ours, peer, runs)
 
 
+def case_features(rows, runs, work):
+    """The feature steps alone on `rows` generated rows: mlpipe runs the stages through
+    encode.onehot (gather, split, analyse, imputers, encoders; each stored), the peer fits and
+    applies the same feature-engine / scikit-learn steps, reading the CSV included on both sides."""
+    py = peer_python()
+    if not py:
+        return {"case": f"feature pipeline, {rows:,} generated rows (peer not installed)"}
+    data = generated(rows, work)
+    text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
+    pipeline = work / f"houses-{rows}.toml"
+    pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+    store = work / f"features-store-{rows}"
+    ours = ([MLPIPE, "run", pipeline, "--until", "encode.onehot", "--store", store], None, None,
+            lambda: shutil.rmtree(store, ignore_errors=True))
+    peer = ([py, ROOT / "bench" / "peers" / "house_prices.py", data, "--features-only"], None, None, None)
+    return compare(f"feature pipeline (fit on train, apply to train and test), {rows:,} generated rows", ours, peer, runs)
+
+
 MODEL_TRAIN = {
     "linear_regression": ('y', 'estimator = "linear_regression"', '["rmse"]'),
     "ridge": ('y', 'estimator = "ridge"\nalpha = 1.0', '["rmse"]'),
@@ -573,7 +591,7 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
-    ap.add_argument("--only", choices=["growth", "models"], help="run one case only (its table in RESULTS.md is replaced)")
+    ap.add_argument("--only", choices=["growth", "models", "features"], help="run one case only (its table in RESULTS.md is replaced)")
     args = ap.parse_args()
     if not MLPIPE.exists():
         sys.exit("build first: cargo build --release")
@@ -589,6 +607,14 @@ def main():
         if not args.quick:
             write_section("<!-- models -->", text)
         return
+    if args.only == "features":
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = [case_features(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, pathlib.Path(tmp))]
+        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{table(rows)}\n"
+        print(text)
+        if not args.quick:
+            write_section("<!-- features -->", text)
+        return
     if args.only == "growth":
         with tempfile.TemporaryDirectory() as tmp:
             growth = case_growth(sizes, pathlib.Path(tmp))
@@ -603,6 +629,7 @@ def main():
         work = pathlib.Path(tmp)
         rows = [case_cold(runs, work), case_noop(runs * 3, work)] + case_hash(runs, work, size)
         rows.append(case_large(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
+        rows.append(case_features(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_batch(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows.append(case_pg_snapshot(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, work))
         rows += case_models(100_000 if args.quick else 1_000_000, 50, 1 if args.quick else 3, work)

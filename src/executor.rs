@@ -403,10 +403,10 @@ impl<'a> Executor<'a> {
         let name = &self.plan.stages[index].name;
         match (&out.state, data) {
             (StageState::Gather { .. }, _) => Ok(Data::All(self.parse_snapshot(snapshot)?)),
-            (StageState::Split(s), Some(Data::All(all))) => Ok(Data::Split {
-                train: all.take(&s.train),
-                test: all.take(&s.test),
-            }),
+            (StageState::Split(s), Some(Data::All(all))) => {
+                let (train, test) = all.into_two(&s.train, &s.test);
+                Ok(Data::Split { train, test })
+            }
             (StageState::Step(f), Some(Data::Split { train, test })) => Ok(Data::Split {
                 train: f.apply_train(train).map_err(|e| e.in_stage(name))?,
                 test: f.apply(test).map_err(|e| e.in_stage(name))?,
@@ -449,10 +449,8 @@ impl<'a> Executor<'a> {
                 };
                 let fitted = split::fit(&p.split, &all, &mut ctx.rng, p.origin.split_column.as_ref())
                     .map_err(|e| e.in_stage("split"))?;
-                let d = Data::Split {
-                    train: all.take(&fitted.train),
-                    test: all.take(&fitted.test),
-                };
+                let (train, test) = all.into_two(&fitted.train, &fitted.test);
+                let d = Data::Split { train, test };
                 Ok((StageOutput::new(StageState::Split(fitted), d.digests()), d))
             }
             StageKind::Analyse => {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use zerocopy::IntoBytes;
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +135,55 @@ impl Frame {
         }
     }
 
+    /// Two frames of the given rows, moving text values rather than sharing them (no reference
+    /// count touched for each cell). Rows listed twice, in one list or both, are copied instead.
+    #[must_use]
+    pub fn into_two(self, first: &[u32], second: &[u32]) -> (Frame, Frame) {
+        let mut seen = vec![false; self.n_rows()];
+        let disjoint = first
+            .iter()
+            .chain(second)
+            .all(|&r| !std::mem::replace(&mut seen[r as usize], true));
+        if !disjoint {
+            return (self.take(first), self.take(second));
+        }
+        let Frame {
+            columns,
+            lines,
+            source,
+            ..
+        } = self;
+        let frame_of = |columns: Vec<Column>, rows: &[u32]| Frame {
+            columns,
+            lines: rows.iter().map(|&r| lines[r as usize]).collect(),
+            source: source.clone(),
+            first_row: 0,
+        };
+        let (a, b): (Vec<Column>, Vec<Column>) = columns
+            .into_par_iter()
+            .map(|c| {
+                let (x, y) = match c.data {
+                    ColumnData::Numeric(v) => (
+                        ColumnData::Numeric(first.iter().map(|&r| v[r as usize]).collect()),
+                        ColumnData::Numeric(second.iter().map(|&r| v[r as usize]).collect()),
+                    ),
+                    ColumnData::Categorical(mut v) => (
+                        ColumnData::Categorical(first.iter().map(|&r| v[r as usize].take()).collect()),
+                        ColumnData::Categorical(second.iter().map(|&r| v[r as usize].take()).collect()),
+                    ),
+                };
+                (
+                    Column {
+                        name: c.name.clone(),
+                        data: x,
+                    },
+                    Column { name: c.name, data: y },
+                )
+            })
+            .unzip();
+        (frame_of(a, first), frame_of(b, second))
+    }
+
     /// Cuts the frame into consecutive chunks of at most `rows` rows, moving (not copying) values.
     #[must_use]
     pub fn into_chunks(mut self, rows: usize) -> Vec<Frame> {
@@ -237,35 +287,47 @@ impl Frame {
         // Columns are encoded a few at a time on all cores, then hashed one after another in column
         // order: the digest is the same as a sequential encoding's.
         for group in self.columns.chunks(DIGEST_GROUP) {
-            let encoded: Vec<(u64, Vec<u8>)> = group.par_iter().map(encode_column).collect();
+            let encoded: Vec<(u64, Option<Vec<u8>>)> = group.par_iter().map(encode_column).collect();
             for (col, (tag, buf)) in group.iter().zip(encoded) {
-                key = key.str(&col.name).u64(tag).u64(col.data.len() as u64).bytes(&buf);
+                key = key.str(&col.name).u64(tag).u64(col.data.len() as u64);
+                key = match (&buf, &col.data) {
+                    (Some(buf), _) => key.bytes(buf),
+                    (None, ColumnData::Numeric(v)) => key.bytes(v.as_bytes()),
+                    (None, ColumnData::Categorical(_)) => unreachable!("text columns are always encoded"),
+                };
             }
         }
         key.finish()
     }
 }
 
+/// The one NaN a missing number is digested as.
+const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+
 /// Columns encoded at once while digesting (bounds the memory the encodings take).
 const DIGEST_GROUP: usize = 8;
 
-/// A column's type tag and value encoding for the frame digest (see docs/hashing.md).
-fn encode_column(col: &Column) -> (u64, Vec<u8>) {
-    let mut buf = Vec::new();
-    let tag = match &col.data {
+/// A column's type tag and value encoding for the frame digest (see docs/hashing.md). A numeric
+/// column whose memory already is its encoding (little-endian, every NaN the canonical one) is
+/// hashed in place: `None`.
+fn encode_column(col: &Column) -> (u64, Option<Vec<u8>>) {
+    match &col.data {
         ColumnData::Numeric(v) => {
-            buf.reserve(v.len() * 8);
+            let canonical = |x: &f64| !x.is_nan() || x.to_bits() == CANONICAL_NAN;
+            if cfg!(target_endian = "little") && v.iter().all(canonical) {
+                return (0, None);
+            }
+            let mut buf = Vec::with_capacity(v.len() * 8);
             for x in v {
-                let bits = if x.is_nan() {
-                    0x7ff8_0000_0000_0000u64
-                } else {
-                    x.to_bits()
-                };
+                let bits = if x.is_nan() { CANONICAL_NAN } else { x.to_bits() };
                 buf.extend_from_slice(&bits.to_le_bytes());
             }
-            0
+            (0, Some(buf))
         }
         ColumnData::Categorical(v) => {
+            // Sized exactly first: growing a buffer of hundreds of megabytes copies it again and again.
+            let size: usize = v.iter().map(|x| x.as_ref().map_or(1, |s| 9 + s.len())).sum();
+            let mut buf = Vec::with_capacity(size);
             for x in v {
                 match x {
                     None => buf.push(0),
@@ -276,10 +338,9 @@ fn encode_column(col: &Column) -> (u64, Vec<u8>) {
                     }
                 }
             }
-            1
+            (1, Some(buf))
         }
-    };
-    (tag, buf)
+    }
 }
 
 /// A fast hasher for in-memory lookup tables (interning, pointer memos). Which order such a table
@@ -816,6 +877,17 @@ mod tests {
             na_values: na.iter().map(|s| (*s).to_string()).collect(),
             ..ReadOptions::default()
         }
+    }
+
+    #[test]
+    fn splitting_in_two_moves_the_same_values_take_copies() {
+        let f = read_csv(b"a,b\n1,x\n2,y\n3,\n4,x\n", &opts(&[]), "t.csv").unwrap();
+        let (train, test) = f.clone().into_two(&[3, 0], &[2]);
+        assert_eq!(train, f.take(&[3, 0]));
+        assert_eq!(test, f.take(&[2]));
+        // A row in both lists is copied, not moved out twice.
+        let (a, b) = f.clone().into_two(&[1, 2], &[2]);
+        assert_eq!((a, b), (f.take(&[1, 2]), f.take(&[2])));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 """The house-price pipeline of pipelines/house-prices.toml, written the way a scikit-learn /
 feature-engine user would: the peer side of bench cases 1 and 4 (same data, same steps, same model).
 
-    python house_prices.py [DATA.csv]
+    python house_prices.py [DATA.csv] [--features-only]
+
+With --features-only it stops after the feature steps (fitted on train, applied to train and test):
+the peer side of the feature-pipeline case (`mlpipe run --until encode.onehot`).
 """
 import pathlib
 import sys
@@ -14,7 +17,8 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.preprocessing import OneHotEncoder
 
-DATA = sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2] / "data-snapshots" / "house-prices" / "train.csv"
+ARGS = [a for a in sys.argv[1:] if a != "--features-only"]
+DATA = ARGS[0] if ARGS else pathlib.Path(__file__).resolve().parents[2] / "data-snapshots" / "house-prices" / "train.csv"
 QUALITY = ["ExterQual", "ExterCond", "BsmtQual", "BsmtCond", "HeatingQC", "KitchenQual",
            "FireplaceQu", "GarageQual", "GarageCond", "PoolQC"]
 SCALE = {v: float(i) for i, v in enumerate(["Missing", "Po", "Fa", "TA", "Gd", "Ex"])}
@@ -41,6 +45,9 @@ names = enc.get_feature_names_out(rest)
 train = pd.concat([train.drop(columns=rest), pd.DataFrame(enc.transform(train[rest]), columns=names, index=train.index)], axis=1)
 test = pd.concat([test.drop(columns=rest), pd.DataFrame(enc.transform(test[rest]), columns=names, index=test.index)], axis=1)
 features = [c for c in train.columns if c not in ("Id", "SalePrice")]
+if "--features-only" in sys.argv:
+    print({"train": train.shape, "test": test.shape})
+    sys.exit(0)
 model = Ridge(alpha=10.0).fit(train[features], np.log(train.SalePrice))
 pred = np.exp(model.predict(test[features]))
 print({"rmse": root_mean_squared_error(test.SalePrice, pred), "mae": mean_absolute_error(test.SalePrice, pred),

@@ -168,9 +168,6 @@ impl Printer {
             r.stages.len(),
             r.stages.len() - ran
         );
-        for st in &r.stages {
-            let _ = writeln!(s, "    {:<24} {}  {:.3} s", st.name, st.output.short(), st.seconds);
-        }
         let _ = writeln!(s, "  snapshot {}", r.snapshot);
         self.out(&s);
     }

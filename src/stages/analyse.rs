@@ -7,6 +7,7 @@
 //! Statistics follow pandas: `std` with ddof = 1, `skew` is the adjusted Fisher–Pearson coefficient
 //! (`Series.skew()`); sums run in row order so results never depend on threads.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{ColumnData, ColumnType, Frame};
@@ -54,10 +55,15 @@ pub struct Profile {
 }
 
 pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
+    summarise_counting(values).0
+}
+
+/// The summary and the number of distinct present values (−0 and 0 are one value), from one sort.
+fn summarise_counting(values: &[f64]) -> (Option<NumericSummary>, usize) {
     let present: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
     let n = present.len();
     if n == 0 {
-        return None;
+        return (None, 0);
     }
     let mean = present.iter().sum::<f64>() / n as f64;
     let (mut m2, mut m3) = (0.0, 0.0);
@@ -69,7 +75,10 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
     let nf = n as f64;
     let std = (n > 1).then(|| (m2 / (nf - 1.0)).sqrt());
     let mut sorted = present.clone();
-    sorted.sort_by(f64::total_cmp);
+    sorted.sort_unstable_by(f64::total_cmp);
+    // Sorted by total order, equal values are adjacent (−0 just before 0, and equal to it).
+    #[allow(clippy::float_cmp)]
+    let distinct = 1 + sorted.windows(2).filter(|w| w[0] != w[1]).count();
     let (q1, q3) = (
         super::scale::quantile(&sorted, 0.25),
         super::scale::quantile(&sorted, 0.75),
@@ -83,14 +92,15 @@ pub fn summarise(values: &[f64]) -> Option<NumericSummary> {
             (nf * (nf - 1.0).sqrt() / (nf - 2.0)) * (m3 / m2.powf(1.5))
         }
     });
-    Some(NumericSummary {
+    let summary = NumericSummary {
         min: present.iter().copied().fold(f64::INFINITY, f64::min),
         max: present.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         mean,
         std,
         skew,
         outliers,
-    })
+    };
+    (Some(summary), distinct)
 }
 
 /// Pearson r over the rows where both values are present (pandas' pairwise `corr`). Two passes over the
@@ -118,23 +128,44 @@ fn pairwise_pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     Some(sxy / (sxx * syy).sqrt()).filter(|r| r.is_finite())
 }
 
+/// A column without missing values: its mean and Σ(x − mean)², summed in row order exactly as
+/// `pairwise_pearson` sums them, so both paths give the same bits.
+struct Moments {
+    mean: f64,
+    squares: f64,
+}
+
+impl Moments {
+    fn of(x: &[f64]) -> Option<Moments> {
+        if x.len() < 2 || x.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let sum = x.iter().fold(-0.0f64, |s, v| s + v);
+        let mean = sum / x.len() as f64;
+        let squares = x.iter().fold(0.0f64, |s, v| s + (v - mean) * (v - mean));
+        Some(Moments { mean, squares })
+    }
+
+    fn pearson(&self, x: &[f64], other: &Moments, y: &[f64]) -> Option<f64> {
+        let sxy = x
+            .iter()
+            .zip(y)
+            .fold(0.0f64, |s, (a, b)| s + (a - self.mean) * (b - other.mean));
+        Some(sxy / (self.squares * other.squares).sqrt()).filter(|r| r.is_finite())
+    }
+}
+
 pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
     let rows = frame.n_rows();
     let columns = frame
         .columns
-        .iter()
+        .par_iter()
         .map(|c| {
             let missing = c.data.missing_count();
             let (distinct, numeric, top, rare_labels) = match &c.data {
                 ColumnData::Numeric(v) => {
-                    let mut bits: Vec<u64> = v
-                        .iter()
-                        .filter(|x| !x.is_nan())
-                        .map(|x| if *x == 0.0 { 0 } else { x.to_bits() })
-                        .collect();
-                    bits.sort_unstable();
-                    bits.dedup();
-                    (bits.len(), summarise(v), Vec::new(), 0)
+                    let (summary, distinct) = summarise_counting(v);
+                    (distinct, summary, Vec::new(), 0)
                 }
                 ColumnData::Categorical(v) => {
                     let counts = crate::frame::category_counts(v);
@@ -175,13 +206,18 @@ pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
     let pairs: Vec<(usize, usize)> = (0..numeric.len())
         .flat_map(|i| (i + 1..numeric.len()).map(move |j| (i, j)))
         .collect();
+    // Complete columns' means and squared deviations are the same in every pair: computed once.
+    let complete: Vec<Option<Moments>> = numeric.par_iter().map(|(_, x)| Moments::of(x)).collect();
     let correlations: Vec<Correlation> = {
-        use rayon::prelude::*;
         pairs
             .par_iter()
             .map(|&(i, j)| {
                 let ((a, x), (b, y)) = (&numeric[i], &numeric[j]);
-                pairwise_pearson(x, y)
+                let corr = match (&complete[i], &complete[j]) {
+                    (Some(mx), Some(my)) => mx.pearson(x, my, y),
+                    _ => pairwise_pearson(x, y),
+                };
+                corr
                     .filter(|r| r.abs() > settings.correlation_threshold)
                     .map(|r| Correlation {
                         a: (*a).to_string(),

@@ -5,6 +5,9 @@
 //! `"error"` (default) or `"ignore"` (all zeros, as `handle_unknown="ignore"`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +136,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
-        let mut dummies = Vec::new();
+        let mut taken = Vec::with_capacity(self.columns.len());
         for enc in &self.columns {
             let idx = frame
                 .index_of(&enc.column)
@@ -145,49 +148,64 @@ impl Fitted {
                     enc.column
                 )));
             };
-            let position: BTreeMap<&str, usize> = enc
-                .categories
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.as_str(), i))
-                .collect();
-            let mut lookup = Lookup::new(&position);
-            // One zeroed allocation per column (`vec![v; k]` would copy a zeroed column k times).
-            let mut cols: Vec<Vec<f64>> = (0..enc.categories.len()).map(|_| vec![0.0f64; values.len()]).collect();
-            for (r, v) in values.iter().enumerate() {
-                match v.as_ref().map(|s| (&**s, lookup.get(s))) {
-                    Some((_, Some(&i))) => cols[i][r] = 1.0,
-                    Some((s, None)) if enc.dropped.as_deref() == Some(s) || enc.others.iter().any(|o| o == s) => {}
-                    _ if self.unseen == Unseen::Rare => {
-                        let rare = self.rare_label.as_deref().unwrap_or("Rare");
-                        if let Some(&i) = position.get(rare) {
-                            cols[i][r] = 1.0;
-                        }
+            taken.push((enc, values));
+        }
+        // Columns are encoded on all cores; results (and the first error) are taken in column order.
+        let encoded: Vec<Result<Vec<Column>>> = taken
+            .par_iter()
+            .map(|(enc, values)| self.dummies(enc, values, &frame))
+            .collect();
+        for dummies in encoded {
+            frame.columns.extend(dummies?);
+        }
+        Ok(frame)
+    }
+
+    /// One column's indicator columns, in category order.
+    fn dummies(&self, enc: &Encoding, values: &[Option<Arc<str>>], frame: &Frame) -> Result<Vec<Column>> {
+        let position: BTreeMap<&str, usize> = enc
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let mut lookup = Lookup::new(&position);
+        // One zeroed allocation per column (`vec![v; k]` would copy a zeroed column k times).
+        let mut cols: Vec<Vec<f64>> = (0..enc.categories.len()).map(|_| vec![0.0f64; values.len()]).collect();
+        for (r, v) in values.iter().enumerate() {
+            match v.as_ref().map(|s| (&**s, lookup.get(s))) {
+                Some((_, Some(&i))) => cols[i][r] = 1.0,
+                Some((s, None)) if enc.dropped.as_deref() == Some(s) || enc.others.iter().any(|o| o == s) => {}
+                _ if self.unseen == Unseen::Rare => {
+                    let rare = self.rare_label.as_deref().unwrap_or("Rare");
+                    if let Some(&i) = position.get(rare) {
+                        cols[i][r] = 1.0;
                     }
-                    other => {
-                        if self.unseen == Unseen::Error {
-                            let value = other.map_or("(missing)", |(s, _)| s);
-                            return Err(super::unseen_error(
-                                "one_hot",
-                                &enc.column,
-                                value,
-                                frame.lines[r],
-                                &frame.source,
-                                enc.categories.len() + usize::from(enc.dropped.is_some()),
-                            ));
-                        }
+                }
+                other => {
+                    if self.unseen == Unseen::Error {
+                        let value = other.map_or("(missing)", |(s, _)| s);
+                        return Err(super::unseen_error(
+                            "one_hot",
+                            &enc.column,
+                            value,
+                            frame.lines[r],
+                            &frame.source,
+                            enc.categories.len() + usize::from(enc.dropped.is_some()),
+                        ));
                     }
                 }
             }
-            for (c, data) in enc.categories.iter().zip(cols) {
-                dummies.push(Column {
-                    name: format!("{}_{c}", enc.column),
-                    data: ColumnData::Numeric(data),
-                });
-            }
         }
-        frame.columns.extend(dummies);
-        Ok(frame)
+        Ok(enc
+            .categories
+            .iter()
+            .zip(cols)
+            .map(|(c, data)| Column {
+                name: format!("{}_{c}", enc.column),
+                data: ColumnData::Numeric(data),
+            })
+            .collect())
     }
 }
 
