@@ -343,6 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn scores_are_the_same_bits_on_one_thread_and_many() {
+        use rand::SeedableRng;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let columns: Vec<Vec<f64>> = (0..6)
+            .map(|_| (0..300).map(|_| f64::from(rng.gen_range(0..12_u32))).collect())
+            .collect();
+        let y: Vec<f64> = columns[0].iter().zip(&columns[1]).map(|(a, b)| a * 2.0 + b).collect();
+        let views: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+        let discrete = [false, true, false, false, true, false];
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut rng = ChaCha20Rng::seed_from_u64(9);
+                scores(&views, &discrete, &Target::Values(&y), 3, &mut rng)
+            })
+        };
+        let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        let one = bits(on(1));
+        assert_eq!(one, bits(on(4)));
+        assert_eq!(one, bits(on(1)));
+    }
+
+    #[test]
     fn a_copy_of_the_target_carries_more_information_than_noise() {
         use rand::SeedableRng;
         let mut rng = ChaCha20Rng::seed_from_u64(1);
