@@ -148,10 +148,7 @@ impl Frame {
             return (self.take(first), self.take(second));
         }
         let Frame {
-            columns,
-            lines,
-            source,
-            ..
+            columns, lines, source, ..
         } = self;
         let frame_of = |columns: Vec<Column>, rows: &[u32]| Frame {
             columns,

@@ -71,9 +71,20 @@ fn run_until_a_stage_stores_the_stages_before_it_for_the_full_run() {
     let partial = p.run(&["--until", "encode.rare"]);
     assert_eq!(
         ran(&partial),
-        ["gather", "split", "analyse", "impute.numeric", "impute.categorical", "encode.quality", "encode.rare"]
+        [
+            "gather",
+            "split",
+            "analyse",
+            "impute.numeric",
+            "impute.categorical",
+            "encode.quality",
+            "encode.rare"
+        ]
     );
-    assert!(partial.get("run").is_none() && partial.get("metrics").is_none(), "{partial}");
+    assert!(
+        partial.get("run").is_none() && partial.get("metrics").is_none(),
+        "{partial}"
+    );
     let log: Value = serde_json::from_slice(&p.mlpipe(&["log", "--json"]).stdout).unwrap();
     assert_eq!(log["runs"], serde_json::json!([]), "no run is recorded: {log}");
     let full = p.run(&[]);

@@ -1178,8 +1178,14 @@ fn mutual_information_scores_and_selections_match_scikit_learns() {
         let kept = kept(sel);
         let always: Vec<String> = serde_json::from_value(exp["kept_always"].clone()).unwrap();
         let ever: Vec<String> = serde_json::from_value(exp["kept_ever"].clone()).unwrap();
-        assert!(always.iter().all(|c| kept.contains(&c)), "{case}: kept {kept:?}, must keep {always:?}");
-        assert!(kept.iter().all(|c| ever.contains(c)), "{case}: kept {kept:?}, may keep only {ever:?}");
+        assert!(
+            always.iter().all(|c| kept.contains(&c)),
+            "{case}: kept {kept:?}, must keep {always:?}"
+        );
+        assert!(
+            kept.iter().all(|c| ever.contains(c)),
+            "{case}: kept {kept:?}, may keep only {ever:?}"
+        );
     }
 }
 

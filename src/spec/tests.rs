@@ -304,3 +304,42 @@ fn mutual_information_parameters_are_checked() {
             .contains("\"f_test\", \"mutual_info\""),
     );
 }
+
+/// Every step example in docs/pipeline-format.md parses, and every operator has one.
+#[test]
+fn every_operator_has_a_documented_example_that_parses() {
+    use crate::stages::Group;
+    let doc = include_str!("../../docs/pipeline-format.md");
+    let mut shown = std::collections::BTreeSet::new();
+    for block in doc.split("```toml\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let headers: Vec<&str> = block.lines().filter(|l| l.starts_with('[')).collect();
+        let steps_only = !headers.is_empty()
+            && headers
+                .iter()
+                .all(|h| Group::ALL.iter().any(|g| h.trim() == format!("[[{}]]", g.name())));
+        if !steps_only {
+            continue;
+        }
+        let p = check(&with(block)).unwrap_or_else(|e| panic!("{e}\nin the example:\n{block}"));
+        shown.extend(p.steps.iter().map(|s| s.operator.name().to_string()));
+    }
+    for group in Group::ALL {
+        for op in group.operators() {
+            assert!(shown.contains(*op), "no example of `{op}` in docs/pipeline-format.md");
+        }
+    }
+}
+
+#[test]
+fn max_features_with_a_forest_in_select_from_model_is_refused_as_ambiguous() {
+    let err = check(&with(
+        "[[select]]\noperator = \"select_from_model\"\nestimator = \"random_forest\"\nmax_features = 4\ncolumns = \"numeric\"\n",
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("`max_features` is ambiguous with random_forest")
+            && err.contains("@ 16:16 | leave the forest's default"),
+        "{err}"
+    );
+}

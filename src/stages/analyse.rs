@@ -217,8 +217,7 @@ pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
                     (Some(mx), Some(my)) => mx.pearson(x, my, y),
                     _ => pairwise_pearson(x, y),
                 };
-                corr
-                    .filter(|r| r.abs() > settings.correlation_threshold)
+                corr.filter(|r| r.abs() > settings.correlation_threshold)
                     .map(|r| Correlation {
                         a: (*a).to_string(),
                         b: (*b).to_string(),

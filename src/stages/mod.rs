@@ -54,7 +54,7 @@ impl Group {
             Group::Select => "select",
         }
     }
-    fn operators(self) -> &'static [&'static str] {
+    pub fn operators(self) -> &'static [&'static str] {
         match self {
             Group::Impute => &[
                 "median",

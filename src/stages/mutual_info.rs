@@ -290,7 +290,11 @@ impl KdTree {
         }
         let dim = depth % 2;
         let diff = q[dim] - p[dim];
-        let (near, far) = if diff < 0.0 { ((lo, mid), (mid + 1, hi)) } else { ((mid + 1, hi), (lo, mid)) };
+        let (near, far) = if diff < 0.0 {
+            ((lo, mid), (mid + 1, hi))
+        } else {
+            ((mid + 1, hi), (lo, mid))
+        };
         self.nearest(near.0, near.1, depth + 1, q, skip, k, best);
         if best.len() < k || diff.abs() < best[k - 1] {
             self.nearest(far.0, far.1, depth + 1, q, skip, k, best);

@@ -31,10 +31,17 @@ use crate::spec::reader::TableReader;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rule {
-    Constant { tol: f64 },
+    Constant {
+        tol: f64,
+    },
     Duplicates,
-    Correlated { spearman: bool, threshold: f64 },
-    Missing { threshold: f64 },
+    Correlated {
+        spearman: bool,
+        threshold: f64,
+    },
+    Missing {
+        threshold: f64,
+    },
     KBest {
         k: Option<u64>,
         percentile: Option<f64>,

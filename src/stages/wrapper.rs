@@ -300,6 +300,21 @@ pub struct ModelParams {
 
 impl ModelParams {
     pub fn parse(t: &mut TableReader<'_, '_>, task: crate::spec::Task) -> Result<ModelParams> {
+        // One key cannot mean both a forest's columns per split and the number of columns kept.
+        if let (Some(v), Some("random_forest")) = (
+            t.raw("max_features"),
+            t.raw("estimator").and_then(|e| e.get_ref().as_str()),
+        ) {
+            return Err(t
+                .source()
+                .error(
+                    v.span(),
+                    "`max_features` is ambiguous with random_forest: the forest's columns per split, or the columns select_from_model keeps",
+                )
+                .with_hint(
+                    "leave the forest's default; to keep the k most important columns use decision_tree or gradient_boosting with max_features = k, or rfe with n_features = k",
+                ));
+        }
         let estimator = models::parse_estimator(t, task)?;
         if estimator.is_ensemble() || matches!(estimator, Estimator::KMeans { .. }) {
             return Err(Error::spec(
