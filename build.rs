@@ -1,9 +1,13 @@
 //! Records, at build time, what decides numbers besides our own code: the target triple and the
-//! versions of the numeric crates (read from Cargo.lock), for run records and stage keys.
+//! versions of the numeric crates (read from Cargo.lock), for run records and stage keys. Compiles
+//! the vendored ONNX schema (vendor/onnx/onnx-ml.proto) into Rust types, in Rust (no `protoc`).
 
 use std::fmt::Write;
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=vendor/onnx/onnx-ml.proto");
+    let schema = protox::compile(["onnx-ml.proto"], ["vendor/onnx"])?;
+    prost_build::Config::new().compile_fds(schema)?;
     println!("cargo:rerun-if-changed=Cargo.lock");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
@@ -28,4 +32,5 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=MLPIPE_CRATE_VERSIONS={versions}");
+    Ok(())
 }

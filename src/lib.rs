@@ -16,6 +16,7 @@ pub mod database;
 pub mod digest;
 pub mod error;
 pub mod executor;
+pub mod export;
 pub mod frame;
 pub mod ledger;
 pub mod metrics;

@@ -40,6 +40,8 @@ pub struct Scorer {
     pub created: String,
     read: crate::frame::ReadOptions,
     steps: Vec<stages::Fitted>,
+    /// Each step's stage name (`encode.onehot`), beside `steps`.
+    step_names: Vec<String>,
     train: TrainState,
 }
 
@@ -75,6 +77,12 @@ impl Scorer {
                 StageState::Split(_) | StageState::Evaluate(_) => {}
             }
         }
+        let step_names = record
+            .stages
+            .iter()
+            .filter(|s| stages::Group::ALL.iter().any(|g| g.name() == s.kind))
+            .map(|s| s.name.clone())
+            .collect();
         let mut read = pipeline.gather.read.clone();
         // New rows need not carry the target: do not ask for it by name.
         read.columns.retain(|c| c != &pipeline.target);
@@ -92,8 +100,24 @@ impl Scorer {
             created: record.created.clone(),
             read,
             steps,
+            step_names,
             train: train.ok_or_else(|| Error::internal("run has no trained model"))?,
         })
+    }
+
+    /// The fitted steps, in pipeline order.
+    pub fn steps(&self) -> &[stages::Fitted] {
+        &self.steps
+    }
+
+    /// The fitted steps' stage names, beside `steps()`.
+    pub fn step_names(&self) -> &[String] {
+        &self.step_names
+    }
+
+    /// The fitted model and the target transform it was trained under.
+    pub fn train_state(&self) -> &TrainState {
+        &self.train
     }
 
     /// The columns a caller must send (the training columns without the target and the id).

@@ -152,6 +152,21 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Export a run's whole fitted pipeline (steps, model, inverse target transform) for another
+    /// runtime: ONNX, one input per column.
+    Export {
+        /// Run id (a unique prefix is enough).
+        hash: String,
+        #[arg(long, value_parser = ["onnx"], default_value = "onnx")]
+        format: String,
+        /// The file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Also run the file in onnxruntime on the run's test rows and compare with mlpipe's
+        /// predictions (needs Python with onnx and onnxruntime; `MLPIPE_PYTHON` picks the Python).
+        #[arg(long)]
+        verify: bool,
+    },
     /// Apply a run's fitted pipeline to new rows: a batch file, or a stream of NDJSON records.
     Predict {
         /// Run id (a unique prefix is enough).

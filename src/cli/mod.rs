@@ -147,6 +147,24 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.report(&out);
             Ok(0)
         }
+        Command::Export {
+            hash,
+            format: _,
+            output,
+            verify,
+        } => {
+            let out = mlpipe::commands::export::export(&mlpipe::commands::export::ExportArgs {
+                store,
+                run: hash,
+                output,
+                verify,
+            })?;
+            printer.export(&out);
+            Ok(match &out.verification {
+                Some(v) if !v.passed() => EXIT_DIFFERENT,
+                _ => 0,
+            })
+        }
         Command::Show { hash } => {
             printer.show(&show::run(&show::ShowArgs { hash, store })?);
             Ok(0)

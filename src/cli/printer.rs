@@ -272,6 +272,37 @@ impl Printer {
         self.out(&s);
     }
 
+    pub fn export(&self, r: &mlpipe::commands::export::ExportReport) {
+        if self.json {
+            return self.json_out(r);
+        }
+        let mut s = format!(
+            "wrote {} ({} bytes, {} nodes): run {}\n  inputs   {}\n  outputs  {}\n  precision {}\n",
+            r.file.display(),
+            r.bytes,
+            r.nodes,
+            &r.run[..12],
+            r.inputs.len(),
+            r.outputs.join(", "),
+            r.precision
+        );
+        if let Some(v) = &r.verification {
+            let _ = writeln!(
+                s,
+                "  verify   {} on {} test rows in onnxruntime {}: largest deviation {:.3e} absolute, {:.3e} relative (bound {:.0e}); {} labels and {} missing values differ",
+                if v.passed() { "passed" } else { "FAILED" },
+                v.rows,
+                v.onnxruntime,
+                v.max_abs,
+                v.max_rel,
+                mlpipe::commands::export::VERIFY_TOLERANCE,
+                v.label_mismatches,
+                v.nan_mismatches
+            );
+        }
+        self.out(&s);
+    }
+
     pub fn report(&self, r: &mlpipe::commands::report::ReportOut) {
         if self.json {
             return self.json_out(r);

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod export;
 pub mod gc;
 pub mod ledger;
 pub mod log;

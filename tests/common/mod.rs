@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::struct_field_names)]
 
 pub mod chromium;
+pub mod onnxruntime;
 pub mod postgres;
 pub mod serving;
 

@@ -1,0 +1,673 @@
+//! A run's whole fitted pipeline as one ONNX graph: one input per original column (float64, or text
+//! with "" for a missing value), every fitted step as standard operators in float64 (text lookups as
+//! ai.onnx.ml `LabelEncoder`), the model, and the inverse target transform. Opset 21, ai.onnx.ml 5,
+//! IR version 10. What ONNX cannot express the same way is refused, naming the step and why.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+
+use super::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto, type_proto,
+};
+use crate::error::{Error, Result};
+use crate::executor::TrainState;
+use crate::frame::ColumnType;
+use crate::models::{ClassScores, Model};
+use crate::scoring::Scorer;
+use crate::spec::TargetTransform;
+use crate::stages::{self, impute, one_hot, ordinal, rare_label, scale};
+
+const OPSET: i64 = 21;
+const ML_OPSET: i64 = 5;
+const IR_VERSION: i64 = 10;
+const ML: &str = "ai.onnx.ml";
+
+/// What the exported file holds, for `export`'s report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exported {
+    pub bytes: Vec<u8>,
+    pub inputs: Vec<(String, &'static str)>,
+    pub outputs: Vec<String>,
+    pub nodes: usize,
+}
+
+/// A column as it flows through the graph: the tensor holding it ([N, 1]) and whether it is text.
+#[derive(Clone)]
+struct Value {
+    tensor: String,
+    text: bool,
+}
+
+/// The graph under construction.
+struct Builder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    columns: BTreeMap<String, Value>,
+    counter: usize,
+}
+
+impl Builder {
+    fn fresh(&mut self, hint: &str) -> String {
+        self.counter += 1;
+        let clean: String = hint
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("t{}_{clean}", self.counter)
+    }
+
+    fn node(&mut self, op: &str, inputs: &[&str], hint: &str, attributes: Vec<AttributeProto>) -> String {
+        let out = self.fresh(hint);
+        self.node_into(op, inputs, &out, attributes, None);
+        out
+    }
+
+    fn node_into(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        out: &str,
+        attributes: Vec<AttributeProto>,
+        domain: Option<&str>,
+    ) {
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| (*s).to_string()).collect(),
+            output: vec![out.to_string()],
+            name: Some(format!("n{}", self.nodes.len())),
+            op_type: Some(op.to_string()),
+            domain: domain.map(str::to_string),
+            attribute: attributes,
+            ..Default::default()
+        });
+    }
+
+    fn constant_doubles(&mut self, hint: &str, dims: &[i64], values: &[f64]) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            dims: dims.to_vec(),
+            data_type: Some(DataType::Double as i32),
+            double_data: values.to_vec(),
+            name: Some(name.clone()),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn constant_strings(&mut self, hint: &str, values: &[&str]) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            dims: vec![dim(values.len())],
+            data_type: Some(DataType::String as i32),
+            string_data: values.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            name: Some(name.clone()),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn column(&self, name: &str, step: &str) -> Result<Value> {
+        self.columns.get(name).cloned().ok_or_else(|| {
+            Error::internal(format!(
+                "export: step {step} needs column \"{name}\", which is not in the graph"
+            ))
+        })
+    }
+
+    fn numeric(&self, name: &str, step: &str) -> Result<String> {
+        let v = self.column(name, step)?;
+        if v.text {
+            return Err(Error::internal(format!(
+                "export: step {step} takes \"{name}\" as a number"
+            )));
+        }
+        Ok(v.tensor)
+    }
+
+    fn text(&self, name: &str, step: &str) -> Result<String> {
+        let v = self.column(name, step)?;
+        if !v.text {
+            return Err(Error::internal(format!("export: step {step} takes \"{name}\" as text")));
+        }
+        Ok(v.tensor)
+    }
+
+    fn set(&mut self, name: &str, tensor: String, text: bool) {
+        self.columns.insert(name.to_string(), Value { tensor, text });
+    }
+
+    /// A 0/1 float64 column from a boolean tensor.
+    fn flag(&mut self, boolean: &str, hint: &str) -> String {
+        self.node("Cast", &[boolean], hint, vec![int_attr("to", DataType::Double as i64)])
+    }
+
+    /// Whether a text column is missing (the empty string).
+    fn text_missing(&mut self, x: &str, hint: &str) -> String {
+        let empty = self.constant_strings("empty", &[""]);
+        self.node("Equal", &[x, &empty], hint, vec![])
+    }
+
+    /// `LabelEncoder` from text to text: listed keys map to their values, anything else to `default`.
+    fn relabel(&mut self, x: &str, keys: &[&str], values: &[&str], default: &str, hint: &str) -> String {
+        let out = self.fresh(hint);
+        self.node_into(
+            "LabelEncoder",
+            &[x],
+            &out,
+            vec![
+                strings_attr("keys_strings", keys),
+                strings_attr("values_strings", values),
+                string_attr("default_string", default),
+            ],
+            Some(ML),
+        );
+        out
+    }
+
+    /// `LabelEncoder` from text to float64 (ai.onnx.ml 4+: `values_tensor`), anything else to `default`.
+    fn codes(&mut self, x: &str, keys: &[&str], values: &[f64], default: f64, hint: &str) -> String {
+        let out = self.fresh(hint);
+        self.node_into(
+            "LabelEncoder",
+            &[x],
+            &out,
+            vec![
+                strings_attr("keys_strings", keys),
+                tensor_attr("values_tensor", doubles_tensor(&[dim(values.len())], values)),
+                tensor_attr("default_tensor", doubles_tensor(&[1], &[default])),
+            ],
+            Some(ML),
+        );
+        out
+    }
+}
+
+/// A tensor dimension.
+fn dim(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn int_attr(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn string_attr(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+fn strings_attr(name: &str, v: &[&str]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(AttributeType::Strings as i32),
+        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
+fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(AttributeType::Tensor as i32),
+        t: Some(t),
+        ..Default::default()
+    }
+}
+
+fn doubles_tensor(dims: &[i64], values: &[f64]) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Double as i32),
+        double_data: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Some(n) => tensor_shape_proto::dimension::Value::DimValue(*n),
+                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Why a step cannot be exported.
+fn refuse(step: &str, why: &str) -> Error {
+    Error::data(format!("step {step} cannot be exported to ONNX: {why}"))
+        .with_hint("export supports the median, mean, most_frequent, constant and missing_indicator imputers, rare_label, one_hot, ordinal, the scalers and the selection steps (docs/deployment.md)")
+}
+
+/// Builds the ONNX model of a run's fitted pipeline.
+pub fn export(scorer: &Scorer, snapshot: &str, version: &str) -> Result<Exported> {
+    let mut b = Builder {
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+        columns: BTreeMap::new(),
+        counter: 0,
+    };
+    let mut inputs = Vec::new();
+    let mut graph_inputs = Vec::new();
+    for (name, kind) in scorer.feature_columns() {
+        let text = *kind == ColumnType::Categorical;
+        graph_inputs.push(value_info(
+            name,
+            if text { DataType::String } else { DataType::Double },
+            &[None, Some(1)],
+        ));
+        inputs.push((name.clone(), if text { "string" } else { "double" }));
+        b.set(name, name.clone(), text);
+    }
+    for (step, name) in scorer.steps().iter().zip(scorer.step_names()) {
+        addstep(&mut b, step, name)?;
+    }
+    let (outputs, doc) = add_model(&mut b, scorer.train_state())?;
+    let graph_outputs: Vec<ValueInfoProto> = outputs
+        .iter()
+        .map(|(name, elem, k)| value_info(name, *elem, &[None, Some(*k)]))
+        .collect();
+    let graph = GraphProto {
+        node: std::mem::take(&mut b.nodes),
+        name: Some(scorer.pipeline_name.clone()),
+        initializer: std::mem::take(&mut b.initializers),
+        input: graph_inputs,
+        output: graph_outputs,
+        doc_string: Some(doc.clone()),
+        ..Default::default()
+    };
+    let nodes = graph.node.len();
+    let features: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let meta = [
+        ("mlpipe.run", scorer.run.hex()),
+        ("mlpipe.model", scorer.model.hex()),
+        ("mlpipe.snapshot", snapshot.to_string()),
+        ("mlpipe.version", version.to_string()),
+        ("mlpipe.pipeline", scorer.pipeline_name.clone()),
+        ("mlpipe.features", serde_json::to_string(&features).unwrap_or_default()),
+        ("mlpipe.missing", "text: the empty string; numbers: NaN".to_string()),
+    ];
+    let model = ModelProto {
+        ir_version: Some(IR_VERSION),
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(OPSET),
+            },
+            OperatorSetIdProto {
+                domain: Some(ML.into()),
+                version: Some(ML_OPSET),
+            },
+        ],
+        producer_name: Some("mlpipe".into()),
+        producer_version: Some(version.to_string()),
+        doc_string: Some(format!(
+            "{doc} Run {} (replay with `mlpipe reproduce {}`). Inputs: one per column, float64, or text with \"\" for a missing value.",
+            scorer.run.hex(),
+            scorer.run.short()
+        )),
+        graph: Some(graph),
+        metadata_props: meta
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k.into()),
+                value: Some(v),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    Ok(Exported {
+        bytes: model.encode_to_vec(),
+        inputs,
+        outputs: outputs.into_iter().map(|(n, _, _)| n).collect(),
+        nodes,
+    })
+}
+
+fn addstep(b: &mut Builder, step: &stages::Fitted, name: &str) -> Result<()> {
+    use stages::Fitted as F;
+    match step {
+        F::Impute(f) => add_impute(b, f, name),
+        F::RareLabel(f) => add_rare(b, f, name),
+        F::OneHot(f) => add_one_hot(b, f, name),
+        F::Ordinal(f) => add_ordinal(b, f, name),
+        F::Scale(f) => add_scale(b, f, name),
+        F::Select(f) => {
+            for d in &f.dropped {
+                b.columns.remove(&d.column);
+            }
+            Ok(())
+        }
+        F::Transform(_)
+        | F::Cap(_)
+        | F::CountFrequency(_)
+        | F::MeanTarget(_)
+        | F::Discretise(_)
+        | F::Combine(_)
+        | F::Power(_)
+        | F::Rows(_)
+        | F::RandomSample(_)
+        | F::Datetime(_)
+        | F::Woe(_) => Err(refuse(name, "this operator has no ONNX form in mlpipe yet")),
+    }
+}
+
+fn add_impute(b: &mut Builder, f: &impute::Fitted, step: &str) -> Result<()> {
+    // Indicators read the values before any fill, as `apply` does.
+    let mut flags = Vec::new();
+    for col in &f.indicators {
+        let v = b.column(col, step)?;
+        let missing = if v.text {
+            b.text_missing(&v.tensor, &format!("{col}_missing"))
+        } else {
+            b.node("IsNaN", &[&v.tensor], &format!("{col}_missing"), vec![])
+        };
+        flags.push((format!("{col}_na"), b.flag(&missing, &format!("{col}_na"))));
+    }
+    for fill in &f.fills {
+        match &fill.value {
+            impute::Value::Number(x) => {
+                let x_in = b.numeric(&fill.column, step)?;
+                let missing = b.node("IsNaN", &[&x_in], &format!("{}_missing", fill.column), vec![]);
+                let value = b.constant_doubles("fill", &[1], &[*x]);
+                let out = b.node("Where", &[&missing, &value, &x_in], &fill.column, vec![]);
+                b.set(&fill.column, out, false);
+            }
+            impute::Value::Text(s) => {
+                let x_in = b.text(&fill.column, step)?;
+                let missing = b.text_missing(&x_in, &format!("{}_missing", fill.column));
+                let value = b.constant_strings("fill", &[s]);
+                let out = b.node("Where", &[&missing, &value, &x_in], &fill.column, vec![]);
+                b.set(&fill.column, out, true);
+            }
+        }
+    }
+    for (name, tensor) in flags {
+        b.set(&name, tensor, false);
+    }
+    Ok(())
+}
+
+fn add_rare(b: &mut Builder, f: &rare_label::Fitted, step: &str) -> Result<()> {
+    for g in &f.columns {
+        if !g.grouped {
+            continue;
+        }
+        let x = b.text(&g.column, step)?;
+        // Frequent labels (and "" — missing stays missing) map to themselves, the rest to the rare label.
+        let mut keys: Vec<&str> = g.frequent.iter().map(String::as_str).collect();
+        keys.push("");
+        let out = b.relabel(&x, &keys, &keys, &f.replace_with, &g.column);
+        b.set(&g.column, out, true);
+    }
+    Ok(())
+}
+
+fn add_one_hot(b: &mut Builder, f: &one_hot::Fitted, step: &str) -> Result<()> {
+    for enc in &f.columns {
+        let x = b.text(&enc.column, step)?;
+        // Every train category (with a dummy, dropped, or left out by top_k), missing excluded.
+        let mut known: Vec<&str> = enc.categories.iter().map(String::as_str).collect();
+        known.extend(enc.dropped.as_deref());
+        known.extend(enc.others.iter().map(String::as_str));
+        let (x, guard) = match f.unseen {
+            one_hot::Unseen::Ignore => (x, None),
+            // An unseen or missing value is the rare label's category.
+            one_hot::Unseen::Rare => {
+                let rare = f.rare_label.as_deref().unwrap_or("Rare");
+                (b.relabel(&x, &known, &known, rare, &enc.column), None)
+            }
+            // mlpipe refuses such a row; a graph cannot, so its dummies (and its prediction) are NaN.
+            one_hot::Unseen::Error => {
+                let zeros = vec![0.0; known.len()];
+                let guard = b.codes(&x, &known, &zeros, f64::NAN, &format!("{}_known", enc.column));
+                (x, Some(guard))
+            }
+        };
+        for c in &enc.categories {
+            let value = b.constant_strings("category", &[c]);
+            let eq = b.node("Equal", &[&x, &value], &format!("{}_{c}_eq", enc.column), vec![]);
+            let mut out = b.flag(&eq, &format!("{}_{c}", enc.column));
+            if let Some(g) = &guard {
+                out = b.node("Add", &[&out, g], &format!("{}_{c}", enc.column), vec![]);
+            }
+            b.set(&format!("{}_{c}", enc.column), out, false);
+        }
+        b.columns.remove(&enc.column);
+    }
+    Ok(())
+}
+
+fn add_ordinal(b: &mut Builder, f: &ordinal::Fitted, step: &str) -> Result<()> {
+    for m in &f.columns {
+        let x = b.text(&m.column, step)?;
+        let keys: Vec<&str> = m.categories.iter().map(String::as_str).collect();
+        let codes: Vec<f64> = (0..keys.len()).map(|i| i as f64).collect();
+        // Unseen (or missing) text: the unknown value, the rare label's code, or — where mlpipe refuses
+        // the row — NaN, which carries through to the prediction.
+        let unseen = match f.unseen {
+            ordinal::Unseen::Encode => f.unknown_value,
+            ordinal::Unseen::Error => f64::NAN,
+            ordinal::Unseen::Rare => {
+                let rare = f.rare_label.as_deref().unwrap_or("Rare");
+                keys.iter().position(|k| *k == rare).map_or(f64::NAN, |i| i as f64)
+            }
+        };
+        let out = b.codes(&x, &keys, &codes, unseen, &m.column);
+        b.set(&m.column, out, false);
+    }
+    Ok(())
+}
+
+fn add_scale(b: &mut Builder, f: &scale::Fitted, step: &str) -> Result<()> {
+    for c in &f.columns {
+        let x = b.numeric(&c.column, step)?;
+        let out = match f.kind {
+            scale::Kind::Standard | scale::Kind::Robust => {
+                let center = b.constant_doubles("center", &[1], &[c.center]);
+                let spread = b.constant_doubles("scale", &[1], &[c.scale]);
+                let d = b.node("Sub", &[&x, &center], &c.column, vec![]);
+                b.node("Div", &[&d, &spread], &c.column, vec![])
+            }
+            scale::Kind::MinMax => {
+                let (lo, hi) = f.feature_range;
+                let factor = (hi - lo) / c.scale;
+                let shift = lo - c.center * factor;
+                let factor = b.constant_doubles("factor", &[1], &[factor]);
+                let shift = b.constant_doubles("shift", &[1], &[shift]);
+                let m = b.node("Mul", &[&x, &factor], &c.column, vec![]);
+                b.node("Add", &[&m, &shift], &c.column, vec![])
+            }
+        };
+        b.set(&c.column, out, false);
+    }
+    Ok(())
+}
+
+/// The model's inputs side by side: [N, p] float64 in the model's feature order.
+fn design(b: &mut Builder, features: &[String]) -> Result<String> {
+    let mut parts = Vec::with_capacity(features.len());
+    for f in features {
+        parts.push(b.numeric(f, "train")?);
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Ok(b.node("Concat", &refs, "design", vec![int_attr("axis", 1)]))
+}
+
+type Outputs = Vec<(String, DataType, i64)>;
+
+// x, w, z, p, k: the design, weights, scores, features and clusters, as in the formulas.
+#[allow(clippy::many_single_char_names)]
+fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
+    match &train.model {
+        Model::Linear(m) => {
+            let x = design(b, &m.features)?;
+            let w = b.constant_doubles("coefficients", &[dim(m.coefficients.len()), 1], &m.coefficients);
+            let intercept = b.constant_doubles("intercept", &[1], &[m.intercept]);
+            let xw = b.node("MatMul", &[&x, &w], "score", vec![]);
+            let raw = b.node("Add", &[&xw, &intercept], "score", vec![]);
+            inverse_target(b, train, &raw)?;
+            Ok((
+                vec![("prediction".into(), DataType::Double, 1)],
+                format!("mlpipe pipeline, {} model, float64 throughout.", m.estimator),
+            ))
+        }
+        Model::Classifier(m) => {
+            let ClassScores::Linear {
+                coefficients,
+                intercepts,
+            } = &m.scores
+            else {
+                return Err(refuse(
+                    "train",
+                    "tree classifiers are not exported yet (logistic regression is)",
+                ));
+            };
+            let x = design(b, &m.features)?;
+            let rows = coefficients.len();
+            let p = m.features.len();
+            // Wᵀ: [p, rows].
+            let mut wt = vec![0.0; p * rows];
+            for (r, coef) in coefficients.iter().enumerate() {
+                for (j, w) in coef.iter().enumerate() {
+                    wt[j * rows + r] = *w;
+                }
+            }
+            let w = b.constant_doubles("coefficients", &[dim(p), dim(rows)], &wt);
+            let bias = b.constant_doubles("intercepts", &[dim(rows)], intercepts);
+            let xw = b.node("MatMul", &[&x, &w], "scores", vec![]);
+            let z = b.node("Add", &[&xw, &bias], "scores", vec![]);
+            let proba = b.fresh("probabilities");
+            if rows == 1 {
+                let p1 = b.node("Sigmoid", &[&z], "positive", vec![]);
+                let one = b.constant_doubles("one", &[1], &[1.0]);
+                let p0 = b.node("Sub", &[&one, &p1], "negative", vec![]);
+                b.node_into("Concat", &[&p0, &p1], &proba, vec![int_attr("axis", 1)], None);
+            } else {
+                b.node_into("Softmax", &[&z], &proba, vec![int_attr("axis", 1)], None);
+            }
+            b.node_into("Identity", &[&proba], "probabilities", vec![], None);
+            let index = b.node(
+                "ArgMax",
+                &[&proba],
+                "class",
+                vec![int_attr("axis", 1), int_attr("keepdims", 1)],
+            );
+            let labels: Vec<&str> = m.classes.iter().map(String::as_str).collect();
+            let label_type = if m.numeric_labels {
+                let values: Vec<f64> = m.classes.iter().map(|c| c.parse::<f64>().unwrap_or(f64::NAN)).collect();
+                let t = b.constant_doubles("classes", &[dim(values.len())], &values);
+                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
+                DataType::Double
+            } else {
+                let t = b.constant_strings("classes", &labels);
+                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
+                DataType::String
+            };
+            Ok((
+                vec![
+                    ("prediction".into(), label_type, 1),
+                    ("probabilities".into(), DataType::Double, dim(m.classes.len())),
+                ],
+                format!(
+                    "mlpipe pipeline, {} model over classes [{}] (probabilities in that order), float64 throughout.",
+                    m.estimator,
+                    labels.join(", ")
+                ),
+            ))
+        }
+        Model::Clusters(m) => {
+            let x = design(b, &m.features)?;
+            let k = m.centres.len();
+            let p = m.features.len();
+            let flat: Vec<f64> = m.centres.iter().flatten().copied().collect();
+            let centres = b.constant_doubles("centres", &[1, dim(k), dim(p)], &flat);
+            let one = b.fresh("axis1");
+            b.initializers.push(TensorProto {
+                dims: vec![1],
+                data_type: Some(DataType::Int64 as i32),
+                int64_data: vec![1],
+                name: Some(one.clone()),
+                ..Default::default()
+            });
+            let two = b.fresh("axis2");
+            b.initializers.push(TensorProto {
+                dims: vec![1],
+                data_type: Some(DataType::Int64 as i32),
+                int64_data: vec![2],
+                name: Some(two.clone()),
+                ..Default::default()
+            });
+            let rows = b.node("Unsqueeze", &[&x, &one], "rows", vec![]);
+            let diff = b.node("Sub", &[&rows, &centres], "diff", vec![]);
+            let sq = b.node("Mul", &[&diff, &diff], "squares", vec![]);
+            let dist = b.node("ReduceSum", &[&sq, &two], "distances", vec![int_attr("keepdims", 0)]);
+            let nearest = b.node(
+                "ArgMin",
+                &[&dist],
+                "nearest",
+                vec![int_attr("axis", 1), int_attr("keepdims", 1)],
+            );
+            b.node_into(
+                "Cast",
+                &[&nearest],
+                "prediction",
+                vec![int_attr("to", DataType::Double as i64)],
+                None,
+            );
+            Ok((
+                vec![("prediction".into(), DataType::Double, 1)],
+                format!("mlpipe pipeline, k-means with {k} clusters: the nearest centre's number, float64 throughout."),
+            ))
+        }
+        Model::Trees(_) | Model::Ensemble(_) => Err(refuse(
+            "train",
+            "tree, forest, boosting and ensemble models are not exported yet (linear models, logistic regression and k-means are)",
+        )),
+    }
+}
+
+/// The prediction: the raw score through the inverse of the target transform.
+fn inverse_target(b: &mut Builder, train: &TrainState, raw: &str) -> Result<()> {
+    match train.target_transform {
+        TargetTransform::None => b.node_into("Identity", &[raw], "prediction", vec![], None),
+        TargetTransform::Log => b.node_into("Exp", &[raw], "prediction", vec![], None),
+        TargetTransform::Log1p => {
+            let e = b.node("Exp", &[raw], "exp", vec![]);
+            let one = b.constant_doubles("one", &[1], &[1.0]);
+            b.node_into("Sub", &[&e, &one], "prediction", vec![], None);
+        }
+        _ => {
+            return Err(refuse(
+                "train",
+                "the Box-Cox and Yeo-Johnson target transforms are not exported yet (log and log1p are)",
+            ));
+        }
+    }
+    Ok(())
+}
