@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 //! `mlpipe export --format onnx`: every shipped pipeline's run exports, passes `onnx.checker` (full),
-//! and gives mlpipe's predictions in onnxruntime (from PyPI) on the run's test rows.
+//! and gives mlpipe's predictions in onnxruntime (from `PyPI`) on the run's test rows.
 
 use std::path::Path;
 
@@ -70,7 +70,14 @@ fn every_shipped_pipeline_exports_and_runs_in_onnxruntime_as_in_mlpipe() {
         assert_eq!(meta["mlpipe.snapshot"].len(), 64);
         assert_eq!(meta["mlpipe.model"].len(), 64);
         let features: Vec<String> = serde_json::from_str(&meta["mlpipe.features"]).unwrap();
-        let inputs: Vec<&str> = model.graph.as_ref().unwrap().input.iter().map(|i| i.name()).collect();
+        let inputs: Vec<&str> = model
+            .graph
+            .as_ref()
+            .unwrap()
+            .input
+            .iter()
+            .map(mlpipe::export::proto::ValueInfoProto::name)
+            .collect();
         assert_eq!(features, inputs);
     }
 }

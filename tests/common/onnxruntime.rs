@@ -1,4 +1,4 @@
-//! A Python with `onnx` and `onnxruntime` from PyPI for the export tests: `MLPIPE_PYTHON` when it has
+//! A Python with `onnx` and `onnxruntime` from `PyPI` for the export tests: `MLPIPE_PYTHON` when it has
 //! them, else a virtual environment made once under the target folder (`python3 -m venv`, then pip).
 
 use std::path::PathBuf;
@@ -17,10 +17,10 @@ pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            if let Ok(p) = std::env::var("MLPIPE_PYTHON") {
-                if has_runtime(&p) {
-                    return PathBuf::from(p);
-                }
+            if let Ok(p) = std::env::var("MLPIPE_PYTHON")
+                && has_runtime(&p)
+            {
+                return PathBuf::from(p);
             }
             let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("onnx-venv");
             let python = venv.join("bin").join("python");
