@@ -101,3 +101,44 @@ fn a_step_or_model_without_an_onnx_form_is_refused_by_name() {
     );
     assert!(!p.path("tree.onnx").exists(), "nothing is written on refusal");
 }
+
+#[test]
+fn count_target_mean_caps_and_transforms_export_with_the_same_numbers() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "[[encode]]\nname = \"onehot\"",
+        "[[encode]]\noperator = \"count_frequency\"\nmethod = \"frequency\"\nunseen = \"zero\"\ncolumns = [\"Neighborhood\"]\n\n\
+         [[encode]]\noperator = \"mean_target\"\nsmoothing = \"auto\"\nunseen = \"prior\"\ncolumns = [\"Exterior1st\"]\n\n\
+         [[encode]]\nname = \"onehot\"",
+    );
+    p.edit(
+        "pipeline.toml",
+        "[train]",
+        "[[transform]]\noperator = \"cap\"\nmethod = \"iqr\"\ntail = \"both\"\ncolumns = [\"LotArea\", \"GrLivArea\"]\n\n\
+         [[transform]]\noperator = \"log\"\nbase = \"10\"\noffset = 1.0\ncolumns = [\"LotArea\"]\n\n\
+         [[transform]]\noperator = \"power\"\nexp = 0.5\ncolumns = [\"GarageArea\"]\n\n\
+         [[transform]]\noperator = \"reciprocal\"\ncolumns = [\"TotRmsAbvGrd\"]\n\n[train]",
+    );
+    let run = p.run(&[]);
+    let stages: Vec<&str> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for step in [
+        "encode.count_frequency",
+        "encode.mean_target",
+        "transform.cap",
+        "transform.log",
+        "transform.power",
+        "transform.reciprocal",
+    ] {
+        assert!(stages.contains(&step), "{stages:?}");
+    }
+    let report = export(&p, run["run"].as_str().unwrap(), &p.path("steps.onnx"));
+    let v = &report["verification"];
+    assert!(v["max_rel"].as_f64().unwrap() <= 1e-9, "{report}");
+    assert_eq!(v["nan_mismatches"], 0, "{report}");
+}

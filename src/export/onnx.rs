@@ -18,7 +18,7 @@ use crate::frame::ColumnType;
 use crate::models::{ClassScores, Model};
 use crate::scoring::Scorer;
 use crate::spec::TargetTransform;
-use crate::stages::{self, impute, one_hot, ordinal, rare_label, scale};
+use crate::stages::{self, cap, count_frequency, impute, one_hot, ordinal, rare_label, scale, transform};
 
 const OPSET: i64 = 21;
 const ML_OPSET: i64 = 5;
@@ -261,7 +261,7 @@ fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfoProt
 /// Why a step cannot be exported.
 fn refuse(step: &str, why: &str) -> Error {
     Error::data(format!("step {step} cannot be exported to ONNX: {why}"))
-        .with_hint("export supports the median, mean, most_frequent, constant and missing_indicator imputers, rare_label, one_hot, ordinal, the scalers and the selection steps (docs/deployment.md)")
+        .with_hint("docs/deployment.md lists what exports; the rest is not written yet")
 }
 
 /// Builds the ONNX model of a run's fitted pipeline.
@@ -363,11 +363,23 @@ fn addstep(b: &mut Builder, step: &stages::Fitted, name: &str) -> Result<()> {
             }
             Ok(())
         }
-        F::Transform(_)
-        | F::Cap(_)
-        | F::CountFrequency(_)
-        | F::MeanTarget(_)
-        | F::Discretise(_)
+        F::Transform(f) => add_transform(b, f, name),
+        F::Cap(f) => add_cap(b, f, name),
+        F::CountFrequency(f) => add_maps(
+            b,
+            &f.columns,
+            f.rare_label.as_deref(),
+            f.unseen_zero.then_some(0.0),
+            name,
+        ),
+        F::MeanTarget(f) => add_maps(
+            b,
+            &f.columns,
+            f.rare_label.as_deref(),
+            f.unseen_prior.then_some(f.prior),
+            name,
+        ),
+        F::Discretise(_)
         | F::Combine(_)
         | F::Power(_)
         | F::Rows(_)
@@ -505,6 +517,75 @@ fn add_scale(b: &mut Builder, f: &scale::Fitted, step: &str) -> Result<()> {
             }
         };
         b.set(&c.column, out, false);
+    }
+    Ok(())
+}
+
+fn add_transform(b: &mut Builder, f: &transform::Fitted, step: &str) -> Result<()> {
+    for c in &f.columns {
+        let x = b.numeric(c, step)?;
+        // A value outside the function's domain, which mlpipe refuses, gives NaN or ±inf here.
+        let out = match f.function {
+            transform::Function::Log { base10, offset } => {
+                let shift = b.constant_doubles("offset", &[1], &[offset]);
+                let shifted = b.node("Add", &[&x, &shift], c, vec![]);
+                let ln = b.node("Log", &[&shifted], c, vec![]);
+                if base10 {
+                    let ln10 = b.constant_doubles("ln10", &[1], &[std::f64::consts::LN_10]);
+                    b.node("Div", &[&ln, &ln10], c, vec![])
+                } else {
+                    ln
+                }
+            }
+            transform::Function::Power { exp } => {
+                let e = b.constant_doubles("exponent", &[1], &[exp]);
+                b.node("Pow", &[&x, &e], c, vec![])
+            }
+            transform::Function::Reciprocal => {
+                let one = b.constant_doubles("one", &[1], &[1.0]);
+                b.node("Div", &[&one, &x], c, vec![])
+            }
+        };
+        b.set(c, out, false);
+    }
+    Ok(())
+}
+
+fn add_cap(b: &mut Builder, f: &cap::Fitted, step: &str) -> Result<()> {
+    for c in &f.columns {
+        let mut x = b.numeric(&c.column, step)?;
+        // As `apply`: the high cap, then the low one; NaN compares false and stays missing.
+        if let Some(high) = c.high {
+            let h = b.constant_doubles("high", &[1], &[high]);
+            let above = b.node("Greater", &[&x, &h], &c.column, vec![]);
+            x = b.node("Where", &[&above, &h, &x], &c.column, vec![]);
+        }
+        if let Some(low) = c.low {
+            let l = b.constant_doubles("low", &[1], &[low]);
+            let below = b.node("Less", &[&x, &l], &c.column, vec![]);
+            x = b.node("Where", &[&below, &l, &x], &c.column, vec![]);
+        }
+        b.set(&c.column, x, false);
+    }
+    Ok(())
+}
+
+/// Count, frequency and target-mean encodings: each category's number; an unseen category gets the
+/// rare label's number, the fixed one, or NaN where mlpipe refuses it.
+fn add_maps(
+    b: &mut Builder,
+    columns: &[(String, BTreeMap<String, f64>)],
+    rare_label: Option<&str>,
+    fixed: Option<f64>,
+    step: &str,
+) -> Result<()> {
+    for (column, map) in columns {
+        let x = b.text(column, step)?;
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        let values: Vec<f64> = map.values().copied().collect();
+        let unseen = count_frequency::unseen_value(map, rare_label, fixed).unwrap_or(f64::NAN);
+        let out = b.codes(&x, &keys, &values, unseen, column);
+        b.set(column, out, false);
     }
     Ok(())
 }
