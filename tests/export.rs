@@ -87,19 +87,63 @@ fn a_step_or_model_without_an_onnx_form_is_refused_by_name() {
     let p = Project::new();
     p.edit(
         "pipeline.toml",
-        "estimator = \"ridge\"\nalpha = 10.0",
-        "estimator = \"decision_tree\"\nmax_depth = 3",
+        "[train]",
+        "[[transform]]\noperator = \"yeo_johnson\"\ncolumns = [\"LotArea\"]\n\n[train]",
     );
     let run = p.run(&[])["run"].as_str().unwrap().to_string();
-    let (code, err) = p.fail(&["export", &run, "-o", "tree.onnx"]);
+    let (code, err) = p.fail(&["export", &run, "-o", "refused.onnx"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains(
-            "step train cannot be exported to ONNX: tree, forest, boosting and ensemble models are not exported yet"
-        ),
+        err.contains("step transform.yeo_johnson cannot be exported to ONNX"),
         "{err}"
     );
-    assert!(!p.path("tree.onnx").exists(), "nothing is written on refusal");
+    assert!(!p.path("refused.onnx").exists(), "nothing is written on refusal");
+}
+
+/// Verified export of each estimator in `trains` on a project: the file gives mlpipe's numbers.
+fn assert_estimators_export(p: &Project, trains: &[&str]) {
+    for (i, train) in trains.iter().enumerate() {
+        p.set_train(train);
+        let run = p.run(&[])["run"].as_str().unwrap().to_string();
+        let report = export(p, &run, &p.path(&format!("model-{i}.onnx")));
+        let v = &report["verification"];
+        assert!(v["max_rel"].as_f64().unwrap() <= 1e-9, "{train}: {report}");
+        assert_eq!(v["label_mismatches"], 0, "{train}: {report}");
+        assert_eq!(v["nan_mismatches"], 0, "{train}: {report}");
+    }
+}
+
+#[test]
+fn trees_forests_and_boosting_export_as_tree_ensembles_with_the_same_numbers() {
+    // Regression (log target), three classes, and two classes (one boosting score column).
+    assert_estimators_export(
+        &Project::new(),
+        &[
+            "estimator = \"decision_tree\"\nmax_depth = 6\ntarget_transform = \"log\"",
+            "estimator = \"random_forest\"\nn_estimators = 15\nmax_depth = 8\nmax_features = 0.5",
+            "estimator = \"gradient_boosting\"\nn_estimators = 40\nmax_depth = 3\ntarget_transform = \"log\"",
+        ],
+    );
+    let classes = [
+        "estimator = \"decision_tree\"\nmax_depth = 4",
+        "estimator = \"random_forest\"\nn_estimators = 25",
+        "estimator = \"gradient_boosting\"\nn_estimators = 30\nmax_depth = 2",
+    ];
+    assert_estimators_export(&Project::penguins(), &classes);
+    let binary = Project::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/peer/houses-classify.toml"),
+        binary.path("pipeline.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(binary.path("data")).unwrap();
+    std::fs::copy(
+        root.join("tests/peer/data/houses-binary.csv"),
+        binary.path("data/houses-binary.csv"),
+    )
+    .unwrap();
+    assert_estimators_export(&binary, &["estimator = \"logistic_regression\"\nC = 1.0", classes[2]]);
 }
 
 #[test]

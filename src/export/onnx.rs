@@ -15,7 +15,7 @@ use super::proto::{
 use crate::error::{Error, Result};
 use crate::executor::TrainState;
 use crate::frame::ColumnType;
-use crate::models::{ClassScores, Model};
+use crate::models::{ClassScores, Model, tree};
 use crate::scoring::Scorer;
 use crate::spec::TargetTransform;
 use crate::stages::{self, cap, count_frequency, impute, one_hot, ordinal, rare_label, scale, transform};
@@ -619,39 +619,68 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
             ))
         }
         Model::Classifier(m) => {
-            let ClassScores::Linear {
-                coefficients,
-                intercepts,
-            } = &m.scores
-            else {
-                return Err(refuse(
-                    "train",
-                    "tree classifiers are not exported yet (logistic regression is)",
-                ));
-            };
             let x = design(b, &m.features)?;
-            let rows = coefficients.len();
-            let p = m.features.len();
-            // Wᵀ: [p, rows].
-            let mut wt = vec![0.0; p * rows];
-            for (r, coef) in coefficients.iter().enumerate() {
-                for (j, w) in coef.iter().enumerate() {
-                    wt[j * rows + r] = *w;
+            let k = m.classes.len();
+            // Probabilities [N, K]: from raw scores through the logistic link, or a forest's mean.
+            let proba = match &m.scores {
+                ClassScores::Linear {
+                    coefficients,
+                    intercepts,
+                } => {
+                    let rows = coefficients.len();
+                    let p = m.features.len();
+                    // Wᵀ: [p, rows].
+                    let mut wt = vec![0.0; p * rows];
+                    for (r, coef) in coefficients.iter().enumerate() {
+                        for (j, w) in coef.iter().enumerate() {
+                            wt[j * rows + r] = *w;
+                        }
+                    }
+                    let w = b.constant_doubles("coefficients", &[dim(p), dim(rows)], &wt);
+                    let bias = b.constant_doubles("intercepts", &[dim(rows)], intercepts);
+                    let xw = b.node("MatMul", &[&x, &w], "scores", vec![]);
+                    let z = b.node("Add", &[&xw, &bias], "scores", vec![]);
+                    link(b, &z, rows)
                 }
-            }
-            let w = b.constant_doubles("coefficients", &[dim(p), dim(rows)], &wt);
-            let bias = b.constant_doubles("intercepts", &[dim(rows)], intercepts);
-            let xw = b.node("MatMul", &[&x, &w], "scores", vec![]);
-            let z = b.node("Add", &[&xw, &bias], "scores", vec![]);
-            let proba = b.fresh("probabilities");
-            if rows == 1 {
-                let p1 = b.node("Sigmoid", &[&z], "positive", vec![]);
-                let one = b.constant_doubles("one", &[1], &[1.0]);
-                let p0 = b.node("Sub", &[&one, &p1], "negative", vec![]);
-                b.node_into("Concat", &[&p0, &p1], &proba, vec![int_attr("axis", 1)], None);
-            } else {
-                b.node_into("Softmax", &[&z], &proba, vec![int_attr("axis", 1)], None);
-            }
+                ClassScores::Trees { trees } => {
+                    let x = single_precision(b, &x);
+                    let parts: Vec<TreeOut<'_>> = trees
+                        .iter()
+                        .flat_map(|t| {
+                            (0..k).map(move |class| TreeOut {
+                                tree: t,
+                                target: class,
+                                weight: Box::new(move |leaf| t.leaf_distribution(leaf, k)[class]),
+                            })
+                        })
+                        .collect();
+                    let sum = tree_ensemble(b, &x, &parts, k);
+                    let n = b.constant_doubles("trees", &[1], &[trees.len() as f64]);
+                    b.node("Div", &[&sum, &n], "probabilities", vec![])
+                }
+                ClassScores::Boosted {
+                    init,
+                    learning_rate,
+                    rounds,
+                } => {
+                    let x = single_precision(b, &x);
+                    let lr = *learning_rate;
+                    let parts: Vec<TreeOut<'_>> = rounds
+                        .iter()
+                        .flat_map(|round| {
+                            round.iter().enumerate().map(move |(slot, t)| TreeOut {
+                                tree: t,
+                                target: slot,
+                                weight: Box::new(move |leaf| lr * t.value[leaf]),
+                            })
+                        })
+                        .collect();
+                    let sum = tree_ensemble(b, &x, &parts, init.len());
+                    let start = b.constant_doubles("init", &[dim(init.len())], init);
+                    let z = b.node("Add", &[&sum, &start], "scores", vec![]);
+                    link(b, &z, init.len())
+                }
+            };
             b.node_into("Identity", &[&proba], "probabilities", vec![], None);
             let index = b.node(
                 "ArgMax",
@@ -673,7 +702,7 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
             Ok((
                 vec![
                     ("prediction".into(), label_type, 1),
-                    ("probabilities".into(), DataType::Double, dim(m.classes.len())),
+                    ("probabilities".into(), DataType::Double, dim(k)),
                 ],
                 format!(
                     "mlpipe pipeline, {} model over classes [{}] (probabilities in that order), float64 throughout.",
@@ -726,11 +755,168 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
                 format!("mlpipe pipeline, k-means with {k} clusters: the nearest centre's number, float64 throughout."),
             ))
         }
-        Model::Trees(_) | Model::Ensemble(_) => Err(refuse(
+        Model::Trees(m) => {
+            let x = design(b, &m.features)?;
+            let x = single_precision(b, &x);
+            let lr = m.learning_rate;
+            let average = m.average;
+            let parts: Vec<TreeOut<'_>> = m
+                .trees
+                .iter()
+                .map(|t| TreeOut {
+                    tree: t,
+                    target: 0,
+                    // A forest sums leaf values; boosting sums learning_rate × leaf value, as mlpipe does.
+                    weight: if average {
+                        Box::new(move |leaf| t.value[leaf])
+                    } else {
+                        Box::new(move |leaf| lr * t.value[leaf])
+                    },
+                })
+                .collect();
+            let sum = tree_ensemble(b, &x, &parts, 1);
+            let raw = if average {
+                let n = b.constant_doubles("trees", &[1], &[m.trees.len() as f64]);
+                b.node("Div", &[&sum, &n], "score", vec![])
+            } else {
+                let init = b.constant_doubles("init", &[1], &[m.init]);
+                b.node("Add", &[&sum, &init], "score", vec![])
+            };
+            inverse_target(b, train, &raw)?;
+            Ok((
+                vec![("prediction".into(), DataType::Double, 1)],
+                format!(
+                    "mlpipe pipeline, {} model ({} trees; features rounded to float32 as the trees were grown, thresholds and leaves float64).",
+                    m.estimator,
+                    m.trees.len()
+                ),
+            ))
+        }
+        Model::Ensemble(_) => Err(refuse(
             "train",
-            "tree, forest, boosting and ensemble models are not exported yet (linear models, logistic regression and k-means are)",
+            "stacking and voting ensembles are not exported yet (their members are: export a run of one)",
         )),
     }
+}
+
+/// Class probabilities [N, K] from raw scores: the logistic function for one score column (two
+/// classes: [1 − p, p]), softmax for more — as mlpipe's `logistic::probabilities`.
+fn link(b: &mut Builder, z: &str, columns: usize) -> String {
+    if columns == 1 {
+        let p1 = b.node("Sigmoid", &[z], "positive", vec![]);
+        let one = b.constant_doubles("one", &[1], &[1.0]);
+        let p0 = b.node("Sub", &[&one, &p1], "negative", vec![]);
+        b.node("Concat", &[&p0, &p1], "probabilities", vec![int_attr("axis", 1)])
+    } else {
+        b.node("Softmax", &[z], "probabilities", vec![int_attr("axis", 1)])
+    }
+}
+
+/// Features rounded to float32 and back, as trees see them (scikit-learn grows trees on float32).
+fn single_precision(b: &mut Builder, x: &str) -> String {
+    let narrow = b.node("Cast", &[x], "single", vec![int_attr("to", DataType::Float as i64)]);
+    b.node(
+        "Cast",
+        &[&narrow],
+        "single",
+        vec![int_attr("to", DataType::Double as i64)],
+    )
+}
+
+/// One tree's part in a `TreeEnsemble`: the output column it adds to, and each leaf's weight (by
+/// the tree's node number).
+struct TreeOut<'t> {
+    tree: &'t tree::Tree,
+    target: usize,
+    weight: Box<dyn Fn(usize) -> f64 + 't>,
+}
+
+/// ai.onnx.ml `TreeEnsemble` (ml opset 5, float64 splits and weights): per output column, the sum of
+/// its trees' leaf weights. Rows go to the true (left) branch when `x <= split`, as in mlpipe.
+fn tree_ensemble(b: &mut Builder, x: &str, parts: &[TreeOut<'_>], n_targets: usize) -> String {
+    let (mut features, mut splits, mut modes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut true_ids, mut true_leafs, mut false_ids, mut false_leafs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut leaf_targets, mut leaf_weights, mut roots) = (Vec::new(), Vec::new(), Vec::new());
+    for part in parts {
+        let t = part.tree;
+        // Global numbers: split nodes in one list, leaves in another.
+        let mut number = vec![0i64; t.feature.len()];
+        let first_split = features.len();
+        let mut splits_here = 0;
+        for (node, f) in t.feature.iter().enumerate() {
+            if f.is_some() {
+                number[node] = dim(first_split + splits_here);
+                splits_here += 1;
+            } else {
+                number[node] = dim(leaf_targets.len());
+                leaf_targets.push(dim(part.target));
+                leaf_weights.push((part.weight)(node));
+            }
+        }
+        if t.feature[0].is_none() {
+            // A tree that is one leaf: a split whose two branches both reach it.
+            roots.push(dim(features.len()));
+            features.push(0);
+            splits.push(0.0);
+            modes.push(0u8);
+            true_ids.push(number[0]);
+            true_leafs.push(1);
+            false_ids.push(number[0]);
+            false_leafs.push(1);
+            continue;
+        }
+        roots.push(dim(first_split));
+        for (node, f) in t.feature.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let (l, r) = (t.left[node], t.right[node]);
+            features.push(dim(*f));
+            splits.push(t.threshold[node]);
+            modes.push(0u8); // BRANCH_LEQ
+            true_ids.push(number[l]);
+            true_leafs.push(i64::from(t.feature[l].is_none()));
+            false_ids.push(number[r]);
+            false_leafs.push(i64::from(t.feature[r].is_none()));
+        }
+    }
+    let out = b.fresh("trees");
+    let ints = |name: &str, v: Vec<i64>| AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v,
+        ..Default::default()
+    };
+    let modes = TensorProto {
+        dims: vec![dim(modes.len())],
+        data_type: Some(DataType::Uint8 as i32),
+        raw_data: Some(modes),
+        ..Default::default()
+    };
+    b.node_into(
+        "TreeEnsemble",
+        &[x],
+        &out,
+        vec![
+            int_attr("aggregate_function", 1), // SUM
+            int_attr("n_targets", dim(n_targets)),
+            int_attr("post_transform", 0),
+            ints("nodes_featureids", features),
+            tensor_attr("nodes_splits", doubles_tensor(&[dim(splits.len())], &splits)),
+            tensor_attr("nodes_modes", modes),
+            ints("nodes_truenodeids", true_ids),
+            ints("nodes_trueleafs", true_leafs),
+            ints("nodes_falsenodeids", false_ids),
+            ints("nodes_falseleafs", false_leafs),
+            ints("leaf_targetids", leaf_targets),
+            tensor_attr(
+                "leaf_weights",
+                doubles_tensor(&[dim(leaf_weights.len())], &leaf_weights),
+            ),
+            ints("tree_roots", roots),
+        ],
+        Some(ML),
+    );
+    out
 }
 
 /// The prediction: the raw score through the inverse of the target transform.
