@@ -839,12 +839,12 @@ fn tree_ensemble(b: &mut Builder, x: &str, parts: &[TreeOut<'_>], n_targets: usi
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut leaf_targets, mut leaf_weights, mut roots) = (Vec::new(), Vec::new(), Vec::new());
     for part in parts {
-        let t = part.tree;
+        let tree = part.tree;
         // Global numbers: split nodes in one list, leaves in another.
-        let mut number = vec![0i64; t.feature.len()];
+        let mut number = vec![0i64; tree.feature.len()];
         let first_split = features.len();
         let mut splits_here = 0;
-        for (node, f) in t.feature.iter().enumerate() {
+        for (node, f) in tree.feature.iter().enumerate() {
             if f.is_some() {
                 number[node] = dim(first_split + splits_here);
                 splits_here += 1;
@@ -854,7 +854,7 @@ fn tree_ensemble(b: &mut Builder, x: &str, parts: &[TreeOut<'_>], n_targets: usi
                 leaf_weights.push((part.weight)(node));
             }
         }
-        if t.feature[0].is_none() {
+        if tree.feature[0].is_none() {
             // A tree that is one leaf: a split whose two branches both reach it.
             roots.push(dim(features.len()));
             features.push(0);
@@ -867,16 +867,16 @@ fn tree_ensemble(b: &mut Builder, x: &str, parts: &[TreeOut<'_>], n_targets: usi
             continue;
         }
         roots.push(dim(first_split));
-        for (node, f) in t.feature.iter().enumerate() {
-            let Some(f) = f else { continue };
-            let (l, r) = (t.left[node], t.right[node]);
-            features.push(dim(*f));
-            splits.push(t.threshold[node]);
+        for (node, f) in tree.feature.iter().enumerate() {
+            let Some(feature) = f else { continue };
+            let (left, right) = (tree.left[node], tree.right[node]);
+            features.push(dim(*feature));
+            splits.push(tree.threshold[node]);
             modes.push(0u8); // BRANCH_LEQ
-            true_ids.push(number[l]);
-            true_leafs.push(i64::from(t.feature[l].is_none()));
-            false_ids.push(number[r]);
-            false_leafs.push(i64::from(t.feature[r].is_none()));
+            true_ids.push(number[left]);
+            true_leafs.push(i64::from(tree.feature[left].is_none()));
+            false_ids.push(number[right]);
+            false_leafs.push(i64::from(tree.feature[right].is_none()));
         }
     }
     let out = b.fresh("trees");
