@@ -88,13 +88,13 @@ fn a_step_or_model_without_an_onnx_form_is_refused_by_name() {
     p.edit(
         "pipeline.toml",
         "[train]",
-        "[[transform]]\noperator = \"yeo_johnson\"\ncolumns = [\"LotArea\"]\n\n[train]",
+        "[[transform]]\noperator = \"combine\"\nfunction = \"std\"\ncolumns = [\"LotArea\", \"GrLivArea\"]\n\n[train]",
     );
     let run = p.run(&[])["run"].as_str().unwrap().to_string();
     let (code, err) = p.fail(&["export", &run, "-o", "refused.onnx"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("step transform.yeo_johnson cannot be exported to ONNX"),
+        err.contains("step transform.combine cannot be exported to ONNX: row-wise combinations are not exported yet"),
         "{err}"
     );
     assert!(!p.path("refused.onnx").exists(), "nothing is written on refusal");
@@ -182,6 +182,35 @@ fn count_target_mean_caps_and_transforms_export_with_the_same_numbers() {
         assert!(stages.contains(&step), "{stages:?}");
     }
     let report = export(&p, run["run"].as_str().unwrap(), &p.path("steps.onnx"));
+    let v = &report["verification"];
+    assert!(v["max_rel"].as_f64().unwrap() <= 1e-9, "{report}");
+    assert_eq!(v["nan_mismatches"], 0, "{report}");
+}
+
+#[test]
+fn trims_bins_power_transforms_and_relative_features_export_with_the_same_numbers() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "[train]",
+        "[[transform]]\noperator = \"trim\"\nmethod = \"quantiles\"\nfold = 0.01\ntail = \"both\"\ncolumns = [\"LotArea\"]\n\n\
+         [[transform]]\noperator = \"box_cox\"\ncolumns = [\"GrLivArea\"]\n\n\
+         [[transform]]\noperator = \"yeo_johnson\"\ncolumns = [\"MasVnrArea\", \"BsmtFinSF1\"]\n\n\
+         [[transform]]\noperator = \"discretise\"\nmethod = \"equal_frequency\"\nq = 5\ncolumns = [\"YearBuilt\"]\n\n\
+         [[transform]]\noperator = \"relative\"\nreference = \"LotArea\"\nfunctions = [\"div\", \"sub\"]\ncolumns = [\"GarageArea\"]\n\n[train]",
+    );
+    let run = p.run(&[]);
+    let stages: Vec<&str> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"transform.relative") && stages.contains(&"transform.yeo_johnson"),
+        "{stages:?}"
+    );
+    let report = export(&p, run["run"].as_str().unwrap(), &p.path("more.onnx"));
     let v = &report["verification"];
     assert!(v["max_rel"].as_f64().unwrap() <= 1e-9, "{report}");
     assert_eq!(v["nan_mismatches"], 0, "{report}");

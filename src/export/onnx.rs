@@ -18,7 +18,10 @@ use crate::frame::ColumnType;
 use crate::models::{ClassScores, Model, tree};
 use crate::scoring::Scorer;
 use crate::spec::TargetTransform;
-use crate::stages::{self, cap, count_frequency, impute, one_hot, ordinal, rare_label, scale, transform};
+use crate::stages::{
+    self, cap, combine, count_frequency, discretise, impute, one_hot, ordinal, power_transform, rare_label, rows,
+    scale, transform,
+};
 
 const OPSET: i64 = 21;
 const ML_OPSET: i64 = 5;
@@ -90,6 +93,18 @@ impl Builder {
             dims: dims.to_vec(),
             data_type: Some(DataType::Double as i32),
             double_data: values.to_vec(),
+            name: Some(name.clone()),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn int64s(&mut self, hint: &str, values: &[i64]) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            dims: vec![dim(values.len())],
+            data_type: Some(DataType::Int64 as i32),
+            int64_data: values.to_vec(),
             name: Some(name.clone()),
             ..Default::default()
         });
@@ -379,13 +394,41 @@ fn addstep(b: &mut Builder, step: &stages::Fitted, name: &str) -> Result<()> {
             f.unseen_prior.then_some(f.prior),
             name,
         ),
-        F::Discretise(_)
-        | F::Combine(_)
-        | F::Power(_)
-        | F::Rows(_)
-        | F::RandomSample(_)
-        | F::Datetime(_)
-        | F::Woe(_) => Err(refuse(name, "this operator has no ONNX form in mlpipe yet")),
+        F::Woe(f) => add_maps(
+            b,
+            &f.columns,
+            f.rare_label.as_deref(),
+            f.unseen_zero.then_some(0.0),
+            name,
+        ),
+        F::Discretise(f) => add_bins(b, f, name),
+        F::Power(f) => add_power(b, f, name),
+        F::Rows(rows::Fitted::Trim { caps, at_predict, .. }) => match at_predict {
+            rows::AtPredict::Cap => add_cap(b, caps, name),
+            rows::AtPredict::Keep => Ok(()),
+            rows::AtPredict::Error => add_poison_outside(b, caps, name),
+        },
+        F::Rows(rows::Fitted::Missing { at_predict, .. }) => match at_predict {
+            rows::AtPredict::Keep => Ok(()),
+            _ => Err(refuse(
+                name,
+                "at_predict = \"error\" refuses a row with a missing value, which a graph cannot; use at_predict = \"keep\" with an imputer after it",
+            )),
+        },
+        F::Combine(combine::Fitted::Relative {
+            reference,
+            functions,
+            inputs,
+        }) => add_relative(b, reference, functions, inputs, name),
+        F::Combine(combine::Fitted::Combine { .. }) => Err(refuse(
+            name,
+            "row-wise combinations are not exported yet (relative features are)",
+        )),
+        F::RandomSample(_) => Err(refuse(
+            name,
+            "its draws are blake3 of the stage seed and the row, which ONNX has no operator for",
+        )),
+        F::Datetime(_) => Err(refuse(name, "ONNX has no operator that parses dates from text")),
     }
 }
 
@@ -570,6 +613,120 @@ fn add_cap(b: &mut Builder, f: &cap::Fitted, step: &str) -> Result<()> {
     Ok(())
 }
 
+/// `trim` with `at_predict = "error"`: a value beyond a cap makes the row's prediction NaN.
+fn add_poison_outside(b: &mut Builder, f: &cap::Fitted, step: &str) -> Result<()> {
+    for c in &f.columns {
+        let mut x = b.numeric(&c.column, step)?;
+        let nan = b.constant_doubles("nan", &[1], &[f64::NAN]);
+        for (bound, op) in [(c.high, "Greater"), (c.low, "Less")] {
+            if let Some(v) = bound {
+                let v = b.constant_doubles("cap", &[1], &[v]);
+                let outside = b.node(op, &[&x, &v], &c.column, vec![]);
+                x = b.node("Where", &[&outside, &nan, &x], &c.column, vec![]);
+            }
+        }
+        b.set(&c.column, x, false);
+    }
+    Ok(())
+}
+
+/// Bin numbers: how many inner edges lie strictly below the value (right-closed bins).
+fn add_bins(b: &mut Builder, f: &discretise::Fitted, step: &str) -> Result<()> {
+    for (column, edges) in &f.columns {
+        let x = b.numeric(column, step)?;
+        let edges_t = b.constant_doubles("edges", &[1, dim(edges.len())], edges);
+        let above = b.node("Greater", &[&x, &edges_t], column, vec![]);
+        let flags = b.flag(&above, column);
+        let axis = b.int64s("axis", &[1]);
+        let count = b.node("ReduceSum", &[&flags, &axis], column, vec![int_attr("keepdims", 1)]);
+        // A missing value stays missing.
+        let missing = b.node("IsNaN", &[&x], column, vec![]);
+        let out = b.node("Where", &[&missing, &x, &count], column, vec![]);
+        b.set(column, out, false);
+    }
+    Ok(())
+}
+
+/// Box-Cox and Yeo-Johnson with each column's λ, as `power_transform::box_cox` / `yeo_johnson`
+/// (exp(u) − 1 for their expm1(u): the same to a few units in the last place of the result's scale).
+fn add_power(b: &mut Builder, f: &power_transform::Fitted, step: &str) -> Result<()> {
+    for (column, lambda) in &f.columns {
+        let x = b.numeric(column, step)?;
+        let out = match f.kind {
+            power_transform::Kind::BoxCox => {
+                let ln = b.node("Log", &[&x], column, vec![]);
+                if lambda.abs() < 1e-19 {
+                    ln
+                } else {
+                    expm1_over(b, &ln, *lambda, column)
+                }
+            }
+            power_transform::Kind::YeoJohnson => {
+                let one = b.constant_doubles("one", &[1], &[1.0]);
+                let zero = b.constant_doubles("zero", &[1], &[0.0]);
+                // x ≥ 0: ((1 + x)^λ − 1)/λ, or ln(1 + x) at λ = 0.
+                let up = b.node("Add", &[&x, &one], column, vec![]);
+                let ln_up = b.node("Log", &[&up], column, vec![]);
+                let pos = if lambda.abs() < f64::EPSILON {
+                    ln_up
+                } else {
+                    expm1_over(b, &ln_up, *lambda, column)
+                };
+                // x < 0: −((1 − x)^(2 − λ) − 1)/(2 − λ), or −ln(1 − x) at λ = 2.
+                let down = b.node("Sub", &[&one, &x], column, vec![]);
+                let ln_down = b.node("Log", &[&down], column, vec![]);
+                let neg = if (lambda - 2.0).abs() > f64::EPSILON {
+                    expm1_over(b, &ln_down, 2.0 - lambda, column)
+                } else {
+                    ln_down
+                };
+                let neg = b.node("Neg", &[&neg], column, vec![]);
+                let nonneg = b.node("GreaterOrEqual", &[&x, &zero], column, vec![]);
+                let picked = b.node("Where", &[&nonneg, &pos, &neg], column, vec![]);
+                // NaN compares false: keep it missing rather than taking the negative branch's NaN.
+                let missing = b.node("IsNaN", &[&x], column, vec![]);
+                b.node("Where", &[&missing, &x, &picked], column, vec![])
+            }
+        };
+        b.set(column, out, false);
+    }
+    Ok(())
+}
+
+/// (exp(λ·u) − 1) / λ.
+fn expm1_over(b: &mut Builder, u: &str, lambda: f64, hint: &str) -> String {
+    let l = b.constant_doubles("lambda", &[1], &[lambda]);
+    let one = b.constant_doubles("one", &[1], &[1.0]);
+    let lu = b.node("Mul", &[&l, u], hint, vec![]);
+    let e = b.node("Exp", &[&lu], hint, vec![]);
+    let m = b.node("Sub", &[&e, &one], hint, vec![]);
+    b.node("Div", &[&m, &l], hint, vec![])
+}
+
+/// `relative`: `<column>_<function>_<reference>` per function and column; division by zero, which
+/// mlpipe refuses, gives ±inf or NaN here.
+fn add_relative(b: &mut Builder, reference: &str, functions: &[String], inputs: &[String], step: &str) -> Result<()> {
+    let r = b.numeric(reference, step)?;
+    let mut new = Vec::new();
+    for f in functions {
+        let op = match f.as_str() {
+            "sub" => "Sub",
+            "add" => "Add",
+            "mul" => "Mul",
+            _ => "Div",
+        };
+        for c in inputs {
+            let x = b.numeric(c, step)?;
+            let name = format!("{c}_{f}_{reference}");
+            new.push((name.clone(), b.node(op, &[&x, &r], &name, vec![])));
+        }
+    }
+    for (name, t) in new {
+        b.set(&name, t, false);
+    }
+    Ok(())
+}
+
 /// Count, frequency and target-mean encodings: each category's number; an unseen category gets the
 /// rare label's number, the fixed one, or NaN where mlpipe refuses it.
 fn add_maps(
@@ -717,22 +874,8 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
             let p = m.features.len();
             let flat: Vec<f64> = m.centres.iter().flatten().copied().collect();
             let centres = b.constant_doubles("centres", &[1, dim(k), dim(p)], &flat);
-            let one = b.fresh("axis1");
-            b.initializers.push(TensorProto {
-                dims: vec![1],
-                data_type: Some(DataType::Int64 as i32),
-                int64_data: vec![1],
-                name: Some(one.clone()),
-                ..Default::default()
-            });
-            let two = b.fresh("axis2");
-            b.initializers.push(TensorProto {
-                dims: vec![1],
-                data_type: Some(DataType::Int64 as i32),
-                int64_data: vec![2],
-                name: Some(two.clone()),
-                ..Default::default()
-            });
+            let one = b.int64s("axis1", &[1]);
+            let two = b.int64s("axis2", &[2]);
             let rows = b.node("Unsqueeze", &[&x, &one], "rows", vec![]);
             let diff = b.node("Sub", &[&rows, &centres], "diff", vec![]);
             let sq = b.node("Mul", &[&diff, &diff], "squares", vec![]);
