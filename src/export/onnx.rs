@@ -695,12 +695,12 @@ fn add_power(b: &mut Builder, f: &power_transform::Fitted, step: &str) -> Result
 
 /// (exp(λ·u) − 1) / λ.
 fn expm1_over(b: &mut Builder, u: &str, lambda: f64, hint: &str) -> String {
-    let l = b.constant_doubles("lambda", &[1], &[lambda]);
+    let lam = b.constant_doubles("lambda", &[1], &[lambda]);
     let one = b.constant_doubles("one", &[1], &[1.0]);
-    let lu = b.node("Mul", &[&l, u], hint, vec![]);
-    let e = b.node("Exp", &[&lu], hint, vec![]);
-    let m = b.node("Sub", &[&e, &one], hint, vec![]);
-    b.node("Div", &[&m, &l], hint, vec![])
+    let scaled = b.node("Mul", &[&lam, u], hint, vec![]);
+    let exp = b.node("Exp", &[&scaled], hint, vec![]);
+    let less_one = b.node("Sub", &[&exp, &one], hint, vec![]);
+    b.node("Div", &[&less_one, &lam], hint, vec![])
 }
 
 /// `relative`: `<column>_<function>_<reference>` per function and column; division by zero, which
