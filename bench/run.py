@@ -370,6 +370,51 @@ def fitted_run(work):
     return store, json.loads(out.stdout)["run"]
 
 
+def case_export(runs, work):
+    """ONNX export of the shipped house-price run: time and file size; then single-row latency of the
+    file in onnxruntime beside `mlpipe serve` on the same 500 test rows (bench/peers/onnx_latency.py)."""
+    py = peer_python()
+    store, run = fitted_run(work)
+    model = work / "house-prices.onnx"
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([MLPIPE, "export", run, "-o", model, "--store", store], check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    out = {"export_s": statistics.median(times), "bytes": model.stat().st_size}
+    if not py or subprocess.run([py, "-c", "import onnxruntime"], capture_output=True).returncode != 0:
+        out["latency"] = None
+        return out
+    port = free_port()
+    server = subprocess.Popen([MLPIPE, "serve", run, "--addr", f"127.0.0.1:{port}", "--store", store],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        res = subprocess.run([py, ROOT / "bench" / "peers" / "onnx_latency.py", model,
+                              ROOT / "data-snapshots" / "house-prices" / "test.csv", f"http://127.0.0.1:{port}"],
+                             check=True, capture_output=True, text=True)
+        out["latency"] = json.loads(res.stdout)
+    finally:
+        server.terminate()
+        server.wait()
+    return out
+
+
+def export_table(r):
+    lines = [f"`mlpipe export` of the house-price run: {r['export_s'] * 1000:.0f} ms (median of the runs, "
+             f"process start included), file {r['bytes']:,} bytes.", ""]
+    lat = r.get("latency")
+    if lat:
+        lines += ["| single-row prediction, 500 test rows | p50 ms | p99 ms |", "|---|---:|---:|",
+                  f"| exported file in onnxruntime {lat['onnxruntime_version']} (in process, as on a device) | "
+                  f"{lat['onnxruntime']['p50_ms']:.3f} | {lat['onnxruntime']['p99_ms']:.3f} |",
+                  f"| mlpipe serve, one keep-alive connection (HTTP round trip and ledger commit included) | "
+                  f"{lat['serve']['p50_ms']:.3f} | {lat['serve']['p99_ms']:.3f} |"]
+    else:
+        lines.append("(onnxruntime not installed in bench/.venv: no latency)")
+    return "\n".join(lines)
+
+
 def case_batch(rows, runs, work):
     """Case 5: batch predict on generated rows, CSV in and out, vs scikit-learn's Pipeline.predict."""
     data = generated(rows, work)
@@ -591,7 +636,7 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
-    ap.add_argument("--only", choices=["growth", "models", "features"], help="run one case only (its table in RESULTS.md is replaced)")
+    ap.add_argument("--only", choices=["growth", "models", "features", "export"], help="run one case only (its table in RESULTS.md is replaced)")
     args = ap.parse_args()
     if not MLPIPE.exists():
         sys.exit("build first: cargo build --release")
@@ -606,6 +651,14 @@ def main():
         print(text)
         if not args.quick:
             write_section("<!-- models -->", text)
+        return
+    if args.only == "export":
+        with tempfile.TemporaryDirectory() as tmp:
+            text = export_table(case_export(3 if args.quick else 9, pathlib.Path(tmp)))
+        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{text}\n"
+        print(text)
+        if not args.quick:
+            write_section("<!-- export -->", text)
         return
     if args.only == "features":
         with tempfile.TemporaryDirectory() as tmp:
