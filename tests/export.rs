@@ -87,14 +87,14 @@ fn a_step_or_model_without_an_onnx_form_is_refused_by_name() {
     let p = Project::new();
     p.edit(
         "pipeline.toml",
-        "[train]",
-        "[[transform]]\noperator = \"combine\"\nfunction = \"std\"\ncolumns = [\"LotArea\", \"GrLivArea\"]\n\n[train]",
+        "[[impute]]\nname = \"numeric\"",
+        "[[impute]]\noperator = \"random_sample\"\ncolumns = [\"LotFrontage\"]\n\n[[impute]]\nname = \"numeric\"",
     );
     let run = p.run(&[])["run"].as_str().unwrap().to_string();
     let (code, err) = p.fail(&["export", &run, "-o", "refused.onnx"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("step transform.combine cannot be exported to ONNX: row-wise combinations are not exported yet"),
+        err.contains("step impute.random_sample cannot be exported to ONNX: its draws are blake3"),
         "{err}"
     );
     assert!(!p.path("refused.onnx").exists(), "nothing is written on refusal");
@@ -197,7 +197,9 @@ fn trims_bins_power_transforms_and_relative_features_export_with_the_same_number
          [[transform]]\noperator = \"box_cox\"\ncolumns = [\"GrLivArea\"]\n\n\
          [[transform]]\noperator = \"yeo_johnson\"\ncolumns = [\"MasVnrArea\", \"BsmtFinSF1\"]\n\n\
          [[transform]]\noperator = \"discretise\"\nmethod = \"equal_frequency\"\nq = 5\ncolumns = [\"YearBuilt\"]\n\n\
-         [[transform]]\noperator = \"relative\"\nreference = \"LotArea\"\nfunctions = [\"div\", \"sub\"]\ncolumns = [\"GarageArea\"]\n\n[train]",
+         [[transform]]\noperator = \"relative\"\nreference = \"LotArea\"\nfunctions = [\"div\", \"sub\"]\ncolumns = [\"GarageArea\"]\n\n\
+         [[transform]]\noperator = \"combine\"\nfunction = \"std\"\ncolumns = [\"1stFlrSF\", \"2ndFlrSF\", \"TotalBsmtSF\"]\n\n\
+         [[transform]]\noperator = \"combine\"\nname = \"total\"\nfunction = \"sum\"\nnew_name = \"TotalSF\"\ncolumns = [\"1stFlrSF\", \"2ndFlrSF\", \"TotalBsmtSF\"]\n\n[train]",
     );
     let run = p.run(&[]);
     let stages: Vec<&str> = run["stages"]
@@ -214,4 +216,32 @@ fn trims_bins_power_transforms_and_relative_features_export_with_the_same_number
     let v = &report["verification"];
     assert!(v["max_rel"].as_f64().unwrap() <= 1e-9, "{report}");
     assert_eq!(v["nan_mismatches"], 0, "{report}");
+}
+
+#[test]
+fn ensembles_and_power_target_transforms_export_with_the_same_numbers() {
+    let stacking = "estimator = \"stacking\"\nfolds = 3\ntarget_transform = \"log\"\n\n[train.final]\nestimator = \"ridge\"\nalpha = 1.0\n\n\
+                    [[train.base]]\nname = \"ridge\"\nestimator = \"ridge\"\nalpha = 10.0\n\n\
+                    [[train.base]]\nname = \"gbr\"\nestimator = \"gradient_boosting\"\nn_estimators = 20";
+    let voting = "estimator = \"voting\"\nweights = [1.0, 3.0]\n\n\
+                  [[train.base]]\nname = \"ridge\"\nestimator = \"ridge\"\nalpha = 10.0\n\n\
+                  [[train.base]]\nname = \"forest\"\nestimator = \"random_forest\"\nn_estimators = 10";
+    for train in [
+        stacking.to_string(),
+        voting.to_string(),
+        "estimator = \"ridge\"\nalpha = 10.0\ntarget_transform = \"box_cox\"".to_string(),
+        "estimator = \"ridge\"\nalpha = 10.0\ntarget_transform = \"yeo_johnson\"".to_string(),
+        "estimator = \"ridge\"\nalpha = 10.0\ntarget_transform = \"log1p\"".to_string(),
+    ] {
+        assert_estimators_export(&Project::new(), &[train.as_str()]);
+    }
+    let classes_stacking = "estimator = \"stacking\"\nfolds = 3\n\n[train.final]\nestimator = \"logistic_regression\"\n\n\
+                            [[train.base]]\nname = \"logistic\"\nestimator = \"logistic_regression\"\n\n\
+                            [[train.base]]\nname = \"forest\"\nestimator = \"random_forest\"\nn_estimators = 10";
+    let classes_voting = "estimator = \"voting\"\n\n\
+                          [[train.base]]\nname = \"logistic\"\nestimator = \"logistic_regression\"\n\n\
+                          [[train.base]]\nname = \"boost\"\nestimator = \"gradient_boosting\"\nn_estimators = 10";
+    for train in [classes_stacking, classes_voting] {
+        assert_estimators_export(&Project::penguins(), &[train]);
+    }
 }

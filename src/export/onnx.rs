@@ -420,15 +420,19 @@ fn addstep(b: &mut Builder, step: &stages::Fitted, name: &str) -> Result<()> {
             functions,
             inputs,
         }) => add_relative(b, reference, functions, inputs, name),
-        F::Combine(combine::Fitted::Combine { .. }) => Err(refuse(
-            name,
-            "row-wise combinations are not exported yet (relative features are)",
-        )),
+        F::Combine(combine::Fitted::Combine {
+            function,
+            inputs,
+            output,
+        }) => add_combine(b, function, inputs, output, name),
         F::RandomSample(_) => Err(refuse(
             name,
             "its draws are blake3 of the stage seed and the row, which ONNX has no operator for",
         )),
-        F::Datetime(_) => Err(refuse(name, "ONNX has no operator that parses dates from text")),
+        F::Datetime(_) => Err(refuse(
+            name,
+            "date parts are not exported yet (they need the text split into numbers and calendar arithmetic in the graph)",
+        )),
     }
 }
 
@@ -662,19 +666,17 @@ fn add_power(b: &mut Builder, f: &power_transform::Fitted, step: &str) -> Result
                 }
             }
             power_transform::Kind::YeoJohnson => {
-                let one = b.constant_doubles("one", &[1], &[1.0]);
                 let zero = b.constant_doubles("zero", &[1], &[0.0]);
                 // x ≥ 0: ((1 + x)^λ − 1)/λ, or ln(1 + x) at λ = 0.
-                let up = b.node("Add", &[&x, &one], column, vec![]);
-                let ln_up = b.node("Log", &[&up], column, vec![]);
+                let ln_up = log1p(b, &x, column);
                 let pos = if lambda.abs() < f64::EPSILON {
                     ln_up
                 } else {
                     expm1_over(b, &ln_up, *lambda, column)
                 };
                 // x < 0: −((1 − x)^(2 − λ) − 1)/(2 − λ), or −ln(1 − x) at λ = 2.
-                let down = b.node("Sub", &[&one, &x], column, vec![]);
-                let ln_down = b.node("Log", &[&down], column, vec![]);
+                let minus_x = b.node("Neg", &[&x], column, vec![]);
+                let ln_down = log1p(b, &minus_x, column);
                 let neg = if (lambda - 2.0).abs() > f64::EPSILON {
                     expm1_over(b, &ln_down, 2.0 - lambda, column)
                 } else {
@@ -693,14 +695,90 @@ fn add_power(b: &mut Builder, f: &power_transform::Fitted, step: &str) -> Result
     Ok(())
 }
 
-/// (exp(λ·u) − 1) / λ.
+/// (exp(λ·u) − 1) / λ, with an accurate expm1.
 fn expm1_over(b: &mut Builder, u: &str, lambda: f64, hint: &str) -> String {
     let lam = b.constant_doubles("lambda", &[1], &[lambda]);
-    let one = b.constant_doubles("one", &[1], &[1.0]);
     let scaled = b.node("Mul", &[&lam, u], hint, vec![]);
-    let exp = b.node("Exp", &[&scaled], hint, vec![]);
-    let less_one = b.node("Sub", &[&exp, &one], hint, vec![]);
+    let less_one = expm1(b, &scaled, hint);
     b.node("Div", &[&less_one, &lam], hint, vec![])
+}
+
+/// expm1(x) to a few units in the last place (Kahan: (e − 1)·x / ln e with e = exp(x)); x where
+/// e = 1, −1 where e − 1 = −1, and +inf where e overflows. ONNX has no Expm1.
+fn expm1(b: &mut Builder, x: &str, hint: &str) -> String {
+    let one = b.constant_doubles("one", &[1], &[1.0]);
+    let minus_one = b.constant_doubles("minus_one", &[1], &[-1.0]);
+    let e = b.node("Exp", &[x], hint, vec![]);
+    let em1 = b.node("Sub", &[&e, &one], hint, vec![]);
+    let ln = b.node("Log", &[&e], hint, vec![]);
+    let ratio = b.node("Div", &[x, &ln], hint, vec![]);
+    let kahan = b.node("Mul", &[&em1, &ratio], hint, vec![]);
+    let is_one = b.node("Equal", &[&e, &one], hint, vec![]);
+    let small = b.node("Where", &[&is_one, x, &kahan], hint, vec![]);
+    let is_minus_one = b.node("Equal", &[&em1, &minus_one], hint, vec![]);
+    let low = b.node("Where", &[&is_minus_one, &em1, &small], hint, vec![]);
+    let inf = b.node("IsInf", &[&e], hint, vec![]);
+    b.node("Where", &[&inf, &e, &low], hint, vec![])
+}
+
+/// log1p(u) to a few units in the last place (Goldberg: ln w · u / (w − 1) with w = 1 + u); u where
+/// w = 1. ONNX has no Log1p.
+fn log1p(b: &mut Builder, u: &str, hint: &str) -> String {
+    let one = b.constant_doubles("one", &[1], &[1.0]);
+    let w = b.node("Add", &[u, &one], hint, vec![]);
+    let ln = b.node("Log", &[&w], hint, vec![]);
+    let wm1 = b.node("Sub", &[&w, &one], hint, vec![]);
+    let ratio = b.node("Div", &[u, &wm1], hint, vec![]);
+    let goldberg = b.node("Mul", &[&ln, &ratio], hint, vec![]);
+    let is_one = b.node("Equal", &[&w, &one], hint, vec![]);
+    b.node("Where", &[&is_one, u, &goldberg], hint, vec![])
+}
+
+/// `combine`: one column from several, row by row, as `combine::row_function` (sums in column order;
+/// `std` is the sample standard deviation); a missing input gives a missing output.
+fn add_combine(b: &mut Builder, function: &str, inputs: &[String], output: &str, step: &str) -> Result<()> {
+    let xs = inputs
+        .iter()
+        .map(|c| b.numeric(c, step))
+        .collect::<Result<Vec<String>>>()?;
+    let fold = |b: &mut Builder, op: &str| -> String {
+        let mut acc = xs[0].clone();
+        for x in &xs[1..] {
+            acc = b.node(op, &[&acc, x], output, vec![]);
+        }
+        acc
+    };
+    let n = b.constant_doubles("count", &[1], &[xs.len() as f64]);
+    let sum = fold(b, "Add");
+    let value = match function {
+        "sum" => sum.clone(),
+        "mean" => b.node("Div", &[&sum, &n], output, vec![]),
+        "prod" => fold(b, "Mul"),
+        "min" => fold(b, "Min"),
+        "max" => fold(b, "Max"),
+        _ => {
+            let mean = b.node("Div", &[&sum, &n], output, vec![]);
+            let mut squares: Option<String> = None;
+            for x in &xs {
+                let d = b.node("Sub", &[x, &mean], output, vec![]);
+                let d2 = b.node("Mul", &[&d, &d], output, vec![]);
+                squares = Some(match squares {
+                    None => d2,
+                    Some(acc) => b.node("Add", &[&acc, &d2], output, vec![]),
+                });
+            }
+            let squares = squares.unwrap_or(sum.clone());
+            let dof = b.constant_doubles("dof", &[1], &[xs.len() as f64 - 1.0]);
+            let var = b.node("Div", &[&squares, &dof], output, vec![]);
+            b.node("Sqrt", &[&var], output, vec![])
+        }
+    };
+    // The sum is NaN exactly when an input is missing (or inputs are infinite of both signs).
+    let missing = b.node("IsNaN", &[&sum], output, vec![]);
+    let nan = b.constant_doubles("nan", &[1], &[f64::NAN]);
+    let out = b.node("Where", &[&missing, &nan, &value], output, vec![]);
+    b.set(output, out, false);
+    Ok(())
 }
 
 /// `relative`: `<column>_<function>_<reference>` per function and column; division by zero, which
@@ -759,27 +837,130 @@ fn design(b: &mut Builder, features: &[String]) -> Result<String> {
 
 type Outputs = Vec<(String, DataType, i64)>;
 
+/// What a model computes, as a tensor: values [N, 1] (before any inverse target transform), class
+/// probabilities [N, K], or cluster numbers [N, 1].
+enum ModelOut {
+    Values(String),
+    Proba(String),
+    Clusters(String),
+}
+
+/// The graph's outputs from the model's: `prediction` (and `probabilities`), and the doc string.
+fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
+    let model = &train.model;
+    let name = model_name(model);
+    match model_output(b, model)? {
+        ModelOut::Values(raw) => {
+            inverse_target(b, train, &raw)?;
+            Ok((
+                vec![("prediction".into(), DataType::Double, 1)],
+                format!("mlpipe pipeline, {name} model, float64 throughout."),
+            ))
+        }
+        ModelOut::Clusters(c) => {
+            b.node_into("Identity", &[&c], "prediction", vec![], None);
+            Ok((
+                vec![("prediction".into(), DataType::Double, 1)],
+                format!("mlpipe pipeline, {name} model: the nearest centre's number, float64 throughout."),
+            ))
+        }
+        ModelOut::Proba(proba) => {
+            let (classes, numeric) = model
+                .classes()
+                .ok_or_else(|| Error::internal("export: class probabilities without classes"))?;
+            b.node_into("Identity", &[&proba], "probabilities", vec![], None);
+            let index = b.node(
+                "ArgMax",
+                &[&proba],
+                "class",
+                vec![int_attr("axis", 1), int_attr("keepdims", 1)],
+            );
+            let labels: Vec<&str> = classes.iter().map(String::as_str).collect();
+            let label_type = if numeric {
+                let values: Vec<f64> = classes.iter().map(|c| c.parse::<f64>().unwrap_or(f64::NAN)).collect();
+                let t = b.constant_doubles("classes", &[dim(values.len())], &values);
+                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
+                DataType::Double
+            } else {
+                let t = b.constant_strings("classes", &labels);
+                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
+                DataType::String
+            };
+            Ok((
+                vec![
+                    ("prediction".into(), label_type, 1),
+                    ("probabilities".into(), DataType::Double, dim(classes.len())),
+                ],
+                format!(
+                    "mlpipe pipeline, {name} model over classes [{}] (probabilities in that order), float64 throughout.",
+                    labels.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn model_name(model: &Model) -> String {
+    match model {
+        Model::Linear(m) => m.estimator.clone(),
+        Model::Trees(m) => format!(
+            "{} ({} trees; features rounded to float32 as the trees saw them)",
+            m.estimator,
+            m.trees.len()
+        ),
+        Model::Classifier(m) => m.estimator.clone(),
+        Model::Clusters(m) => format!("{} with {} clusters", m.estimator, m.centres.len()),
+        Model::Ensemble(m) => format!(
+            "{} of {}",
+            m.estimator,
+            m.members.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 // x, w, z, p, k: the design, weights, scores, features and clusters, as in the formulas.
 #[allow(clippy::many_single_char_names)]
-fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
-    match &train.model {
+fn model_output(b: &mut Builder, model: &Model) -> Result<ModelOut> {
+    match model {
         Model::Linear(m) => {
             let x = design(b, &m.features)?;
             let w = b.constant_doubles("coefficients", &[dim(m.coefficients.len()), 1], &m.coefficients);
             let intercept = b.constant_doubles("intercept", &[1], &[m.intercept]);
             let xw = b.node("MatMul", &[&x, &w], "score", vec![]);
-            let raw = b.node("Add", &[&xw, &intercept], "score", vec![]);
-            inverse_target(b, train, &raw)?;
-            Ok((
-                vec![("prediction".into(), DataType::Double, 1)],
-                format!("mlpipe pipeline, {} model, float64 throughout.", m.estimator),
-            ))
+            Ok(ModelOut::Values(b.node("Add", &[&xw, &intercept], "score", vec![])))
+        }
+        Model::Trees(m) => {
+            let x = design(b, &m.features)?;
+            let x = single_precision(b, &x);
+            let lr = m.learning_rate;
+            let average = m.average;
+            let parts: Vec<TreeOut<'_>> = m
+                .trees
+                .iter()
+                .map(|t| TreeOut {
+                    tree: t,
+                    target: 0,
+                    // A forest sums leaf values; boosting sums learning_rate × leaf value, as mlpipe does.
+                    weight: if average {
+                        Box::new(move |leaf| t.value[leaf])
+                    } else {
+                        Box::new(move |leaf| lr * t.value[leaf])
+                    },
+                })
+                .collect();
+            let sum = tree_ensemble(b, &x, &parts, 1);
+            Ok(ModelOut::Values(if average {
+                let n = b.constant_doubles("trees", &[1], &[m.trees.len() as f64]);
+                b.node("Div", &[&sum, &n], "score", vec![])
+            } else {
+                let init = b.constant_doubles("init", &[1], &[m.init]);
+                b.node("Add", &[&sum, &init], "score", vec![])
+            }))
         }
         Model::Classifier(m) => {
             let x = design(b, &m.features)?;
             let k = m.classes.len();
-            // Probabilities [N, K]: from raw scores through the logistic link, or a forest's mean.
-            let proba = match &m.scores {
+            Ok(ModelOut::Proba(match &m.scores {
                 ClassScores::Linear {
                     coefficients,
                     intercepts,
@@ -837,36 +1018,7 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
                     let z = b.node("Add", &[&sum, &start], "scores", vec![]);
                     link(b, &z, init.len())
                 }
-            };
-            b.node_into("Identity", &[&proba], "probabilities", vec![], None);
-            let index = b.node(
-                "ArgMax",
-                &[&proba],
-                "class",
-                vec![int_attr("axis", 1), int_attr("keepdims", 1)],
-            );
-            let labels: Vec<&str> = m.classes.iter().map(String::as_str).collect();
-            let label_type = if m.numeric_labels {
-                let values: Vec<f64> = m.classes.iter().map(|c| c.parse::<f64>().unwrap_or(f64::NAN)).collect();
-                let t = b.constant_doubles("classes", &[dim(values.len())], &values);
-                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
-                DataType::Double
-            } else {
-                let t = b.constant_strings("classes", &labels);
-                b.node_into("Gather", &[&t, &index], "prediction", vec![int_attr("axis", 0)], None);
-                DataType::String
-            };
-            Ok((
-                vec![
-                    ("prediction".into(), label_type, 1),
-                    ("probabilities".into(), DataType::Double, dim(k)),
-                ],
-                format!(
-                    "mlpipe pipeline, {} model over classes [{}] (probabilities in that order), float64 throughout.",
-                    m.estimator,
-                    labels.join(", ")
-                ),
-            ))
+            }))
         }
         Model::Clusters(m) => {
             let x = design(b, &m.features)?;
@@ -886,60 +1038,67 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
                 "nearest",
                 vec![int_attr("axis", 1), int_attr("keepdims", 1)],
             );
-            b.node_into(
+            Ok(ModelOut::Clusters(b.node(
                 "Cast",
                 &[&nearest],
-                "prediction",
+                "cluster",
                 vec![int_attr("to", DataType::Double as i64)],
-                None,
-            );
-            Ok((
-                vec![("prediction".into(), DataType::Double, 1)],
-                format!("mlpipe pipeline, k-means with {k} clusters: the nearest centre's number, float64 throughout."),
-            ))
+            )))
         }
-        Model::Trees(m) => {
-            let x = design(b, &m.features)?;
-            let x = single_precision(b, &x);
-            let lr = m.learning_rate;
-            let average = m.average;
-            let parts: Vec<TreeOut<'_>> = m
-                .trees
-                .iter()
-                .map(|t| TreeOut {
-                    tree: t,
-                    target: 0,
-                    // A forest sums leaf values; boosting sums learning_rate × leaf value, as mlpipe does.
-                    weight: if average {
-                        Box::new(move |leaf| t.value[leaf])
-                    } else {
-                        Box::new(move |leaf| lr * t.value[leaf])
-                    },
-                })
-                .collect();
-            let sum = tree_ensemble(b, &x, &parts, 1);
-            let raw = if average {
-                let n = b.constant_doubles("trees", &[1], &[m.trees.len() as f64]);
-                b.node("Div", &[&sum, &n], "score", vec![])
+        Model::Ensemble(m) => {
+            let n_classes = m.classes.as_ref().map_or(0, Vec::len);
+            let mut outputs = Vec::with_capacity(m.members.len());
+            for (_, member) in &m.members {
+                outputs.push(model_output(b, member)?);
+            }
+            if let Some(final_model) = &m.final_model {
+                // The final estimator's columns, named as `meta_features` names them.
+                for ((name, member), out) in m.members.iter().zip(&outputs) {
+                    match out {
+                        ModelOut::Values(v) | ModelOut::Clusters(v) => b.set(name, v.clone(), false),
+                        ModelOut::Proba(p) if n_classes == 2 => {
+                            let col = column_of(b, p, 1, name);
+                            b.set(name, col, false);
+                        }
+                        ModelOut::Proba(p) => {
+                            let labels = member.classes().map(|(l, _)| l.to_vec()).unwrap_or_default();
+                            for (k, label) in labels.iter().enumerate() {
+                                let col = column_of(b, p, k, &format!("{name}_{label}"));
+                                b.set(&format!("{name}_{label}"), col, false);
+                            }
+                        }
+                    }
+                }
+                return model_output(b, final_model);
+            }
+            // Voting: Σ weight × output in member order, divided by the weights' sum.
+            let total: f64 = m.weights.iter().sum();
+            let mut sum: Option<String> = None;
+            for (out, w) in outputs.iter().zip(&m.weights) {
+                let (ModelOut::Values(v) | ModelOut::Proba(v) | ModelOut::Clusters(v)) = out;
+                let w = b.constant_doubles("weight", &[1], &[*w]);
+                let weighted = b.node("Mul", &[v, &w], "weighted", vec![]);
+                sum = Some(match sum {
+                    None => weighted,
+                    Some(acc) => b.node("Add", &[&acc, &weighted], "votes", vec![]),
+                });
+            }
+            let sum = sum.ok_or_else(|| Error::internal("export: a voting ensemble without members"))?;
+            let total = b.constant_doubles("weights", &[1], &[total]);
+            let mean = b.node("Div", &[&sum, &total], "vote", vec![]);
+            Ok(if m.classes.is_some() {
+                ModelOut::Proba(mean)
             } else {
-                let init = b.constant_doubles("init", &[1], &[m.init]);
-                b.node("Add", &[&sum, &init], "score", vec![])
-            };
-            inverse_target(b, train, &raw)?;
-            Ok((
-                vec![("prediction".into(), DataType::Double, 1)],
-                format!(
-                    "mlpipe pipeline, {} model ({} trees; features rounded to float32 as the trees were grown, thresholds and leaves float64).",
-                    m.estimator,
-                    m.trees.len()
-                ),
-            ))
+                ModelOut::Values(mean)
+            })
         }
-        Model::Ensemble(_) => Err(refuse(
-            "train",
-            "stacking and voting ensembles are not exported yet (their members are: export a run of one)",
-        )),
     }
+}
+
+/// Column `k` of a [N, K] tensor, as [N, 1].
+fn column_of(b: &mut Builder, t: &str, k: usize, hint: &str) -> String {
+    let index = b.int64s("column", &[dim(k)]);
+    b.node("Gather", &[t, &index], hint, vec![int_attr("axis", 1)])
 }
 
 /// Class probabilities [N, K] from raw scores: the logistic function for one score column (two
@@ -1068,15 +1227,50 @@ fn inverse_target(b: &mut Builder, train: &TrainState, raw: &str) -> Result<()> 
         TargetTransform::None => b.node_into("Identity", &[raw], "prediction", vec![], None),
         TargetTransform::Log => b.node_into("Exp", &[raw], "prediction", vec![], None),
         TargetTransform::Log1p => {
-            let e = b.node("Exp", &[raw], "exp", vec![]);
-            let one = b.constant_doubles("one", &[1], &[1.0]);
-            b.node_into("Sub", &[&e, &one], "prediction", vec![], None);
+            let e = expm1(b, raw, "target");
+            b.node_into("Identity", &[&e], "prediction", vec![], None);
         }
-        _ => {
-            return Err(refuse(
-                "train",
-                "the Box-Cox and Yeo-Johnson target transforms are not exported yet (log and log1p are)",
-            ));
+        TargetTransform::BoxCox => {
+            // As `inverse_box_cox`: exp(log1p(λ·y)/λ), or exp(y) at λ = 0.
+            let lambda = train.target_lambda.unwrap_or(0.0);
+            if lambda == 0.0 {
+                b.node_into("Exp", &[raw], "prediction", vec![], None);
+            } else {
+                let lam = b.constant_doubles("lambda", &[1], &[lambda]);
+                let u = b.node("Mul", &[&lam, raw], "target", vec![]);
+                let l = log1p(b, &u, "target");
+                let q = b.node("Div", &[&l, &lam], "target", vec![]);
+                b.node_into("Exp", &[&q], "prediction", vec![], None);
+            }
+        }
+        TargetTransform::YeoJohnson => {
+            // As `inverse_yeo_johnson`, branch by branch.
+            let lambda = train.target_lambda.unwrap_or(0.0);
+            let pos = if lambda.abs() < f64::EPSILON {
+                expm1(b, raw, "target")
+            } else {
+                let lam = b.constant_doubles("lambda", &[1], &[lambda]);
+                let u = b.node("Mul", &[&lam, raw], "target", vec![]);
+                let l = log1p(b, &u, "target");
+                let q = b.node("Div", &[&l, &lam], "target", vec![]);
+                expm1(b, &q, "target")
+            };
+            let neg = if (lambda - 2.0).abs() > f64::EPSILON {
+                let two_less = b.constant_doubles("two_less", &[1], &[-(2.0 - lambda)]);
+                let u = b.node("Mul", &[&two_less, raw], "target", vec![]);
+                let l = log1p(b, &u, "target");
+                let d = b.constant_doubles("two_less", &[1], &[2.0 - lambda]);
+                let q = b.node("Div", &[&l, &d], "target", vec![]);
+                let e = expm1(b, &q, "target");
+                b.node("Neg", &[&e], "target", vec![])
+            } else {
+                let m = b.node("Neg", &[raw], "target", vec![]);
+                let e = expm1(b, &m, "target");
+                b.node("Neg", &[&e], "target", vec![])
+            };
+            let zero = b.constant_doubles("zero", &[1], &[0.0]);
+            let nonneg = b.node("GreaterOrEqual", &[raw, &zero], "target", vec![]);
+            b.node_into("Where", &[&nonneg, &pos, &neg], "prediction", vec![], None);
         }
     }
     Ok(())
