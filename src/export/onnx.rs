@@ -851,7 +851,7 @@ fn add_model(b: &mut Builder, train: &TrainState) -> Result<(Outputs, String)> {
     let name = model_name(model);
     match model_output(b, model)? {
         ModelOut::Values(raw) => {
-            inverse_target(b, train, &raw)?;
+            inverse_target(b, train, &raw);
             Ok((
                 vec![("prediction".into(), DataType::Double, 1)],
                 format!("mlpipe pipeline, {name} model, float64 throughout."),
@@ -1222,56 +1222,48 @@ fn tree_ensemble(b: &mut Builder, x: &str, parts: &[TreeOut<'_>], n_targets: usi
 }
 
 /// The prediction: the raw score through the inverse of the target transform.
-fn inverse_target(b: &mut Builder, train: &TrainState, raw: &str) -> Result<()> {
+fn inverse_target(b: &mut Builder, train: &TrainState, raw: &str) {
+    let lambda = train.target_lambda.unwrap_or(0.0);
     match train.target_transform {
         TargetTransform::None => b.node_into("Identity", &[raw], "prediction", vec![], None),
         TargetTransform::Log => b.node_into("Exp", &[raw], "prediction", vec![], None),
         TargetTransform::Log1p => {
-            let e = expm1(b, raw, "target");
-            b.node_into("Identity", &[&e], "prediction", vec![], None);
+            let back = expm1(b, raw, "target");
+            b.node_into("Identity", &[&back], "prediction", vec![], None);
         }
+        // As `inverse_box_cox`: exp(log1p(λ·y)/λ), or exp(y) at λ = 0.
+        TargetTransform::BoxCox if lambda == 0.0 => b.node_into("Exp", &[raw], "prediction", vec![], None),
         TargetTransform::BoxCox => {
-            // As `inverse_box_cox`: exp(log1p(λ·y)/λ), or exp(y) at λ = 0.
-            let lambda = train.target_lambda.unwrap_or(0.0);
-            if lambda == 0.0 {
-                b.node_into("Exp", &[raw], "prediction", vec![], None);
-            } else {
-                let lam = b.constant_doubles("lambda", &[1], &[lambda]);
-                let u = b.node("Mul", &[&lam, raw], "target", vec![]);
-                let l = log1p(b, &u, "target");
-                let q = b.node("Div", &[&l, &lam], "target", vec![]);
-                b.node_into("Exp", &[&q], "prediction", vec![], None);
-            }
+            let power = log1p_over(b, raw, lambda);
+            b.node_into("Exp", &[&power], "prediction", vec![], None);
         }
+        // As `inverse_yeo_johnson`, branch by branch.
         TargetTransform::YeoJohnson => {
-            // As `inverse_yeo_johnson`, branch by branch.
-            let lambda = train.target_lambda.unwrap_or(0.0);
-            let pos = if lambda.abs() < f64::EPSILON {
+            let positive = if lambda.abs() < f64::EPSILON {
                 expm1(b, raw, "target")
             } else {
-                let lam = b.constant_doubles("lambda", &[1], &[lambda]);
-                let u = b.node("Mul", &[&lam, raw], "target", vec![]);
-                let l = log1p(b, &u, "target");
-                let q = b.node("Div", &[&l, &lam], "target", vec![]);
-                expm1(b, &q, "target")
+                let power = log1p_over(b, raw, lambda);
+                expm1(b, &power, "target")
             };
-            let neg = if (lambda - 2.0).abs() > f64::EPSILON {
-                let two_less = b.constant_doubles("two_less", &[1], &[-(2.0 - lambda)]);
-                let u = b.node("Mul", &[&two_less, raw], "target", vec![]);
-                let l = log1p(b, &u, "target");
-                let d = b.constant_doubles("two_less", &[1], &[2.0 - lambda]);
-                let q = b.node("Div", &[&l, &d], "target", vec![]);
-                let e = expm1(b, &q, "target");
-                b.node("Neg", &[&e], "target", vec![])
+            let flipped = b.node("Neg", &[raw], "target", vec![]);
+            let negative = if (lambda - 2.0).abs() > f64::EPSILON {
+                let power = log1p_over(b, &flipped, 2.0 - lambda);
+                expm1(b, &power, "target")
             } else {
-                let m = b.node("Neg", &[raw], "target", vec![]);
-                let e = expm1(b, &m, "target");
-                b.node("Neg", &[&e], "target", vec![])
+                expm1(b, &flipped, "target")
             };
+            let negative = b.node("Neg", &[&negative], "target", vec![]);
             let zero = b.constant_doubles("zero", &[1], &[0.0]);
             let nonneg = b.node("GreaterOrEqual", &[raw, &zero], "target", vec![]);
-            b.node_into("Where", &[&nonneg, &pos, &neg], "prediction", vec![], None);
+            b.node_into("Where", &[&nonneg, &positive, &negative], "prediction", vec![], None);
         }
     }
-    Ok(())
+}
+
+/// log1p(λ·y) / λ.
+fn log1p_over(b: &mut Builder, y: &str, lambda: f64) -> String {
+    let lam = b.constant_doubles("lambda", &[1], &[lambda]);
+    let scaled = b.node("Mul", &[&lam, y], "target", vec![]);
+    let logged = log1p(b, &scaled, "target");
+    b.node("Div", &[&logged, &lam], "target", vec![])
 }
