@@ -245,3 +245,76 @@ fn ensembles_and_power_target_transforms_export_with_the_same_numbers() {
         assert_estimators_export(&Project::penguins(), &[train]);
     }
 }
+
+/// Runs an exported graph in tract (pure Rust) on a CSV of numeric columns: its `prediction`.
+fn tract_predictions(model: &Path, data: &Path) -> Vec<f64> {
+    use tract_onnx::prelude::*;
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let proto = ModelProto::decode(std::fs::read(model).unwrap().as_slice()).unwrap();
+    let inputs: Vec<String> = proto
+        .graph
+        .unwrap()
+        .input
+        .iter()
+        .map(|i| i.name().to_string())
+        .collect();
+    let n = rows.len();
+    let mut onnx = tract_onnx::onnx().model_for_path(model).unwrap();
+    let mut feed = TVec::new();
+    for (i, name) in inputs.iter().enumerate() {
+        let at = header.iter().position(|h| h == name).unwrap();
+        let values: Vec<f64> = rows.iter().map(|r| r[at].parse().unwrap_or(f64::NAN)).collect();
+        onnx = onnx.with_input_fact(i, f64::fact([n, 1]).into()).unwrap();
+        feed.push(Tensor::from_shape(&[n, 1], &values).unwrap().into());
+    }
+    let plan = onnx.into_optimized().unwrap().into_runnable().unwrap();
+    let out = plan.run(feed).unwrap();
+    out[0].to_plain_array_view::<f64>().unwrap().iter().copied().collect()
+}
+
+/// The graphs of numeric pipelines use only standard operators, which tract runs: the same numbers
+/// as `mlpipe predict` on every row of the house data.
+#[test]
+fn numeric_pipelines_run_in_tract_as_in_mlpipe() {
+    let p = Project::new();
+    std::fs::write(
+        p.path("numeric.toml"),
+        "[pipeline]\nname = \"numeric\"\nseed = 3\ntarget = \"SalePrice\"\ntask = \"regression\"\n\n\
+         [gather]\nsource = \"train.csv\"\nna_values = [\"NA\"]\nid_column = \"Id\"\n\
+         columns = [\"Id\", \"SalePrice\", \"LotFrontage\", \"LotArea\", \"OverallQual\", \"YearBuilt\", \"GrLivArea\", \"GarageArea\", \"YrSold\"]\n\n\
+         [split]\nmethod = \"time\"\ncolumn = \"YrSold\"\ntest_from = 2010\n\n\
+         [[impute]]\noperator = \"median\"\ncolumns = \"numeric\"\nadd_indicator = true\n\n\
+         [[transform]]\noperator = \"standard_scaler\"\ncolumns = \"numeric\"\n\n\
+         [train]\nestimator = \"ridge\"\nalpha = 3.0\ntarget_transform = \"log\"\n\n[evaluate]\nmetrics = [\"rmse\"]\n",
+    )
+    .unwrap();
+    let out = p.mlpipe(&["run", "numeric.toml", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = run["run"].as_str().unwrap();
+    let file = p.path("numeric.onnx");
+    assert!(
+        p.mlpipe(&["export", run, "-o", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let predicted = p.mlpipe(&["predict", run, "--input", "train.csv", "--output", "ours.csv"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let ours = std::fs::read_to_string(p.path("ours.csv")).unwrap();
+    let mut lines = ours.lines();
+    let at = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "prediction")
+        .unwrap();
+    let ours: Vec<f64> = lines.map(|l| l.split(',').nth(at).unwrap().parse().unwrap()).collect();
+    let theirs = tract_predictions(&file, &p.path("train.csv"));
+    assert_eq!(ours.len(), theirs.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!((a - b).abs() <= 1e-9 * a.abs(), "row {i}: mlpipe {a}, tract {b}");
+    }
+}

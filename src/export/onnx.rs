@@ -153,6 +153,12 @@ impl Builder {
         self.columns.insert(name.to_string(), Value { tensor, text });
     }
 
+    /// Where a float64 tensor is NaN: `not (x == x)` (tract types `IsNaN`'s output as its input's type).
+    fn is_nan_of(&mut self, x: &str, hint: &str) -> String {
+        let same = self.node("Equal", &[x, x], hint, vec![]);
+        self.node("Not", &[&same], hint, vec![])
+    }
+
     /// A 0/1 float64 column from a boolean tensor.
     fn flag(&mut self, boolean: &str, hint: &str) -> String {
         self.node("Cast", &[boolean], hint, vec![int_attr("to", DataType::Double as i64)])
@@ -444,7 +450,7 @@ fn add_impute(b: &mut Builder, f: &impute::Fitted, step: &str) -> Result<()> {
         let missing = if v.text {
             b.text_missing(&v.tensor, &format!("{col}_missing"))
         } else {
-            b.node("IsNaN", &[&v.tensor], &format!("{col}_missing"), vec![])
+            b.is_nan_of(&v.tensor, &format!("{col}_missing"))
         };
         flags.push((format!("{col}_na"), b.flag(&missing, &format!("{col}_na"))));
     }
@@ -452,7 +458,7 @@ fn add_impute(b: &mut Builder, f: &impute::Fitted, step: &str) -> Result<()> {
         match &fill.value {
             impute::Value::Number(x) => {
                 let x_in = b.numeric(&fill.column, step)?;
-                let missing = b.node("IsNaN", &[&x_in], &format!("{}_missing", fill.column), vec![]);
+                let missing = b.is_nan_of(&x_in, &format!("{}_missing", fill.column));
                 let value = b.constant_doubles("fill", &[1], &[*x]);
                 let out = b.node("Where", &[&missing, &value, &x_in], &fill.column, vec![]);
                 b.set(&fill.column, out, false);
@@ -644,7 +650,7 @@ fn add_bins(b: &mut Builder, f: &discretise::Fitted, step: &str) -> Result<()> {
         let axis = b.int64s("axis", &[1]);
         let count = b.node("ReduceSum", &[&flags, &axis], column, vec![int_attr("keepdims", 1)]);
         // A missing value stays missing.
-        let missing = b.node("IsNaN", &[&x], column, vec![]);
+        let missing = b.is_nan_of(&x, column);
         let out = b.node("Where", &[&missing, &x, &count], column, vec![]);
         b.set(column, out, false);
     }
@@ -686,7 +692,7 @@ fn add_power(b: &mut Builder, f: &power_transform::Fitted, step: &str) -> Result
                 let nonneg = b.node("GreaterOrEqual", &[&x, &zero], column, vec![]);
                 let picked = b.node("Where", &[&nonneg, &pos, &neg], column, vec![]);
                 // NaN compares false: keep it missing rather than taking the negative branch's NaN.
-                let missing = b.node("IsNaN", &[&x], column, vec![]);
+                let missing = b.is_nan_of(&x, column);
                 b.node("Where", &[&missing, &x, &picked], column, vec![])
             }
         };
@@ -774,7 +780,7 @@ fn add_combine(b: &mut Builder, function: &str, inputs: &[String], output: &str,
         }
     };
     // The sum is NaN exactly when an input is missing (or inputs are infinite of both signs).
-    let missing = b.node("IsNaN", &[&sum], output, vec![]);
+    let missing = b.is_nan_of(&sum, output);
     let nan = b.constant_doubles("nan", &[1], &[f64::NAN]);
     let out = b.node("Where", &[&missing, &nan, &value], output, vec![]);
     b.set(output, out, false);
