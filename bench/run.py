@@ -74,15 +74,21 @@ def case_cold(runs, work):
     return compare("cold house-price pipeline (1460 rows)", ours, peer, runs)
 
 
+def large_pipeline(rows, work):
+    """`rows` generated rows and the shipped pipeline pointed at them (its gates left out)."""
+    data = generated(rows, work)
+    text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
+    pipeline = work / f"houses-{rows}.toml"
+    pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+    return data, pipeline
+
+
 def case_large(rows, runs, work):
     """The full pipeline on `rows` generated rows (bench/generate.py), cold, both sides."""
     py = peer_python()
     if not py:
         return {"case": f"full pipeline, {rows:,} generated rows (peer not installed)"}
-    data = generated(rows, work)
-    text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
-    pipeline = work / f"houses-{rows}.toml"
-    pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+    data, pipeline = large_pipeline(rows, work)
     store = work / f"large-store-{rows}"
     ours = ([MLPIPE, "run", pipeline, "--store", store], None, None, lambda: shutil.rmtree(store, ignore_errors=True))
     peer = ([py, ROOT / "bench" / "peers" / "house_prices.py", data], None, None, None)
@@ -96,10 +102,7 @@ def case_features(rows, runs, work):
     py = peer_python()
     if not py:
         return {"case": f"feature pipeline, {rows:,} generated rows (peer not installed)"}
-    data = generated(rows, work)
-    text = PIPELINE.read_text().replace('source = "../data-snapshots/house-prices/train.csv"', f'source = "{data}"')
-    pipeline = work / f"houses-{rows}.toml"
-    pipeline.write_text(text.split("\n# Checked by every")[0] + "\n")
+    data, pipeline = large_pipeline(rows, work)
     store = work / f"features-store-{rows}"
     ours = ([MLPIPE, "run", pipeline, "--until", "encode.onehot", "--store", store], None, None,
             lambda: shutil.rmtree(store, ignore_errors=True))
@@ -642,40 +645,29 @@ def main():
         sys.exit("build first: cargo build --release")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 5_000_000]
+    def publish(marker, body):
+        """Prints one case's section and, on a full run, replaces it in RESULTS.md."""
+        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{body}\n"
+        print(text)
+        if not args.quick:
+            write_section(marker, text)
+
     if args.only == "models":
         with tempfile.TemporaryDirectory() as tmp:
             work = pathlib.Path(tmp)
             rows = case_models(100_000 if args.quick else 1_000_000, 50, 1 if args.quick else 3, work)
             rows.append(case_stacking(1 if args.quick else 3, work))
-        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{table(rows)}\n"
-        print(text)
-        if not args.quick:
-            write_section("<!-- models -->", text)
-        return
+        return publish("<!-- models -->", table(rows))
     if args.only == "export":
         with tempfile.TemporaryDirectory() as tmp:
-            text = export_table(case_export(3 if args.quick else 9, pathlib.Path(tmp)))
-        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{text}\n"
-        print(text)
-        if not args.quick:
-            write_section("<!-- export -->", text)
-        return
+            return publish("<!-- export -->", export_table(case_export(3 if args.quick else 9, pathlib.Path(tmp))))
     if args.only == "features":
         with tempfile.TemporaryDirectory() as tmp:
             rows = [case_features(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, pathlib.Path(tmp))]
-        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{table(rows)}\n"
-        print(text)
-        if not args.quick:
-            write_section("<!-- features -->", text)
-        return
+        return publish("<!-- features -->", table(rows))
     if args.only == "growth":
         with tempfile.TemporaryDirectory() as tmp:
-            growth = case_growth(sizes, pathlib.Path(tmp))
-        text = f"{datetime.date.today()} · commit {commit} · {machine()}\n\n{growth_table(growth)}\n"
-        print(text)
-        if not args.quick:
-            write_section("<!-- growth -->", text)
-        return
+            return publish("<!-- growth -->", growth_table(case_growth(sizes, pathlib.Path(tmp))))
     runs = 3 if args.quick else 9
     size = (100 if args.quick else 500) << 20
     with tempfile.TemporaryDirectory() as tmp:

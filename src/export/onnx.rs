@@ -172,35 +172,27 @@ impl Builder {
 
     /// `LabelEncoder` from text to text: listed keys map to their values, anything else to `default`.
     fn relabel(&mut self, x: &str, keys: &[&str], values: &[&str], default: &str, hint: &str) -> String {
-        let out = self.fresh(hint);
-        self.node_into(
-            "LabelEncoder",
-            &[x],
-            &out,
-            vec![
-                strings_attr("keys_strings", keys),
-                strings_attr("values_strings", values),
-                string_attr("default_string", default),
-            ],
-            Some(ML),
-        );
-        out
+        let attributes = vec![
+            strings_attr("keys_strings", keys),
+            strings_attr("values_strings", values),
+            string_attr("default_string", default),
+        ];
+        self.label_encoder(x, attributes, hint)
     }
 
     /// `LabelEncoder` from text to float64 (ai.onnx.ml 4+: `values_tensor`), anything else to `default`.
     fn codes(&mut self, x: &str, keys: &[&str], values: &[f64], default: f64, hint: &str) -> String {
+        let attributes = vec![
+            strings_attr("keys_strings", keys),
+            tensor_attr("values_tensor", doubles_tensor(&[dim(values.len())], values)),
+            tensor_attr("default_tensor", doubles_tensor(&[1], &[default])),
+        ];
+        self.label_encoder(x, attributes, hint)
+    }
+
+    fn label_encoder(&mut self, x: &str, attributes: Vec<AttributeProto>, hint: &str) -> String {
         let out = self.fresh(hint);
-        self.node_into(
-            "LabelEncoder",
-            &[x],
-            &out,
-            vec![
-                strings_attr("keys_strings", keys),
-                tensor_attr("values_tensor", doubles_tensor(&[dim(values.len())], values)),
-                tensor_attr("default_tensor", doubles_tensor(&[1], &[default])),
-            ],
-            Some(ML),
-        );
+        self.node_into("LabelEncoder", &[x], &out, attributes, Some(ML));
         out
     }
 }
