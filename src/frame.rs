@@ -4,6 +4,7 @@
 //! `None` as "missing". Nothing here depends on thread count or hash-map order, so the digest of a
 //! frame is a pure function of the file bytes and the read options.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -284,14 +285,9 @@ impl Frame {
         // Columns are encoded a few at a time on all cores, then hashed one after another in column
         // order: the digest is the same as a sequential encoding's.
         for group in self.columns.chunks(DIGEST_GROUP) {
-            let encoded: Vec<(u64, Option<Vec<u8>>)> = group.par_iter().map(encode_column).collect();
-            for (col, (tag, buf)) in group.iter().zip(encoded) {
-                key = key.str(&col.name).u64(tag).u64(col.data.len() as u64);
-                key = match (&buf, &col.data) {
-                    (Some(buf), _) => key.bytes(buf),
-                    (None, ColumnData::Numeric(v)) => key.bytes(v.as_bytes()),
-                    (None, ColumnData::Categorical(_)) => unreachable!("text columns are always encoded"),
-                };
+            let encoded: Vec<(u64, Cow<'_, [u8]>)> = group.par_iter().map(encode_column).collect();
+            for (col, (tag, bytes)) in group.iter().zip(encoded) {
+                key = key.str(&col.name).u64(tag).u64(col.data.len() as u64).bytes(&bytes);
             }
         }
         key.finish()
@@ -306,20 +302,20 @@ const DIGEST_GROUP: usize = 8;
 
 /// A column's type tag and value encoding for the frame digest (see docs/hashing.md). A numeric
 /// column whose memory already is its encoding (little-endian, every NaN the canonical one) is
-/// hashed in place: `None`.
-fn encode_column(col: &Column) -> (u64, Option<Vec<u8>>) {
+/// hashed in place, borrowed.
+fn encode_column(col: &Column) -> (u64, Cow<'_, [u8]>) {
     match &col.data {
         ColumnData::Numeric(v) => {
             let canonical = |x: &f64| !x.is_nan() || x.to_bits() == CANONICAL_NAN;
             if cfg!(target_endian = "little") && v.iter().all(canonical) {
-                return (0, None);
+                return (0, Cow::Borrowed(v.as_bytes()));
             }
             let mut buf = Vec::with_capacity(v.len() * 8);
             for x in v {
                 let bits = if x.is_nan() { CANONICAL_NAN } else { x.to_bits() };
                 buf.extend_from_slice(&bits.to_le_bytes());
             }
-            (0, Some(buf))
+            (0, Cow::Owned(buf))
         }
         ColumnData::Categorical(v) => {
             // Sized exactly first: growing a buffer of hundreds of megabytes copies it again and again.
@@ -335,7 +331,7 @@ fn encode_column(col: &Column) -> (u64, Option<Vec<u8>>) {
                     }
                 }
             }
-            (1, Some(buf))
+            (1, Cow::Owned(buf))
         }
     }
 }

@@ -26,6 +26,12 @@ pub enum Target<'a> {
     Classes(&'a [u32]),
 }
 
+/// The target after scikit-learn's preparation.
+enum Prepared<'a> {
+    Values(Vec<f64>),
+    Classes(&'a [u32]),
+}
+
 /// The digamma function ψ for x > 0 (the estimators call it on counts): the recurrence
 /// ψ(x) = ψ(x + 1) − 1/x up to 10, then the asymptotic series, accurate to ~1e-15 there.
 pub fn digamma(x: f64) -> f64 {
@@ -84,27 +90,27 @@ pub fn scores(columns: &[&[f64]], discrete: &[bool], target: &Target<'_>, k: usi
             column[row] += s * normal(rng);
         }
     }
-    let y_noisy = match target {
+    // A continuous target is scaled and jittered like the columns; classes are used as they are.
+    let target = match target {
         Target::Values(y) => {
             let mut y = scaled(y);
             let s = noise_scale(&y);
             for v in &mut y {
                 *v += s * normal(rng);
             }
-            Some(y)
+            Prepared::Values(y)
         }
-        Target::Classes(_) => None,
+        Target::Classes(y) => Prepared::Classes(y),
     };
     // Columns are independent: computed in parallel, collected in column order.
     prepared
         .par_iter()
         .zip(discrete.par_iter())
-        .map(|(x, d)| match (target, &y_noisy, *d) {
-            (Target::Classes(y), _, true) => mi_discrete(&labels_of(x), y),
-            (Target::Classes(y), _, false) => mi_continuous_discrete(x, y, k),
-            (Target::Values(_), Some(y), true) => mi_continuous_discrete(y, &labels_of(x), k),
-            (Target::Values(_), Some(y), false) => mi_continuous(x, y, k),
-            (Target::Values(_), None, _) => unreachable!("a continuous target is always prepared"),
+        .map(|(x, d)| match (&target, *d) {
+            (Prepared::Classes(y), true) => mi_discrete(&labels_of(x), y),
+            (Prepared::Classes(y), false) => mi_continuous_discrete(x, y, k),
+            (Prepared::Values(y), true) => mi_continuous_discrete(y, &labels_of(x), k),
+            (Prepared::Values(y), false) => mi_continuous(x, y, k),
         })
         .collect()
 }
