@@ -2,23 +2,29 @@
 //! prediction-table writer.
 //!
 //! Credentials come from the URL, the environment (`PGPASSWORD`, `PGUSER`, `PGHOST`, `PGPORT`,
-//! `PGDATABASE`) or the password file (`PGPASSFILE`, else `~/.pgpass`), as libpq does. They never
-//! reach the store, a log or the terminal: everything that names a database uses [`Database::redacted`].
+//! `PGDATABASE`) or the password file (`passfile=`, `PGPASSFILE`, else `~/.pgpass`), as libpq does. A
+//! PostgreSQL URL is parsed ([`url::PgUrl`]) and the password is cut out where the parse puts it: what is
+//! stored is [`Database::without_password`], what is shown is [`Database::redacted`]; a URL readers
+//! would split differently is refused before anything connects.
+
+mod url;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::scoring::IdValue;
 use crate::tables::{OutputRows, PredictionColumn};
 use rusqlite::types::Value as Sql;
 
+pub use url::PgUrl;
+
 #[derive(Clone)]
 pub enum Database {
     Sqlite(PathBuf),
-    /// A libpq-style URL (`postgres://user@host:port/db?…`) or key/value string (`host=… dbname=…`).
+    /// A `postgres://` / `postgresql://` URL as written, checked by [`Database::parse`] to parse.
     Postgres(String),
 }
 
@@ -29,7 +35,9 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// `sqlite:PATH`, `postgres://…` / `postgresql://…`; anything else is not a database (`None`).
+    /// `sqlite:PATH`, `postgres://…` / `postgresql://…`; anything else is not a database (`None`). A
+    /// PostgreSQL URL that does not parse, a URL of another scheme and a libpq key/value string are
+    /// errors that never repeat the text (it may hold a password).
     pub fn parse(text: &str) -> Result<Option<Database>> {
         if let Some(path) = text.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
@@ -38,52 +46,144 @@ impl Database {
             }
             return Ok(Some(Database::Sqlite(PathBuf::from(path))));
         }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        if url::is_postgres_url(text) {
+            PgUrl::parse(text)?;
             return Ok(Some(Database::Postgres(text.to_string())));
+        }
+        if let Some(scheme) = url::url_scheme(text) {
+            return Err(Error::data(format!(
+                "a {scheme}:// URL names no database mlpipe can use (the rest of it is not shown: it may hold \
+                 a password)"
+            ))
+            .with_hint("name a database as sqlite:PATH or postgres://user@host:5432/dbname, or a file by its path"));
+        }
+        if url::looks_like_keyword_value(text) {
+            return Err(Error::data(
+                "a libpq key/value connection string (host=… dbname=…) is not accepted here (it is not shown: \
+                 it may hold a password)",
+            )
+            .with_hint(
+                "write it as a URL: postgres://user@host:5432/dbname?sslmode=disable, with the password \
+                 percent-encoded or, better, in PGPASSWORD or ~/.pgpass",
+            ));
         }
         Ok(None)
     }
 
-    /// The database named without its password.
+    /// The database named without its password (`***` where it was): for messages and the terminal.
     pub fn redacted(&self) -> String {
         match self {
             Database::Sqlite(p) => format!("sqlite:{}", p.display()),
             Database::Postgres(url) => redact_url(url),
         }
     }
-}
 
-/// Replaces the password in a URL (`user:secret@`) and in `password=` parameters with `***`.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
-            }
+    /// The database as written, its password left out: what may be stored. Unchanged when it has none.
+    pub fn without_password(&self) -> String {
+        match self {
+            Database::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Database::Postgres(url) => strip_password(url),
         }
     }
-    let lower = out.to_ascii_lowercase();
-    if let Some(p) = lower.find("password=") {
-        let start = p + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |i| start + i);
-        out.replace_range(start..end, "***");
-    }
-    out
 }
 
-/// The URL without its password (`user:secret@` → `user@`, `password=…` removed): what may be stored.
-/// Connecting with it takes the password from `PGPASSWORD` or the password file.
-pub fn strip_password(url: &str) -> String {
-    let redacted = redact_url(url);
-    let mut out = redacted.replace(":***@", "@");
-    for sep in ['&', '?'] {
-        out = out.replace(&format!("{sep}password=***"), if sep == '?' { "?" } else { "" });
+/// A source or database text as it may be shown: a PostgreSQL URL with `***` for its password, parsed;
+/// a URL that does not parse (or of a scheme mlpipe does not read) without anything past its scheme;
+/// anything else (a file path, `sqlite:PATH`) unchanged.
+pub fn redact_url(text: &str) -> String {
+    if url::is_postgres_url(text) {
+        return PgUrl::parse(text).map_or_else(|_| url::unshown(text), |u| u.redacted());
     }
-    out.replace("?&", "?").trim_end_matches('?').to_string()
+    if url::url_scheme(text).is_some() && !text.starts_with("sqlite:") {
+        return url::unshown(text);
+    }
+    text.to_string()
+}
+
+/// A source or database text as it may be stored: a PostgreSQL URL without its password (unchanged,
+/// byte for byte, when it has none); otherwise as [`redact_url`]. Connecting with it takes the password
+/// from `PGPASSWORD` or the password file.
+pub fn strip_password(text: &str) -> String {
+    if url::is_postgres_url(text) {
+        return PgUrl::parse(text).map_or_else(|_| url::unshown(text), |u| u.without_password());
+    }
+    redact_url(text)
+}
+
+/// Deserialises a stored source text through [`strip_password`]: a record written before passwords were
+/// cut out by parsing never hands one on.
+pub fn deserialize_stored_source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(strip_password(&text))
+}
+
+/// Masks, in a line of a pipeline file shown under an error, every URL as [`redact_url`] does, and moves
+/// the caret (`col`, `width`, in characters) to stay under the same text.
+pub fn redact_location(loc: &mut Location) {
+    let line = &loc.line_text;
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut from = 0;
+    while let Some(i) = line[from..].find("://").map(|i| from + i) {
+        // The scheme runs back from "://" over letters, digits, '+', '-', '.'.
+        let start = line[..i]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(i, |(j, _)| j);
+        // The URL ends where its TOML string does (the quote that opened it, unescaped) or at a blank.
+        let quote = line[..start].chars().next_back().filter(|c| matches!(c, '"' | '\''));
+        let mut end = line.len();
+        let mut escaped = false;
+        for (j, c) in line[i + 3..].char_indices() {
+            let at_end = match quote {
+                Some(q) => c == q && !(escaped && q == '"'),
+                None => c.is_whitespace() || c == ',' || c == ']' || c == '}',
+            };
+            if at_end {
+                end = i + 3 + j;
+                break;
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        let token = &line[start..end];
+        let shown = redact_url(token);
+        if start < i && shown != token {
+            edits.push((start..end, shown));
+        }
+        from = end.max(i + 3);
+    }
+    if edits.is_empty() {
+        return;
+    }
+    let char_at = |byte: usize| line[..byte].chars().count();
+    let caret_start = loc.col.saturating_sub(1);
+    let caret_end = caret_start + loc.width;
+    let moved = |pos: usize, is_end: bool| {
+        let mut shift: isize = 0;
+        for (range, shown) in &edits {
+            let (a, b) = (char_at(range.start), char_at(range.end));
+            let r = shown.chars().count();
+            if pos >= b {
+                shift += isize::try_from(r).unwrap_or(0) - isize::try_from(b - a).unwrap_or(0);
+            } else if pos > a {
+                return (a + if is_end { r } else { 0 }).saturating_add_signed(shift);
+            }
+        }
+        pos.saturating_add_signed(shift)
+    };
+    let (new_start, new_end) = (moved(caret_start, false), moved(caret_end, true));
+    let mut text = String::with_capacity(line.len());
+    let mut last = 0;
+    for (range, shown) in &edits {
+        text.push_str(&line[last..range.start]);
+        text.push_str(shown);
+        last = range.end;
+    }
+    text.push_str(&line[last..]);
+    loc.line_text = text;
+    loc.col = new_start + 1;
+    loc.width = new_end.saturating_sub(new_start).max(1);
 }
 
 /// Table names are plain identifiers (optionally `schema.table`), so they can be quoted safely.
@@ -131,10 +231,13 @@ pub fn sqlite_error(path: &Path, e: &rusqlite::Error) -> Error {
 }
 
 /// Connects to PostgreSQL, filling what the URL leaves out from the environment and the password file.
+/// The URL is parsed here (as libpq does), never by the driver's own, looser URL reader.
 pub fn connect_postgres(url: &str) -> Result<postgres::Client> {
-    let redacted = redact_url(url);
-    let mut config = postgres::Config::from_str(url).map_err(|e| {
-        Error::data(format!("{redacted} is not a PostgreSQL connection string: {e}"))
+    let parsed = PgUrl::parse(url)?;
+    let redacted = parsed.redacted();
+    let mut config = postgres::Config::from_str(&parsed.keyword_value_string()).map_err(|e| {
+        // The driver names the option at fault, never its value.
+        Error::data(format!("{redacted} is not a usable PostgreSQL connection: {e}"))
             .with_hint("write it as postgres://user@host:port/database (password from PGPASSWORD or ~/.pgpass)")
     })?;
     if config.get_hosts().is_empty() {
@@ -160,7 +263,7 @@ pub fn connect_postgres(url: &str) -> Result<postgres::Client> {
     if config.get_password().is_none() {
         if let Ok(pw) = std::env::var("PGPASSWORD") {
             config.password(pw);
-        } else if let Some(pw) = pgpass_password(&config) {
+        } else if let Some(pw) = pgpass_password(&config, parsed.get("passfile")) {
             config.password(pw);
         }
     }
@@ -179,9 +282,10 @@ pub fn connect_postgres(url: &str) -> Result<postgres::Client> {
 }
 
 /// The password for this connection from the libpq password file (`host:port:db:user:password`).
-fn pgpass_password(config: &postgres::Config) -> Option<String> {
-    let path = std::env::var_os("PGPASSFILE")
+fn pgpass_password(config: &postgres::Config, passfile: Option<&str>) -> Option<String> {
+    let path = passfile
         .map(PathBuf::from)
+        .or_else(|| std::env::var_os("PGPASSFILE").map(PathBuf::from))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
     let text = std::fs::read_to_string(path).ok()?;
     let host = match config.get_hosts().first()? {
@@ -508,6 +612,122 @@ mod tests {
             "postgres://db/x?user=ann"
         );
         assert_eq!(strip_password("sqlite:a.db"), "sqlite:a.db");
+    }
+
+    #[test]
+    fn another_scheme_or_a_key_value_string_is_refused_without_being_shown() {
+        for (text, message) in [
+            (
+                "mysql://etl:S3cret@h/db",
+                "a mysql:// URL names no database mlpipe can use (the rest of it is not shown: it may hold a password)",
+            ),
+            (
+                "postgress://etl:S3cret@h/db",
+                "a postgress:// URL names no database mlpipe can use (the rest of it is not shown: it may hold a password)",
+            ),
+            (
+                "host=db user=etl password=S3cret",
+                "a libpq key/value connection string (host=… dbname=…) is not accepted here (it is not shown: it may \
+                 hold a password)",
+            ),
+        ] {
+            let e = Database::parse(text).err().unwrap_or_else(|| panic!("{text} parsed"));
+            assert_eq!(e.to_string(), message);
+        }
+        assert!(matches!(Database::parse("data/train.csv"), Ok(None)));
+        assert!(matches!(
+            Database::parse("sqlite://a.db"),
+            Ok(Some(Database::Sqlite(_)))
+        ));
+        let db = Database::parse("postgres://etl:S3c%2Fret%3Fx@127.0.0.1:5432/db")
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.redacted(), "postgres://etl:***@127.0.0.1:5432/db");
+        assert_eq!(db.without_password(), "postgres://etl@127.0.0.1:5432/db");
+        assert_eq!(format!("{db:?}"), "postgres://etl:***@127.0.0.1:5432/db");
+        let e = Database::parse("postgres://etl:S3c/ret?x@127.0.0.1:5432/db")
+            .err()
+            .unwrap();
+        assert!(e.to_string().starts_with("the PostgreSQL URL is ambiguous"), "{e}");
+        assert!(e.hint().unwrap().contains("'/' as %2F, '?' as %3F"), "{e}");
+    }
+
+    #[test]
+    fn stored_source_texts_never_keep_a_password() {
+        // A record written before the URL was parsed may hold a password the old masking missed.
+        for (stored, read) in [
+            (
+                "postgres://etl:S3c/ret?x@127.0.0.1:5432/db",
+                "postgres://(not shown: the URL does not parse)",
+            ),
+            (
+                "postgres://etl:***@127.0.0.1:5432/db",
+                "postgres://etl@127.0.0.1:5432/db",
+            ),
+            ("data/train.csv", "data/train.csv"),
+            ("", ""),
+        ] {
+            let json = serde_json::to_string(stored).unwrap();
+            let mut d = serde_json::Deserializer::from_str(&json);
+            assert_eq!(deserialize_stored_source(&mut d).unwrap(), read);
+        }
+    }
+
+    #[test]
+    fn a_pipeline_line_under_an_error_shows_no_password_and_keeps_its_caret() {
+        let mut loc = Location {
+            file: "p.toml".into(),
+            line: 2,
+            col: 10,
+            line_text: r#"source = "postgres://etl:S3c%2Fret@h:5432/db" # the warehouse"#.into(),
+            width: 36,
+        };
+        redact_location(&mut loc);
+        assert_eq!(
+            loc.line_text,
+            r#"source = "postgres://etl:***@h:5432/db" # the warehouse"#
+        );
+        assert_eq!((loc.col, loc.width), (10, 30));
+        let mut loc = Location {
+            file: "p.toml".into(),
+            line: 2,
+            col: 1,
+            line_text: r#"source = 'postgres://etl:S3c/ret?x@h/db' ; table = "t""#.into(),
+            width: 6,
+        };
+        redact_location(&mut loc);
+        assert_eq!(
+            loc.line_text,
+            r#"source = 'postgres://(not shown: the URL does not parse)' ; table = "t""#
+        );
+        assert_eq!((loc.col, loc.width), (1, 6));
+        // A caret after the URL moves with the text; one inside it spans what replaced it.
+        let line = r#"x = ["postgres://a:S3cret@h/db", "mysql://u:S3cret@h"] oops"#;
+        for (col, under) in [(56, "oops"), (45, "mysql://(not shown: the URL does not parse)")] {
+            let mut loc = Location {
+                file: "p.toml".into(),
+                line: 1,
+                col,
+                line_text: line.into(),
+                width: 4,
+            };
+            redact_location(&mut loc);
+            assert_eq!(
+                loc.line_text,
+                r#"x = ["postgres://a:***@h/db", "mysql://(not shown: the URL does not parse)"] oops"#
+            );
+            assert_eq!(&loc.line_text[loc.col - 1..loc.col - 1 + loc.width], under);
+        }
+        let mut plain = Location {
+            file: "p.toml".into(),
+            line: 1,
+            col: 3,
+            line_text: r#"source = "sqlite://data/h.db""#.into(),
+            width: 2,
+        };
+        let before = plain.clone();
+        redact_location(&mut plain);
+        assert_eq!(plain, before);
     }
 
     #[test]

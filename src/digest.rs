@@ -84,6 +84,7 @@ pub mod context {
     pub const PREDICTION_ID: &str = "mlpipe 2026-11 prediction id v1";
     pub const STAGE_SEED: &str = "mlpipe 2026-11 stage seed v1";
     pub const DATA_DIGEST: &str = "mlpipe 2026-11 frame digest v1";
+    pub const LEDGER_ENTRY: &str = "mlpipe 2026-11 ledger entry v1";
 }
 
 /// Builds a key from typed fields. Each field is written as a one-byte tag, then its payload:

@@ -16,7 +16,7 @@ use crate::models::{self, FitTarget, Model};
 use crate::plan::{Plan, StageKind};
 use crate::spec::{Pipeline, TargetTransform, Task};
 use crate::stages::{self, FitContext, analyse, power_transform, split};
-use crate::store::{RefKind, Store};
+use crate::store::{RefKind, RefRead, Store};
 
 pub const OUTPUT_FORMAT: u32 = 1;
 
@@ -299,18 +299,39 @@ impl<'a> Executor<'a> {
     }
 
     /// Looks a stage key up in the store; a damaged or unreadable cached output counts as a miss.
-    fn cached(&self, key: &Id, name: &str) -> Result<Option<(Id, StageOutput)>> {
+    fn cached(&self, key: &Id, name: &str, kind: StageKind) -> Result<Option<(Id, StageOutput)>> {
         if !self.use_cache {
             return Ok(None);
         }
-        let Some(out_id) = self.store.get_ref(RefKind::StageKey, key)? else {
-            return Ok(None);
+        let out_id = match self.store.read_ref(RefKind::StageKey, key)? {
+            RefRead::Missing => return Ok(None),
+            RefRead::Target(id) => id,
+            // Moved aside (never deleted); recomputing the stage writes the ref again.
+            RefRead::Damaged(d) => {
+                let moved = match self.store.quarantine_ref(RefKind::StageKey, key) {
+                    Ok(Some(to)) => format!("; moved it aside to {}", to.display()),
+                    Ok(None) => String::new(),
+                    Err(e) => format!("; it could not be moved aside ({e}) and is overwritten"),
+                };
+                self.progress.warn(&format!(
+                    "the stage-key ref of {name} ({}) {}{moved}; recomputing {name}",
+                    d.path.display(),
+                    d.what
+                ));
+                return Ok(None);
+            }
         };
         let parsed = self
             .store
             .get(&out_id)
             .and_then(|bytes| StageOutput::from_bytes(&bytes, &out_id));
         match parsed {
+            Ok(out) if !state_fits(&out.state, kind) => {
+                self.progress.warn(&format!(
+                    "the stage-key ref of {name} points at {out_id}, which is not the output of a {name} stage; recomputing it"
+                ));
+                Ok(None)
+            }
             Ok(out) => Ok(Some((out_id, out))),
             Err(e @ (Error::Corrupt { .. } | Error::Lookup { .. } | Error::Internal { .. })) => {
                 self.progress
@@ -338,7 +359,7 @@ impl<'a> Executor<'a> {
             #[allow(clippy::disallowed_methods)] // timing only reaches the progress report
             let started = Instant::now();
             let key = self.plan.key(index, &input);
-            let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name)? {
+            let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name, stage.kind)? {
                 if let Some(d) = data.take() {
                     data = Some(self.apply(index, &out, Some(d), snapshot)?);
                 }
@@ -520,6 +541,20 @@ impl<'a> Executor<'a> {
             }
         }
     }
+}
+
+/// Whether a stored state is of the kind a stage produces (a stage-key ref copied from another kind of
+/// stage points at one that is not).
+fn state_fits(state: &StageState, kind: StageKind) -> bool {
+    matches!(
+        (state, kind),
+        (StageState::Gather { .. }, StageKind::Gather)
+            | (StageState::Split(_), StageKind::Split)
+            | (StageState::Analyse(_), StageKind::Analyse)
+            | (StageState::Step(_), StageKind::Step(_))
+            | (StageState::Train(_), StageKind::Train)
+            | (StageState::Evaluate(_), StageKind::Evaluate)
+    )
 }
 
 /// Fits `estimator` on the (transformed) train rows: the target transformed or turned into classes.

@@ -376,7 +376,10 @@ fn provenance(out: &mut String, r: &RunRecord) {
     let rows: Vec<(&str, String)> = vec![
         ("run", r.run.hex()),
         ("pipeline", format!("{} (object {})", r.pipeline_name, r.pipeline.hex())),
-        ("data snapshot", format!("{} ({})", r.snapshot.hex(), r.source)),
+        (
+            "data snapshot",
+            format!("{} ({})", r.snapshot.hex(), crate::database::redact_url(&r.source)),
+        ),
         ("code", r.code.describe()),
         ("master seed", r.seed.to_string()),
         ("mlpipe", format!("{} ({})", r.tool.mlpipe, r.tool.target)),

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::digest::{Id, KeyBuilder, context};
 use crate::error::{Error, Result};
 use crate::executor::{Predictions, StageState, TrainState, predict};
-use crate::frame::{Column, ColumnData, ColumnType, Frame, conform_to_schema};
+use crate::frame::{Column, ColumnData, ColumnType, Expected, Frame, conform_to_schema};
 use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
@@ -130,19 +130,27 @@ impl Scorer {
     /// Applies every fitted step, then the model (and the inverse target transform). Large batches are
     /// scored in chunks of rows on all cores: every fitted step works row by row (row-keyed draws use the
     /// row's position in the whole batch), so chunking changes no bit of the result, and the chunks'
-    /// predictions are joined in row order.
+    /// predictions are joined in row order. A row whose prediction is not a finite number (an input far
+    /// outside the training range, such as `LotArea = 1e308`, can drive a model to ±∞ or NaN) is an
+    /// error naming its line: such a value is never answered, written or recorded.
     pub fn score(&self, frame: Frame) -> Result<Predictions> {
+        self.score_rows(frame).map_err(|f| f.error)
+    }
+
+    /// [`Scorer::score`], telling which row (0-based, in `frame`) made it fail when one row did.
+    pub fn score_rows(&self, frame: Frame) -> Result<Predictions, ScoreFailure> {
         use rayon::prelude::*;
         let mut optional = vec![self.target.as_str()];
         optional.extend(self.id_column.as_deref());
-        let frame = conform_to_schema(frame, &self.schema, &optional)?;
+        let base = frame.first_row;
+        let frame = conform_to_schema(frame, &self.schema, &optional).map_err(ScoreFailure::whole)?;
         if frame.n_rows() <= SCORE_CHUNK {
-            return self.score_chunk(frame);
+            return self.score_chunk(frame, base);
         }
-        let parts: Vec<Result<Predictions>> = frame
+        let parts: Vec<Result<Predictions, ScoreFailure>> = frame
             .into_chunks(SCORE_CHUNK)
             .into_par_iter()
-            .map(|chunk| self.score_chunk(chunk))
+            .map(|chunk| self.score_chunk(chunk, base))
             .collect();
         let mut out: Option<Predictions> = None;
         for part in parts {
@@ -153,7 +161,7 @@ impl Scorer {
                 None => out = Some(part),
             }
         }
-        out.ok_or_else(|| Error::internal("no rows were scored"))
+        out.ok_or_else(|| ScoreFailure::whole(Error::internal("no rows were scored")))
     }
 
     /// A classifier's labels (its classes in order) and whether they are numbers.
@@ -221,16 +229,41 @@ impl Scorer {
         }
     }
 
-    fn score_chunk(&self, mut frame: Frame) -> Result<Predictions> {
+    /// Scores one chunk (`base`: the first row of the frame it was cut from) and refuses a prediction
+    /// that is not a finite number, naming the row's line.
+    fn score_chunk(&self, mut frame: Frame, base: u64) -> Result<Predictions, ScoreFailure> {
+        let lines = frame.lines.clone();
+        let offset = usize::try_from(frame.first_row.saturating_sub(base)).unwrap_or(usize::MAX);
         for step in &self.steps {
-            frame = step.apply(frame)?;
+            frame = step.apply(frame).map_err(ScoreFailure::whole)?;
         }
-        predict(&self.train, &frame)
+        let predictions = predict(&self.train, &frame).map_err(ScoreFailure::whole)?;
+        if let Some((r, what)) = non_finite(&predictions) {
+            let line = lines.get(r).copied().unwrap_or(r as u64 + 1);
+            return Err(ScoreFailure {
+                row: Some(offset.saturating_add(r)),
+                error: Error::data(format!(
+                    "line {line} of {}: the model's {what}, not a finite number; it is neither answered nor recorded",
+                    frame.source
+                ))
+                .with_hint(
+                    "a value in this row lies far outside the training data (e.g. a number near 1e308); check the row's numbers",
+                ),
+            });
+        }
+        Ok(predictions)
     }
 
-    /// Reads CSV bytes with the training data's read options.
+    /// Reads CSV bytes with the training data's read options, taking each column's type from the fitted
+    /// schema (never from the rows at hand) and reading only the schema's columns.
     pub fn read_csv(&self, bytes: &[u8], source: &str) -> Result<Frame> {
-        crate::frame::read_csv(bytes, &self.read, source)
+        let mut optional = vec![self.target.as_str()];
+        optional.extend(self.id_column.as_deref());
+        let expected = Expected {
+            schema: &self.schema,
+            optional: &optional,
+        };
+        crate::frame::read_csv_expecting(bytes, &self.read, &expected, source)
     }
 
     /// The id column's values as they should be written beside predictions.
@@ -397,6 +430,35 @@ impl Scorer {
             pair,
             time: when.time.to_string(),
             source: when.source.to_string(),
+        }
+    }
+}
+
+/// Why a frame could not be scored, and the row (0-based, in the frame) at fault when one row is.
+#[derive(Debug)]
+pub struct ScoreFailure {
+    pub row: Option<usize>,
+    pub error: Error,
+}
+
+impl ScoreFailure {
+    fn whole(error: Error) -> ScoreFailure {
+        ScoreFailure { row: None, error }
+    }
+}
+
+/// The first row whose prediction is not a finite number, and what was not finite: a regressor's value,
+/// or any of a classifier's probabilities (which decide its class).
+fn non_finite(predictions: &Predictions) -> Option<(usize, String)> {
+    match predictions {
+        Predictions::Values(v) => v
+            .iter()
+            .position(|x| !x.is_finite())
+            .map(|r| (r, format!("prediction is {}", v[r]))),
+        Predictions::Classes { proba, n_classes, .. } => {
+            let i = proba.iter().position(|p| !p.is_finite())?;
+            let n = (*n_classes).max(1);
+            Some((i / n, format!("class probabilities hold {}", proba[i])))
         }
     }
 }

@@ -54,7 +54,8 @@ pub struct App {
     pub champion: Scorer,
     pub shadow: Option<Scorer>,
     pub ledger: LedgerWriter,
-    pub token: Option<String>,
+    /// The bearer token's blake3 digest: requests are checked by comparing digests (see [`authorise`]).
+    token: Option<blake3::Hash>,
     pub limits: Limits,
     pub metrics: Metrics,
     model_doc: Value,
@@ -75,7 +76,7 @@ impl App {
             champion,
             shadow,
             ledger,
-            token,
+            token: token.map(|t| blake3::hash(t.as_bytes())),
             limits,
             metrics: Metrics::default(),
             model_doc,
@@ -170,17 +171,12 @@ fn error_response(app: &App, route: &'static str, err: &ApiError) -> Response {
     json_response(err.status, &err.body())
 }
 
+/// Checks the `Authorization: Bearer <token>` header (the scheme in any case). Both tokens are digested
+/// with blake3 and the digests compared in constant time (`blake3::Hash`'s `==`), so neither how much of
+/// the token matched nor its length shows in the time taken.
 fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &app.token else { return Ok(()) };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant-time comparison: the time taken does not reveal how much of the token matched.
-    let same =
-        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same {
+    if bearer_matches(token, headers) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -190,6 +186,18 @@ fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
         )
         .hint("send the header `Authorization: Bearer <token>` with the server's token"))
     }
+}
+
+/// Whether the request's bearer token digests to `token`. A missing header or another scheme gives an
+/// empty token, which no server token (never empty) digests alike.
+fn bearer_matches(token: &blake3::Hash, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, credentials)| credentials.trim_start_matches(' '));
+    blake3::hash(given.as_bytes()) == *token
 }
 
 async fn predict(
@@ -277,9 +285,10 @@ async fn predict_inner(app: &App, headers: &HeaderMap, body: Body, client: Socke
         .iter()
         .map(|m| champion.id_column.as_deref().and_then(|c| m.get(c)).cloned())
         .collect();
-    let predictions = champion.score(records.frame).map_err(|e| {
-        // Errors name "line N of the request": N is the record's position, from 1.
-        ApiError::from_error(&e, None)
+    let predictions = champion.score_rows(records.frame).map_err(|f| {
+        // Errors name "line N of the request": N is the record's position, from 1. A record whose
+        // prediction is not a finite number is a 422 naming it (`record`, from 0); nothing is recorded.
+        ApiError::from_error(&f.error, f.row)
     })?;
     let time = provenance::now_rfc3339_micros();
     let mut entries = Vec::with_capacity(maps.len());
@@ -687,4 +696,40 @@ fn openapi_document(scorer: &Scorer) -> Value {
             "Error": error
         }}
     })
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    fn headers(value: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = value {
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_bearer_token_is_checked_by_its_digest_whatever_its_length() {
+        let token = blake3::hash(b"s3cr3t-token");
+        assert!(bearer_matches(&token, &headers(Some("Bearer s3cr3t-token"))));
+        assert!(
+            bearer_matches(&token, &headers(Some("bearer s3cr3t-token"))),
+            "the scheme is case-insensitive"
+        );
+        for wrong in [
+            None,
+            Some("Bearer "),
+            Some("Bearer s3cr3t-toke"),
+            Some("Bearer s3cr3t-token-and-more"),
+            Some("Bearer s3cr3t-tokeN"),
+            Some("Basic s3cr3t-token"),
+            Some("s3cr3t-token"),
+        ] {
+            assert!(!bearer_matches(&token, &headers(wrong)), "{wrong:?}");
+        }
+        // An empty header matches no token: a server never holds an empty one (serve refuses it).
+        assert!(!bearer_matches(&blake3::hash(b"x"), &headers(Some("Bearer"))));
+    }
 }

@@ -173,7 +173,9 @@ fn epoch_seconds(time: &str) -> Result<f64> {
 pub struct SourceRecord {
     pub kind: String,
     pub format: u32,
-    /// The database, password removed.
+    /// The database, password removed ([`Database::without_password`]). Read through
+    /// [`database::strip_password`] too, so a record written by an older mlpipe never hands one on.
+    #[serde(deserialize_with = "database::deserialize_stored_source")]
     pub source: String,
     /// The SQL that was run (the time is a bound parameter: `as_of`).
     pub query: String,
@@ -434,7 +436,7 @@ pub fn fetch(db: &Database, sel: &Selection, as_of: Option<&str>, na: &str) -> R
     let record = SourceRecord {
         kind: "source-snapshot".into(),
         format: 1,
-        source: db.redacted(),
+        source: db.without_password(),
         query: sql,
         as_of: as_of.map(str::to_string),
         as_of_written: sel.as_of.clone(),

@@ -119,7 +119,7 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
             let Some(array) = batch.column_by_name(name) else {
                 continue;
             };
-            let data = arrow_column(array.as_ref(), name, *ty, source)?;
+            let data = arrow_column(array.as_ref(), name, *ty, source, rows)?;
             match columns.iter_mut().find(|c| &c.name == name) {
                 Some(col) => match (&mut col.data, data) {
                     (ColumnData::Numeric(a), ColumnData::Numeric(b)) => a.extend(b),
@@ -143,9 +143,12 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
     })
 }
 
-/// One Arrow column as frame data of the training type. Integers become text for a categorical column
-/// (as a CSV file would spell them); anything else that does not fit is an error naming the column.
-fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str) -> Result<ColumnData> {
+/// One Arrow column as frame data of the training type (the fitted schema's, never guessed from the
+/// values). A categorical column takes strings, integers (as a CSV file spells them) and floats that are
+/// whole numbers (pandas writes an integer column with a missing value as floats); an all-null column is
+/// all missing whatever its Arrow type. Anything else that does not fit is an error naming the column.
+/// `first_row` is the batch's first row in the file (0-based), for messages.
+fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, first_row: usize) -> Result<ColumnData> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
     use arrow_array::types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
@@ -159,6 +162,18 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str) -> 
         .with_hint("write numbers as integers or floats and categories as strings")
         .for_column(name)
     };
+    if array.null_count() == n || *array.data_type() == DataType::Null {
+        // Text stays text for a numeric column (conform_to_schema parses it), so that every batch of
+        // a file gives the same kind of data.
+        let textual = matches!(
+            array.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+        );
+        return Ok(match ty {
+            ColumnType::Numeric if !textual => ColumnData::Numeric(vec![f64::NAN; n]),
+            ColumnType::Numeric | ColumnType::Categorical => ColumnData::Categorical(vec![None; n]),
+        });
+    }
     macro_rules! numbers {
         ($t:ty) => {{
             let a = array.as_primitive::<$t>();
@@ -166,6 +181,54 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str) -> 
                 .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) as f64 })
                 .collect::<Vec<f64>>()
         }};
+    }
+    // Integers as text, exactly (not through f64, which rounds beyond 2^53).
+    macro_rules! integer_texts {
+        ($t:ty) => {{
+            let a = array.as_primitive::<$t>();
+            (0..n)
+                .map(|i| (!a.is_null(i)).then(|| Arc::from(a.value(i).to_string().as_str())))
+                .collect::<Vec<Option<Arc<str>>>>()
+        }};
+    }
+    if ty == ColumnType::Categorical {
+        let texts = match array.data_type() {
+            DataType::Int8 => integer_texts!(Int8Type),
+            DataType::Int16 => integer_texts!(Int16Type),
+            DataType::Int32 => integer_texts!(Int32Type),
+            DataType::Int64 => integer_texts!(Int64Type),
+            DataType::UInt8 => integer_texts!(UInt8Type),
+            DataType::UInt16 => integer_texts!(UInt16Type),
+            DataType::UInt32 => integer_texts!(UInt32Type),
+            DataType::UInt64 => integer_texts!(UInt64Type),
+            #[allow(clippy::cast_lossless)]
+            DataType::Float32 | DataType::Float64 => {
+                let values = if *array.data_type() == DataType::Float32 {
+                    numbers!(Float32Type)
+                } else {
+                    numbers!(Float64Type)
+                };
+                let mut texts = Vec::with_capacity(n);
+                for (i, x) in values.iter().enumerate() {
+                    if x.is_nan() {
+                        texts.push(None);
+                    } else if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
+                        #[allow(clippy::cast_possible_truncation)]
+                        texts.push(Some(Arc::from((*x as i64).to_string().as_str())));
+                    } else {
+                        return Err(Error::data(format!(
+                            "column \"{name}\" of {source} is categorical, but row {} holds the number {x}",
+                            first_row + i + 1
+                        ))
+                        .with_hint("write categories as strings (or whole numbers), exactly as in the training data")
+                        .for_column(name));
+                    }
+                }
+                texts
+            }
+            _ => arrow_cast_to_strings(array).ok_or_else(unsupported)?,
+        };
+        return Ok(ColumnData::Categorical(texts));
     }
     #[allow(clippy::cast_lossless, clippy::cast_possible_truncation)]
     let numeric: Option<Vec<f64>> = match array.data_type() {
@@ -195,31 +258,28 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str) -> 
         }
         _ => None,
     };
-    let integral = matches!(
-        array.data_type(),
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-    );
-    match (ty, numeric) {
-        (ColumnType::Numeric, Some(v)) => Ok(ColumnData::Numeric(v)),
-        (ColumnType::Categorical, Some(v)) if integral => Ok(ColumnData::Categorical(
-            v.iter()
-                .map(|x| (!x.is_nan()).then(|| Arc::from(format!("{x}").as_str())))
-                .collect(),
-        )),
-        (_, Some(_)) => Err(unsupported()),
-        (_, None) => {
-            let strings = arrow_cast_to_strings(array).ok_or_else(unsupported)?;
-            // A numeric training column may arrive as text; conform_to_schema parses it like CSV text.
-            Ok(ColumnData::Categorical(strings))
+    let Some(mut v) = numeric else {
+        let strings = arrow_cast_to_strings(array).ok_or_else(unsupported)?;
+        // A numeric training column may arrive as text; conform_to_schema parses it like CSV text.
+        return Ok(ColumnData::Categorical(strings));
+    };
+    // An infinite float is not a number a model can take (CSV and JSON refuse it too).
+    if let Some(i) = v.iter().position(|x| x.is_infinite()) {
+        return Err(Error::data(format!(
+            "column \"{name}\" of {source}: row {} holds {}, which is not a finite number",
+            first_row + i + 1,
+            v[i]
+        ))
+        .with_hint("write a finite number, or null for a missing value")
+        .for_column(name));
+    }
+    // Every NaN is a missing value, as in a CSV file.
+    for x in &mut v {
+        if x.is_nan() {
+            *x = f64::NAN;
         }
     }
+    Ok(ColumnData::Numeric(v))
 }
 
 fn arrow_cast_to_strings(array: &dyn Array) -> Option<Vec<Option<Arc<str>>>> {
@@ -307,6 +367,109 @@ impl Target {
             Target::File { path, .. } => path.display().to_string(),
             Target::Stdout { .. } => "standard output".into(),
             Target::Table { database, table } => format!("{} table {table}", database.redacted()),
+        }
+    }
+}
+
+/// The absolute path `path` names once every symlink is followed (the final component too, when it is
+/// a link) and `.`/`..` are folded: the nearest existing ancestor is canonicalised and the components
+/// that do not exist yet (which hold no link) are appended lexically. A dangling link is followed to
+/// where it points (that is where a write through it would land); a loop of links is an error.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    resolve_within(path, 0)
+}
+
+fn resolve_within(path: &Path, depth: usize) -> Result<PathBuf> {
+    if depth > 40 {
+        return Err(
+            Error::data(format!("{} goes through more than 40 symbolic links", path.display()))
+                .with_hint("check the links on the path for a loop"),
+        );
+    }
+    let absolute = absolute(path)?;
+    let mut existing = absolute.as_path();
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    let base = loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            break real;
+        }
+        if let Ok(target) = std::fs::read_link(existing) {
+            let target = existing.parent().map_or_else(|| target.clone(), |p| p.join(&target));
+            break resolve_within(&target, depth + 1)?;
+        }
+        // The last component, `..` included (which `file_name` does not give).
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    Ok(fold(base, rest.iter().rev()))
+}
+
+/// `path` made absolute against the current folder (nothing resolved).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()
+            .map_err(|e| Error::io("read", "the current folder", e))?
+            .join(path))
+    }
+}
+
+/// `base` with `parts` appended, `.` and `..` folded lexically.
+fn fold<'a>(base: PathBuf, parts: impl Iterator<Item = &'a &'a std::ffi::OsStr>) -> PathBuf {
+    let mut out = base;
+    for part in parts {
+        if *part == ".." {
+            out.pop();
+        } else if *part != "." {
+            out.push(part);
+        }
+    }
+    out
+}
+
+/// Refuses an output that would land in the store folder or inside it (the ledger, an object, a ref),
+/// comparing both paths with every symlink resolved: writing there would replace the store's own files.
+/// `what` names the output, for the message (`--output`).
+pub fn refuse_inside_store(store_root: &Path, output: &Path, what: &str) -> Result<()> {
+    let store = resolve(store_root)?;
+    let resolved = resolve(output)?;
+    if resolved.starts_with(&store) {
+        let written = absolute(output)?;
+        let lexical = fold(PathBuf::new(), written.iter().collect::<Vec<_>>().iter());
+        let through = if resolved == lexical {
+            String::new()
+        } else {
+            format!(" (through links it is {})", resolved.display())
+        };
+        return Err(Error::data(format!(
+            "{what} {} lies inside the store {}{through}; mlpipe never writes an output there, as it would replace the store's own files",
+            output.display(),
+            store_root.display(),
+        ))
+        .with_hint(format!(
+            "write it outside {}, the store's folder (e.g. in the project folder)",
+            store_root.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Target {
+    /// Refuses a target in the store folder (see [`refuse_inside_store`]): a file, or a SQLite database.
+    pub fn refuse_inside_store(&self, store_root: &Path) -> Result<()> {
+        match self {
+            Target::File { path, .. } => refuse_inside_store(store_root, path, "--output"),
+            Target::Table {
+                database: Database::Sqlite(path),
+                ..
+            } => refuse_inside_store(store_root, path, "the SQLite output"),
+            Target::Table { .. } | Target::Stdout { .. } => Ok(()),
         }
     }
 }
@@ -521,7 +684,7 @@ pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            crate::store::write_atomic(dir, path, &bytes)?;
+            write_file(dir, path, &bytes)?;
             Ok(rows.len())
         }
         Target::Stdout { format } => {
@@ -537,10 +700,235 @@ pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
     }
 }
 
+/// Writes an output file atomically (`store::write_atomic`: a temp file beside it, renamed into place),
+/// after removing the temp files killed writers left in that folder (see [`sweep_stale_temps`]).
+pub fn write_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    sweep_stale_temps(dir);
+    crate::store::write_atomic(dir, path, bytes)
+}
+
+/// Removes, from `dir`, the temp files that `store::write_atomic` created and a killed process left
+/// behind (a killed `predict -o` leaves one as large as its output). A file is removed only when all of
+/// these hold: its name starts with our prefix ([`crate::store::TEMP_PREFIX`]); it is a regular file,
+/// not a link; its lock can be taken (a live writer holds it from creation to rename, so a taken lock
+/// means its writer is gone); and it has content or is over an hour old (a writer locks its file right
+/// after creating it, before writing, so an empty new file may be one not locked yet). The file is
+/// checked to be the one opened (same device and inode) before it is removed. Returns how many were
+/// removed; a file that cannot be inspected or removed is left alone (this is housekeeping).
+pub fn sweep_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(std::result::Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(crate::store::TEMP_PREFIX))
+        })
+        .filter(|e| remove_if_stale(&e.path()))
+        .count()
+}
+
+fn remove_if_stale(path: &Path) -> bool {
+    let Ok(before) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !before.file_type().is_file() {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.try_lock().is_err() {
+        return false; // a live writer holds it
+    }
+    let Ok(opened) = file.metadata() else { return false };
+    let old = opened
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+    if opened.len() == 0 && !old {
+        return false;
+    }
+    // The name must still be the file we opened and locked (not something swapped in since).
+    let Ok(now) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !now.file_type().is_file() || !same_file(&now, &opened) {
+        return false;
+    }
+    std::fs::remove_file(path).is_ok()
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
 fn encode(rows: &OutputRows<'_>, format: Format) -> Result<Vec<u8>> {
     match format {
         Format::Csv => rows.to_csv(),
         Format::Ndjson => rows.to_ndjson(),
         Format::Parquet => rows.to_parquet(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_writers_temp_file_is_removed_and_a_live_writers_or_a_foreign_file_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let name = |n: &str| d.join(format!("{}{n}", crate::store::TEMP_PREFIX));
+        // What a killed `predict -o out.csv` leaves: a full temp file nobody holds.
+        std::fs::write(name("out.csv.AbCdEf123456"), vec![b'x'; 1 << 20]).unwrap();
+        // A live writer's temp file: locked for as long as it is being written.
+        std::fs::write(name("other.csv.live00000000"), b"partial").unwrap();
+        let live = std::fs::File::open(name("other.csv.live00000000")).unwrap();
+        live.lock().unwrap();
+        // Just created, not locked yet (its writer locks it next): empty and new, kept.
+        std::fs::write(name("new.csv.fresh0000000"), b"").unwrap();
+        // Not ours: other names, and a link carrying our prefix (its target is never touched).
+        std::fs::write(d.join("out.csv"), b"the previous output").unwrap();
+        std::fs::write(d.join(".tmp-out.csv"), b"someone else's").unwrap();
+        std::fs::write(d.join("target.txt"), b"keep me").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.join("target.txt"), name("link.csv.000000000000")).unwrap();
+        assert_eq!(sweep_stale_temps(d), 1);
+        assert!(!name("out.csv.AbCdEf123456").exists());
+        assert!(name("other.csv.live00000000").exists());
+        assert!(name("new.csv.fresh0000000").exists());
+        assert_eq!(std::fs::read(d.join("out.csv")).unwrap(), b"the previous output");
+        assert!(d.join(".tmp-out.csv").exists());
+        assert_eq!(std::fs::read(d.join("target.txt")).unwrap(), b"keep me");
+        #[cfg(unix)]
+        assert!(std::fs::symlink_metadata(name("link.csv.000000000000")).is_ok());
+        // Once its writer is gone, the live one's file goes too.
+        drop(live);
+        assert_eq!(sweep_stale_temps(d), 1);
+        assert!(!name("other.csv.live00000000").exists());
+    }
+
+    #[test]
+    fn writing_an_output_removes_the_temp_file_a_killed_write_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("predictions.csv");
+        let stale = dir
+            .path()
+            .join(format!("{}predictions.csv.k1ll3dk1ll3d", crate::store::TEMP_PREFIX));
+        std::fs::write(&stale, vec![b'x'; 4096]).unwrap();
+        write_file(dir.path(), &out, b"a\n1\n").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"a\n1\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["predictions.csv"]);
+    }
+
+    #[test]
+    fn an_output_inside_the_store_is_refused_through_links_and_dot_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let store = d.join("artifacts");
+        std::fs::create_dir_all(store.join("v1")).unwrap();
+        std::fs::write(store.join("ledger.sqlite"), b"ledger").unwrap();
+        let refused = |path: &Path| refuse_inside_store(&store, path, "--output").is_err();
+        assert!(refused(&store.join("ledger.sqlite")));
+        assert!(refused(&store));
+        assert!(refused(&store.join("v1/new/deeper/out.csv")));
+        assert!(refused(&d.join("elsewhere/../artifacts/out.csv")));
+        assert!(!refused(&d.join("out.csv")));
+        assert!(!refused(&d.join("artifacts-2/out.csv")));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::symlink;
+            // A folder link into the store, a file link to the ledger, a dangling link into the store.
+            symlink(&store, d.join("link")).unwrap();
+            assert!(refused(&d.join("link/ledger.sqlite")));
+            symlink(store.join("ledger.sqlite"), d.join("out.sqlite")).unwrap();
+            assert!(refused(&d.join("out.sqlite")));
+            symlink(store.join("v1/not-yet.csv"), d.join("dangling.csv")).unwrap();
+            assert!(refused(&d.join("dangling.csv")));
+            // A store reached through a link is the same store.
+            symlink(&store, d.join("store-link")).unwrap();
+            assert!(refuse_inside_store(&d.join("store-link"), &store.join("x.csv"), "--output").is_err());
+            // A loop of links is an error, not a hang.
+            symlink(d.join("loop-b"), d.join("loop-a")).unwrap();
+            symlink(d.join("loop-a"), d.join("loop-b")).unwrap();
+            let err = refuse_inside_store(&store, &d.join("loop-a"), "--output").unwrap_err();
+            assert!(
+                err.to_string().ends_with("goes through more than 40 symbolic links"),
+                "{err}"
+            );
+        }
+        let err = refuse_inside_store(&store, &store.join("ledger.sqlite"), "--output").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--output {} lies inside the store {}; mlpipe never writes an output there, as it would replace the store's own files",
+                store.join("ledger.sqlite").display(),
+                store.display()
+            )
+        );
+        assert_eq!(
+            err.hint().as_deref(),
+            Some(
+                format!(
+                    "write it outside {}, the store's folder (e.g. in the project folder)",
+                    store.display()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn parquet_columns_take_the_fitted_type_whatever_their_arrow_type() {
+        use arrow_array::{Float64Array, NullArray};
+        let text = |v: &[Option<&str>]| ColumnData::Categorical(v.iter().map(|x| x.map(Arc::from)).collect());
+        // All missing: a null-typed column, or floats that are all null, is all missing for either type.
+        let nulls = NullArray::new(2);
+        assert_eq!(
+            arrow_column(&nulls, "Alley", ColumnType::Categorical, "t.parquet", 0).unwrap(),
+            text(&[None, None])
+        );
+        let floats = Float64Array::from(vec![None, None]);
+        assert_eq!(
+            arrow_column(&floats, "Alley", ColumnType::Categorical, "t.parquet", 0).unwrap(),
+            text(&[None, None])
+        );
+        assert!(matches!(
+            arrow_column(&nulls, "x", ColumnType::Numeric, "t.parquet", 0).unwrap(),
+            ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan())
+        ));
+        // Whole floats are category codes; integers are written exactly, beyond 2^53 too.
+        let codes = Float64Array::from(vec![Some(20.0), None, Some(-3.0)]);
+        assert_eq!(
+            arrow_column(&codes, "MSSubClass", ColumnType::Categorical, "t.parquet", 0).unwrap(),
+            text(&[Some("20"), None, Some("-3")])
+        );
+        let big = Int64Array::from(vec![9_007_199_254_740_993]);
+        assert_eq!(
+            arrow_column(&big, "code", ColumnType::Categorical, "t.parquet", 0).unwrap(),
+            text(&[Some("9007199254740993")])
+        );
+        // An infinite number is refused, naming the row (counted across batches).
+        let inf = Float64Array::from(vec![1.0, f64::INFINITY]);
+        let err = arrow_column(&inf, "LotArea", ColumnType::Numeric, "t.parquet", 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column \"LotArea\" of t.parquet: row 12 holds inf, which is not a finite number"
+        );
     }
 }

@@ -660,3 +660,164 @@ fn grid_search_is_recorded_shown_and_diffed() {
         "{err}"
     );
 }
+
+/// The first `n` lines of the project's test.csv (its header and `n - 1` rows), `\n`-terminated.
+fn test_csv_head(p: &Project, n: usize) -> String {
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    text.lines().take(n).flat_map(|l| [l, "\n"]).collect()
+}
+
+/// The `prediction` column of a CSV written by predict.
+fn prediction_column(csv: &str) -> Vec<String> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn predict_from_the_first_rows_of_the_shipped_test_csv_succeeds() {
+    // Regression (#23): in `head -3 test.csv` "Alley" is NA in both rows, so the reader took it for a
+    // numeric column although the fitted schema says categorical, and predict exited 101.
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    std::fs::write(p.path("head3.csv"), test_csv_head(&p, 3)).unwrap();
+    let out = p.mlpipe(&["predict", &id, "--input", "head3.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let full = p.mlpipe(&["predict", &id, "--input", "test.csv"]);
+    assert!(full.status.success(), "{}", stderr(&full));
+    let (head, all) = (prediction_column(&stdout(&out)), prediction_column(&stdout(&full)));
+    assert_eq!(head, all[..2], "the same rows predict the same values in a small batch");
+}
+
+#[test]
+fn csv_errors_in_a_crlf_file_name_the_line_an_editor_shows() {
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    let crlf = test_csv_head(&p, 4).replace('\n', "\r\n");
+    std::fs::write(p.path("crlf.csv"), &crlf).unwrap();
+    let out = p.mlpipe(&["predict", &id, "--input", "crlf.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        prediction_column(&stdout(&out)),
+        prediction_column(&stdout(&p.mlpipe(&["predict", &id, "--input", "test.csv"])))[..3]
+    );
+    // Row 3 (file line 4) gets a word where LotArea needs a number.
+    let lines: Vec<&str> = crlf.split("\r\n").collect();
+    let bad = lines[3].replacen(",13830,", ",big,", 1);
+    assert_ne!(bad, lines[3], "line 4 of test.csv has LotArea 13830");
+    std::fs::write(p.path("crlf.csv"), crlf.replace(lines[3], &bad)).unwrap();
+    let (code, err) = p.fail(&["predict", &id, "--input", "crlf.csv"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: column \"LotArea\" must be numeric, but line 4 of crlf.csv holds \"big\"\nhint: fix the value, or mark it missing with one of the pipeline's na_values\n"
+    );
+}
+
+#[test]
+fn predict_refuses_an_output_inside_the_store_and_the_ledger_keeps_its_rows() {
+    // Regression (#23): `-o artifacts/ledger.sqlite --output-format csv` replaced the ledger.
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    let ok = p.mlpipe(&["predict", &id, "--input", "test.csv", "-o", "a.csv"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let ledger_before = std::fs::read(p.store().join("ledger.sqlite")).unwrap();
+    let hint = "hint: write it outside [ROOT]/artifacts, the store's folder (e.g. in the project folder)\n";
+    let (code, err) = p.fail(&[
+        "predict",
+        &id,
+        "--input",
+        "test.csv",
+        "-o",
+        "artifacts/ledger.sqlite",
+        "--output-format",
+        "csv",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: --output artifacts/ledger.sqlite lies inside the store [ROOT]/artifacts; mlpipe never writes an output there, as it would replace the store's own files\n{hint}"
+        )
+    );
+    // Through a link to the store folder, into the ledger as a SQLite table, and the other outputs.
+    std::os::unix::fs::symlink(p.store(), p.path("out")).unwrap();
+    let (_, err) = p.fail(&["predict", &id, "--input", "test.csv", "-o", "out/x.csv"]);
+    assert_eq!(
+        err,
+        format!(
+            "error: --output out/x.csv lies inside the store [ROOT]/artifacts (through links it is [ROOT]/artifacts/x.csv); mlpipe never writes an output there, as it would replace the store's own files\n{hint}"
+        )
+    );
+    let (_, err) = p.fail(&[
+        "predict",
+        &id,
+        "--input",
+        "test.csv",
+        "-o",
+        "sqlite:artifacts/ledger.sqlite",
+        "--table",
+        "scores",
+    ]);
+    assert!(
+        err.starts_with("error: the SQLite output artifacts/ledger.sqlite lies inside the store"),
+        "{err}"
+    );
+    let (_, err) = p.fail(&["report", &id, "-o", "artifacts/report.html"]);
+    assert!(
+        err.starts_with("error: the report artifacts/report.html lies inside the store"),
+        "{err}"
+    );
+    let (_, err) = p.fail(&["export", &id, "-o", "out/v1/model.onnx"]);
+    assert!(
+        err.starts_with("error: the exported file out/v1/model.onnx lies inside the store"),
+        "{err}"
+    );
+    let (_, err) = p.fail(&["snapshot", "train.csv", "--export", "artifacts/v1/lock"]);
+    assert!(
+        err.starts_with("error: --export artifacts/v1/lock lies inside the store"),
+        "{err}"
+    );
+    // Nothing in the store was touched: the ledger is byte for byte what it was, with its one batch.
+    assert_eq!(std::fs::read(p.store().join("ledger.sqlite")).unwrap(), ledger_before);
+    let entries: Value = serde_json::from_slice(&p.mlpipe(&["ledger", "--json"]).stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert!(!p.store().join("x.csv").exists() && !p.store().join("report.html").exists());
+}
+
+#[test]
+fn a_temp_file_left_by_a_killed_predict_is_removed_by_the_next_write() {
+    // A predict killed while writing its output (here by SIGXFSZ: a file-size limit below the output's
+    // size) leaves a temp file beside the output; the next write into that folder removes it.
+    let p = Project::new();
+    let id = p.run(&[])["run"].as_str().unwrap().to_string();
+    // Once first, so the store already holds the input, output and record (they are larger than the limit).
+    let first = p.mlpipe(&["predict", &id, "--input", "test.csv", "-o", "first.csv"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let size = std::fs::metadata(p.path("first.csv")).unwrap().len();
+    std::fs::create_dir(p.path("out")).unwrap();
+    let killed = std::process::Command::new("prlimit")
+        .arg(format!("--fsize={}", size / 2))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_mlpipe"))
+        .args(["predict", &id, "--input", "test.csv", "-o", "out/predictions.csv"])
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .status()
+        .unwrap();
+    assert!(!killed.success(), "the size limit should have stopped the write");
+    let left = || -> Vec<String> {
+        std::fs::read_dir(p.path("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let temps = left();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    assert!(temps[0].starts_with(".mlpipe-tmp-predictions.csv."), "{temps:?}");
+    let out = p.mlpipe(&["predict", &id, "--input", "test.csv", "-o", "out/predictions.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(left(), ["predictions.csv"]);
+    assert_eq!(std::fs::metadata(p.path("out/predictions.csv")).unwrap().len(), size);
+}

@@ -619,3 +619,537 @@ fn a_large_batch_scored_in_chunks_matches_row_by_row() {
         assert_eq!((id, pred.to_bits()), (sid, spred.to_bits()), "row {r}");
     }
 }
+
+/// Streams NDJSON lines through `predict --stream` and returns the answers.
+fn stream_answers(p: &Project, run: &str, records: &[Value]) -> Vec<Value> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["predict", run, "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    for r in records {
+        writeln!(input, "{r}").unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn ledger_head(p: &Project) -> Value {
+    let out = p.mlpipe(&["ledger", "head", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
+    let p = Project::new();
+    let run = run_id(&p);
+    let batch = p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "out.csv", "--json"]);
+    assert!(batch.status.success(), "{}", stderr(&batch));
+    let batch: Value = serde_json::from_slice(&batch.stdout).unwrap();
+    let batch_id = batch["prediction"].as_str().unwrap().to_string();
+    let records = test_records(&p);
+    let answers = stream_answers(&p, &run, &records[..2]);
+    let id = answers[0]["prediction_id"].as_str().unwrap().to_string();
+    let value = answers[0]["prediction"].as_f64().unwrap();
+    let ledger: Value = serde_json::from_slice(&p.mlpipe(&["ledger", "--json"]).stdout).unwrap();
+    let entry = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["prediction"] == id.as_str())
+        .unwrap();
+    let (seq, time) = (
+        entry["seq"].as_i64().unwrap(),
+        entry["time"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(seq, 2);
+
+    // Untouched: the chain holds and every entry replays to what it records.
+    let verify = p.mlpipe(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let head = ledger_head(&p);
+    assert_eq!((head["entries"].as_u64(), head["kept"].as_u64()), (Some(3), Some(3)));
+    let digest = head["digest"].as_str().unwrap().to_string();
+    assert!(
+        stdout(&verify).contains(&format!(
+            "checked the ledger's chain: 3 entries up to head {digest} (entry 3); 3 compared with their replay"
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    let text = stdout(&p.mlpipe(&["ledger", "head"]));
+    assert!(
+        text.starts_with(&format!("head     {digest}\nentries  3\nkept     3\n")),
+        "{text}"
+    );
+
+    // One value changed behind mlpipe's back.
+    let conn = rusqlite::Connection::open(p.store().join("ledger.sqlite")).unwrap();
+    assert_eq!(
+        conn.execute("UPDATE ledger SET value = 999 WHERE prediction = ?1", [&id])
+            .unwrap(),
+        1
+    );
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    let report = stdout(&verify);
+    assert!(
+        report.contains(&format!(
+            "  {id}: ledger entry 2 does not match its chain digest: it, or the digest of the entry before it, was \
+             changed after it was recorded; the ledger was edited outside mlpipe: compare `mlpipe ledger head` with \
+             a head anchored earlier, and restore the ledger from a backup\n"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "  {id}: ledger entry 2 (stream prediction made {time}) records value 999.0, but its replay gives \
+             {value:?}; `mlpipe reproduce {id}` shows it\n"
+        )),
+        "{report}"
+    );
+    let refused = p.mlpipe(&["reproduce", &id]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert_eq!(
+        stdout(&refused),
+        format!(
+            "NOT reproduced: stream prediction {id} replays to its stored artifacts (1 checked), but 1 of its 1 \
+             ledger entries record something else\n  ledger entry 2 (stream prediction {id}, made {time}): value \
+             recorded 999.0, replayed {value:?}\n  the ledger was changed after the prediction was recorded: \
+             `mlpipe verify` checks its chain\n"
+        )
+    );
+    let json: Value = serde_json::from_slice(&p.mlpipe(&["reproduce", &id, "--json"]).stdout).unwrap();
+    assert_eq!(json["ledger_mismatches"][0]["recorded"], "999.0");
+    assert_eq!(json["ledger_mismatches"][0]["field"], "value");
+    // The other stream prediction is untouched and still replays.
+    replay(&p, answers[1]["prediction_id"].as_str().unwrap());
+
+    // Every row, as the issue did it: the batch entry (which holds no single value) is refused too,
+    // whole and by row.
+    conn.execute("UPDATE ledger SET value = 999", []).unwrap();
+    for target in [batch_id.clone(), format!("{batch_id}/7")] {
+        let refused = p.mlpipe(&["reproduce", &target]);
+        assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+        assert!(
+            stdout(&refused).contains(&format!(
+                "  ledger entry 1 (batch prediction {batch_id}, made {}): value recorded 999.0, replayed none\n",
+                ledger.as_array().unwrap().last().unwrap()["time"].as_str().unwrap()
+            )),
+            "{}",
+            stdout(&refused)
+        );
+    }
+    let verify = p.mlpipe(&["verify", "--json"]);
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let named: std::collections::BTreeSet<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(named.len(), 3, "every entry is reported: {report}");
+    // The recorded head does not move: compared with the one anchored above, it still matches, so the
+    // edit is found entry by entry.
+    assert_eq!(ledger_head(&p)["digest"], digest.as_str());
+}
+
+#[test]
+fn ledger_prune_takes_rfc3339_offsets_and_leaves_a_verifiable_chain() {
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    stream_answers(&p, &run, &records[..3]);
+    let head = ledger_head(&p);
+    let digest = head["digest"].as_str().unwrap().to_string();
+
+    // An offset is normalised to UTC (the ledger's times are UTC and compare as text).
+    let prune = p.mlpipe(&["ledger", "prune", "--before", "2999-01-01T01:30:00+01:30"]);
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    assert_eq!(
+        stdout(&prune),
+        format!(
+            "removed 3 entries made before 2999-01-01T00:00:00.000000Z and 3 inputs no entry uses\nthe chain now \
+             starts after position 3, from the removed entries' head {digest}\n"
+        )
+    );
+    let verify = p.mlpipe(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let after = ledger_head(&p);
+    assert_eq!(after["digest"], digest.as_str());
+    assert_eq!((after["entries"].as_u64(), after["kept"].as_u64()), (Some(3), Some(0)));
+    assert_eq!(after["anchor"]["position"], 3);
+    assert_eq!(after["anchor"]["pruned_before"], "2999-01-01T00:00:00.000000Z");
+    // The chain goes on from the anchor.
+    stream_answers(&p, &run, &records[3..4]);
+    let verify = p.mlpipe(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert_eq!(ledger_head(&p)["entries"], 4);
+    let at = p.mlpipe(&["ledger", "head", "--at", "3", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&at.stdout).unwrap()["digest"],
+        digest.as_str()
+    );
+
+    for (given, why) in [
+        (
+            "2026-12-01T10:00:00",
+            "it has no offset: add Z for UTC, or the offset from UTC such as +01:00",
+        ),
+        (
+            "2026-12-01T10:00:00+0100",
+            "\"+0100\" is not Z or an offset such as +01:00",
+        ),
+        (
+            "next tuesday",
+            "expected YYYY-MM-DDTHH:MM:SS with an optional fraction, then Z or an offset such as +01:00",
+        ),
+    ] {
+        let (code, err) = p.fail(&["ledger", "prune", "--before", given]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            format!(
+                "error: --before {given} is not an RFC 3339 time: {why}\nhint: write a date, a time and an offset, \
+                 as 2026-12-01T10:00:00Z or 2026-12-01T10:00:00+01:00\n"
+            )
+        );
+    }
+}
+
+/// Writes records as a Parquet file the way pandas would for a few rows: text columns as strings,
+/// other columns as float64 (an all-missing column too, all nulls), `MSSubClass` as float64 codes.
+fn write_pandas_like_parquet(p: &Project, records: &[Value], file: &str) {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let names: Vec<String> = records[0].as_object().unwrap().keys().cloned().collect();
+    let mut arrays: Vec<(String, ArrayRef)> = Vec::new();
+    for name in &names {
+        let col: Vec<&Value> = records.iter().map(|r| &r[name]).collect();
+        let array: ArrayRef = if col.iter().any(|v| v.is_string()) && name != "MSSubClass" {
+            Arc::new(StringArray::from(col.iter().map(|v| v.as_str()).collect::<Vec<_>>()))
+        } else {
+            let floats = col
+                .iter()
+                .map(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .collect::<Vec<_>>();
+            Arc::new(Float64Array::from(floats))
+        };
+        arrays.push((name.clone(), array));
+    }
+    let batch = RecordBatch::try_from_iter(arrays).unwrap();
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    std::fs::write(p.path(file), bytes).unwrap();
+}
+
+#[test]
+fn parquet_with_an_all_null_or_float_coded_categorical_column_predicts_like_csv() {
+    // Regression (#23): batch reading must take its types from the fitted schema. In the first two test
+    // rows "Alley" is all missing (a float64 column of nulls, as pandas writes it) and MSSubClass holds
+    // float codes (20.0); both are categorical in the schema.
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    write_pandas_like_parquet(&p, &records[..2], "head.parquet");
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    let head: String = text.lines().take(3).flat_map(|l| [l, "\n"]).collect();
+    std::fs::write(p.path("head.csv"), head).unwrap();
+    let a = p.mlpipe(&["predict", &run, "--input", "head.csv"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let b = p.mlpipe(&["predict", &run, "--input", "head.parquet"]);
+    assert!(b.status.success(), "{}", stderr(&b));
+    let (a, b) = (csv_predictions(&a.stdout), csv_predictions(&b.stdout));
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.0, x.1.to_bits()), (&y.0, y.1.to_bits()));
+    }
+    // A float that is not a whole number is no category code: an error naming column and row.
+    let mut odd = records[..2].to_vec();
+    odd[1]["MSSubClass"] = json!(20.5);
+    write_pandas_like_parquet(&p, &odd, "odd.parquet");
+    let (code, err) = p.fail(&["predict", &run, "--input", "odd.parquet"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: column \"MSSubClass\" of odd.parquet is categorical, but row 2 holds the number 20.5\nhint: write categories as strings (or whole numbers), exactly as in the training data\n"
+    );
+}
+
+#[test]
+fn a_prediction_driven_to_infinity_is_refused_on_every_channel_and_never_recorded() {
+    // Regression (#23): `LotArea = 1e308` made the prediction +inf, answered as null over REST, `inf` in
+    // CSV and `Inf` in SQLite, and recorded in the ledger.
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    let text = std::fs::read_to_string(p.path("test.csv")).unwrap();
+    let head: String = text.lines().take(3).flat_map(|l| [l, "\n"]).collect();
+    let huge_line = text.lines().nth(2).unwrap().replacen(",14267,", ",1e308,", 1);
+    std::fs::write(
+        p.path("huge.csv"),
+        head.replace(text.lines().nth(2).unwrap(), &huge_line),
+    )
+    .unwrap();
+    let message =
+        "line 3 of huge.csv: the model's prediction is inf, not a finite number; it is neither answered nor recorded";
+    let hint = "hint: a value in this row lies far outside the training data (e.g. a number near 1e308); check the row's numbers\n";
+    // Batch, to a file and to a SQLite table: the batch is refused, naming the row's line; nothing written.
+    for target in [
+        &["-o", "out.csv"][..],
+        &["-o", "sqlite:scores.db", "--table", "scores"][..],
+    ] {
+        let mut args = vec!["predict", &run, "--input", "huge.csv"];
+        args.extend_from_slice(target);
+        let (code, err) = p.fail(&args);
+        assert_eq!(code, 1);
+        assert_eq!(err, format!("error: {message}\n{hint}"));
+    }
+    assert!(!p.path("out.csv").exists());
+    if p.path("scores.db").exists() {
+        let db = rusqlite::Connection::open(p.path("scores.db")).unwrap();
+        let rows: i64 = db
+            .query_row("select count(*) from sqlite_master where name = 'scores'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(rows, 0, "no table of predictions was written");
+    }
+    // Stream: a per-line error, and the stream goes on.
+    let mut huge = records[1].clone();
+    huge["LotArea"] = json!(1e308);
+    let input = format!("{}\n{}\n{}\n", records[0], huge, records[1]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["predict", &run, "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answers: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 3);
+    assert!(answers[0]["prediction"].is_f64() && answers[2]["prediction"].is_f64());
+    assert_eq!(
+        answers[1],
+        json!({"line": 2, "error": {
+            "kind": "invalid_record",
+            "message": "line 2 of standard input: the model's prediction is inf, not a finite number; it is neither answered nor recorded",
+            "hint": "a value in this row lies far outside the training data (e.g. a number near 1e308); check the row's numbers",
+        }})
+    );
+    // REST: 422 naming the record; an array with one such record is refused whole, as for any bad record.
+    let server = Server::start(&p, &[&run]);
+    let agent = new_agent();
+    let url = format!("{}/v1/predict", server.base);
+    let (status, body) = post(&agent, &url, "application/json", &huge.to_string());
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": {
+            "kind": "invalid_record",
+            "message": "line 1 of the request: the model's prediction is inf, not a finite number; it is neither answered nor recorded",
+            "record": 0,
+            "hint": "a value in this row lies far outside the training data (e.g. a number near 1e308); check the row's numbers",
+        }})
+    );
+    let array = Value::Array(vec![records[0].clone(), huge.clone()]).to_string();
+    let (status, body) = post(&agent, &url, "application/json", &array);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["record"], 1);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2 of the request: ")
+    );
+    drop(server);
+    // The ledger holds the two good stream predictions only, each with a finite value.
+    let ledger: Value = serde_json::from_slice(&p.mlpipe(&["ledger", "--json"]).stdout).unwrap();
+    let entries = ledger.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{ledger}");
+    assert!(
+        entries.iter().all(|e| e["channel"] == "stream" && e["value"].is_f64()),
+        "{ledger}"
+    );
+}
+
+#[test]
+fn an_over_long_stream_line_gets_an_error_record_and_the_stream_goes_on() {
+    // Regression (#23): one 300 MB line took 304 MB of memory. A line over --max-line (default 1 MiB,
+    // as REST's --max-body) is answered with an error record and read past without being held.
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    let long = format!("{{\"pad\": \"{}\"}}", "x".repeat(3 << 20));
+    let input = format!("{}\n{long}\n{}\n", records[0], records[1]);
+    let stream = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+            .current_dir(p.dir.path())
+            .env("MLPIPE_STORE", p.store())
+            .args(["predict", &run, "--stream"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let text = input.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success());
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let answers = stream(&[]);
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0]["Id"], 1461);
+    assert_eq!(answers[2]["Id"], 1462);
+    assert_eq!(
+        answers[1],
+        json!({"line": 2, "error": {
+            "kind": "line_too_long",
+            "message": format!("line 2 is {} bytes long, over the limit of 1048576 bytes; it was skipped", long.len()),
+            "hint": "send one record per line, smaller; or raise the limit with --max-line BYTES",
+        }})
+    );
+    // With a higher limit the line is read, and refused for what it holds.
+    let answers = stream(&["--max-line", "8000000"]);
+    assert_eq!(answers[1]["error"]["kind"], "invalid_record");
+    assert!(
+        answers[1]["error"]["message"].as_str().unwrap().contains("\"pad\""),
+        "{}",
+        answers[1]
+    );
+    // --max-line is for --stream only.
+    let (code, err) = p.fail(&["predict", &run, "--input", "test.csv", "--max-line", "10"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn serve_public_without_a_token_is_refused_unless_allow_anonymous_is_given() {
+    let p = Project::new();
+    let run = run_id(&p);
+    // Refused, whatever the address, with the ways out named.
+    for addr in ["0.0.0.0:0", "127.0.0.1:0"] {
+        let (code, err) = p.fail(&["serve", &run, "--addr", addr, "--public"]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            "error: --public without a token would let anyone who can reach this address predict, read the model \
+             and its metrics, and fill the ledger\nhint: give a bearer token with MLPIPE_TOKEN or --token-file FILE \
+             (or --token, which other users of this machine can see in the process list), or pass \
+             --allow-anonymous to serve without one\n"
+        );
+    }
+    // An empty MLPIPE_TOKEN is no token: refused, and never shown.
+    let out = p.mlpipe_env(&["serve", &run, "--public"], &[("MLPIPE_TOKEN", "")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the token from --token or MLPIPE_TOKEN is empty"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.mlpipe_env(&["serve", &run, "--public"], &[("MLPIPE_TOKEN", "two words")]);
+    assert!(stderr(&out).contains("holds a space") && !stderr(&out).contains("two words"));
+    // --help never shows the token from the environment.
+    let out = p.mlpipe_env(&["serve", "--help"], &[("MLPIPE_TOKEN", "t0ken-in-env")]);
+    assert!(stdout(&out).contains("MLPIPE_TOKEN") && !stdout(&out).contains("t0ken-in-env"));
+
+    // With MLPIPE_TOKEN: requests need it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .env("MLPIPE_TOKEN", "t0ken-in-env")
+        .args(["serve", &run, "--addr", "127.0.0.1:0", "--public", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not ready: {line:?}"));
+    assert_eq!(ready["token"], true);
+    let model = format!("http://{}/v1/model", ready["addr"].as_str().unwrap());
+    let agent = new_agent();
+    assert_eq!(get(&agent, &model).0, 401);
+    let status = |auth: &str| {
+        agent
+            .get(&model)
+            .header("Authorization", auth)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("Bearer t0ken-in-env"), 200);
+    assert_eq!(status("bearer t0ken-in-env"), 200);
+    for wrong in [
+        "Bearer t0ken-in-en",
+        "Bearer t0ken-in-env2",
+        "Bearer ",
+        "Basic t0ken-in-env",
+    ] {
+        assert_eq!(status(wrong), 401, "{wrong}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // --token on the command line, and --token with --token-file is one token too many.
+    let server = Server::start(&p, &[&run, "--public", "--token", "t0ken-on-cli"]);
+    let model = format!("{}/v1/model", server.base);
+    assert_eq!(get(&agent, &model).0, 401);
+    let (stopped, rest) = server.stop();
+    assert!(stopped, "{rest}");
+    std::fs::write(p.path("token"), "t0ken-in-file\n").unwrap();
+    let (_, err) = p.fail(&["serve", &run, "--token", "a", "--token-file", "token"]);
+    assert!(err.contains("a token is given twice"), "{err}");
+
+    // --allow-anonymous serves without one, and says so.
+    let server = Server::start(&p, &[&run, "--public", "--allow-anonymous"]);
+    assert_eq!(get(&agent, &format!("{}/v1/model", server.base)).0, 200);
+    let (stopped, rest) = server.stop();
+    assert!(stopped, "{rest}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["serve", &run, "--addr", "127.0.0.1:0", "--public", "--allow-anonymous"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    while !text.contains("no token") {
+        assert!(reader.read_line(&mut text).unwrap() > 0, "{text}");
+    }
+    assert!(text.contains("no token: every request is answered"), "{text}");
+    // Answering a request shows the server is past its start (its SIGTERM handler is set).
+    let base = text.split("on http://").nth(1).unwrap().lines().next().unwrap();
+    assert_eq!(get(&agent, &format!("http://{base}/healthz")).0, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

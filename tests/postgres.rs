@@ -387,3 +387,380 @@ fn credentials_from_the_url_the_environment_or_the_password_file() {
         "{err}"
     );
 }
+
+/// Every file under the store, and the outputs given, hold no trace of the password.
+fn assert_no_secret(secret: &str, what: &str, text: &str) {
+    assert!(!text.contains(secret), "{what} shows the password: {text}");
+}
+
+#[test]
+fn a_password_with_slash_and_question_mark_percent_encoded_connects_and_never_surfaces() {
+    use common::serving::{Server, new_agent};
+    let pg = Postgres::start();
+    load_history(&pg, "houses", false);
+    // Every character a URL reserves, in one password; "S3c" marks it, raw or percent-encoded.
+    let password = "S3c/ret?x@y#z%:";
+    let bare = pg.password_user("etl", password);
+    pg.psql("GRANT CREATE ON SCHEMA public TO etl");
+    let url = bare.replacen("etl@", "etl:S3c%2Fret%3Fx%40y%23z%25%3A@", 1);
+    let p = Project::new();
+    let clean = |what: &str, out: &std::process::Output| {
+        assert!(out.status.success(), "{what}: {}", stderr(out));
+        assert_no_secret("S3c", what, &stdout(out));
+        assert_no_secret("S3c", what, &stderr(out));
+    };
+
+    // A snapshot straight from the database.
+    let out = p.mlpipe(&[
+        "snapshot",
+        &url,
+        "--table",
+        "houses",
+        "--updated-at",
+        "updated_at",
+        "--key",
+        "Id",
+        "--order-by",
+        "Id",
+        "--as-of",
+        "2026-03-01T00:00:00Z",
+        "--na",
+        "NA",
+        "--json",
+    ]);
+    clean("snapshot --json", &out);
+    let snap: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["source"]["source"], bare.as_str());
+
+    // A pipeline gathering from it: the run, and the same run with the password from PGPASSWORD.
+    let sqlite_text = std::fs::read_to_string(SQLITE_PIPELINE).unwrap();
+    let with_url = |u: &str| sqlite_text.replace("sqlite:../data-snapshots/house-prices/houses.sqlite", u);
+    std::fs::write(p.path("pg.toml"), with_url(&url)).unwrap();
+    let out = p.mlpipe(&["run", "pg.toml", "--json"]);
+    clean("run --json", &out);
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = first["run"].as_str().unwrap().to_string();
+    std::fs::write(p.path("pg.toml"), with_url(&bare)).unwrap();
+    let out = p.mlpipe_env(&["run", "pg.toml", "--json"], &[("PGPASSWORD", password)]);
+    clean("run with PGPASSWORD", &out);
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        second["run"], first["run"],
+        "the run id does not depend on where the password came from"
+    );
+    assert_eq!(
+        second["record"], first["record"],
+        "nor does the stored pipeline or run record"
+    );
+    assert_eq!(second["snapshot"], snap["snapshot"]);
+    assert!(second["stages"].as_array().unwrap().iter().all(|s| s["cached"] == true));
+
+    // Everything that shows a run or its objects.
+    let shown: Value = serde_json::from_slice(&p.mlpipe(&["show", &run, "--json"]).stdout).unwrap();
+    let pipeline_object = shown["content"]["pipeline"].as_str().unwrap().to_string();
+    let source_record = shown["content"]["source_record"].as_str().unwrap().to_string();
+    assert_eq!(shown["content"]["source"], bare.as_str());
+    for args in [
+        vec!["show", &run],
+        vec!["show", &run, "--json"],
+        vec!["show", &pipeline_object, "--json"],
+        vec!["show", &source_record, "--json"],
+        vec!["log"],
+        vec!["log", "--json"],
+        vec!["report", &run, "-o", "report.html"],
+        vec!["reproduce", &run],
+        vec!["verify"],
+    ] {
+        let out = p.mlpipe_env(&args, &[("PGPASSWORD", password)]);
+        clean(&args.join(" "), &out);
+    }
+    assert_no_secret(
+        "S3c",
+        "report.html",
+        &std::fs::read_to_string(p.path("report.html")).unwrap(),
+    );
+    let out = p.mlpipe_env(&["reproduce", &run, "--refetch"], &[("PGPASSWORD", password)]);
+    clean("reproduce --refetch", &out);
+    assert!(stdout(&out).contains("same snapshot"), "{}", stdout(&out));
+
+    // Predictions into a table, the ledger in PostgreSQL, a replay from it, and a server writing to it.
+    let scoring = p.run(&[])["run"].as_str().unwrap().to_string();
+    let out = p.mlpipe(&[
+        "predict", &scoring, "--input", "test.csv", "-o", &url, "--table", "preds", "--ledger", &url, "--json",
+    ]);
+    clean("predict --json into PostgreSQL", &out);
+    assert!(stdout(&out).contains("etl:***@"), "{}", stdout(&out));
+    assert_eq!(pg.psql("SELECT count(*) FROM preds"), "1459");
+    let out = p.mlpipe(&["ledger", "--ledger", &url, "--json"]);
+    clean("ledger --json", &out);
+    let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prediction = entries[0]["prediction"].as_str().unwrap().to_string();
+    clean(
+        "reproduce from the ledger",
+        &p.mlpipe(&["reproduce", &format!("{prediction}/3"), "--ledger", &url]),
+    );
+    let server = Server::start(&p, &[&scoring, "--ledger", &url]);
+    let model = new_agent()
+        .get(&format!("{}/v1/model", server.base))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_no_secret("S3c", "/v1/model", &model);
+    let (stopped, rest) = server.stop();
+    assert!(stopped);
+    assert_no_secret("S3c", "serve", &rest);
+    // An environment variable holding the URL is never echoed by --help.
+    let out = p.mlpipe_env(&["predict", "--help"], &[("MLPIPE_LEDGER", &url)]);
+    clean("predict --help", &out);
+
+    // The password file (passfile= in the URL) as libpq reads it.
+    std::fs::write(
+        p.path("pgpass"),
+        format!("localhost:5432:postgres:etl:{}\n", password.replace(':', "\\:")),
+    )
+    .unwrap();
+    let out = p.mlpipe(&[
+        "snapshot",
+        &format!("{bare}&passfile={}", p.path("pgpass").display()),
+        "--table",
+        "houses",
+        "--hash-only",
+    ]);
+    clean("snapshot with passfile=", &out);
+
+    // Failures: a wrong password, an unreachable server, the password written raw, a mistyped scheme.
+    let wrong = bare.replacen("etl@", "etl:S3c-wrong%2F@", 1);
+    let out = p.mlpipe(&["snapshot", &wrong, "--table", "houses"]);
+    assert!(
+        stderr(&out).contains("password authentication failed for user \"etl\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_secret("S3c", "a refused login", &stderr(&out));
+    let dead = url.replace(&pg.socket_dir().display().to_string(), "/nonexistent");
+    let (_, err) = p.fail(&["snapshot", &dead, "--table", "houses"]);
+    assert!(
+        err.contains("cannot connect to PostgreSQL at postgres://etl:***@/postgres?host=/nonexistent"),
+        "{err}"
+    );
+    assert_no_secret("S3c", "an unreachable server", &err);
+    let raw = bare.replacen("etl@", &format!("etl:{password}@"), 1);
+    for args in [
+        vec!["snapshot", raw.as_str(), "--table", "houses"],
+        vec![
+            "predict", &scoring, "--input", "test.csv", "-o", &raw, "--table", "preds",
+        ],
+        vec!["ledger", "--ledger", &raw],
+        vec!["snapshot", "postgress://etl:S3c@host/db", "--table", "houses"],
+    ] {
+        let (code, err) = p.fail(&args);
+        assert_eq!(code, 1, "{err}");
+        assert_no_secret("S3c", &format!("refusing {}", args[0]), &err);
+    }
+    let (_, err) = p.fail(&["snapshot", raw.as_str(), "--table", "houses"]);
+    assert!(err.contains("the PostgreSQL URL is ambiguous"), "{err}");
+    assert!(err.contains("'/' as %2F, '?' as %3F, '@' as %40, '#' as %23"), "{err}");
+    std::fs::write(p.path("raw.toml"), with_url(&raw)).unwrap();
+    let (_, err) = p.fail(&["run", "raw.toml"]);
+    assert!(err.contains("raw.toml:16:10"), "{err}");
+    assert!(
+        err.contains("source = \"postgres://(not shown: the URL does not parse)\""),
+        "{err}"
+    );
+    assert_no_secret("S3c", "a pipeline with the password raw", &err);
+
+    // Nothing in the store holds the password, raw or encoded.
+    for entry in walk(&p.store()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert_no_secret("S3c", &entry.display().to_string(), &String::from_utf8_lossy(&bytes));
+    }
+}
+
+/// The ledger table as mlpipe created it in PostgreSQL before the chain existed.
+const OLD_PG_LEDGER: &str = "CREATE TABLE ledger (
+        seq bigserial PRIMARY KEY,
+        prediction text NOT NULL, run text NOT NULL, model text NOT NULL,
+        input text NOT NULL, input_format text NOT NULL, output text NOT NULL,
+        rows bigint NOT NULL, value double precision, channel text NOT NULL, role text NOT NULL,
+        pair text, time text NOT NULL, source text NOT NULL);
+     CREATE INDEX ledger_prediction ON ledger(prediction);
+     CREATE INDEX ledger_input ON ledger(input);
+     CREATE INDEX ledger_time ON ledger(time);
+     CREATE TABLE ledger_inputs (id text PRIMARY KEY, body bytea NOT NULL);";
+
+#[test]
+fn a_postgres_ledger_from_before_the_chain_is_chained_in_place_on_open() {
+    use mlpipe::ledger::{self, Link};
+    let pg = Postgres::start();
+    pg.psql(OLD_PG_LEDGER);
+    let hex = |text: &str| mlpipe::digest::Id::of_bytes(text.as_bytes()).hex();
+    // Committed in seq order; their times are not in order.
+    for (i, second) in [(1, 7), (2, 3), (3, 9)] {
+        pg.psql(&format!(
+            "INSERT INTO ledger (prediction, run, model, input, input_format, output, rows, value, channel, role, \
+             pair, time, source) VALUES ('{}', '{}', '{}', '{}', 'record', '{}', 1, {i}.5, 'serve', 'champion', \
+             NULL, '2026-11-26T10:00:0{second}.000000Z', '127.0.0.1:1')",
+            hex(&format!("p{i}")),
+            hex("run"),
+            hex("model"),
+            hex(&format!("i{i}")),
+            hex(&format!("o{i}")),
+        ));
+    }
+    let p = Project::new();
+    let head = p.mlpipe(&["ledger", "head", "--ledger", &pg.url, "--json"]);
+    assert!(head.status.success(), "{}", stderr(&head));
+    let head: Value = serde_json::from_slice(&head.stdout).unwrap();
+    assert_eq!((head["entries"].as_u64(), head["kept"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(
+        pg.psql("SELECT string_agg(position::text, ',' ORDER BY seq) FROM ledger"),
+        "1,2,3",
+        "every row kept and chained in commit order"
+    );
+    // The digests are those of the documented encoding, in seq order.
+    let mut backend = ledger::open(&p.store(), Some(&pg.url)).unwrap();
+    let mut entries = backend.entries(&ledger::Filter::default()).unwrap();
+    entries.reverse();
+    let expected = entries.iter().fold(Link::START, |link, e| link.next(e));
+    assert_eq!(head["digest"], expected.digest.hex().as_str());
+    let check = ledger::check_chain(backend.as_mut()).unwrap();
+    assert_eq!((check.checked, check.problems.len()), (3, 0));
+    // Opening again changes nothing.
+    drop(backend);
+    let again = p.mlpipe(&["ledger", "head", "--ledger", &pg.url, "--json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&again.stdout).unwrap(), head);
+}
+
+#[test]
+fn servers_appending_to_one_postgres_ledger_extend_one_verifiable_chain() {
+    let pg = Postgres::start();
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let url = pg.url.clone();
+    let records = common::serving::test_records(&p);
+    // Four writers at once (as four servers would be), each committing its own group of entries.
+    let streams: Vec<_> = records
+        .chunks(20)
+        .take(4)
+        .map(|chunk| {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+                .current_dir(p.dir.path())
+                .env("MLPIPE_STORE", p.store())
+                .args(["predict", &run, "--stream", "--ledger", &url])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let text: String = chunk.iter().flat_map(|r| [r.to_string(), "\n".into()]).collect();
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap());
+            child
+        })
+        .collect();
+    let batch = p.mlpipe(&[
+        "predict", &run, "--input", "test.csv", "-o", "out.csv", "--ledger", &url,
+    ]);
+    assert!(batch.status.success(), "{}", stderr(&batch));
+    let mut answers = Vec::new();
+    for child in streams {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        answers.extend(stdout(&out).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    assert_eq!(answers.len(), 80);
+    assert_eq!(
+        pg.psql("SELECT count(*) || ' ' || count(DISTINCT position) || ' ' || min(position) || ' ' || max(position) FROM ledger"),
+        "81 81 1 81"
+    );
+    let verify = p.mlpipe(&["verify", "--ledger", &url]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("checked the ledger's chain: 81 entries up to head "),
+        "{}",
+        stdout(&verify)
+    );
+
+    // Prune everything made before a time given with an offset: the chain goes on from the anchor.
+    let head: Value =
+        serde_json::from_slice(&p.mlpipe(&["ledger", "head", "--ledger", &url, "--json"]).stdout).unwrap();
+    let prune = p.mlpipe(&[
+        "ledger",
+        "prune",
+        "--before",
+        "2999-01-01T00:00:00-02:00",
+        "--ledger",
+        &url,
+    ]);
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    assert!(
+        stdout(&prune).starts_with("removed 81 entries made before 2999-01-01T02:00:00.000000Z"),
+        "{}",
+        stdout(&prune)
+    );
+    assert_eq!(
+        pg.psql("SELECT position || ' ' || digest FROM ledger_anchor"),
+        format!("81 {}", head["digest"].as_str().unwrap())
+    );
+    let more = p.mlpipe(&[
+        "predict", &run, "--input", "test.csv", "-o", "out.csv", "--ledger", &url,
+    ]);
+    assert!(more.status.success(), "{}", stderr(&more));
+    let streamed: Vec<Value> = {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+            .current_dir(p.dir.path())
+            .env("MLPIPE_STORE", p.store())
+            .args(["predict", &run, "--stream", "--ledger", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{}\n", records[100]).as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let verify = p.mlpipe(&["verify", "--ledger", &url]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert_eq!(
+        pg.psql("SELECT string_agg(position::text, ',' ORDER BY seq) FROM ledger"),
+        "82,83"
+    );
+    // Newest first, by row number (not by its text: "83" before "100").
+    let newest: Value =
+        serde_json::from_slice(&p.mlpipe(&["ledger", "--ledger", &url, "--limit", "1", "--json"]).stdout).unwrap();
+    assert_eq!(newest[0]["prediction"], streamed[0]["prediction_id"]);
+
+    // A value changed in the database: verify names the entry, reproduce exits 3, prune refuses.
+    let id = streamed[0]["prediction_id"].as_str().unwrap();
+    pg.psql(&format!("UPDATE ledger SET value = 999 WHERE prediction = '{id}'"));
+    let verify = p.mlpipe(&["verify", "--ledger", &url]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains(&format!("  {id}: ledger entry ")),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(
+        stdout(&verify).contains("does not match its chain digest"),
+        "{}",
+        stdout(&verify)
+    );
+    let replay = p.mlpipe(&["reproduce", id, "--ledger", &url]);
+    assert_eq!(replay.status.code(), Some(3), "{}", stderr(&replay));
+    assert!(
+        stdout(&replay).contains(&format!(
+            "value recorded 999.0, replayed {:?}",
+            streamed[0]["prediction"].as_f64().unwrap()
+        )),
+        "{}",
+        stdout(&replay)
+    );
+    let (code, err) = p.fail(&["ledger", "prune", "--before", "2999-01-01T00:00:00Z", "--ledger", &url]);
+    assert_eq!(code, 1);
+    assert!(err.contains("of the entries to remove do not verify"), "{err}");
+    assert_eq!(pg.psql("SELECT count(*) FROM ledger"), "2");
+}

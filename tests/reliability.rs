@@ -1079,3 +1079,530 @@ fn gc_removes_nothing_while_a_record_is_unreadable() {
     assert!(p.mlpipe(&["gc"]).status.success());
     verify_clean(&p, "gc after the record was rewritten");
 }
+
+// ---- Store integrity (issue #23: links, tampered and damaged refs, gc roots) ----
+
+/// The file of a ref: `runs`, `predictions`, or `keys` (two-character folder).
+fn ref_file(p: &Project, kind: &str, key: &str) -> PathBuf {
+    let refs = p.store().join("v1/refs").join(kind);
+    if kind == "keys" {
+        refs.join(&key[..2]).join(&key[2..])
+    } else {
+        refs.join(key)
+    }
+}
+
+fn ref_target(p: &Project, kind: &str, key: &str) -> String {
+    std::fs::read_to_string(ref_file(p, kind, key))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `predict RUN --input FILE --json`: the prediction id.
+fn predict_batch(p: &Project, run: &str, input: &str) -> String {
+    let out = p.mlpipe(&[
+        "predict",
+        run,
+        "--input",
+        input,
+        "-o",
+        &format!("{input}.out.csv"),
+        "--json",
+    ]);
+    json_out(&out, "predict")["prediction"].as_str().unwrap().to_string()
+}
+
+fn stage_of<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+fn fs_is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn object_files(p: &Project) -> BTreeSet<String> {
+    objects(&p.store()).into_iter().map(|(id, _)| id).collect()
+}
+
+#[test]
+fn gc_through_a_linked_tmp_folder_removes_nothing_outside_the_store() {
+    let p = Project::new();
+    p.run(&[]);
+    let outside = p.path("precious");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("thesis.tex"), "years of work").unwrap();
+    let tmp = p.store().join("v1/tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    std::os::unix::fs::symlink(&outside, &tmp).unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains(&format!(
+            "  v1/tmp: is a symbolic link to {}, not a folder; the store's folders must be real folders inside it: \
+             `mlpipe verify --repair` moves it aside to v1/quarantine/ (what a link points at is left untouched) and \
+             makes a real folder in its place\n",
+            outside.display()
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    let refused = "error: store folder [ROOT]/artifacts/v1/tmp is a symbolic link to [ROOT]/precious, not a folder; the \
+                   store's folders must be real folders inside it\nhint: `mlpipe verify` lists every link and misplaced \
+                   entry in the store; `mlpipe verify --repair` moves them aside to v1/quarantine/ and puts real folders \
+                   in their place (what a link points at is left untouched)\n";
+    for args in [vec!["gc"], vec!["run", "pipeline.toml"], vec!["log"]] {
+        assert_eq!(p.fail(&args), (1, refused.to_string()), "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.join("thesis.tex")).unwrap(),
+        "years of work"
+    );
+    let repair = p.mlpipe(&["verify", "--repair"]);
+    assert!(repair.status.success(), "{}", stdout(&repair));
+    assert!(
+        stdout(&repair)
+            .contains("  repaired v1/tmp: moved aside to v1/quarantine/tmp; made a real folder in its place\n"),
+        "{}",
+        stdout(&repair)
+    );
+    assert!(p.mlpipe(&["gc"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("thesis.tex")).unwrap(),
+        "years of work"
+    );
+    assert_eq!(
+        std::fs::read_link(p.store().join("v1/quarantine/tmp")).unwrap(),
+        outside
+    );
+
+    // A two-character object folder that is a link: gc touches nothing, not even what the link shows.
+    let (id, _) = objects(&p.store()).into_iter().next().unwrap();
+    let prefix = p.store().join("v1/objects").join(&id[..2]);
+    let elsewhere = p.path("elsewhere");
+    std::fs::rename(&prefix, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &prefix).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&elsewhere)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let (code, err) = p.fail(&["gc"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: gc removed nothing: [ROOT]/artifacts/v1/objects/{} is a symbolic link to [ROOT]/elsewhere, not a \
+             folder of objects; the store's folders and files must be real ones inside it\nhint: `mlpipe verify` lists \
+             every link in the store; `mlpipe verify --repair` moves them aside to v1/quarantine/ (what they point at \
+             is left untouched)\n",
+            &id[..2]
+        )
+    );
+    let after: Vec<_> = std::fs::read_dir(&elsewhere)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(before, after);
+    // Moved aside, its objects are missing: the run writes them again.
+    p.mlpipe(&["verify", "--repair"]);
+    assert!(fs_is_link(&p.store().join("v1/quarantine/objects").join(&id[..2])));
+    p.run(&[]);
+    verify_clean(&p, "a linked object folder moved aside and the run repeated");
+}
+
+#[test]
+fn a_ref_copied_over_another_is_refused_by_verify_and_every_load() {
+    let p = Project::new();
+    let a = p.run(&[]);
+    let b = p.run(&["--seed", "7"]);
+    let (ra, rb) = (a["run"].as_str().unwrap(), b["run"].as_str().unwrap());
+    let (rec_a, rec_b) = (ref_target(&p, "runs", ra), ref_target(&p, "runs", rb));
+
+    // A run ref copied over another's: verify, and every command that loads the run, refuse it.
+    std::fs::copy(ref_file(&p, "runs", ra), ref_file(&p, "runs", rb)).unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains(&format!(
+            "  {rb}: run {}: the ref points at {rec_a}, which is the record of run {ra} (copied from another run's \
+             ref?); the store still holds run {}'s record {}: `mlpipe verify --repair` points the ref at it\n",
+            &rb[..12],
+            &rb[..12],
+            &rec_b[..12]
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    let refused = format!(
+        "error: the run ref [ROOT]/artifacts/v1/refs/runs/{rb} points at object {rec_a}, which is the record of run \
+         {ra}, not of run {rb}\nhint: the ref was edited or copied from another; `mlpipe verify --repair` points it \
+         back at {}'s own record when the store holds it, and moves it aside to v1/quarantine/ otherwise\n",
+        &rb[..12]
+    );
+    for args in [
+        vec!["reproduce", rb],
+        vec!["predict", rb, "--input", "test.csv", "-o", "wrong.csv"],
+        vec!["show", rb],
+        vec!["export", rb, "--format", "onnx", "-o", "wrong.onnx"],
+    ] {
+        assert_eq!(p.fail(&args), (1, refused.clone()), "{args:?}");
+    }
+    assert!(!p.path("wrong.csv").exists());
+    let repair = p.mlpipe(&["verify", "--repair"]);
+    assert!(repair.status.success(), "{}", stdout(&repair));
+    assert!(
+        stdout(&repair).contains(&format!(
+            "  repaired {rb}: wrote the run ref {} again, pointing at {rec_b} (the old one moved aside to \
+             v1/quarantine/refs/runs/{rb})\n",
+            &rb[..12]
+        )),
+        "{}",
+        stdout(&repair)
+    );
+    replay(&p, rb);
+
+    // A prediction ref copied over another's.
+    std::fs::write(
+        p.path("few.csv"),
+        std::fs::read_to_string(p.path("test.csv"))
+            .unwrap()
+            .lines()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let (pa, pb) = (predict_batch(&p, ra, "test.csv"), predict_batch(&p, ra, "few.csv"));
+    let (prec_a, prec_b) = (ref_target(&p, "predictions", &pa), ref_target(&p, "predictions", &pb));
+    std::fs::copy(ref_file(&p, "predictions", &pa), ref_file(&p, "predictions", &pb)).unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains(&format!(
+            "  {pb}: prediction {}: the ref points at {prec_a}, which is the record of prediction {pa}, not of \
+             prediction {pb}; the store still holds prediction {}'s record {}: `mlpipe verify --repair` points the \
+             ref at it\n",
+            &pb[..12],
+            &pb[..12],
+            &prec_b[..12]
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    assert_eq!(
+        p.fail(&["reproduce", &pb]),
+        (
+            1,
+            format!(
+                "error: the prediction ref [ROOT]/artifacts/v1/refs/predictions/{pb} points at object {prec_a}, which is \
+                 the record of prediction {pa}, not of prediction {pb}\nhint: the ref was edited or copied from another; \
+                 `mlpipe verify --repair` points it back at {}'s own record when the store holds it, and moves it aside \
+                 to v1/quarantine/ otherwise\n",
+                &pb[..12]
+            )
+        )
+    );
+    assert!(p.mlpipe(&["verify", "--repair"]).status.success());
+    replay(&p, &pb);
+
+    // A stage-key ref copied over another stage's of the same kind: verify names it; the next run of that
+    // run points it back before any stage sees it (the run's record names the key with its output).
+    let (numeric, categorical) = (stage_of(&a, "impute.numeric"), stage_of(&a, "impute.categorical"));
+    let key = categorical["key"].as_str().unwrap();
+    std::fs::copy(
+        ref_file(&p, "keys", numeric["key"].as_str().unwrap()),
+        ref_file(&p, "keys", key),
+    )
+    .unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains(&format!(
+            "  {key}: the stage-key ref of stage impute.categorical of run {} points at {}, but the run recorded {} for \
+             that key (copied from another ref?); `mlpipe verify --repair` points it back at the recorded output\n",
+            &ra[..12],
+            numeric["output"].as_str().unwrap(),
+            categorical["output"].as_str().unwrap()
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    let again = p.mlpipe(&["run", "pipeline.toml", "--json"]);
+    let report = json_out(&again, "run after a stage-key ref was copied");
+    assert!(
+        stderr(&again).contains(&format!(
+            "warning: the stage-key ref of impute.categorical points at {}, not at the output {} that run {} recorded \
+             for that key; pointing it back\n",
+            numeric["output"].as_str().unwrap(),
+            categorical["output"].as_str().unwrap(),
+            &ra[..12]
+        )),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(report["run"], a["run"]);
+    assert_eq!(stage_outputs(&report), stage_outputs(&a));
+    verify_clean(&p, "the run pointed the stage-key ref back");
+
+    // Copied from another kind of stage, with no record naming the key (the run's ref is gone): the run
+    // sees a state of the wrong kind and recomputes the stage.
+    std::fs::remove_file(ref_file(&p, "runs", rb)).unwrap();
+    let split = stage_of(&b, "split")["key"].as_str().unwrap();
+    std::fs::copy(
+        ref_file(&p, "keys", stage_of(&b, "gather")["key"].as_str().unwrap()),
+        ref_file(&p, "keys", split),
+    )
+    .unwrap();
+    let again = p.mlpipe(&["run", "pipeline.toml", "--seed", "7", "--json"]);
+    let report = json_out(
+        &again,
+        "run after a stage-key ref was copied from another kind of stage",
+    );
+    assert!(
+        stderr(&again).contains(&format!(
+            "warning: the stage-key ref of split points at {}, which is not the output of a split stage; recomputing it\n",
+            stage_of(&b, "gather")["output"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(report["run"], b["run"]);
+    assert_eq!(stage_outputs(&report), stage_outputs(&b));
+    verify_clean(
+        &p,
+        "the run recomputed a stage whose ref pointed at another kind of output",
+    );
+}
+
+#[test]
+fn one_bad_byte_in_any_ref_is_reported_quarantined_and_recomputed() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let r = run["run"].as_str().unwrap().to_string();
+    let prediction = predict_batch(&p, &r, "test.csv");
+    let record = run["record"].as_str().unwrap().to_string();
+    let prediction_record = ref_target(&p, "predictions", &prediction);
+    let before = object_files(&p);
+    // One bad byte (a control character) in a run ref, a prediction ref and two stage-key refs; a
+    // third stage-key ref made a folder.
+    let damage = |file: &Path| {
+        let mut bytes = std::fs::read(file).unwrap();
+        bytes[5] = 0x01;
+        std::fs::write(file, &bytes).unwrap();
+        bytes
+    };
+    let key = |name: &str| stage_of(&run, name)["key"].as_str().unwrap().to_string();
+    let mut damaged = vec![
+        (ref_file(&p, "runs", &r), damage(&ref_file(&p, "runs", &r))),
+        (
+            ref_file(&p, "predictions", &prediction),
+            damage(&ref_file(&p, "predictions", &prediction)),
+        ),
+    ];
+    for name in ["analyse", "train"] {
+        let file = ref_file(&p, "keys", &key(name));
+        damaged.push((file.clone(), damage(&file)));
+    }
+    let folder = ref_file(&p, "keys", &key("evaluate"));
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    let held = |id: &str| format!("\"{}\\u{{1}}{}\"…", &id[..5], &id[6..40]);
+
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let report = stdout(&verify);
+    assert!(!report.contains('\u{1}'), "a raw control character in: {report}");
+    let mut expected = vec![
+        format!(
+            "  v1/refs/runs/{r}: damaged run ref: it holds {} instead of an object id; the store still holds run {}'s \
+             record {}: `mlpipe verify --repair` points the ref at it\n",
+            held(&record),
+            &r[..12],
+            &record[..12]
+        ),
+        format!(
+            "  v1/refs/predictions/{prediction}: damaged prediction ref: it holds {} instead of an object id; the store \
+             still holds prediction {}'s record {}: `mlpipe verify --repair` points the ref at it\n",
+            held(&prediction_record),
+            &prediction[..12],
+            &prediction_record[..12]
+        ),
+        format!(
+            "  v1/refs/keys/{}/{}: damaged stage-key ref: it is a folder, not a ref file; `mlpipe verify --repair` moves \
+             it aside to v1/quarantine/; the next `mlpipe run` recomputes the stage\n",
+            &key("evaluate")[..2],
+            &key("evaluate")[2..]
+        ),
+        format!(
+            "  {prediction}: ledger entry names run {r}, whose ref or record is damaged (reported above): it cannot be \
+             replayed until that is repaired\n"
+        ),
+    ];
+    expected.push(format!(
+        "  {prediction}: ledger entry names batch prediction {}, whose ref is damaged (reported above)\n",
+        &prediction[..12]
+    ));
+    for name in ["analyse", "train"] {
+        expected.push(format!(
+            "  v1/refs/keys/{}/{}: damaged stage-key ref: it holds {} instead of an object id; `mlpipe verify --repair` \
+             moves it aside to v1/quarantine/; the next `mlpipe run` recomputes the stage\n",
+            &key(name)[..2],
+            &key(name)[2..],
+            held(stage_of(&run, name)["output"].as_str().unwrap())
+        ));
+    }
+    for line in &expected {
+        assert!(report.contains(line.as_str()), "missing {line}in:\n{report}");
+    }
+    assert!(report.contains(&format!("{} problems;", expected.len())), "{report}");
+
+    // gc does not fail, and keeps the run and the prediction whole.
+    let gc = json_out(&p.mlpipe(&["gc", "--json"]), "gc with damaged refs");
+    assert_eq!(
+        (gc["removed"].as_u64(), gc["damaged_left"].as_u64()),
+        (Some(0), Some(5))
+    );
+    assert_eq!(object_files(&p), before);
+
+    // run recomputes through the damaged stage-key refs (moving them aside) and finds its record again.
+    let again = p.mlpipe(&["run", "pipeline.toml", "--json"]);
+    let rerun = json_out(&again, "run through damaged refs");
+    assert_eq!((&rerun["run"], &rerun["record"]), (&run["run"], &run["record"]));
+    assert_eq!(stage_outputs(&rerun), stage_outputs(&run));
+    for name in ["analyse", "train", "evaluate"] {
+        assert!(
+            stderr(&again).contains(&format!("warning: the stage-key ref of {name} (")),
+            "{}",
+            stderr(&again)
+        );
+    }
+    // verify --repair does the rest: the prediction ref is written again from its record.
+    let repair = p.mlpipe(&["verify", "--repair"]);
+    assert!(repair.status.success(), "{}", stdout(&repair));
+    assert!(
+        stdout(&repair).contains(&format!(
+            "  repaired v1/refs/predictions/{prediction}: wrote the prediction ref {} again, pointing at \
+             {prediction_record} (the old one moved aside to v1/quarantine/refs/predictions/{prediction})\n",
+            &prediction[..12]
+        )),
+        "{}",
+        stdout(&repair)
+    );
+    verify_clean(&p, "repair");
+    replay(&p, &prediction);
+    // Nothing was deleted: every damaged ref is in the quarantine, byte for byte.
+    let quarantine = p.store().join("v1/quarantine");
+    for (file, bytes) in &damaged {
+        let moved = quarantine.join(file.strip_prefix(p.store().join("v1")).unwrap());
+        assert_eq!(&std::fs::read(&moved).unwrap(), bytes, "{}", moved.display());
+    }
+    assert!(
+        quarantine
+            .join(folder.strip_prefix(p.store().join("v1")).unwrap())
+            .is_dir()
+    );
+}
+
+#[test]
+fn a_deleted_run_ref_keeps_what_predictions_and_the_ledger_name() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let r = run["run"].as_str().unwrap().to_string();
+    let record = run["record"].as_str().unwrap().to_string();
+    let batch = predict_batch(&p, &r, "test.csv");
+    // Two stream predictions: the ledger alone holds them.
+    let records = test_records(&p);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["predict", &r, "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    for rec in &records[..2] {
+        writeln!(input, "{rec}").unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let streamed: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["prediction_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let before = object_files(&p);
+
+    // The run's ref deleted: verify names every prediction and ledger entry that needs the run.
+    std::fs::remove_file(ref_file(&p, "runs", &r)).unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let report = stdout(&verify);
+    let todo = format!(
+        "whose ref is missing (deleted?), so it cannot be replayed; the store still holds run {}'s record {}: `mlpipe \
+         verify --repair` points the ref at it\n",
+        &r[..12],
+        &record[..12]
+    );
+    assert!(
+        report.contains(&format!("  {batch}: prediction {} names run {r}, {todo}", &batch[..12])),
+        "{report}"
+    );
+    for id in streamed.iter().chain([&batch]) {
+        assert!(
+            report.contains(&format!("  {id}: ledger entry names run {r}, {todo}")),
+            "{id}: {report}"
+        );
+    }
+    assert!(report.contains("4 problems;"), "{report}");
+    // gc keeps all of it: the record, the stage outputs, the prediction.
+    let gc = json_out(&p.mlpipe(&["gc", "--json"]), "gc without the run's ref");
+    assert_eq!(gc["removed"], 0);
+    assert_eq!(object_files(&p), before);
+    let repair = p.mlpipe(&["verify", "--repair"]);
+    assert!(repair.status.success(), "{}", stdout(&repair));
+    for id in streamed.iter().chain([&batch]) {
+        replay(&p, id);
+    }
+
+    // With the prediction's ref gone as well, the ledger alone keeps the run and the batch's record.
+    std::fs::remove_file(ref_file(&p, "runs", &r)).unwrap();
+    std::fs::remove_file(ref_file(&p, "predictions", &batch)).unwrap();
+    let gc = json_out(&p.mlpipe(&["gc", "--json"]), "gc with only the ledger naming the run");
+    assert_eq!(gc["removed"], 0);
+    assert_eq!(object_files(&p), before);
+    let repair = p.mlpipe(&["verify", "--repair"]);
+    assert!(repair.status.success(), "{}", stdout(&repair));
+    replay(&p, &batch);
+
+    // Record and ref both gone: nothing can bring the run back but running it again.
+    std::fs::remove_file(ref_file(&p, "runs", &r)).unwrap();
+    std::fs::remove_file(p.store().join("v1/objects").join(&record[..2]).join(&record[2..])).unwrap();
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains(&format!(
+            "  {}: ledger entry names run {r}, which is gone from the store (no ref, no record), so it can no longer be \
+             replayed; running its pipeline again on the same data and code records run {} again\n",
+            streamed[0],
+            &r[..12]
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    assert_eq!(p.run(&[])["run"].as_str().unwrap(), r);
+    verify_clean(&p, "the run was recorded again");
+    replay(&p, &streamed[0]);
+}

@@ -33,11 +33,36 @@ pub fn rows(scorer: &Scorer, data: &[u8]) {
         return;
     };
     let format = if selector % 2 == 0 { Format::Csv } else { Format::Ndjson };
-    if let Ok(frame) = read_input(scorer, body, format, "fuzz input") {
-        let rows = frame.n_rows();
-        if let Ok(predictions) = scorer.score(frame) {
-            assert_eq!(predictions.len(), rows, "one prediction per row");
+    match read_input(scorer, body, format, "fuzz input") {
+        Ok(frame) => {
+            let rows = frame.n_rows();
+            match scorer.score(frame) {
+                Ok(predictions) => {
+                    assert_eq!(predictions.len(), rows, "one prediction per row");
+                    assert_finite(&predictions);
+                }
+                Err(e) => assert_not_internal(&e),
+            }
         }
+        Err(e) => assert_not_internal(&e),
+    }
+}
+
+/// Bad input is the user's error (exit 1), never an internal one (exit 101).
+fn assert_not_internal(e: &mlpipe::Error) {
+    assert_ne!(
+        e.kind(),
+        mlpipe::ErrorKind::Internal,
+        "input reached an internal error: {e}"
+    );
+}
+
+/// A prediction handed out is a finite number: ±∞ and NaN are refused, never answered.
+fn assert_finite(predictions: &mlpipe::executor::Predictions) {
+    let bytes = predictions.to_bytes();
+    for chunk in bytes.chunks_exact(8) {
+        let x = f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        assert!(x.is_finite(), "a prediction is {x}");
     }
 }
 
@@ -51,7 +76,11 @@ pub fn rest(scorer: &Scorer, data: &[u8]) {
         return;
     };
     assert_eq!(records.canonical.len(), maps.len(), "one canonical encoding per record");
-    if let Ok(predictions) = scorer.score(records.frame) {
-        assert_eq!(predictions.len(), maps.len(), "one prediction per record");
+    match scorer.score(records.frame) {
+        Ok(predictions) => {
+            assert_eq!(predictions.len(), maps.len(), "one prediction per record");
+            assert_finite(&predictions);
+        }
+        Err(e) => assert_not_internal(&e),
     }
 }

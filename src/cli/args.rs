@@ -45,7 +45,9 @@ pub struct CiReports {
 #[derive(clap::Args)]
 pub struct LedgerOption {
     /// Ledger database: sqlite:PATH or `postgres://user@host/db` (default: ledger.sqlite in the store).
-    #[arg(long, env = "MLPIPE_LEDGER")]
+    /// (`--help` never shows the variable's value: it may hold a password.)
+    // Global, so that it also follows a `ledger` subcommand: `mlpipe ledger head --ledger URL`.
+    #[arg(long, env = "MLPIPE_LEDGER", hide_env_values = true, global = true)]
     pub ledger: Option<String>,
 }
 
@@ -84,10 +86,18 @@ pub enum LedgerAction {
         #[arg(long, default_value_t = 0.01)]
         tolerance: f64,
     },
-    /// Delete entries made before a time, and the stored inputs no remaining entry uses.
+    /// Delete the oldest entries, made before a time, and the stored inputs no remaining entry uses;
+    /// the chain then starts from the removed entries' head.
     Prune {
+        /// RFC 3339 time with an offset: 2026-12-01T10:00:00Z or 2026-12-01T10:00:00+01:00.
         #[arg(long)]
         before: String,
+    },
+    /// Print the chain's head (the last entry's digest and the number of entries), to anchor elsewhere.
+    Head {
+        /// The head as it was when the chain had this many entries (to compare with one anchored then).
+        #[arg(long)]
+        at: Option<u64>,
     },
 }
 
@@ -191,6 +201,12 @@ pub enum Command {
         /// Read NDJSON records from standard input and write one NDJSON prediction per line, flushed.
         #[arg(long)]
         stream: bool,
+        /// With --stream: the longest line taken, in bytes (default 1048576, as serve's --max-body); a
+        /// longer line gets an error record and the stream goes on.
+        // (Batch input is --input, required without --stream: a conflict with it keeps --max-line to
+        // --stream; clap's `requires` takes the flag's default `false` for present.)
+        #[arg(long, conflicts_with_all = ["input", "output"], value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+        max_line: Option<u64>,
         #[command(flatten)]
         ledger: LedgerOption,
     },
@@ -211,6 +227,13 @@ pub enum Command {
         /// File holding a bearer token that every request except /healthz and /openapi.json must carry.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// The bearer token itself (prefer `MLPIPE_TOKEN` or --token-file: a command line is visible to
+        /// other users of the machine).
+        #[arg(long, env = "MLPIPE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// With --public: serve without a token, so that anyone who can reach the address may use it.
+        #[arg(long)]
+        allow_anonymous: bool,
         /// Largest request body in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_body: usize,
@@ -275,11 +298,18 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         ledger: LedgerOption,
+        /// Mend what can be mended: move damaged refs, links and misplaced entries aside to
+        /// v1/quarantine/ (never deleting them), write refs again from the records the store holds, write
+        /// the layout file again; then check again and report what was done.
+        #[arg(long)]
+        repair: bool,
     },
-    /// Remove objects no run or prediction references.
+    /// Remove objects no run, prediction or ledger entry references.
     Gc {
         /// Only report what would be removed.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        ledger: LedgerOption,
     },
 }

@@ -66,7 +66,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             }
             let report = run::run(&args, &progress)?;
             progress.finish();
-            write_reports(&ci, &report)?;
+            write_reports(&ci, &report, &cli.store)?;
             printer.run(&report);
             Ok(if report.gates_passed() { 0 } else { EXIT_DIFFERENT })
         }
@@ -95,7 +95,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 &progress,
             )?;
             progress.finish();
-            write_reports(&ci, &report.run)?;
+            write_reports(&ci, &report.run, &cli.store)?;
             printer.check(&report);
             Ok(if report.matches && report.run.gates_passed() {
                 0
@@ -116,7 +116,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             )?;
             progress.finish();
             printer.reproduce(&report);
-            Ok(if report.diverged.is_some() {
+            Ok(if report.mismatch() {
                 EXIT_MISMATCH
             } else if report.refetch.as_ref().is_some_and(|f| !f.same()) {
                 EXIT_DIFFERENT
@@ -177,6 +177,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             output_format,
             table,
             stream,
+            max_line,
             ledger,
         } => {
             let args = predict::PredictArgs {
@@ -188,6 +189,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 table,
                 ledger: ledger.ledger,
                 store,
+                max_line: max_line.map_or(predict::DEFAULT_MAX_LINE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             };
             if stream {
                 let report = predict::stream(&args)?;
@@ -203,6 +205,8 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             public,
             shadow,
             token_file,
+            token,
+            allow_anonymous,
             max_body,
             body_timeout,
             threads,
@@ -213,7 +217,9 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 shadow,
                 addr,
                 public,
+                token,
                 token_file,
+                allow_anonymous,
                 ledger: ledger.ledger,
                 store,
                 max_body,
@@ -263,6 +269,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                     printer.ledger_compare(&ledger::compare(&args, since, tolerance)?);
                 }
                 LedgerAction::Prune { before } => printer.ledger_prune(&ledger::prune(&args, &before)?),
+                LedgerAction::Head { at } => printer.ledger_head(&ledger::head(&args, at)?),
             }
             Ok(0)
         }
@@ -300,16 +307,21 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             printer.snapshot(&snapshot::run(&args)?);
             Ok(0)
         }
-        Command::Verify { ledger } => {
+        Command::Verify { ledger, repair } => {
             let report = verify::run(&verify::VerifyArgs {
                 store,
                 ledger: ledger.ledger,
+                repair,
             })?;
             printer.verify(&report);
             Ok(if report.problems.is_empty() { 0 } else { EXIT_DIFFERENT })
         }
-        Command::Gc { dry_run } => {
-            printer.gc(&gc::run(&gc::GcArgs { store, dry_run })?);
+        Command::Gc { dry_run, ledger } => {
+            printer.gc(&gc::run(&gc::GcArgs {
+                store,
+                dry_run,
+                ledger: ledger.ledger,
+            })?);
             Ok(0)
         }
     }
@@ -323,8 +335,10 @@ fn set_ci() {
 pub static CI_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes the JUnit and Markdown reports a CI asked for, atomically.
-fn write_reports(ci: &CiReports, report: &run::RunReport) -> Result<(), Error> {
+fn write_reports(ci: &CiReports, report: &run::RunReport, store: &std::path::Path) -> Result<(), Error> {
     let write = |path: &std::path::Path, text: String| {
+        // A report in the store would replace the store's own files.
+        mlpipe::tables::refuse_inside_store(store, path, "the CI report")?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

@@ -17,7 +17,7 @@ use mlpipe::commands::serve::{Ready, ServeReport};
 use mlpipe::commands::show::ShowReport;
 use mlpipe::commands::snapshot::SnapshotReport;
 use mlpipe::commands::verify::VerifyReport;
-use mlpipe::ledger::Entry;
+use mlpipe::ledger::{Entry, Head};
 use serde::Serialize;
 
 /// A readable rendering of runs and stage outputs; other objects are shown as JSON.
@@ -212,6 +212,21 @@ impl Printer {
             );
         }
         match &r.diverged {
+            None if !r.ledger_mismatches.is_empty() => {
+                let _ = writeln!(
+                    s,
+                    "NOT reproduced: {} {} replays to its stored artifacts ({} checked), but {} of its {} ledger entries record something else",
+                    r.what,
+                    r.id,
+                    r.checked.len(),
+                    r.ledger_mismatches
+                        .iter()
+                        .map(|m| m.seq)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len(),
+                    r.ledger_entries
+                );
+            }
             None => {
                 let _ = writeln!(
                     s,
@@ -245,6 +260,18 @@ impl Printer {
                     r.recorded_code.describe()
                 );
             }
+        }
+        for m in &r.ledger_mismatches {
+            let _ = writeln!(
+                s,
+                "  ledger entry {} ({} prediction {}, made {}): {} recorded {}, replayed {}",
+                m.seq, m.channel, m.prediction, m.time, m.field, m.recorded, m.reproduced
+            );
+        }
+        if !r.ledger_mismatches.is_empty() {
+            s.push_str(
+                "  the ledger was changed after the prediction was recorded: `mlpipe verify` checks its chain\n",
+            );
         }
         if let Some(f) = &r.refetch {
             if f.same() {
@@ -456,6 +483,12 @@ impl Printer {
             let _ = writeln!(s, "shadow run {sh}");
         }
         let _ = writeln!(s, "ledger {}", r.ledger);
+        if !r.token {
+            let _ = writeln!(
+                s,
+                "no token: every request is answered (MLPIPE_TOKEN or --token-file asks for one)"
+            );
+        }
         self.out(&s);
     }
 
@@ -527,10 +560,46 @@ impl Printer {
         if self.json {
             return self.json_out(r);
         }
-        self.out(&format!(
+        let mut s = format!(
             "removed {} entries made before {} and {} inputs no entry uses\n",
             r.entries, r.before, r.inputs
-        ));
+        );
+        if let Some(a) = &r.anchor {
+            let _ = writeln!(
+                s,
+                "the chain now starts after position {}, from the removed entries' head {}",
+                a.position, a.digest
+            );
+        }
+        if r.kept_older > 0 {
+            let _ = writeln!(
+                s,
+                "kept {} entries made before {} that follow a newer entry in the chain (only its oldest part can be removed)",
+                r.kept_older, r.before
+            );
+        }
+        self.out(&s);
+    }
+
+    pub fn ledger_head(&self, h: &Head) {
+        if self.json {
+            return self.json_out(h);
+        }
+        let mut s = format!("head     {}\nentries  {}\n", h.digest, h.entries);
+        match &h.anchor {
+            Some(a) => {
+                let _ = writeln!(
+                    s,
+                    "kept     {} (the first {} were pruned before {}; the chain starts from their head {})",
+                    h.kept, a.position, a.pruned_before, a.digest
+                );
+            }
+            None => {
+                let _ = writeln!(s, "kept     {}", h.kept);
+            }
+        }
+        let _ = writeln!(s, "ledger   {}", h.ledger);
+        self.out(&s);
     }
 
     pub fn data_diff(&self, d: &DataDiff) {
@@ -586,6 +655,23 @@ impl Printer {
                 r.ledger_entries, r.ledger_inputs
             );
         }
+        if let Some(c) = r.ledger_chain.as_ref().filter(|c| c.checked > 0) {
+            let head = c.head.map_or_else(
+                || "unreadable".into(),
+                |h| format!("{} (entry {})", h.digest, h.position),
+            );
+            let _ = writeln!(
+                s,
+                "checked the ledger's chain: {} entries up to head {head}; {} compared with their replay",
+                c.checked, c.replayed
+            );
+        }
+        for p in &r.repaired {
+            let _ = writeln!(s, "  repaired {}: {}", p.id, p.what);
+        }
+        if !r.repaired.is_empty() {
+            let _ = writeln!(s, "repaired {}; checked again", r.repaired.len());
+        }
         for p in &r.problems {
             let _ = writeln!(s, "  {}: {}", p.id, p.what);
         }
@@ -594,7 +680,8 @@ impl Printer {
         } else {
             let _ = writeln!(
                 s,
-                "{} problems; `mlpipe run` recomputes stage outputs, `mlpipe reproduce <run>` restores a run's objects",
+                "{} problems; `mlpipe run` recomputes stage outputs, `mlpipe reproduce <run>` restores a run's objects, \
+                 `mlpipe verify --repair` moves damaged refs aside and writes refs again from their records",
                 r.problems.len()
             );
         }
@@ -606,9 +693,17 @@ impl Printer {
             return self.json_out(r);
         }
         let verb = if r.dry_run { "would remove" } else { "removed" };
-        self.out(&format!(
+        let mut s = format!(
             "{verb} {} objects ({} bytes) and {} stage keys; kept {}; cleared {} temp files\n",
             r.removed, r.bytes_removed, r.stage_keys_removed, r.kept, r.temp_files_removed
-        ));
+        );
+        if r.damaged_left > 0 {
+            let _ = writeln!(
+                s,
+                "left {} damaged refs or misplaced entries in place: `mlpipe verify` lists them, `mlpipe verify --repair` moves them aside",
+                r.damaged_left
+            );
+        }
+        self.out(&s);
     }
 }

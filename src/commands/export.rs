@@ -13,7 +13,7 @@ use crate::executor::{Predictions, StageState};
 use crate::export::onnx;
 use crate::frame::ColumnData;
 use crate::scoring::Scorer;
-use crate::store::{LocalStore, Store, write_atomic};
+use crate::store::{LocalStore, Store};
 
 /// The largest relative deviation `--verify` accepts: the graph is float64 throughout.
 pub const VERIFY_TOLERANCE: f64 = 1e-9;
@@ -64,7 +64,8 @@ pub fn export(args: &ExportArgs) -> Result<ExportReport> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    write_atomic(dir, &args.output, &exported.bytes)?;
+    crate::tables::refuse_inside_store(store.root(), &args.output, "the exported file")?;
+    crate::tables::write_file(dir, &args.output, &exported.bytes)?;
     let verification = if args.verify {
         Some(verify(&store, &record, &scorer, &args.output)?)
     } else {

@@ -23,9 +23,17 @@ pub fn run(args: &LogArgs) -> Result<LogReport> {
     let store = LocalStore::open(&args.store)?;
     let mut runs = Vec::new();
     let mut unreadable = Vec::new();
-    for (run, record) in store.refs(RefKind::Run)? {
-        match super::load_json::<RunRecord>(&store, &record, "run record") {
-            Ok(r) => runs.push(r),
+    let scan = store.scan_refs(RefKind::Run)?;
+    for d in &scan.damaged {
+        unreadable.push(format!("{}: {}", d.rel, d.error()));
+    }
+    for (run, record) in scan.refs {
+        match super::load_run_record(&store, &run, &record) {
+            // A record an older mlpipe wrote may hold a password in its source: never show it.
+            Ok(mut r) => {
+                r.source = crate::database::redact_url(&r.source);
+                runs.push(r);
+            }
             Err(e) => unreadable.push(format!("{}: {e}", run.short())),
         }
     }

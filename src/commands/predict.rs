@@ -34,7 +34,13 @@ pub struct PredictArgs {
     /// Ledger database URL; the store's SQLite ledger when absent.
     pub ledger: Option<String>,
     pub store: PathBuf,
+    /// `--stream`: the longest line taken, in bytes (its line break not counted); a longer line is
+    /// answered with an error record, read past without being held in memory, and the stream goes on.
+    pub max_line: usize,
 }
+
+/// The default of `--max-line`: as large as the REST server's default body limit (`--max-body`).
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, Serialize)]
 pub struct PredictReport {
@@ -102,6 +108,8 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         args.table.as_deref(),
         args.output_format,
     )?;
+    // An output in the store (`-o artifacts/ledger.sqlite`) would replace the store's own files.
+    target.refuse_inside_store(store.root())?;
     let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
     phases.done("load");
     let (input_id, input, name) = read_input(&args.input)?;
@@ -128,9 +136,23 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     let output = store.put(&bits)?;
     // A record is written once (it carries the time it was first made); again only if it was lost or
     // damaged, and then the damaged one is removed.
-    let existing = store.get_ref(RefKind::Prediction, &prediction)?;
-    let damaged =
-        existing.filter(|rec| super::load_json::<PredictionRecord>(&store, rec, "prediction record").is_err());
+    let existing = match store.read_ref(RefKind::Prediction, &prediction)? {
+        crate::store::RefRead::Target(rec) => Some(rec),
+        crate::store::RefRead::Missing => None,
+        // A damaged ref is moved aside (never deleted); the record is written again below.
+        crate::store::RefRead::Damaged(d) => {
+            store.quarantine(&d.path)?;
+            None
+        }
+    };
+    // A ref to another prediction's record (copied over) counts as damaged too; only a corrupt object is
+    // removed below, never another prediction's record.
+    let damaged = existing.filter(|rec| {
+        !matches!(
+            super::load_json::<PredictionRecord>(&store, rec, "prediction record"),
+            Ok(p) if super::check_prediction_record(&prediction, &p).is_ok()
+        )
+    });
     if existing.is_none() || damaged.is_some() {
         let rec = PredictionRecord {
             kind: "prediction".into(),
@@ -147,7 +169,8 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         };
         let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
-        if let Some(old) = damaged.filter(|old| *old != rec_id) {
+        if let Some(old) = damaged.filter(|old| *old != rec_id && matches!(store.get(old), Err(Error::Corrupt { .. })))
+        {
             store.remove_object(&old)?;
         }
     }
@@ -242,16 +265,20 @@ pub fn prediction_record(scorer: &Scorer, id: Option<Value>, row: &Predictions, 
 pub type RecordFailure = (Error, Option<String>);
 
 /// Scores one JSON record: returns the ledger entry, its input and the output record.
+/// `line`: the record's line on standard input, for messages; `source` is what the ledger records.
 pub fn score_record(
     scorer: &Scorer,
     map: &Map<String, Value>,
     channel: Channel,
     source: &str,
+    line: u64,
 ) -> std::result::Result<(Entry, Input, Map<String, Value>), RecordFailure> {
-    let records = scorer.decode_records(&[map], source).map_err(|e| {
+    let mut records = scorer.decode_records(&[map], source).map_err(|e| {
         let field = e.field().map(str::to_string);
         (e.error, field)
     })?;
+    records.frame.lines = vec![line];
+    records.frame.source = "standard input".into();
     let body = records.canonical.into_iter().next().unwrap_or_default();
     let id_value = scorer.id_column.as_deref().and_then(|c| map.get(c)).cloned();
     let predictions = scorer.score(records.frame).map_err(|e| {
@@ -281,27 +308,42 @@ pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
     let mut report = StreamReport::default();
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
+        let read = read_line_bounded(&mut input, &mut line, args.max_line)
             .map_err(|e| Error::io("read", "standard input", e))?;
-        if n == 0 {
-            break;
-        }
-        report.lines += 1;
-        let text = line.trim_ascii();
-        if text.is_empty() {
-            continue;
-        }
+        let mut kind = "invalid_record";
+        let result = match read {
+            LineRead::End => break,
+            LineRead::Line => {
+                report.lines += 1;
+                let text = line.trim_ascii();
+                if text.is_empty() {
+                    continue;
+                }
+                Ok(text)
+            }
+            LineRead::TooLong(length) => {
+                report.lines += 1;
+                kind = "line_too_long";
+                Err((
+                    Error::data(format!(
+                        "line {} is {length} bytes long, over the limit of {} bytes; it was skipped",
+                        report.lines, args.max_line
+                    ))
+                    .with_hint("send one record per line, smaller; or raise the limit with --max-line BYTES"),
+                    None,
+                ))
+            }
+        };
         let source = format!("stdin line {}", report.lines);
-        let result = match serde_json::from_slice::<Value>(text) {
-            Ok(Value::Object(map)) => score_record(&scorer, &map, Channel::Stream, &source),
-            Ok(_) => Err((
+        let result = match result.map(serde_json::from_slice::<Value>) {
+            Err(failure) => Err(failure),
+            Ok(Ok(Value::Object(map))) => score_record(&scorer, &map, Channel::Stream, &source, report.lines),
+            Ok(Ok(_)) => Err((
                 Error::data("the line is not a JSON object")
                     .with_hint("write one record per line, as {\"column\": value, …}"),
                 None,
             )),
-            Err(e) => Err((
+            Ok(Err(e)) => Err((
                 Error::data(format!("the line is not valid JSON: {e}")).with_hint("write one JSON record per line"),
                 None,
             )),
@@ -318,7 +360,7 @@ pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
                 rec.insert("line".into(), Value::from(report.lines));
                 rec.insert(
                     "error".into(),
-                    Value::Object(error_record(&error, field.as_deref(), "invalid_record")),
+                    Value::Object(error_record(&error, field.as_deref(), kind)),
                 );
                 rec
             }
@@ -334,4 +376,116 @@ pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
     }
     ledger.close();
     Ok(report)
+}
+
+/// What [`read_line_bounded`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// A line (without its `\n`) is in the buffer.
+    Line,
+    /// A line longer than the limit, of this many bytes (without its `\n`), was read past; the buffer
+    /// is empty.
+    TooLong(u64),
+    /// The input is over.
+    End,
+}
+
+/// Reads one line into `line` (cleared first), holding at most `max` bytes of it: a longer line is
+/// consumed to its end in the reader's buffer-sized steps and reported with its length, so memory
+/// stays bounded whatever a line's size. The last line may lack its `\n`.
+fn read_line_bounded(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
+    line.clear();
+    let mut length: u64 = 0;
+    let mut over = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(match (length, over) {
+                (0, _) => LineRead::End,
+                (n, true) => LineRead::TooLong(n),
+                (_, false) => LineRead::Line,
+            });
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        length += take as u64;
+        if !over {
+            if line.len() + take > max {
+                over = true;
+                line.clear();
+                // Give back what an over-long line made the buffer grow to.
+                line.shrink_to(max.min(64 * 1024));
+            } else {
+                line.extend_from_slice(&available[..take]);
+            }
+        }
+        input.consume(take + usize::from(done));
+        if done {
+            return Ok(if over {
+                LineRead::TooLong(length)
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_over_long_stream_line_is_skipped_without_being_held_in_memory() {
+        // 300 MB on one line took 304 MB of memory; now the line buffer never grows past the limit.
+        let long = std::io::repeat(b'x').take(300 << 20);
+        let rest = std::io::Cursor::new(b"\n{\"a\": 1}\r\nlast".to_vec());
+        let mut input = std::io::BufReader::new(long.chain(rest));
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut input, &mut line, 1 << 20).unwrap(),
+            LineRead::TooLong(300 << 20)
+        );
+        assert!(line.is_empty());
+        assert!(
+            line.capacity() <= 1 << 20,
+            "the buffer grew to {} bytes",
+            line.capacity()
+        );
+        assert_eq!(
+            read_line_bounded(&mut input, &mut line, 1 << 20).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"{\"a\": 1}\r");
+        // The last line may lack its line break.
+        assert_eq!(
+            read_line_bounded(&mut input, &mut line, 1 << 20).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"last");
+        assert_eq!(
+            read_line_bounded(&mut input, &mut line, 1 << 20).unwrap(),
+            LineRead::End
+        );
+    }
+
+    #[test]
+    fn a_stream_line_of_exactly_the_limit_is_taken_and_one_byte_more_is_not() {
+        let mut input = std::io::Cursor::new(b"12345\n123456\n\n".to_vec());
+        let mut line = Vec::new();
+        assert_eq!(read_line_bounded(&mut input, &mut line, 5).unwrap(), LineRead::Line);
+        assert_eq!(line, b"12345");
+        assert_eq!(
+            read_line_bounded(&mut input, &mut line, 5).unwrap(),
+            LineRead::TooLong(6)
+        );
+        assert_eq!(read_line_bounded(&mut input, &mut line, 5).unwrap(), LineRead::Line);
+        assert!(line.is_empty());
+        assert_eq!(read_line_bounded(&mut input, &mut line, 5).unwrap(), LineRead::End);
+    }
 }

@@ -92,7 +92,8 @@ pub fn run(args: &ReportArgs) -> Result<ReportOut> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    crate::store::write_atomic(dir, &path, html.as_bytes())?;
+    crate::tables::refuse_inside_store(store.root(), &path, "the report")?;
+    crate::tables::write_file(dir, &path, html.as_bytes())?;
     Ok(ReportOut {
         run: record.run,
         path,

@@ -1,16 +1,18 @@
 //! `mlpipe reproduce HASH`: re-execute a run (or a prediction) from its recorded snapshot and pipeline,
-//! with every cache bypassed, in memory, and compare every artifact with the record.
+//! with every cache bypassed, in memory, and compare every artifact with the record. A prediction's
+//! replay is also compared with every ledger entry that records it (output, rows and value).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::{Executor, Progress, Snapshot};
+use crate::executor::{Executor, Predictions, Progress, Snapshot};
 use crate::ledger;
 use crate::provenance::{self, CodeState};
-use crate::scoring::{Scorer, output_digest};
+use crate::scoring::{Scorer, output_digest, single_value};
 use crate::spec::Pipeline;
 use crate::store::{LocalStore, MemoryStore, Resolved, Store};
 use crate::tables::{self, Format};
@@ -82,6 +84,228 @@ pub struct ReproduceReport {
     /// With `--refetch`: the database queried again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refetch: Option<Refetch>,
+    /// For a prediction: the ledger entries that record it, compared with the replay.
+    pub ledger_entries: usize,
+    /// Ledger entries whose recorded output, rows or value differ from the replay.
+    pub ledger_mismatches: Vec<LedgerMismatch>,
+}
+
+impl ReproduceReport {
+    /// Whether the re-execution gave anything other than what was recorded (the store's artifacts or
+    /// the ledger's entries): exit code 3.
+    pub fn mismatch(&self) -> bool {
+        self.diverged.is_some() || !self.ledger_mismatches.is_empty()
+    }
+}
+
+/// A ledger entry that records something other than what its replay gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerMismatch {
+    /// The entry's row number in the ledger.
+    pub seq: i64,
+    pub prediction: Id,
+    pub channel: String,
+    pub time: String,
+    /// "output", "rows" or "value".
+    pub field: String,
+    pub recorded: String,
+    pub reproduced: String,
+}
+
+/// What a prediction's replay gave, in the terms a ledger entry records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub output: Id,
+    pub rows: u64,
+    /// The single value, for a one-row prediction, as the ledger stores it (`ledger::stored_value`).
+    pub value: Option<f64>,
+}
+
+impl Replayed {
+    pub fn of(predictions: &Predictions) -> Replayed {
+        Replayed {
+            output: output_digest(predictions),
+            rows: predictions.len() as u64,
+            value: ledger::stored_value(single_value(predictions)),
+        }
+    }
+}
+
+fn show_value(v: Option<f64>) -> String {
+    // `{:?}` is the shortest text that reads back as the same double.
+    v.map_or_else(|| "none".into(), |v| format!("{v:?}"))
+}
+
+/// How a ledger entry differs from its prediction's replay (nothing when it records the replay exactly).
+pub fn compare_entry(entry: &ledger::Entry, replay: &Replayed) -> Vec<LedgerMismatch> {
+    let mut out = Vec::new();
+    let mut add = |field: &str, recorded: String, reproduced: String| {
+        out.push(LedgerMismatch {
+            seq: entry.seq,
+            prediction: entry.prediction,
+            channel: entry.channel.name().into(),
+            time: entry.time.clone(),
+            field: field.into(),
+            recorded,
+            reproduced,
+        });
+    };
+    if entry.output != replay.output {
+        add("output", entry.output.hex(), replay.output.hex());
+    }
+    if entry.rows != replay.rows {
+        add("rows", entry.rows.to_string(), replay.rows.to_string());
+    }
+    if entry.value.map(f64::to_bits) != replay.value.map(f64::to_bits) {
+        add("value", show_value(entry.value), show_value(replay.value));
+    }
+    out
+}
+
+/// Every ledger entry recording prediction `id`, compared with its replay: (entries, mismatches).
+fn check_ledger_entries(
+    backend: &mut dyn ledger::Backend,
+    id: &Id,
+    replay: &Replayed,
+) -> Result<(usize, Vec<LedgerMismatch>)> {
+    let entries = backend.entries(&ledger::Filter {
+        prediction: Some(id.hex()),
+        ..ledger::Filter::default()
+    })?;
+    let mut mismatches: Vec<LedgerMismatch> = entries.iter().flat_map(|e| compare_entry(e, replay)).collect();
+    mismatches.sort_by_key(|m| m.seq);
+    Ok((entries.len(), mismatches))
+}
+
+/// Replays ledger entries where that is cheap, for `mlpipe verify`: a single record (its input kept in
+/// the ledger) or a one-row batch is scored again; a larger batch is compared with its prediction
+/// record in the store (`reproduce <prediction-id>` replays it in full). Models are loaded once per
+/// run; the records of a chunk of entries are scored together, one frame per run and set of fields
+/// (as a REST array would be), and each prediction id once per chunk.
+pub struct Replayer<'a> {
+    store: &'a LocalStore,
+    scorers: BTreeMap<Id, Option<Scorer>>,
+    /// Replays of the current chunk's prediction ids (`None`: cannot be replayed).
+    done: BTreeMap<Id, Option<Replayed>>,
+    /// Entries compared with a replay (or with their prediction record).
+    pub compared: usize,
+}
+
+/// Record inputs of one run with the same fields, to score as one frame: (prediction id, record).
+type RecordGroup = Vec<(Id, serde_json::Map<String, serde_json::Value>)>;
+
+impl<'a> Replayer<'a> {
+    pub fn new(store: &'a LocalStore) -> Replayer<'a> {
+        Replayer {
+            store,
+            scorers: BTreeMap::new(),
+            done: BTreeMap::new(),
+            compared: 0,
+        }
+    }
+
+    fn scorer(&mut self, run: &Id) -> Option<&Scorer> {
+        let store = self.store;
+        self.scorers
+            .entry(*run)
+            .or_insert_with(|| {
+                super::load_run(store, run)
+                    .and_then(|record| Scorer::load(store, &record))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Replays the record entries among `entries` in batches (a chunk of the ledger, in chain order);
+    /// [`Replayer::check`] then compares each entry.
+    pub fn prepare(&mut self, backend: &mut dyn ledger::Backend, entries: &[&ledger::Entry]) {
+        self.done.clear();
+        let mut groups: BTreeMap<(Id, Vec<String>), RecordGroup> = BTreeMap::new();
+        for e in entries {
+            if e.input_format != ledger::RECORD_FORMAT || self.done.contains_key(&e.prediction) {
+                continue;
+            }
+            let record = match self.scorer(&e.run) {
+                Some(scorer) if scorer.model == e.model => backend
+                    .input(&e.input)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                    .and_then(|v| match v {
+                        serde_json::Value::Object(map) => Some(map),
+                        _ => None,
+                    }),
+                _ => None,
+            };
+            // Queued or not replayable: either way, decided for this chunk.
+            self.done.insert(e.prediction, None);
+            if let Some(map) = record {
+                let fields = map.keys().cloned().collect();
+                groups.entry((e.run, fields)).or_default().push((e.prediction, map));
+            }
+        }
+        for ((run, _), group) in groups {
+            let Some(scorer) = self.scorer(&run) else { continue };
+            let score = |records: &[&serde_json::Map<String, serde_json::Value>]| {
+                let decoded = scorer.decode_records(records, "stored input").ok()?;
+                scorer.score(decoded.frame).ok().filter(|p| p.len() == records.len())
+            };
+            let maps: Vec<_> = group.iter().map(|(_, m)| m).collect();
+            let replays: Vec<Option<Replayed>> = match score(&maps) {
+                Some(p) => (0..group.len()).map(|r| Some(Replayed::of(&p.row(r)))).collect(),
+                // One bad record fails the frame: score them one by one.
+                None => maps.iter().map(|m| score(&[*m]).map(|p| Replayed::of(&p))).collect(),
+            };
+            for ((prediction, _), replay) in group.iter().zip(replays) {
+                self.done.insert(*prediction, replay);
+            }
+        }
+    }
+
+    /// How `entry` differs from its replay; nothing when it cannot be replayed (a missing or damaged
+    /// run, model or input, which `verify` reports on its own).
+    pub fn check(&mut self, backend: &mut dyn ledger::Backend, entry: &ledger::Entry) -> Vec<LedgerMismatch> {
+        if !self.done.contains_key(&entry.prediction) {
+            let replay = self.replay(backend, entry);
+            self.done.insert(entry.prediction, replay);
+        }
+        match self.done.get(&entry.prediction) {
+            Some(Some(replay)) => {
+                self.compared += 1;
+                compare_entry(entry, replay)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// One entry alone: a record's input scored, a one-row batch read and scored, a larger batch
+    /// taken from its prediction record.
+    fn replay(&mut self, backend: &mut dyn ledger::Backend, entry: &ledger::Entry) -> Option<Replayed> {
+        let cheap = entry.input_format == ledger::RECORD_FORMAT || entry.rows == 1;
+        if !cheap {
+            let rec = super::load_prediction(self.store, &entry.prediction).ok()?;
+            return Some(Replayed {
+                output: rec.output,
+                rows: rec.rows as u64,
+                value: None,
+            });
+        }
+        let store = self.store;
+        let scorer = self.scorer(&entry.run)?;
+        if scorer.model != entry.model {
+            return None;
+        }
+        let predictions = if entry.input_format == ledger::RECORD_FORMAT {
+            let input = backend.input(&entry.input).ok()??;
+            scorer.score_canonical(&input).ok()?
+        } else {
+            let input = store.get(&entry.input).ok()?;
+            let format = Format::parse(&entry.input_format).ok()?;
+            let frame = tables::read_input(scorer, &input, format, &entry.source).ok()?;
+            scorer.score(frame).ok()?
+        };
+        Some(Replayed::of(&predictions))
+    }
 }
 
 pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceReport> {
@@ -101,13 +325,13 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
         None => (args.hash.as_str(), None),
     };
     match store.resolve(hash) {
-        Ok(Resolved::Prediction(id)) => reproduce_prediction(&store, &id, row),
+        Ok(Resolved::Prediction(id)) => reproduce_prediction(&store, &id, row, args.ledger.as_deref()),
         Ok(_) if row.is_some() => Err(Error::Lookup {
             message: format!("{hash} is not a batch prediction, so it has no rows"),
             hint: None,
         }),
         Ok(_) => {
-            let record = super::resolve_run(&store, hash)?;
+            let record = super::resolve_run_to_reproduce(&store, hash)?;
             let mut report = reproduce_run(&store, &record, progress)?;
             if args.refetch {
                 report.refetch = Some(refetch(&store, &record)?);
@@ -223,6 +447,7 @@ fn reproduce_entry(
         recorded: Some(entry.output),
         reproduced: Some(reproduced),
     });
+    let (ledger_entries, ledger_mismatches) = check_ledger_entries(backend, &entry.prediction, &Replayed::of(&value))?;
     Ok(ReproduceReport {
         what: format!("{} prediction", entry.channel.name()),
         id: entry.prediction,
@@ -238,6 +463,8 @@ fn reproduce_entry(
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),
         refetch: None,
+        ledger_entries,
+        ledger_mismatches,
     })
 }
 
@@ -308,10 +535,17 @@ fn reproduce_run(
         recorded_version: record.tool.mlpipe.clone(),
         current_version: provenance::MLPIPE_VERSION.to_string(),
         refetch: None,
+        ledger_entries: 0,
+        ledger_mismatches: Vec::new(),
     })
 }
 
-fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Result<ReproduceReport> {
+fn reproduce_prediction(
+    store: &LocalStore,
+    id: &Id,
+    row: Option<usize>,
+    ledger_url: Option<&str>,
+) -> Result<ReproduceReport> {
     let rec = super::load_prediction(store, id)?;
     if rec.format != 2 {
         return Err(Error::Lookup {
@@ -356,6 +590,13 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
         recorded: Some(c.recorded),
         reproduced: Some(c.reproduced),
     });
+    // The ledger entries recording this batch (the whole batch: a row's value is in the output object).
+    let (ledger_entries, ledger_mismatches) = if ledger_url.is_some() || ledger::default_path(store.root()).exists() {
+        let mut backend = ledger::open(store.root(), ledger_url)?;
+        check_ledger_entries(backend.as_mut(), id, &Replayed::of(&predictions))?
+    } else {
+        (0, Vec::new())
+    };
     // Proved: the stored output object holds exactly these bits; restore it if the store lost it.
     let mut restored = Vec::new();
     if diverged.is_none() {
@@ -384,5 +625,7 @@ fn reproduce_prediction(store: &LocalStore, id: &Id, row: Option<usize>) -> Resu
         recorded_version: run.tool.mlpipe,
         current_version: provenance::MLPIPE_VERSION.to_string(),
         refetch: None,
+        ledger_entries,
+        ledger_mismatches,
     })
 }

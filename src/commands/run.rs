@@ -12,7 +12,7 @@ use crate::executor::{Executor, Progress, Snapshot, StageResult, StageState};
 use crate::plan::{Plan, run_id};
 use crate::provenance::{self, CodeState, RunRecord, StageRecord, Tool};
 use crate::spec::Pipeline;
-use crate::store::{LocalStore, RefKind, Store, write_atomic};
+use crate::store::{LocalStore, RefKind, RefRead, Store, write_atomic};
 
 pub struct RunArgs {
     pub pipeline: PathBuf,
@@ -68,7 +68,7 @@ fn read_inputs(args: &RunArgs, progress: &dyn Progress) -> Result<Inputs> {
     }
     let (snapshot_id, bytes, source_record, source_name) = if let Some(db) = pipeline.source_database()? {
         let fetched = fetch_database(&pipeline, &db)?;
-        let name = db.redacted();
+        let name = db.without_password();
         (fetched.record.snapshot, fetched.csv, Some(fetched.record), name)
     } else {
         let source = pipeline.source_path();
@@ -152,6 +152,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         bytes: &bytes,
         name: pipeline.source_name(),
     };
+    point_stage_refs_back(&store, &run, progress)?;
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
 
     let (metrics, train_metrics) = executed
@@ -178,19 +179,35 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
 
     // A run id names its inputs; if it was recorded before, the outputs must be the same.
     let mut damaged_record = None;
-    let previous = match store.get_ref(RefKind::Run, &run)? {
-        Some(rec_id) => match super::load_json::<RunRecord>(&store, &rec_id, "run record") {
+    let previous = match store.read_ref(RefKind::Run, &run)? {
+        RefRead::Target(rec_id) => match super::load_run_record(&store, &run, &rec_id) {
             Ok(rec) => Some((rec_id, rec)),
             Err(e) => {
                 progress.warn(&format!(
                     "the earlier record of run {} is unreadable ({e}); writing it again",
                     run.short()
                 ));
-                damaged_record = Some(rec_id);
-                None
+                // Only a damaged object is removed: a ref to another run's record is moved aside instead.
+                if matches!(e, Error::Corrupt { .. }) {
+                    damaged_record = Some(rec_id);
+                    None
+                } else {
+                    store.quarantine_ref(RefKind::Run, &run)?;
+                    own_record(&store, &run)?
+                }
             }
         },
-        None => None,
+        RefRead::Damaged(d) => {
+            let moved = store.quarantine(&d.path)?;
+            progress.warn(&format!(
+                "the run ref {} {}; moved it aside to {} and writing it again",
+                d.path.display(),
+                d.what,
+                moved.display()
+            ));
+            own_record(&store, &run)?
+        }
+        RefRead::Missing => None,
     };
     let record_id = match previous {
         Some((rec_id, rec)) if rec.stages == stages => rec_id,
@@ -264,6 +281,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
+        crate::tables::refuse_inside_store(&args.store, &path, "the lock file")?;
         write_atomic(dir, &path, lock_entries.render().as_bytes())?;
         Some(path)
     } else {
@@ -284,6 +302,44 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         metrics,
         train_metrics,
     })
+}
+
+/// Checks the stage-key refs of a run recorded before against its record (whose keys were recomputed by
+/// `load_run_record`): a ref copied from another stage is pointed back at the output the run recorded, so
+/// the stages are not fed another stage's state.
+fn point_stage_refs_back(store: &LocalStore, run: &Id, progress: &dyn Progress) -> Result<()> {
+    let Ok(Some(rec_id)) = store.get_ref(RefKind::Run, run) else {
+        return Ok(());
+    };
+    let Ok(record) = super::load_run_record(store, run, &rec_id) else {
+        return Ok(());
+    };
+    for st in &record.stages {
+        if let RefRead::Target(target) = store.read_ref(RefKind::StageKey, &st.key)?
+            && target != st.output
+            && store.contains(&st.output)?
+        {
+            progress.warn(&format!(
+                "the stage-key ref of {} points at {target}, not at the output {} that run {} recorded for that key; \
+                 pointing it back",
+                st.name,
+                st.output,
+                run.short()
+            ));
+            store.set_ref(RefKind::StageKey, &st.key, &st.output)?;
+        }
+    }
+    Ok(())
+}
+
+/// The run's own record, found by content when its ref was damaged or pointed elsewhere; the ref is
+/// pointed at it again, so the record keeps the time it was first made.
+fn own_record(store: &LocalStore, run: &Id) -> Result<Option<(Id, RunRecord)>> {
+    let found = super::RecordIndex::build(store)?.run_record(store, run);
+    if let Some((rec_id, _)) = &found {
+        store.set_ref(RefKind::Run, run, rec_id)?;
+    }
+    Ok(found)
 }
 
 /// Reads a data file named by `[gather] source`.

@@ -21,7 +21,12 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     /// Needed to bind an address other than loopback.
     pub public: bool,
+    /// The bearer token given directly (`--token` or `MLPIPE_TOKEN`).
+    pub token: Option<String>,
+    /// A file holding the bearer token (`--token-file`).
     pub token_file: Option<PathBuf>,
+    /// With `public`: serve without a token, on purpose.
+    pub allow_anonymous: bool,
     pub ledger: Option<String>,
     pub store: PathBuf,
     pub max_body: usize,
@@ -37,6 +42,8 @@ pub struct Ready {
     pub model: Id,
     pub shadow: Option<Id>,
     pub ledger: String,
+    /// Whether requests must carry the bearer token.
+    pub token: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,15 +51,48 @@ pub struct ServeReport {
     pub predictions: u64,
 }
 
+/// Checks a token: one or more visible ASCII characters (what an `Authorization` header can carry), so a
+/// token that no request could ever match is refused at start. Messages never show the token.
+fn check_token(token: String, from: &str) -> Result<String> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::data(format!(
+            "the token from {from} is empty or holds a space or a character that is not visible ASCII"
+        ))
+        .with_hint(
+            "use one word of visible ASCII characters, for example 32 random hex characters (openssl rand -hex 16)",
+        ));
+    }
+    Ok(token)
+}
+
 fn read_token(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read the token file", path, e))?;
-    let token = text.trim().to_string();
-    if token.is_empty() || token.chars().any(char::is_whitespace) {
-        return Err(Error::data(format!(
-            "the token file {} is empty or holds whitespace inside",
-            path.display()
-        ))
-        .with_hint("write one token (for example 32 random hex characters) on one line"));
+    check_token(text.trim().to_string(), &format!("the token file {}", path.display()))
+}
+
+/// The bearer token from `--token` / `MLPIPE_TOKEN` or `--token-file` (one of them), and whether serving
+/// without one is allowed: never on a public address unless `--allow-anonymous` says so.
+fn resolve_token(args: &ServeArgs) -> Result<Option<String>> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                Error::data("a token is given twice: by --token or MLPIPE_TOKEN, and by --token-file")
+                    .with_hint("give one: --token-file FILE, or MLPIPE_TOKEN (unset it to use --token-file)"),
+            );
+        }
+        (Some(token), None) => Some(check_token(token.clone(), "--token or MLPIPE_TOKEN")?),
+        (None, Some(path)) => Some(read_token(path)?),
+        (None, None) => None,
+    };
+    if args.public && token.is_none() && !args.allow_anonymous {
+        return Err(Error::data(
+            "--public without a token would let anyone who can reach this address predict, read the model \
+             and its metrics, and fill the ledger",
+        )
+        .with_hint(
+            "give a bearer token with MLPIPE_TOKEN or --token-file FILE (or --token, which other users of this \
+             machine can see in the process list), or pass --allow-anonymous to serve without one",
+        ));
     }
     Ok(token)
 }
@@ -63,9 +103,9 @@ pub fn run(args: &ServeArgs, on_ready: impl FnOnce(&Ready)) -> Result<ServeRepor
             "{} is not a loopback address; serving beyond this machine must be asked for",
             args.addr
         ))
-        .with_hint("pass --public (and consider --token-file), or bind 127.0.0.1"));
+        .with_hint("pass --public (with a token: MLPIPE_TOKEN or --token-file), or bind 127.0.0.1"));
     }
-    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let token = resolve_token(args)?;
     let store = LocalStore::open(&args.store)?;
     let (champion, shadow) = {
         let _lock = store.lock(false)?;
@@ -84,6 +124,7 @@ pub fn run(args: &ServeArgs, on_ready: impl FnOnce(&Ready)) -> Result<ServeRepor
         model: champion.model,
         shadow: shadow.as_ref().map(|s| s.run),
         ledger: ledger.describe().to_string(),
+        token: token.is_some(),
     };
     let limits = Limits {
         max_body: args.max_body,
@@ -197,5 +238,99 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(
+        public: bool,
+        token: Option<&str>,
+        token_file: Option<&std::path::Path>,
+        allow_anonymous: bool,
+    ) -> ServeArgs {
+        ServeArgs {
+            run: "ab".into(),
+            shadow: None,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            public,
+            token: token.map(str::to_string),
+            token_file: token_file.map(std::path::Path::to_path_buf),
+            allow_anonymous,
+            ledger: None,
+            store: "artifacts".into(),
+            max_body: 1 << 20,
+            body_timeout: std::time::Duration::from_secs(10),
+            threads: None,
+        }
+    }
+
+    fn refusal(a: &ServeArgs) -> (String, String) {
+        let e = resolve_token(a).err().unwrap();
+        (e.to_string(), e.hint().unwrap_or_default())
+    }
+
+    #[test]
+    fn serve_public_without_a_token_is_refused_unless_anonymous_is_asked_for() {
+        let (message, hint) = refusal(&args(true, None, None, false));
+        assert_eq!(
+            message,
+            "--public without a token would let anyone who can reach this address predict, read the model and \
+             its metrics, and fill the ledger"
+        );
+        assert_eq!(
+            hint,
+            "give a bearer token with MLPIPE_TOKEN or --token-file FILE (or --token, which other users of this \
+             machine can see in the process list), or pass --allow-anonymous to serve without one"
+        );
+        assert_eq!(resolve_token(&args(true, None, None, true)).unwrap(), None);
+        assert_eq!(
+            resolve_token(&args(false, None, None, false)).unwrap(),
+            None,
+            "loopback needs no token"
+        );
+        assert_eq!(
+            resolve_token(&args(true, Some("s3cr3t"), None, false))
+                .unwrap()
+                .as_deref(),
+            Some("s3cr3t")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        assert_eq!(
+            resolve_token(&args(true, None, Some(&file), false)).unwrap().as_deref(),
+            Some("from-file")
+        );
+        let (message, _) = refusal(&args(true, Some("a"), Some(&file), false));
+        assert_eq!(
+            message,
+            "a token is given twice: by --token or MLPIPE_TOKEN, and by --token-file"
+        );
+    }
+
+    #[test]
+    fn a_token_no_request_could_carry_is_refused_without_being_shown() {
+        for bad in ["", "two words", "tab\there", "caf\u{e9}"] {
+            let (message, _) = refusal(&args(true, Some(bad), None, false));
+            assert_eq!(
+                message,
+                "the token from --token or MLPIPE_TOKEN is empty or holds a space or a character that is not \
+                 visible ASCII"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  \n").unwrap();
+        let (message, _) = refusal(&args(false, None, Some(&file), false));
+        assert_eq!(
+            message,
+            format!(
+                "the token from the token file {} is empty or holds a space or a character that is not visible ASCII",
+                file.display()
+            )
+        );
     }
 }

@@ -38,12 +38,13 @@ pub fn run(args: &ShowArgs) -> Result<ShowReport> {
         }
         Resolved::Object(o) => (o, None),
     };
-    if let Some(content) = record {
+    if let Some(mut content) = record {
         let kind = content
             .get("kind")
             .and_then(Value::as_str)
             .unwrap_or("record")
             .to_string();
+        redact_source(&kind, &mut content);
         return Ok(ShowReport {
             id,
             kind,
@@ -53,7 +54,7 @@ pub fn run(args: &ShowArgs) -> Result<ShowReport> {
     }
     let bytes = store.get(&id)?;
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let (kind, content) = match parsed {
+    let (kind, mut content) = match parsed {
         Some(v) if v.get("kind").is_some() => (v["kind"].as_str().unwrap_or("object").to_string(), v),
         Some(v) if v.get("steps").is_some() && v.get("gather").is_some() => ("pipeline".to_string(), v),
         _ => {
@@ -62,10 +63,45 @@ pub fn run(args: &ShowArgs) -> Result<ShowReport> {
             ("data".to_string(), Value::Array(preview))
         }
     };
+    redact_source(&kind, &mut content);
     Ok(ShowReport {
         id,
         kind,
         size: bytes.len(),
         content,
     })
+}
+
+/// The data source a record or pipeline names, as it may be shown ([`crate::database::redact_url`]): what
+/// mlpipe stores has no password, and one that a store written by an older mlpipe holds is masked here.
+fn redact_source(kind: &str, content: &mut Value) {
+    let field = match kind {
+        "run" | "source-snapshot" => content.get_mut("source"),
+        "pipeline" => content.get_mut("gather").and_then(|g| g.get_mut("source")),
+        _ => None,
+    };
+    if let Some(Value::String(source)) = field {
+        *source = crate::database::redact_url(source);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_an_older_store_holds_is_not_shown() {
+        let mut run = serde_json::json!({"kind": "run", "source": "postgres://etl:S3c/ret?x@127.0.0.1:5432/db"});
+        redact_source("run", &mut run);
+        assert_eq!(run["source"], "postgres://(not shown: the URL does not parse)");
+        let mut pipeline = serde_json::json!({"gather": {"source": "postgres://etl:S3cret@h/db"}, "steps": []});
+        redact_source("pipeline", &mut pipeline);
+        assert_eq!(pipeline["gather"]["source"], "postgres://etl:***@h/db");
+        let mut record = serde_json::json!({"kind": "source-snapshot", "source": "postgres://h/db?password=S3cret"});
+        redact_source("source-snapshot", &mut record);
+        assert_eq!(record["source"], "postgres://h/db?password=***");
+        let mut file = serde_json::json!({"kind": "run", "source": "/data/train.csv"});
+        redact_source("run", &mut file);
+        assert_eq!(file["source"], "/data/train.csv");
+    }
 }

@@ -12,7 +12,7 @@ use crate::database::Database;
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::sources::{self, History, Selection, SourceRecord};
-use crate::store::{LocalStore, Store, hash_file, write_atomic};
+use crate::store::{LocalStore, Store, hash_file};
 
 pub struct SnapshotArgs {
     /// A data file, or a database URL.
@@ -111,10 +111,17 @@ fn export(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
-    write_atomic(dir, path, bytes)
+    crate::tables::write_file(dir, path, bytes)
 }
 
 pub fn run(args: &SnapshotArgs) -> Result<SnapshotReport> {
+    if let Some(path) = &args.export {
+        // An export in the store would replace the store's own files (its `.source.json` beside it too).
+        let mut side = path.clone().into_os_string();
+        side.push(".source.json");
+        crate::tables::refuse_inside_store(&args.store, path, "--export")?;
+        crate::tables::refuse_inside_store(&args.store, Path::new(&side), "--export")?;
+    }
     match Database::parse(&args.source)? {
         Some(db) => snapshot_database(args, &db),
         None if args.database.any() => Err(Error::data(format!(

@@ -858,8 +858,13 @@ fn check_name(name: &At<String>, what: &str) -> Result<()> {
 
 fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Option<Location>)> {
     let source = g.req_str("source", "the data file, relative to the pipeline file")?;
-    let parsed = crate::database::Database::parse(&source.value)
-        .map_err(|e| Error::spec(e.to_string(), Some(source.location.clone())))?;
+    let parsed = crate::database::Database::parse(&source.value).map_err(|e| {
+        let err = Error::spec(e.to_string(), Some(source.location.clone()));
+        match e.hint() {
+            Some(hint) => err.with_hint(hint),
+            None => err,
+        }
+    })?;
     let file = match &parsed {
         None => Some(Path::new(&source.value)),
         Some(crate::database::Database::Sqlite(p)) => Some(p.as_path()),

@@ -18,8 +18,12 @@ pub struct Source<'s> {
 }
 
 impl Source<'_> {
+    /// The place of `span`, its line shown with any URL's password masked (an error can sit on the line
+    /// of `source = "postgres://…"`).
     pub fn location(&self, span: Range<usize>) -> Location {
-        Location::from_span(&self.path, self.text, span)
+        let mut location = Location::from_span(&self.path, self.text, span);
+        crate::database::redact_location(&mut location);
+        location
     }
 
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {

@@ -343,3 +343,69 @@ fn max_features_with_a_forest_in_select_from_model_is_refused_as_ambiguous() {
         "{err}"
     );
 }
+
+fn database_source(url: &str) -> String {
+    BASE.replace("source = \"d.csv\"", &format!("source = \"{url}\"\ntable = \"houses\""))
+}
+
+#[test]
+fn a_password_in_the_source_url_never_reaches_the_stored_pipeline_or_its_hash() {
+    let with_password = check(&database_source(
+        "postgres://etl:S3c%2Fret%3Fx@db:5432/sales?password=S3c2",
+    ))
+    .unwrap();
+    let without = check(&database_source("postgres://etl@db:5432/sales")).unwrap();
+    let stored = String::from_utf8(with_password.to_canonical_json()).unwrap();
+    assert!(!stored.contains("S3c"), "{stored}");
+    assert!(
+        stored.contains("\"source\":\"postgres://etl@db:5432/sales\""),
+        "{stored}"
+    );
+    assert_eq!(with_password.to_canonical_json(), without.to_canonical_json());
+    assert_eq!(with_password.hashed_bytes(), without.hashed_bytes());
+    assert_eq!(with_password.source_name(), "postgres://etl@db:5432/sales");
+    // Without a password the stored text is the written one, byte for byte.
+    let plain = check(&database_source("postgres://etl@/sales?host=/tmp/pg&")).unwrap();
+    assert!(
+        String::from_utf8(plain.to_canonical_json())
+            .unwrap()
+            .contains("\"source\":\"postgres://etl@/sales?host=/tmp/pg&\"")
+    );
+}
+
+#[test]
+fn an_ambiguous_source_url_is_refused_at_its_line_without_showing_the_password() {
+    let err = Pipeline::parse(
+        Path::new("x.toml"),
+        &database_source("postgres://etl:S3c/ret?x@127.0.0.1:5432/db"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "the PostgreSQL URL is ambiguous: an '@' comes after the first '/' (a raw '/' in the password, or a raw \
+         '@' in the database name or a parameter?); readers of URLs would split it differently (the URL is not \
+         shown: it may hold a password)"
+    );
+    assert!(
+        err.hint()
+            .unwrap()
+            .starts_with("percent-encode these characters in the password")
+    );
+    let loc = err.location().unwrap();
+    assert_eq!((loc.line, loc.col), (9, 10));
+    assert_eq!(
+        loc.line_text,
+        "source = \"postgres://(not shown: the URL does not parse)\""
+    );
+    // A TOML error on that line shows it masked too.
+    let err = Pipeline::parse(
+        Path::new("x.toml"),
+        &database_source("postgres://etl:S3cret@db/x").replace("/x\"", "/x"),
+    )
+    .err()
+    .unwrap();
+    let loc = err.location().unwrap();
+    assert!(err.to_string().contains("is not valid TOML"), "{err}");
+    assert_eq!(loc.line_text, "source = \"postgres://etl:***@db/x");
+}

@@ -50,4 +50,22 @@ frame = key(
     s("a"), u(0), u(2), by(nums),
     s("b"), u(1), u(2), by(texts),
 )
-print(json.dumps({"stage_seed_42_split": seed.hex(), "stage_key": stage_key.hex(), "frame": frame.hex()}, indent=1))
+# Two chained ledger entries: a REST prediction with its value, then a shadow batch entry with a pair
+# and no value (an absent value or pair is an empty byte string).
+h = lambda text: blake3(text.encode()).digest()
+first = key(
+    "mlpipe 2026-11 ledger entry v1",
+    i(bytes(32)), u(1),
+    i(h("prediction")), i(h("run")), i(h("model")), i(h("input")), s("record"), i(h("output")), u(1),
+    by(struct.pack("<d", 181234.5)), s("serve"), s("champion"), by(b""),
+    s("2026-11-26T10:00:00.000000Z"), s("127.0.0.1:5000"),
+)
+second = key(
+    "mlpipe 2026-11 ledger entry v1",
+    i(first), u(2),
+    i(h("prediction 2")), i(h("run 2")), i(h("model 2")), i(h("input 2")), s("csv"), i(h("output 2")), u(2),
+    by(b""), s("batch"), s("shadow"), by(h("prediction")),
+    s("2026-11-26T10:00:01.000000Z"), s("test.csv"),
+)
+print(json.dumps({"stage_seed_42_split": seed.hex(), "stage_key": stage_key.hex(), "frame": frame.hex(),
+                  "ledger_entry_1": first.hex(), "ledger_entry_2": second.hex()}, indent=1))
