@@ -6,10 +6,14 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
+use crate::fitted::{
+    CandidateScore, Classes, Confusion, CvReport, EvaluateState, FrameDigest, Predictions, StageOutput, StageState,
+    TrainState, labels_of, predict,
+};
 use crate::frame::{ColumnType, Frame, read_csv};
 use crate::metrics;
 use crate::models::{self, FitTarget, Model};
@@ -17,207 +21,6 @@ use crate::plan::{Plan, StageKind};
 use crate::spec::{Pipeline, TargetTransform, Task};
 use crate::stages::{self, FitContext, analyse, power_transform, split};
 use crate::store::{RefKind, RefRead, Store};
-
-pub const OUTPUT_FORMAT: u32 = 1;
-
-/// Digest and shape of one frame a stage produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FrameDigest {
-    pub rows: usize,
-    pub columns: usize,
-    pub digest: Id,
-}
-
-impl FrameDigest {
-    fn of(frame: &Frame) -> FrameDigest {
-        FrameDigest {
-            rows: frame.n_rows(),
-            columns: frame.columns.len(),
-            digest: frame.digest(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    pub target_transform: TargetTransform,
-    /// λ of a Box-Cox or Yeo-Johnson target transform, fitted on the train target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_lambda: Option<f64>,
-    pub model: Model,
-    /// `[cv]`: the fold scores of the estimator (of each `[grid]` candidate, and which was chosen).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cv: Option<CvReport>,
-}
-
-/// Cross-validation on the train rows, as the train stage records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CvReport {
-    pub metric: String,
-    pub folds: u64,
-    pub candidates: Vec<CandidateScore>,
-    /// The candidate fitted on all train rows: the best mean score, the first of equals (as
-    /// scikit-learn's `GridSearchCV` ranks them).
-    pub chosen: usize,
-}
-
-/// One candidate's scores: its searched parameters (none without a grid), each fold's score, their mean
-/// and population standard deviation (scikit-learn's `mean_test_score`, `std_test_score`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CandidateScore {
-    pub params: BTreeMap<String, serde_json::Value>,
-    pub scores: Vec<f64>,
-    pub mean: f64,
-    pub std: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvaluateState {
-    pub test: BTreeMap<String, f64>,
-    pub train: BTreeMap<String, f64>,
-    /// Digest of the test predictions' IEEE-754 bits, in row order (a classifier's: its probabilities).
-    pub test_predictions: Id,
-    /// A classifier's confusion matrix on the test rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confusion: Option<Confusion>,
-}
-
-/// `matrix[t][p]`: test rows of true label `labels[t]` predicted as `labels[p]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confusion {
-    pub labels: Vec<String>,
-    pub matrix: Vec<Vec<u64>>,
-}
-
-/// A model's predictions for some rows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Predictions {
-    /// A regressor's values, on the original target scale.
-    Values(Vec<f64>),
-    /// A classifier's predicted class (index into its classes) and row-major probabilities.
-    Classes {
-        predicted: Vec<usize>,
-        proba: Vec<f64>,
-        n_classes: usize,
-    },
-}
-
-impl Predictions {
-    pub fn len(&self) -> usize {
-        match self {
-            Predictions::Values(v) => v.len(),
-            Predictions::Classes { predicted, .. } => predicted.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The bytes a prediction's content id covers: IEEE-754 bits, little-endian, in row order (a
-    /// classifier's probabilities, which decide its classes).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let floats = match self {
-            Predictions::Values(v) => v,
-            Predictions::Classes { proba, .. } => proba,
-        };
-        floats.iter().flat_map(|p| p.to_le_bytes()).collect()
-    }
-
-    /// Appends `other`'s rows (of the same model).
-    pub fn extend(&mut self, other: Predictions) {
-        match (self, other) {
-            (Predictions::Values(a), Predictions::Values(b)) => a.extend(b),
-            (
-                Predictions::Classes { predicted, proba, .. },
-                Predictions::Classes {
-                    predicted: p2,
-                    proba: q2,
-                    ..
-                },
-            ) => {
-                predicted.extend(p2);
-                proba.extend(q2);
-            }
-            _ => {}
-        }
-    }
-
-    /// Floats per row in `to_bytes`: 1, or a classifier's number of classes.
-    pub fn floats_per_row(&self) -> usize {
-        match self {
-            Predictions::Values(_) => 1,
-            Predictions::Classes { n_classes, .. } => *n_classes,
-        }
-    }
-
-    /// Row `i` alone.
-    #[must_use]
-    pub fn row(&self, i: usize) -> Predictions {
-        match self {
-            Predictions::Values(v) => Predictions::Values(vec![v[i]]),
-            Predictions::Classes {
-                predicted,
-                proba,
-                n_classes,
-            } => Predictions::Classes {
-                predicted: vec![predicted[i]],
-                proba: proba[i * n_classes..(i + 1) * n_classes].to_vec(),
-                n_classes: *n_classes,
-            },
-        }
-    }
-
-    /// Row `i`'s probabilities, for a classifier.
-    pub fn row_proba(&self, i: usize) -> Option<&[f64]> {
-        match self {
-            Predictions::Values(_) => None,
-            Predictions::Classes { proba, n_classes, .. } => Some(&proba[i * n_classes..(i + 1) * n_classes]),
-        }
-    }
-}
-
-/// What a stage learned or computed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
-pub enum StageState {
-    Gather { schema: Vec<(String, ColumnType)> },
-    Split(split::Fitted),
-    Analyse(analyse::Profile),
-    Step(stages::Fitted),
-    Train(TrainState),
-    Evaluate(EvaluateState),
-}
-
-/// A stage's output object: its state and the digests of the data it hands on (`all` before the
-/// split, `train` and `test` after).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageOutput {
-    pub kind: String,
-    pub format: u32,
-    pub state: StageState,
-    pub data: BTreeMap<String, FrameDigest>,
-}
-
-impl StageOutput {
-    fn new(state: StageState, data: BTreeMap<String, FrameDigest>) -> StageOutput {
-        StageOutput {
-            kind: "stage-output".into(),
-            format: OUTPUT_FORMAT,
-            state,
-            data,
-        }
-    }
-
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::internal(format!("cannot serialise stage output: {e}")))
-    }
-
-    pub fn from_bytes(bytes: &[u8], id: &Id) -> Result<StageOutput> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::internal(format!("object {id} is not a stage output of this mlpipe version: {e}")))
-    }
-}
 
 /// How one stage went, for people and for `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -825,36 +628,6 @@ fn cluster_metrics(
         .collect()
 }
 
-/// Predictions of a fitted model: a regressor's on the original target scale, a classifier's classes
-/// and probabilities.
-pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
-    let raw = match state.model.output(frame)? {
-        models::Output::Proba(proba) => {
-            let n_classes = state.model.classes().map_or(0, |(c, _)| c.len());
-            return Ok(Predictions::Classes {
-                predicted: models::argmax_rows(&proba, n_classes),
-                proba,
-                n_classes,
-            });
-        }
-        models::Output::Values(v) => v,
-    };
-    let lambda = state.target_lambda.unwrap_or(0.0);
-    Ok(Predictions::Values(match state.target_transform {
-        TargetTransform::None => raw,
-        TargetTransform::Log => raw.into_iter().map(f64::exp).collect(),
-        TargetTransform::Log1p => raw.into_iter().map(f64::exp_m1).collect(),
-        TargetTransform::BoxCox => raw
-            .into_iter()
-            .map(|v| power_transform::inverse_box_cox(v, lambda))
-            .collect(),
-        TargetTransform::YeoJohnson => raw
-            .into_iter()
-            .map(|v| power_transform::inverse_yeo_johnson(v, lambda))
-            .collect(),
-    }))
-}
-
 fn check_target(p: &Pipeline, frame: &Frame) -> Result<()> {
     match frame.column(&p.target).map(|c| c.data.column_type()) {
         None if p.task == Task::Clustering && p.target.is_empty() => {}
@@ -903,71 +676,6 @@ fn target_values(p: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
 /// A classifier's target as text labels, one per row (numbers written as in JSON: 1, not 1.0).
 fn target_labels(p: &Pipeline, frame: &Frame) -> Result<Vec<String>> {
     labels_of(frame, &p.target).map_err(|e| e.at(p.origin.target.as_ref()))
-}
-
-/// Column `target` of `frame` as class labels, one per row; a missing label is an error.
-pub fn labels_of(frame: &Frame, target: &str) -> Result<Vec<String>> {
-    let column = frame.column(target).ok_or_else(|| frame.missing_column(target))?;
-    let missing = |r: usize| {
-        Error::data(format!(
-            "target \"{target}\" is missing at line {} of {}",
-            frame.lines[r], frame.source
-        ))
-        .with_hint("rows without a class cannot be trained or scored; remove them from the data")
-    };
-    match &column.data {
-        crate::frame::ColumnData::Numeric(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| {
-                if x.is_nan() {
-                    Err(missing(r))
-                } else {
-                    Ok(crate::scoring::json_number(*x).to_string())
-                }
-            })
-            .collect(),
-        crate::frame::ColumnData::Categorical(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| x.as_ref().map(ToString::to_string).ok_or_else(|| missing(r)))
-            .collect(),
-    }
-}
-
-/// The classes of a train target, ordered as scikit-learn's `classes_`: numbers by value, text by its
-/// bytes.
-pub struct Classes {
-    pub labels: Vec<String>,
-    pub numeric: bool,
-}
-
-impl Classes {
-    pub fn of(labels: &[String]) -> Classes {
-        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
-        let numbers: Option<Vec<(f64, &String)>> = distinct
-            .iter()
-            .map(|l| l.parse::<f64>().ok().map(|x| (x, *l)))
-            .collect();
-        match numbers {
-            Some(mut n) => {
-                n.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Classes {
-                    labels: n.into_iter().map(|(_, l)| l.clone()).collect(),
-                    numeric: true,
-                }
-            }
-            None => Classes {
-                labels: distinct.into_iter().cloned().collect(),
-                numeric: false,
-            },
-        }
-    }
-
-    #[allow(clippy::cast_possible_truncation)] // classes are far fewer than 2^32
-    pub fn index(&self, label: &str) -> u32 {
-        self.labels.iter().position(|l| l == label).unwrap_or(0) as u32
-    }
 }
 
 /// The transformed target, and the λ fitted for it (Box-Cox, Yeo-Johnson).

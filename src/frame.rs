@@ -1054,6 +1054,16 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
     })
 }
 
+/// A number as JSON: integral values that fit exactly are written as integers ("1461", not "1461.0").
+pub fn json_number(x: f64) -> serde_json::Value {
+    #[allow(clippy::cast_possible_truncation)]
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        serde_json::Value::from(x as i64)
+    } else {
+        serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

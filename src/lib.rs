@@ -17,6 +17,7 @@ pub mod digest;
 pub mod error;
 pub mod executor;
 pub mod export;
+pub mod fitted;
 pub mod frame;
 pub mod ledger;
 pub mod metrics;

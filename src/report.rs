@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::executor::{CvReport, EvaluateState, Predictions};
+use crate::fitted::{CvReport, EvaluateState, Predictions};
 use crate::metrics::auc;
 use crate::models::{ClassScores, Model};
 use crate::provenance::RunRecord;

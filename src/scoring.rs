@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::digest::{Id, KeyBuilder, context};
 use crate::error::{Error, Result};
-use crate::executor::{Predictions, StageState, TrainState, predict};
+use crate::fitted::{Predictions, StageState, TrainState, predict};
+use crate::frame::json_number;
 use crate::frame::{Column, ColumnData, ColumnType, Expected, Frame, conform_to_schema};
 use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
@@ -512,16 +513,6 @@ impl std::fmt::Display for IdValue {
             IdValue::Text(s) => f.write_str(s),
             IdValue::Missing => Ok(()),
         }
-    }
-}
-
-/// A number as JSON: integral values that fit exactly are written as integers ("1461", not "1461.0").
-pub fn json_number(x: f64) -> Value {
-    #[allow(clippy::cast_possible_truncation)]
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        Value::from(x as i64)
-    } else {
-        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
     }
 }
 

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use mlpipe::commands::read_snapshot;
-use mlpipe::executor::{Executor, NoProgress, Predictions, Snapshot, StageOutput, StageState};
+use mlpipe::executor::{Executor, NoProgress, Snapshot};
+use mlpipe::fitted::{Predictions, StageOutput, StageState};
 use mlpipe::spec::Pipeline;
 use mlpipe::stages::Fitted;
 use mlpipe::stages::impute::Value as Fill;
@@ -723,7 +724,7 @@ fn side(pipeline: &Pipeline, out: &[(String, StageOutput)], train: bool) -> mlpi
     frame
 }
 
-fn trained(out: &[(String, StageOutput)]) -> &mlpipe::executor::TrainState {
+fn trained(out: &[(String, StageOutput)]) -> &mlpipe::fitted::TrainState {
     match state(out, "train") {
         StageState::Train(t) => t,
         _ => panic!("no train stage"),
@@ -731,7 +732,7 @@ fn trained(out: &[(String, StageOutput)]) -> &mlpipe::executor::TrainState {
 }
 
 fn predictions_of(pipeline: &Pipeline, out: &[(String, StageOutput)], train: bool) -> Predictions {
-    mlpipe::executor::predict(trained(out), &side(pipeline, out, train)).unwrap()
+    mlpipe::fitted::predict(trained(out), &side(pipeline, out, train)).unwrap()
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn assert_not_internal(e: &mlpipe::Error) {
 }
 
 /// A prediction handed out is a finite number: ±∞ and NaN are refused, never answered.
-fn assert_finite(predictions: &mlpipe::executor::Predictions) {
+fn assert_finite(predictions: &mlpipe::fitted::Predictions) {
     let bytes = predictions.to_bytes();
     for chunk in bytes.chunks_exact(8) {
         let x = f64::from_le_bytes(chunk.try_into().expect("8 bytes"));

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use mlpipe::executor::{StageOutput, StageState};
+use mlpipe::fitted::{StageOutput, StageState};
 use mlpipe::provenance::RunRecord;
 use mlpipe::stages::Fitted;
 use mlpipe::stages::impute::Value;
@@ -546,7 +546,7 @@ fn model_lines(s: &mut String, model: &mlpipe::models::Model, target_transform: 
 }
 
 /// Cross-validation scores: one line per candidate, the chosen one marked.
-fn cv_lines(s: &mut String, cv: &mlpipe::executor::CvReport) {
+fn cv_lines(s: &mut String, cv: &mlpipe::fitted::CvReport) {
     let _ = writeln!(
         s,
         "  {}-fold cross-validation on the train rows, {}:",

@@ -115,8 +115,8 @@ fn chosen(store: &dyn Store, run: &RunRecord) -> Result<Option<String>> {
     let Some(stage) = run.stages.iter().find(|s| s.kind == "train") else {
         return Ok(None);
     };
-    let out = crate::executor::StageOutput::from_bytes(&store.get(&stage.output)?, &stage.output)?;
-    let crate::executor::StageState::Train(train) = out.state else {
+    let out = crate::fitted::StageOutput::from_bytes(&store.get(&stage.output)?, &stage.output)?;
+    let crate::fitted::StageState::Train(train) = out.state else {
         return Ok(None);
     };
     Ok(train.cv.and_then(|cv| {

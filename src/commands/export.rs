@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::executor::{Predictions, StageState};
 use crate::export::onnx;
+use crate::fitted::{Predictions, StageState};
 use crate::frame::ColumnData;
 use crate::scoring::Scorer;
 use crate::store::{LocalStore, Store};
@@ -106,7 +106,7 @@ fn verify(
     for (name, _) in scorer.feature_columns() {
         let column = frame.column(name).ok_or_else(|| frame.missing_column(name))?;
         let (kind, values) = match &column.data {
-            ColumnData::Numeric(v) => ("double", v.iter().map(|x| crate::scoring::json_number(*x)).collect()),
+            ColumnData::Numeric(v) => ("double", v.iter().map(|x| crate::frame::json_number(*x)).collect()),
             ColumnData::Categorical(v) => (
                 "string",
                 v.iter()
@@ -118,7 +118,7 @@ fn verify(
     }
     let expected = match &predictions {
         Predictions::Values(v) => {
-            json!({"prediction": v.iter().map(|x| crate::scoring::json_number(*x)).collect::<Vec<_>>()})
+            json!({"prediction": v.iter().map(|x| crate::frame::json_number(*x)).collect::<Vec<_>>()})
         }
         Predictions::Classes {
             predicted,

@@ -10,16 +10,16 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::ledger::{self, Entry, Filter};
 use crate::provenance;
-use crate::store::LocalStore;
 
 pub struct LedgerArgs {
     pub store: PathBuf,
     pub ledger: Option<String>,
 }
 
+/// The ledger as it is: every `mlpipe ledger` action needs one to exist, and none creates one.
+/// The store is not opened (that would create it): a mistyped `--store` is "no ledger at …".
 fn open(args: &LedgerArgs) -> Result<Box<dyn ledger::Backend>> {
-    let store = LocalStore::open(&args.store)?;
-    ledger::open(store.root(), args.ledger.as_deref())
+    ledger::open_existing(&args.store, args.ledger.as_deref())
 }
 
 /// Checks an RFC 3339 time given on the command line and writes it the way the ledger records times
@@ -268,13 +268,9 @@ pub fn prune(args: &LedgerArgs, before: &str) -> Result<PruneReport> {
 }
 
 /// The chain's head (digest and entry count) to anchor elsewhere, or with `at`, the head as it was
-/// when the chain had that many entries.
+/// when the chain had that many entries; recomputed entry by entry, so an edited chain is an error.
 pub fn head(args: &LedgerArgs, at: Option<u64>) -> Result<ledger::Head> {
-    let mut backend = open(args)?;
-    match at {
-        Some(position) => ledger::head_at(backend.as_mut(), position),
-        None => backend.head(),
-    }
+    ledger::head(open(args)?.as_mut(), at)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::StageOutput;
+use crate::fitted::StageOutput;
 use crate::plan::{Plan, run_id, stage_key};
 use crate::provenance::{PredictionRecord, RunRecord};
 use crate::spec::Pipeline;

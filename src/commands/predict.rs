@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::Predictions;
+use crate::fitted::Predictions;
 use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
 use crate::provenance::{self, PredictionRecord};
 use crate::scoring::{Made, Scorer, single_value};
@@ -110,6 +110,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     )?;
     // An output in the store (`-o artifacts/ledger.sqlite`) would replace the store's own files.
     target.refuse_inside_store(store.root())?;
+    target.refuse_over_ledger(store.root(), args.ledger.as_deref())?;
     let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
     phases.done("load");
     let (input_id, input, name) = read_input(&args.input)?;

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::{self, StageState};
+use crate::fitted;
+use crate::fitted::StageState;
 use crate::frame::ColumnData;
 use crate::report::{ReportData, Target, render};
 use crate::spec::Task;
@@ -32,7 +33,7 @@ fn target_of(frame: &crate::frame::Frame, name: &str, task: Task) -> Target {
     match (frame.column(name).map(|c| &c.data), task) {
         (Some(ColumnData::Numeric(v)), Task::Regression) => Target::Numbers(v.clone()),
         (Some(ColumnData::Numeric(v)), _) => {
-            Target::Labels(v.iter().map(|x| crate::scoring::json_number(*x).to_string()).collect())
+            Target::Labels(v.iter().map(|x| crate::frame::json_number(*x).to_string()).collect())
         }
         (Some(ColumnData::Categorical(v)), _) => {
             Target::Labels(v.iter().map(|x| x.as_deref().unwrap_or("").to_string()).collect())
@@ -70,7 +71,7 @@ pub fn run(args: &ReportArgs) -> Result<ReportOut> {
     for step in steps {
         test = step.apply(test)?;
     }
-    let predictions = executor::predict(train, &test)?;
+    let predictions = fitted::predict(train, &test)?;
     let task = pipeline.task.name();
     let html = render(&ReportData {
         record: &record,

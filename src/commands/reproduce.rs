@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::executor::{Executor, Predictions, Progress, Snapshot};
+use crate::executor::{Executor, Progress, Snapshot};
+use crate::fitted::Predictions;
 use crate::ledger;
 use crate::provenance::{self, CodeState};
 use crate::scoring::{Scorer, output_digest, single_value};

@@ -13,7 +13,7 @@ use super::proto::{
     tensor_shape_proto, type_proto,
 };
 use crate::error::{Error, Result};
-use crate::executor::TrainState;
+use crate::fitted::TrainState;
 use crate::frame::ColumnType;
 use crate::models::{ClassScores, Model, tree};
 use crate::scoring::Scorer;

@@ -476,8 +476,8 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None, &mut ctx.rng)?),
         Operator::SelectKBest(r) => {
             if ctx.task == crate::spec::Task::Classification {
-                let labels = crate::executor::labels_of(train, &ctx.target)?;
-                let classes = crate::executor::Classes::of(&labels);
+                let labels = crate::fitted::labels_of(train, &ctx.target)?;
+                let classes = crate::fitted::Classes::of(&labels);
                 let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
                 let target = select::ScoreTarget::Classes {
                     y: &y,

@@ -370,8 +370,8 @@ fn importances(
     }
     let model = match ctx.task {
         crate::spec::Task::Classification => {
-            let labels = crate::executor::labels_of(train, &ctx.target)?;
-            let classes = crate::executor::Classes::of(&labels);
+            let labels = crate::fitted::labels_of(train, &ctx.target)?;
+            let classes = crate::fitted::Classes::of(&labels);
             let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
             let target = models::FitTarget::Classes {
                 y: &y,
