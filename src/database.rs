@@ -19,7 +19,7 @@ use crate::scoring::IdValue;
 use crate::tables::{OutputRows, PredictionColumn};
 use rusqlite::types::Value as Sql;
 
-pub use url::PgUrl;
+pub use url::{PgUrl, mask_passwords};
 
 #[derive(Clone)]
 pub enum Database {
@@ -212,10 +212,32 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 pub fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
+    open_sqlite_with(path, rusqlite::OpenFlags::empty())
+}
+
+/// The name SQLite is given for a database at `path`: always a plain file name, never a URI. The bundled
+/// SQLite is built with `SQLITE_USE_URI`, so a name starting with `file:` would be read as a URI
+/// (`sqlite:file:artifacts/ledger.sqlite` would open the store's ledger) whatever the open flags say;
+/// such a relative name is given as `./file:…`, which SQLite reads as the path it is.
+pub fn plain_sqlite_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        std::borrow::Cow::Owned(Path::new(".").join(path))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
+/// Opens (creating if needed) the SQLite database at `path` as a plain path (never a URI, see
+/// [`plain_sqlite_path`]), with `extra` open flags (`SQLITE_OPEN_NOFOLLOW` for the store's ledger).
+pub fn open_sqlite_with(path: &Path, extra: rusqlite::OpenFlags) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create the folder of", dir, e))?;
     }
-    let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_error(path, &e))?;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
+    let conn =
+        rusqlite::Connection::open_with_flags(plain_sqlite_path(path), flags).map_err(|e| sqlite_error(path, &e))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| sqlite_error(path, &e))?;
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -742,5 +764,21 @@ mod tests {
     #[test]
     fn pgpass_fields_unescape() {
         assert_eq!(split_pgpass(r"h:5432:*:u:pa\:ss"), vec!["h", "5432", "*", "u", "pa:ss"]);
+    }
+
+    #[test]
+    fn a_sqlite_path_starting_with_file_colon_is_a_plain_path_not_a_uri() {
+        assert_eq!(
+            plain_sqlite_path(Path::new("file:artifacts/ledger.sqlite")).as_ref(),
+            Path::new("./file:artifacts/ledger.sqlite")
+        );
+        assert_eq!(plain_sqlite_path(Path::new("out.db")).as_ref(), Path::new("out.db"));
+        // Opened for real: the database lands at the plain path, in a folder named `file:…`.
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("file:a").join("x.db");
+        let conn = open_sqlite(&plain).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        drop(conn);
+        assert!(plain.is_file());
     }
 }

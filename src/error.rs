@@ -154,11 +154,13 @@ impl Error {
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        let path = path.into();
+        // A user may give a URL where a path belongs (`--input postgres://u:pw@…`): never echo a password.
+        let path = match path.to_str() {
+            Some(text) if text.contains("://") => PathBuf::from(crate::database::mask_passwords(text)),
+            _ => path,
+        };
+        Error::Io { action, path, source }
     }
 
     /// Adds a hint to errors that carry one.

@@ -228,8 +228,6 @@ pub trait Backend: Send {
     fn chained(&mut self, after: i64, limit: usize) -> Result<Vec<Chained>>;
     /// The anchor the remaining chain starts from, when a prefix was pruned.
     fn anchor(&mut self) -> Result<Option<Anchor>>;
-    /// The chain's current head.
-    fn head(&mut self) -> Result<Head>;
     /// The recorded digest of the entry at `position`, when the ledger still holds it.
     fn digest_at(&mut self, position: u64) -> Result<Option<Id>>;
     /// Deletes the longest prefix of the chain made before `before` (after checking that it verifies)
@@ -245,15 +243,36 @@ pub fn default_path(store_root: &Path) -> PathBuf {
     store_root.join("ledger.sqlite")
 }
 
-/// Opens the ledger: `url` (sqlite:PATH or postgres://…) when given, else the store's SQLite file.
-/// A ledger written before the chain existed gets its chain columns, and its entries are chained in
-/// the order they were committed, on open.
+/// Opens the ledger to write to it: `url` (sqlite:PATH or postgres://…) when given, else the store's
+/// SQLite file, created when absent. A ledger written before the chain existed gets its chain columns,
+/// and its entries are chained in the order they were committed, in the one transaction that adds the
+/// columns; after that, a row without its link is never chained again (`verify` reports it).
 pub fn open(store_root: &Path, url: Option<&str>) -> Result<Box<dyn Backend>> {
+    open_as(store_root, url, true)
+}
+
+/// Opens an existing ledger to read it (`verify`, `ledger`, `ledger head`, `reproduce`): nothing is
+/// created, migrated or chained, and a ledger that is not there is an error ("no ledger at …").
+pub fn open_existing(store_root: &Path, url: Option<&str>) -> Result<Box<dyn Backend>> {
+    open_as(store_root, url, false)
+}
+
+fn open_as(store_root: &Path, url: Option<&str>, write: bool) -> Result<Box<dyn Backend>> {
     match url {
-        None => Ok(Box::new(SqliteLedger::open(&default_path(store_root))?)),
+        // The store's own ledger is never opened through a link (it, or its -wal/-shm/-journal).
+        None => {
+            crate::store::refuse_ledger_links(store_root)?;
+            let path = default_path(store_root);
+            Ok(Box::new(if write {
+                SqliteLedger::open_with(&path, rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW)?
+            } else {
+                SqliteLedger::open_existing(&path)?
+            }))
+        }
         Some(url) => match Database::parse(url)? {
-            Some(Database::Sqlite(path)) => Ok(Box::new(SqliteLedger::open(&path)?)),
-            Some(Database::Postgres(url)) => Ok(Box::new(PostgresLedger::open(&url)?)),
+            Some(Database::Sqlite(path)) if write => Ok(Box::new(SqliteLedger::open(&path)?)),
+            Some(Database::Sqlite(path)) => Ok(Box::new(SqliteLedger::open_existing(&path)?)),
+            Some(Database::Postgres(url)) => Ok(Box::new(PostgresLedger::open_as(&url, write)?)),
             // Not repeated: a URL with its scheme left out may still hold a password.
             None => Err(
                 Error::data("--ledger is not a database URL (it is not shown: it may hold a password)")
@@ -361,6 +380,26 @@ fn parse_link(ledger: &str, seq: i64, position: Option<&str>, digest: Option<&st
     }
 }
 
+/// A read command given a ledger that does not exist.
+fn no_ledger(ledger: &str) -> Error {
+    Error::Lookup {
+        message: format!("no ledger at {ledger}"),
+        hint: Some(
+            "check --ledger, MLPIPE_LEDGER and --store: read commands never create a ledger; `mlpipe predict` and \
+             `mlpipe serve` make one"
+                .into(),
+        ),
+    }
+}
+
+fn unlinked_tail(ledger: &str, seq: i64) -> Error {
+    Error::data(format!(
+        "ledger {ledger}: entry {seq} has no chain position or digest (its link was removed outside mlpipe), so \
+         nothing can be chained after it"
+    ))
+    .with_hint(EDITED_HINT)
+}
+
 fn damaged_link(ledger: &str, seq: i64) -> Error {
     Error::data(format!(
         "ledger {ledger}: entry {seq} has a malformed chain position or digest, so nothing can be chained after it"
@@ -372,6 +411,8 @@ fn damaged_link(ledger: &str, seq: i64) -> Error {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainProblem {
     pub seq: i64,
+    /// The entry's chain position: the one it records, or the one it should have when that is unreadable.
+    pub position: u64,
     pub prediction: Option<Id>,
     pub what: String,
 }
@@ -406,9 +447,11 @@ impl ChainCheck {
         let position = row.position.as_deref().and_then(|p| p.parse::<u64>().ok());
         let digest = row.digest.as_deref().and_then(Id::from_hex);
         let what = match (&row.entry, position, digest) {
-            _ if row.position.is_none() && row.digest.is_none() => {
-                Some("has no chain digest (the chain was removed from it)".to_string())
-            }
+            _ if row.position.is_none() && row.digest.is_none() => Some(
+                "has no chain position or digest: its link was removed outside mlpipe (mlpipe chains every entry \
+                 it writes)"
+                    .to_string(),
+            ),
             (_, None, _) | (_, _, None) => Some(format!(
                 "has a malformed chain position or digest ({}, {})",
                 row.position.as_deref().unwrap_or("none"),
@@ -441,6 +484,7 @@ impl ChainCheck {
         if let Some(what) = what {
             self.problems.push(ChainProblem {
                 seq: row.seq,
+                position: position.unwrap_or(expected),
                 prediction: row.entry.as_ref().ok().map(|e| e.prediction),
                 what,
             });
@@ -498,51 +542,87 @@ pub fn check_chain(backend: &mut dyn Backend) -> Result<ChainCheck> {
     Ok(check)
 }
 
-/// The head as it was when the chain had `position` entries (to compare with a head anchored then).
-pub fn head_at(backend: &mut dyn Backend, position: u64) -> Result<Head> {
-    let head = backend.head()?;
-    if position == head.entries {
-        return Ok(head);
-    }
-    if position > head.entries {
+/// An entry's name in messages: its chain position, and its row in the database.
+pub fn entry_label(position: u64, seq: i64) -> String {
+    format!("entry {position} (row {seq})")
+}
+
+/// The chain's head, recomputed: every entry from the anchor up to position `at` (the last entry when
+/// `None`) is checked against its digest before the head is given, so an edited, removed or unlinked
+/// entry makes it an error naming the first such entry. Reads only.
+pub fn head(backend: &mut dyn Backend, at: Option<u64>) -> Result<Head> {
+    let ledger = backend.describe();
+    let anchor = backend.anchor()?;
+    let start = anchor.as_ref().map_or(Link::START, Anchor::link);
+    if let Some(position) = at
+        && position < start.position
+    {
         return Err(Error::Lookup {
             message: format!(
-                "the ledger {} has had {} entries; there is no position {position}",
-                head.ledger, head.entries
+                "position {position} of the ledger {ledger} was pruned: the chain now starts after position {} \
+                 (digest {})",
+                start.position, start.digest
             ),
-            hint: Some("a head anchored with more entries than the ledger has now means entries were removed".into()),
+            hint: Some(format!(
+                "compare a head anchored at position {} or later",
+                start.position
+            )),
         });
     }
-    let start = head.anchor.as_ref().map_or(Link::START, Anchor::link);
-    let digest = match position.cmp(&start.position) {
-        std::cmp::Ordering::Equal => start.digest,
-        std::cmp::Ordering::Less => {
+    let mut check = ChainCheck::new(anchor.as_ref());
+    let mut reached = (at == Some(start.position)).then_some(start);
+    let mut after = i64::MIN;
+    'walk: while reached.is_none() {
+        let rows = backend.chained(after, CHUNK)?;
+        for row in &rows {
+            check.visit(row);
+            if let Some(p) = check.problems.first() {
+                return Err(Error::data(format!(
+                    "ledger {ledger}: {} {}, so the chain's head cannot be vouched for",
+                    entry_label(p.position, p.seq),
+                    p.what
+                ))
+                .with_hint(EDITED_HINT));
+            }
+            if at.is_some_and(|position| check.position >= position) {
+                reached = check.tail();
+                break 'walk;
+            }
+        }
+        match rows.last() {
+            Some(last) if rows.len() == CHUNK => after = last.seq,
+            _ => break,
+        }
+    }
+    let tail = check.tail().unwrap_or(start);
+    let head = match (at, reached) {
+        (None, _) => tail,
+        (Some(position), Some(link)) if link.position == position => link,
+        (Some(position), _) => {
             return Err(Error::Lookup {
                 message: format!(
-                    "position {position} of the ledger {} was pruned: the chain now starts after position {} (digest {})",
-                    head.ledger, start.position, start.digest
+                    "the ledger {ledger} has had {} {}; there is no position {position}",
+                    tail.position,
+                    plural(tail.position, "entry", "entries")
                 ),
-                hint: Some(format!(
-                    "compare a head anchored at position {} or later",
-                    start.position
-                )),
+                hint: Some(
+                    "a head anchored with more entries than the ledger has now means entries were removed".into(),
+                ),
             });
         }
-        std::cmp::Ordering::Greater => backend.digest_at(position)?.ok_or_else(|| {
-            Error::data(format!(
-                "the ledger {} holds no entry at chain position {position}",
-                head.ledger
-            ))
-            .with_hint(EDITED_HINT)
-        })?,
     };
     Ok(Head {
-        ledger: head.ledger,
-        digest,
-        entries: position,
-        kept: position - start.position,
-        anchor: head.anchor,
+        ledger,
+        digest: head.digest,
+        entries: head.position,
+        kept: head.position - start.position,
+        anchor,
     })
+}
+
+/// `n` followed by the singular or the plural noun.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { one.to_string() } else { many.to_string() }
 }
 
 /// What the chain logic needs from a backend inside one write transaction that holds the ledger's
@@ -562,55 +642,47 @@ trait ChainTx {
     fn add_anchor(&mut self, anchor: &Anchor) -> Result<()>;
     fn count_before(&mut self, time: &str) -> Result<usize>;
     fn delete_unused_inputs(&mut self) -> Result<usize>;
-    fn count(&mut self) -> Result<u64>;
 }
 
-/// The chain's tail, chaining first the rows at the end that have no link: every row of a ledger
-/// written before the chain existed (on the first open), or rows an older mlpipe appended since. They
-/// are chained in row order, which is commit order (SQLite hands out row numbers under its write lock;
-/// PostgreSQL appenders hold the table lock, which waits for every open insert).
-fn seal<T: ChainTx + ?Sized>(tx: &mut T) -> Result<Link> {
-    let (base, unchained) = tx.last_links()?;
-    let mut tail = match base {
-        Some(link) => link,
-        None => tx.anchor()?.as_ref().map_or(Link::START, Anchor::link),
-    };
-    if let Some(first) = unchained {
-        let mut after = first.saturating_sub(1);
-        loop {
-            let rows = tx.rows_after(after, CHUNK)?;
-            let Some(last) = rows.last() else { break };
-            after = last.seq;
-            let mut links = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let entry = row.entry.as_ref().map_err(|why| {
-                    Error::data(format!("ledger {}: cannot chain entry {}: {why}", tx.ledger(), row.seq))
-                        .with_hint("correct or delete that row; mlpipe never writes one like it")
-                })?;
-                tail = tail.next(entry);
-                links.push((row.seq, tail));
-            }
-            tx.set_links(&links)?;
-        }
+/// The chain's tail, to append after: the newest entry's link, or the anchor (the genesis) when the
+/// ledger holds no entry. A newest entry without its link is an error: only the migration that adds the
+/// chain columns chains entries after the fact ([`chain_all`]), so a missing link means an edit.
+fn tail<T: ChainTx + ?Sized>(tx: &mut T) -> Result<Link> {
+    match tx.last_links()? {
+        (_, Some(seq)) => Err(unlinked_tail(&tx.ledger(), seq)),
+        (Some(link), None) => Ok(link),
+        (None, None) => Ok(tx.anchor()?.as_ref().map_or(Link::START, Anchor::link)),
     }
-    Ok(tail)
 }
 
-fn head_in<T: ChainTx + ?Sized>(tx: &mut T, ledger: String) -> Result<Head> {
-    let tail = seal(tx)?;
-    Ok(Head {
-        ledger,
-        digest: tail.digest,
-        entries: tail.position,
-        kept: tx.count()?,
-        anchor: tx.anchor()?,
-    })
+/// Chains every entry of a ledger written before the chain existed, in row order, which is commit
+/// order (SQLite hands out row numbers under its write lock; PostgreSQL appenders held the table
+/// lock). Called only in the transaction that adds the chain columns.
+fn chain_all<T: ChainTx + ?Sized>(tx: &mut T) -> Result<()> {
+    let mut tail = Link::START;
+    let mut after = i64::MIN;
+    loop {
+        let rows = tx.rows_after(after, CHUNK)?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        let mut links = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = row.entry.as_ref().map_err(|why| {
+                Error::data(format!("ledger {}: cannot chain entry {}: {why}", tx.ledger(), row.seq))
+                    .with_hint("correct or delete that row; mlpipe never writes one like it")
+            })?;
+            tail = tail.next(entry);
+            links.push((row.seq, tail));
+        }
+        tx.set_links(&links)?;
+    }
+    Ok(())
 }
 
 /// Removes the longest prefix of the chain made before `before`, once it verifies from the current
 /// anchor, and records its head as the new anchor.
 fn prune_in<T: ChainTx + ?Sized>(tx: &mut T, before: &str, now: &str) -> Result<Pruned> {
-    seal(tx)?;
+    tail(tx)?;
     let cut = tx.first_at_or_after(before)?;
     let mut pruned = Pruned {
         entries: 0,
@@ -753,22 +825,29 @@ fn sqlite_has_chain(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
     Ok(n == 2)
 }
 
-/// Whether the newest row has its link (or there is no row).
-fn sqlite_tail_linked(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
-    use rusqlite::OptionalExtension;
-    let unlinked: Option<bool> = conn
-        .query_row(
-            "SELECT position IS NULL AND digest IS NULL FROM ledger ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(unlinked != Some(true))
+/// Whether the database holds a table of that name.
+fn sqlite_has_table(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        [table],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }
 
 impl SqliteLedger {
     pub fn open(path: &Path) -> Result<SqliteLedger> {
-        let conn = database::open_sqlite(path)?;
+        Self::open_with(path, rusqlite::OpenFlags::empty())
+    }
+
+    /// Opens an existing ledger to read it; creates, migrates and chains nothing.
+    pub fn open_existing(path: &Path) -> Result<SqliteLedger> {
+        Self::open_read(path)
+    }
+
+    /// [`SqliteLedger::open`] with extra SQLite open flags (`SQLITE_OPEN_NOFOLLOW` for the store's ledger).
+    pub fn open_with(path: &Path, flags: rusqlite::OpenFlags) -> Result<SqliteLedger> {
+        let conn = database::open_sqlite_with(path, flags)?;
         let e = |e: rusqlite::Error| database::sqlite_error(path, &e);
         // Checkpoints run on their own thread (see Checkpointer), never inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(e)?;
@@ -782,12 +861,47 @@ impl SqliteLedger {
         Ok(ledger)
     }
 
-    /// Adds the chain columns to a ledger made before them and chains the rows that have no link, under
-    /// the write lock (another process may be doing the same).
+    /// Opens without creating the file (no `SQLITE_OPEN_CREATE`) and without writing: a missing file, or
+    /// one that holds no ledger table, is "no ledger at …".
+    fn open_read(path: &Path) -> Result<SqliteLedger> {
+        use rusqlite::OpenFlags;
+        let e = |e: rusqlite::Error| database::sqlite_error(path, &e);
+        let ledger = format!("sqlite:{}", path.display());
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(no_ledger(&ledger));
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            database::plain_sqlite_path(path),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(e)?;
+        if !sqlite_has_table(&conn, "ledger").map_err(e)? {
+            return Err(no_ledger(&ledger));
+        }
+        if !sqlite_has_chain(&conn).map_err(e)? || !sqlite_has_table(&conn, "ledger_anchor").map_err(e)? {
+            return Err(Error::data(format!(
+                "the ledger {ledger} was written before the hash chain existed, so it cannot be checked yet"
+            ))
+            .with_hint(
+                "the next `mlpipe predict` or `mlpipe serve` with this ledger adds the chain, linking its entries in \
+                 the order they were recorded",
+            ));
+        }
+        Ok(SqliteLedger {
+            path: path.to_path_buf(),
+            conn,
+            checkpointer: None,
+        })
+    }
+
+    /// Adds the chain columns to a ledger made before them and chains its entries, in one transaction
+    /// under the write lock (another process may be doing the same). A ledger that has the columns is
+    /// left alone: an entry without its link there was edited, and `verify` reports it.
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
         let e = |e: rusqlite::Error| database::sqlite_error(&path, &e);
-        if sqlite_has_chain(&self.conn).map_err(e)? && sqlite_tail_linked(&self.conn).map_err(e)? {
+        if sqlite_has_chain(&self.conn).map_err(e)? {
             return Ok(());
         }
         let tx = self
@@ -799,8 +913,8 @@ impl SqliteLedger {
                 "ALTER TABLE ledger ADD COLUMN position INTEGER; ALTER TABLE ledger ADD COLUMN digest TEXT;",
             )
             .map_err(e)?;
+            chain_all(&mut SqliteTx { conn: &tx, path: &path })?;
         }
-        seal(&mut SqliteTx { conn: &tx, path: &path })?;
         tx.commit().map_err(e)
     }
 
@@ -933,11 +1047,6 @@ impl ChainTx for SqliteTx<'_> {
             )
             .map_err(|e| self.err(&e))
     }
-
-    fn count(&mut self) -> Result<u64> {
-        let n = self.optional_i64("SELECT count(*) FROM ledger", [])?.unwrap_or(0);
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
 }
 
 fn sqlite_chained(conn: &rusqlite::Connection, path: &Path, after: i64, limit: usize) -> Result<Vec<Chained>> {
@@ -1038,7 +1147,7 @@ fn filter_sql(filter: &Filter, dollar: bool) -> (String, Vec<String>) {
 impl Backend for SqliteLedger {
     fn append(&mut self, entries: &[Entry], inputs: &[Input]) -> Result<()> {
         self.write(|tx| {
-            let mut tail = seal(tx)?;
+            let mut tail = tail(tx)?;
             let e = |e: rusqlite::Error| database::sqlite_error(tx.path, &e);
             let mut put = tx
                 .conn
@@ -1113,11 +1222,6 @@ impl Backend for SqliteLedger {
         sqlite_anchor(&self.conn, &self.path)
     }
 
-    fn head(&mut self) -> Result<Head> {
-        let ledger = self.describe();
-        self.write(|tx| head_in(tx, ledger))
-    }
-
     fn digest_at(&mut self, position: u64) -> Result<Option<Id>> {
         use rusqlite::OptionalExtension;
         let digest: Option<Option<String>> = self
@@ -1190,7 +1294,12 @@ fn pg_fields<const N: usize>(r: &postgres::Row) -> [Option<String>; N] {
 }
 
 impl PostgresLedger {
+    /// Opens (creating its tables when absent) a ledger to write to.
     pub fn open(url: &str) -> Result<PostgresLedger> {
+        Self::open_as(url, true)
+    }
+
+    fn open_as(url: &str, write: bool) -> Result<PostgresLedger> {
         let redacted = database::redact_url(url);
         let mut client = database::connect_postgres(url)?;
         let r = redacted.clone();
@@ -1198,6 +1307,17 @@ impl PostgresLedger {
             let r = r.clone();
             move |err: postgres::Error| database::postgres_error(&r, what, &err)
         };
+        if !write {
+            // Read commands create, migrate and chain nothing.
+            let exists: bool = client
+                .query_one("SELECT to_regclass('ledger') IS NOT NULL", &[])
+                .map_err(e("look for the ledger"))?
+                .get(0);
+            if !exists {
+                return Err(no_ledger(&redacted));
+            }
+            return Ok(PostgresLedger { redacted, client });
+        }
         let mut tx = client.transaction().map_err(e("begin"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PG_SETUP_LOCK])
             .map_err(e("lock the ledger setup"))?;
@@ -1211,29 +1331,21 @@ impl PostgresLedger {
             .map_err(e("read the ledger's columns"))?
             .get(0);
         if columns < 2 {
-            // A ledger made before the chain: add its columns (no rewrite: they start empty).
+            // A ledger made before the chain: add its columns and chain its entries, in this transaction
+            // only. Afterwards an entry without its link was edited: `verify` reports it.
             tx.batch_execute(
                 "ALTER TABLE ledger ADD COLUMN IF NOT EXISTS position bigint, ADD COLUMN IF NOT EXISTS digest text",
             )
             .map_err(e("add the chain columns"))?;
-        }
-        // One entry per position, even if something bypassed the lock.
-        tx.batch_execute("CREATE UNIQUE INDEX IF NOT EXISTS ledger_position ON ledger(position)")
-            .map_err(e("index the chain"))?;
-        let unlinked = tx
-            .query_opt(
-                "SELECT position IS NULL AND digest IS NULL FROM ledger ORDER BY seq DESC LIMIT 1",
-                &[],
-            )
-            .map_err(e("read the ledger's tail"))?
-            .is_some_and(|row| row.get::<_, Option<bool>>(0) == Some(true));
-        if unlinked {
             tx.batch_execute(PG_CHAIN_LOCK).map_err(e("lock the ledger"))?;
-            seal(&mut PgTx {
+            chain_all(&mut PgTx {
                 tx: &mut tx,
                 redacted: &redacted,
             })?;
         }
+        // One entry per position, even if something bypassed the lock.
+        tx.batch_execute("CREATE UNIQUE INDEX IF NOT EXISTS ledger_position ON ledger(position)")
+            .map_err(e("index the chain"))?;
         tx.commit().map_err(e("commit"))?;
         Ok(PostgresLedger { redacted, client })
     }
@@ -1383,11 +1495,6 @@ impl ChainTx for PgTx<'_, '_> {
             &[],
         )
     }
-
-    fn count(&mut self) -> Result<u64> {
-        let n = self.optional_i64("SELECT count(*) FROM ledger", &[])?.unwrap_or(0);
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
 }
 
 fn pg_chained(
@@ -1425,7 +1532,7 @@ fn pg_anchor(client: &mut impl postgres::GenericClient, redacted: &str) -> Resul
 impl Backend for PostgresLedger {
     fn append(&mut self, entries: &[Entry], inputs: &[Input]) -> Result<()> {
         self.write(|tx| {
-            let mut tail = seal(tx)?;
+            let mut tail = tail(tx)?;
             let redacted = tx.redacted;
             let e = |what: &'static str| move |err: postgres::Error| database::postgres_error(redacted, what, &err);
             let put = tx
@@ -1510,11 +1617,6 @@ impl Backend for PostgresLedger {
 
     fn anchor(&mut self) -> Result<Option<Anchor>> {
         pg_anchor(&mut self.client, &self.redacted)
-    }
-
-    fn head(&mut self) -> Result<Head> {
-        let ledger = self.redacted.clone();
-        self.write(|tx| head_in(tx, ledger))
     }
 
     fn digest_at(&mut self, position: u64) -> Result<Option<Id>> {
@@ -1779,11 +1881,16 @@ mod tests {
             let (_dir, path) = fresh();
             let mut ledger = filled(&path, 6);
             assert_eq!(problems(&mut ledger), Vec::new());
-            let head = ledger.head().unwrap();
             sql(&path, edit);
             assert_eq!(problems(&mut ledger), vec![(3, CHANGED.to_string())], "{edit}");
-            // The head is the last entry's recorded digest: an edit does not move it.
-            assert_eq!(ledger.head().unwrap(), head);
+            // The head is recomputed: an edited chain has none to vouch for.
+            assert_eq!(
+                head(&mut ledger, None).unwrap_err().to_string(),
+                format!(
+                    "ledger sqlite:{}: entry 3 (row 3) {CHANGED}, so the chain's head cannot be vouched for",
+                    path.display()
+                )
+            );
         }
     }
 
@@ -1807,7 +1914,7 @@ mod tests {
     fn removed_and_inserted_entries_are_reported_where_the_chain_breaks() {
         let (_dir, path) = fresh();
         let mut ledger = filled(&path, 7);
-        let anchored = ledger.head().unwrap();
+        let anchored = head(&mut ledger, None).unwrap();
         sql(&path, "DELETE FROM ledger WHERE seq = 3");
         sql(&path, "DELETE FROM ledger WHERE seq IN (5, 6)");
         assert_eq!(
@@ -1842,10 +1949,10 @@ mod tests {
         // Removing the newest entries leaves a valid chain: a head anchored elsewhere shows the loss.
         let (_dir2, path2) = fresh();
         let mut ledger2 = filled(&path2, 7);
-        let anchored2 = ledger2.head().unwrap();
+        let anchored2 = head(&mut ledger2, None).unwrap();
         sql(&path2, "DELETE FROM ledger WHERE seq >= 6");
         assert_eq!(problems(&mut ledger2), Vec::new());
-        let err = head_at(&mut ledger2, anchored2.entries).unwrap_err();
+        let err = head(&mut ledger2, Some(anchored2.entries)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -1905,18 +2012,19 @@ mod tests {
         let kept = ledger.entries(&Filter::default()).unwrap();
         assert_eq!(kept.len(), 3, "no row lost");
         let expected = old.iter().fold(Link::START, |link, e| link.next(e));
-        let head = ledger.head().unwrap();
-        assert_eq!((head.entries, head.digest, head.kept), (3, expected.digest, 3));
+        let now = head(&mut ledger, None).unwrap();
+        assert_eq!((now.entries, now.digest, now.kept), (3, expected.digest, 3));
         assert_eq!(problems(&mut ledger), Vec::new());
+        ledger.append(&[entry(4, 10)], &[]).unwrap();
+        let expected = expected.next(&entry(4, 10));
+        assert_eq!(head(&mut ledger, None).unwrap().digest, expected.digest);
+        assert_eq!(head(&mut ledger, None).unwrap().entries, 4);
         drop(ledger);
-        // Opening again changes nothing; an entry an older mlpipe appends since is chained after them.
-        insert_unchained(&path, &[entry(4, 10)]);
+        // Only the migration chains: a row added without its link afterwards is reported, never chained.
+        insert_unchained(&path, &[entry(5, 11)]);
         let mut ledger = SqliteLedger::open(&path).unwrap();
-        ledger.append(&[entry(5, 11)], &[]).unwrap();
-        let expected = expected.next(&entry(4, 10)).next(&entry(5, 11));
-        assert_eq!(ledger.head().unwrap().digest, expected.digest);
-        assert_eq!(ledger.head().unwrap().entries, 5);
-        assert_eq!(problems(&mut ledger), Vec::new());
+        assert_eq!(problems(&mut ledger).iter().map(|p| p.0).collect::<Vec<_>>(), vec![5]);
+        assert!(ledger.append(&[entry(6, 12)], &[]).is_err());
     }
 
     #[test]
@@ -1946,8 +2054,8 @@ mod tests {
             w.close();
         }
         let mut ledger = SqliteLedger::open(&path).unwrap();
-        let head = ledger.head().unwrap();
-        assert_eq!((head.entries, head.kept), (480, 480));
+        let now = head(&mut ledger, None).unwrap();
+        assert_eq!((now.entries, now.kept), (480, 480));
         let check = check_chain(&mut ledger).unwrap();
         assert_eq!(check.problems, Vec::new());
         assert_eq!(check.checked, 480);
@@ -1955,7 +2063,7 @@ mod tests {
             check.tail(),
             Some(Link {
                 position: 480,
-                digest: head.digest
+                digest: now.digest
             })
         );
     }
@@ -1967,7 +2075,7 @@ mod tests {
         // Entry 3 was made late (t = 30); entry 4 early (t = 3).
         let all = [entry(1, 1), entry(2, 2), entry(3, 30), entry(4, 3), entry(5, 5)];
         ledger.append(&all, &[]).unwrap();
-        let before = ledger.head().unwrap();
+        let before = head(&mut ledger, None).unwrap();
         let at_two = ledger.digest_at(2).unwrap().unwrap();
         let pruned = ledger.prune(&time(4), "2026-11-27T00:00:00.000000Z").unwrap();
         // Only the chain's oldest part goes: entries 1 and 2; entry 4 stays although it is older.
@@ -1976,10 +2084,10 @@ mod tests {
         assert_eq!((anchor.position, anchor.digest), (2, at_two));
         assert_eq!(anchor.pruned_before, time(4));
         assert_eq!(problems(&mut ledger), Vec::new());
-        let head = ledger.head().unwrap();
-        assert_eq!((head.entries, head.digest, head.kept), (5, before.digest, 3));
-        assert_eq!(head_at(&mut ledger, 2).unwrap().digest, at_two);
-        let err = head_at(&mut ledger, 1).unwrap_err().to_string();
+        let now = head(&mut ledger, None).unwrap();
+        assert_eq!((now.entries, now.digest, now.kept), (5, before.digest, 3));
+        assert_eq!(head(&mut ledger, Some(2)).unwrap().digest, at_two);
+        let err = head(&mut ledger, Some(1)).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -1990,11 +2098,11 @@ mod tests {
         // Everything: the chain goes on from the last head.
         let all_gone = ledger.prune(&time(3600), "2026-11-27T00:00:01.000000Z").unwrap();
         assert_eq!(all_gone.entries, 3);
-        let empty = ledger.head().unwrap();
+        let empty = head(&mut ledger, None).unwrap();
         assert_eq!((empty.entries, empty.digest, empty.kept), (5, before.digest, 0));
         ledger.append(&[entry(6, 6)], &[]).unwrap();
         assert_eq!(
-            ledger.head().unwrap().digest,
+            head(&mut ledger, None).unwrap().digest,
             Link {
                 position: 5,
                 digest: before.digest
@@ -2084,5 +2192,89 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    #[test]
+    fn blanked_chain_columns_are_reported_and_never_chained_again() {
+        let (_dir, path) = fresh();
+        drop(filled(&path, 4));
+        sql(
+            &path,
+            "UPDATE ledger SET position = NULL, digest = NULL; \
+             UPDATE ledger SET source = 'forged', time = '2001-01-01T00:00:00.000000Z' WHERE seq = 2",
+        );
+        // Neither a writer's open nor a reader's chains the rows again.
+        let mut writer = SqliteLedger::open(&path).unwrap();
+        let mut reader = SqliteLedger::open_existing(&path).unwrap();
+        let unlinked = "has no chain position or digest: its link was removed outside mlpipe (mlpipe chains every \
+                        entry it writes)";
+        let expected: Vec<(i64, String)> = (1..=4).map(|seq| (seq, unlinked.to_string())).collect();
+        assert_eq!(problems(&mut reader), expected);
+        assert_eq!(
+            head(&mut reader, None).unwrap_err().to_string(),
+            format!(
+                "ledger sqlite:{}: entry 1 (row 1) {unlinked}, so the chain's head cannot be vouched for",
+                path.display()
+            )
+        );
+        assert_eq!(
+            writer.append(&[entry(5, 5)], &[]).unwrap_err().to_string(),
+            format!(
+                "ledger sqlite:{}: entry 1 has no chain position or digest (its link was removed outside mlpipe), so \
+                 nothing can be chained after it",
+                path.display()
+            )
+        );
+        let linked: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM ledger WHERE digest IS NOT NULL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(linked, 0);
+    }
+
+    #[test]
+    fn read_commands_never_create_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none").join("x.db");
+        let url = format!("sqlite:{}", missing.display());
+        for (root, given) in [(dir.path(), Some(url.as_str())), (dir.path(), None)] {
+            let err = open_existing(root, given).err().unwrap();
+            let shown = given.map_or_else(|| format!("sqlite:{}", default_path(root).display()), str::to_string);
+            assert_eq!(err.to_string(), format!("no ledger at {shown}"));
+            assert_eq!(err.kind(), crate::ErrorKind::User);
+        }
+        assert!(!missing.parent().unwrap().exists());
+        assert!(!default_path(dir.path()).exists());
+        // A file that holds no ledger is not one, and is left as it was.
+        std::fs::write(default_path(dir.path()), b"").unwrap();
+        let err = open_existing(dir.path(), None).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("no ledger at sqlite:{}", default_path(dir.path()).display())
+        );
+        assert_eq!(std::fs::read(default_path(dir.path())).unwrap(), b"");
+    }
+
+    #[test]
+    fn ledger_head_at_recomputes_the_chain_up_to_that_position() {
+        let (_dir, path) = fresh();
+        let mut ledger = filled(&path, 8);
+        let at_two = ledger.digest_at(2).unwrap().unwrap();
+        let at_eight = head(&mut ledger, Some(8)).unwrap();
+        assert_eq!(at_eight, head(&mut ledger, None).unwrap());
+        sql(&path, "UPDATE ledger SET value = 1 WHERE position = 7");
+        for at in [Some(7), Some(8), None] {
+            assert_eq!(
+                head(&mut ledger, at).unwrap_err().to_string(),
+                format!(
+                    "ledger sqlite:{}: entry 7 (row 7) {CHANGED}, so the chain's head cannot be vouched for",
+                    path.display()
+                ),
+                "{at:?}"
+            );
+        }
+        // Before the edit, the chain still vouches for its head.
+        let two = head(&mut ledger, Some(2)).unwrap();
+        assert_eq!((two.digest, two.entries, two.kept), (at_two, 2, 2));
     }
 }

@@ -38,6 +38,44 @@ const LAYOUT_LINE: &str = "mlpipe-store 1\n";
 /// `<TEMP_PREFIX><file name>.<random>`; see [`temp_prefix_for`].
 pub const TEMP_PREFIX: &str = ".mlpipe-tmp-";
 
+/// The store's SQLite ledger and the files SQLite keeps beside it, in the store's root: never links.
+pub const LEDGER_FILES: [&str; 4] = [
+    "ledger.sqlite",
+    "ledger.sqlite-wal",
+    "ledger.sqlite-shm",
+    "ledger.sqlite-journal",
+];
+
+/// The store ledger's files (see [`LEDGER_FILES`]) that are symbolic links.
+pub fn ledger_links(root: &Path) -> Vec<PathBuf> {
+    LEDGER_FILES
+        .iter()
+        .map(|name| root.join(name))
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+        .collect()
+}
+
+/// Refuses to open the store's ledger when it, or a file SQLite keeps beside it, is a link: opening it
+/// would read and write whatever the link points at.
+pub fn refuse_ledger_links(root: &Path) -> Result<()> {
+    let Some(link) = ledger_links(root).into_iter().next() else {
+        return Ok(());
+    };
+    let what =
+        fs::symlink_metadata(&link).map_or_else(|_| "a symbolic link".into(), |m| describe(&link, m.file_type()));
+    Err(Error::Lookup {
+        message: format!(
+            "{} is {what}: mlpipe never opens the store's ledger through a link",
+            link.display()
+        ),
+        hint: Some(format!(
+            "`mlpipe verify --repair --store {}` moves the link aside to v1/quarantine/ (what it points at is left \
+             untouched); put the ledger file itself there if it was moved",
+            root.display()
+        )),
+    })
+}
+
 /// The folders of layout 1, relative to `v1/`, parents first ("" is `v1` itself).
 const FOLDERS: [&str; 7] = [
     "",
@@ -893,13 +931,56 @@ impl LocalStore {
                 }
             }
         }
+        for path in ledger_links(&self.root) {
+            let what = fs::symlink_metadata(&path)
+                .map_or_else(|_| "a symbolic link".into(), |m| describe(&path, m.file_type()));
+            out.push(Damaged {
+                rel: self.rel(&path),
+                what: format!("is {what}; the store's ledger is never opened through a link"),
+                path,
+                key: None,
+                remedy: Remedy::MoveAside,
+            });
+        }
         out.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
+    }
+
+    /// `v1/quarantine` itself is a link or a file: it is renamed beside itself (`v1/quarantine.moving-<n>`),
+    /// a real folder is made in its place, and it is moved into that folder. What a link points at is left
+    /// untouched. Returns where it went.
+    fn heal_quarantine(&self, own: &Path) -> Result<PathBuf> {
+        let mut aside = None;
+        for n in 0..1000u32 {
+            let candidate = self.base.join(format!("quarantine.moving-{n}"));
+            if fs::symlink_metadata(&candidate).is_ok() {
+                continue;
+            }
+            match fs::hard_link(own, &candidate).and_then(|()| fs::remove_file(own)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) => fs::rename(own, &candidate).map_err(io("move aside", own))?,
+            }
+            aside = Some(candidate);
+            break;
+        }
+        let aside = aside
+            .ok_or_else(|| Error::internal(format!("{} could not be moved aside: remove it by hand", own.display())))?;
+        self.make_folder(own)?;
+        self.quarantine(&aside)
     }
 
     /// Moves an entry of the store aside to `v1/quarantine/` (same relative path; `.1`, `.2`, … when that
     /// name is taken), returning where it went. A link is moved as a link: what it points at is not touched.
     pub fn quarantine(&self, path: &Path) -> Result<PathBuf> {
+        // Nothing can be moved into a quarantine folder that is a link or a file: that is mended first.
+        let own = self.base.join("quarantine");
+        if fs::symlink_metadata(&own).is_ok_and(|m| !m.file_type().is_dir()) {
+            let moved = self.heal_quarantine(&own)?;
+            if path == own {
+                return Ok(moved);
+            }
+        }
         let rel = path
             .strip_prefix(&self.base)
             .or_else(|_| path.strip_prefix(&self.root))
@@ -1037,7 +1118,10 @@ impl LocalStore {
         let prefix = text.trim().to_ascii_lowercase();
         if prefix.len() < 4 || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Lookup {
-                message: format!("\"{text}\" is not a hash or hash prefix"),
+                message: format!(
+                    "\"{}\" is not a hash or hash prefix",
+                    crate::database::mask_passwords(text)
+                ),
                 hint: Some("give at least 4 hex characters of an id shown by `mlpipe log` or `mlpipe run`".into()),
             });
         }
@@ -1603,6 +1687,83 @@ mod tests {
                 "the run ref {} is a special file (FIFO, socket or device), not a ref file",
                 store.ref_file(RefKind::Run, &key).display()
             )
+        );
+    }
+
+    #[test]
+    fn a_password_given_as_a_hash_argument_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("s")).unwrap();
+        let err = store.resolve("postgres://etl:S3cretPW@127.0.0.1:1/db").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"postgres://etl:***@127.0.0.1:1/db\" is not a hash or hash prefix"
+        );
+        let err = Error::io(
+            "read data file",
+            "postgres://etl:S3cretPW@127.0.0.1:1/db",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(!err.to_string().contains("S3cretPW"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_quarantine_folder_is_repaired_not_moved_into_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("s")).unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), b"x").unwrap();
+        let q = dir.path().join("s/v1/quarantine");
+        std::os::unix::fs::symlink(&outside, &q).unwrap();
+        assert!(store.scan_layout().unwrap().iter().any(|d| d.rel == "v1/quarantine"));
+        let to = store.quarantine(&q).unwrap();
+        assert!(fs::symlink_metadata(&q).unwrap().file_type().is_dir());
+        assert_eq!(to, q.join("quarantine.moving-0"));
+        assert!(fs::symlink_metadata(&to).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(outside.join("keep")).unwrap(), b"x");
+        assert!(store.scan_layout().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_link_at_the_store_ledger_or_its_wal_is_reported_never_followed_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = LocalStore::open(&root).unwrap();
+        let notes = dir.path().join("notes.txt");
+        fs::write(&notes, b"my notes\n").unwrap();
+        std::os::unix::fs::symlink(&notes, root.join("ledger.sqlite")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), root.join("ledger.sqlite-wal")).unwrap();
+        let rels: Vec<String> = store.scan_layout().unwrap().into_iter().map(|d| d.rel).collect();
+        assert_eq!(rels, ["ledger.sqlite", "ledger.sqlite-wal"]);
+        let err = crate::ledger::open(&root, None).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is a symbolic link to {}: mlpipe never opens the store's ledger through a link",
+                root.join("ledger.sqlite").display(),
+                notes.display()
+            )
+        );
+        // Even past the check (a link planted meanwhile), SQLite does not follow it.
+        let link = root.join("ledger.sqlite");
+        let empty = dir.path().join("empty.db");
+        fs::write(&empty, b"").unwrap();
+        let planted = dir.path().join("planted.sqlite");
+        std::os::unix::fs::symlink(&empty, &planted).unwrap();
+        let nofollow = rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        assert!(crate::ledger::SqliteLedger::open_with(&planted, nofollow).is_err());
+        assert_eq!(fs::read(&empty).unwrap(), b"");
+        assert_eq!(fs::read(&notes).unwrap(), b"my notes\n");
+        store.quarantine(&link).unwrap();
+        store.quarantine(&root.join("ledger.sqlite-wal")).unwrap();
+        assert!(store.scan_layout().unwrap().is_empty());
+        assert_eq!(fs::read(&notes).unwrap(), b"my notes\n");
+        assert!(
+            fs::symlink_metadata(root.join("v1/quarantine/ledger.sqlite"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
         );
     }
 }

@@ -460,7 +460,52 @@ pub fn refuse_inside_store(store_root: &Path, output: &Path, what: &str) -> Resu
     Ok(())
 }
 
+/// Refuses an output that resolves (through links) to the ledger in use or a file SQLite keeps beside it
+/// (`-wal`, `-shm`, `-journal`): `ledger` is the `--ledger` / `MLPIPE_LEDGER` URL, the store's own
+/// ledger when absent. Writing there would destroy the ledger's entries.
+pub fn refuse_over_ledger(store_root: &Path, ledger: Option<&str>, output: &Path, what: &str) -> Result<()> {
+    let ledger_path = match ledger {
+        None => crate::ledger::default_path(store_root),
+        Some(url) => match Database::parse(url)? {
+            Some(Database::Sqlite(path)) => path,
+            _ => return Ok(()),
+        },
+    };
+    let resolved = resolve(output)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = ledger_path.as_os_str().to_os_string();
+        name.push(suffix);
+        if resolve(Path::new(&name))? == resolved {
+            return Err(Error::data(format!(
+                "{what} {} is the ledger {}{}; mlpipe never writes an output over the ledger it records in, as \
+                 that would destroy its entries",
+                output.display(),
+                ledger_path.display(),
+                if suffix.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (its {suffix} file)")
+                },
+            ))
+            .with_hint("write the output to another file"));
+        }
+    }
+    Ok(())
+}
+
 impl Target {
+    /// Refuses a target that is the ledger in use, or one of its files (see [`refuse_over_ledger`]).
+    pub fn refuse_over_ledger(&self, store_root: &Path, ledger: Option<&str>) -> Result<()> {
+        match self {
+            Target::File { path, .. } => refuse_over_ledger(store_root, ledger, path, "--output"),
+            Target::Table {
+                database: Database::Sqlite(path),
+                ..
+            } => refuse_over_ledger(store_root, ledger, path, "the SQLite output"),
+            Target::Table { .. } | Target::Stdout { .. } => Ok(()),
+        }
+    }
+
     /// Refuses a target in the store folder (see [`refuse_inside_store`]): a file, or a SQLite database.
     pub fn refuse_inside_store(&self, store_root: &Path) -> Result<()> {
         match self {
@@ -930,5 +975,34 @@ mod tests {
             err.to_string(),
             "column \"LotArea\" of t.parquet: row 12 holds inf, which is not a finite number"
         );
+    }
+
+    #[test]
+    fn an_output_over_an_external_ledger_or_its_wal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let store = d.join("artifacts");
+        let ledger = d.join("ext/l.sqlite");
+        std::fs::create_dir_all(d.join("ext")).unwrap();
+        std::fs::write(&ledger, b"").unwrap();
+        let url = format!("sqlite:{}", ledger.display());
+        let err = refuse_over_ledger(&store, Some(&url), &ledger, "--output").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--output {0} is the ledger {0}; mlpipe never writes an output over the ledger it records in, as \
+                 that would destroy its entries",
+                ledger.display()
+            )
+        );
+        let wal = d.join("ext/l.sqlite-wal");
+        assert!(refuse_over_ledger(&store, Some(&url), &wal, "--output").is_err());
+        // Through a link, and as a SQLite output.
+        std::os::unix::fs::symlink(&ledger, d.join("alias.db")).unwrap();
+        let target = Target::parse(&format!("sqlite:{}", d.join("alias.db").display()), Some("preds"), None).unwrap();
+        assert!(target.refuse_over_ledger(&store, Some(&url)).is_err());
+        // The store's own ledger when no --ledger is given; another file is fine.
+        assert!(refuse_over_ledger(&store, None, &store.join("ledger.sqlite-shm"), "--output").is_err());
+        assert!(refuse_over_ledger(&store, Some(&url), &d.join("p.csv"), "--output").is_ok());
     }
 }

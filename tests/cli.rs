@@ -821,3 +821,104 @@ fn a_temp_file_left_by_a_killed_predict_is_removed_by_the_next_write() {
     assert_eq!(left(), ["predictions.csv"]);
     assert_eq!(std::fs::metadata(p.path("out/predictions.csv")).unwrap().len(), size);
 }
+
+#[test]
+fn an_output_over_the_ledger_in_use_or_through_a_sqlite_uri_is_refused_and_no_password_is_echoed() {
+    let p = Project::new();
+    let run = p.run(&[]);
+    let id = run["run"].as_str().unwrap();
+    // An external ledger: a predict fills it, a second one may not write its output over it.
+    let ledger = ["--ledger", "sqlite:ext/l.sqlite"];
+    let out = p.mlpipe(&[&["predict", id, "--input", "test.csv", "-o", "p.csv"][..], &ledger[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = std::fs::read(p.path("ext/l.sqlite")).unwrap();
+    let args = [
+        "predict",
+        id,
+        "--input",
+        "test.csv",
+        "-o",
+        "ext/l.sqlite",
+        "--output-format",
+        "csv",
+    ];
+    let (code, err) = p.fail(&[&args[..], &ledger[..]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with(
+            "error: --output ext/l.sqlite is the ledger ext/l.sqlite; mlpipe never writes an output over the \
+             ledger it records in, as that would destroy its entries"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(p.path("ext/l.sqlite")).unwrap(), before);
+    // `sqlite:file:…` is a plain path (a folder named `file:artifacts`), never a URI into the store.
+    let out = p.mlpipe(&[
+        "predict",
+        id,
+        "--input",
+        "test.csv",
+        "-o",
+        "sqlite:file:artifacts/ledger.sqlite",
+        "--table",
+        "preds",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(p.path("file:artifacts/ledger.sqlite").is_file());
+    let tables: Vec<String> = rusqlite::Connection::open(p.store().join("ledger.sqlite"))
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!tables.contains(&"preds".to_string()), "{tables:?}");
+    // A password given where a file or a hash belongs is never printed.
+    let url = "postgres://etl:S3cretPW@127.0.0.1:1/db";
+    for args in [
+        &["predict", id, "--input", url, "-o", "q.csv"][..],
+        &["show", url][..],
+        &["diff", url, id][..],
+    ] {
+        let (_, err) = p.fail(args);
+        assert!(!err.contains("S3cretPW"), "{err}");
+        assert!(err.contains("postgres://etl:***@127.0.0.1:1/db"), "{err}");
+    }
+}
+
+#[test]
+fn usage_slips_in_predict_serve_and_run_are_refused_before_any_work() {
+    let p = Project::new();
+    let (code, err) = p.fail(&["predict", "abcd", "--max-line", "100"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: --max-line needs --stream (it limits a stream's lines)"),
+        "{err}"
+    );
+    std::fs::write(p.path("tok"), "t0ken\n").unwrap();
+    let (code, err) = p.fail(&["serve", "abcd", "--token-file", "tok", "--token", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give one of --token, --token-file"), "{err}");
+    let (code, err) = p.fail(&["serve", "abcd", "--allow-anonymous"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: --allow-anonymous is only for --public"),
+        "{err}"
+    );
+    let (code, err) = p.fail(&["serve", "abcd", "--public", "--allow-anonymous", "--token-file", "tok"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: --allow-anonymous serves without a token, but a token is given"),
+        "{err}"
+    );
+    // A CI report inside the store is refused before a single stage runs.
+    let (code, err) = p.fail(&["run", "pipeline.toml", "--junit", "artifacts/j.xml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("error: the CI report artifacts/j.xml lies inside the store"),
+        "{err}"
+    );
+    let runs = p.store().join("v1/refs/runs");
+    assert!(!runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none());
+}

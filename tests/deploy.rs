@@ -703,15 +703,15 @@ fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
     let report = stdout(&verify);
     assert!(
         report.contains(&format!(
-            "  {id}: ledger entry 2 does not match its chain digest: it, or the digest of the entry before it, was \
-             changed after it was recorded; the ledger was edited outside mlpipe: compare `mlpipe ledger head` with \
-             a head anchored earlier, and restore the ledger from a backup\n"
+            "  {id}: ledger entry 2 (row 2) does not match its chain digest: it, or the digest of the entry before it, \
+             was changed after it was recorded; the ledger was edited outside mlpipe: compare `mlpipe ledger head --at \
+             N` with a head anchored earlier, and restore the ledger from a backup\n"
         )),
         "{report}"
     );
     assert!(
         report.contains(&format!(
-            "  {id}: ledger entry 2 (stream prediction made {time}) records value 999.0, but its replay gives \
+            "  {id}: ledger entry 2 (row 2) (stream prediction made {time}) records value 999.0, but its replay gives \
              {value:?}; `mlpipe reproduce {id}` shows it\n"
         )),
         "{report}"
@@ -722,7 +722,7 @@ fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
         stdout(&refused),
         format!(
             "NOT reproduced: stream prediction {id} replays to its stored artifacts (1 checked), but 1 of its 1 \
-             ledger entries record something else\n  ledger entry 2 (stream prediction {id}, made {time}): value \
+             ledger entry records something else\n  ledger entry at row 2 (stream prediction {id}, made {time}): value \
              recorded 999.0, replayed {value:?}\n  the ledger was changed after the prediction was recorded: \
              `mlpipe verify` checks its chain\n"
         )
@@ -730,6 +730,7 @@ fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
     let json: Value = serde_json::from_slice(&p.mlpipe(&["reproduce", &id, "--json"]).stdout).unwrap();
     assert_eq!(json["ledger_mismatches"][0]["recorded"], "999.0");
     assert_eq!(json["ledger_mismatches"][0]["field"], "value");
+    assert_eq!(json["reproduced"], false);
     // The other stream prediction is untouched and still replays.
     replay(&p, answers[1]["prediction_id"].as_str().unwrap());
 
@@ -741,7 +742,7 @@ fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
         assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
         assert!(
             stdout(&refused).contains(&format!(
-                "  ledger entry 1 (batch prediction {batch_id}, made {}): value recorded 999.0, replayed none\n",
+                "  ledger entry at row 1 (batch prediction {batch_id}, made {}): value recorded 999.0, replayed none\n",
                 ledger.as_array().unwrap().last().unwrap()["time"].as_str().unwrap()
             )),
             "{}",
@@ -757,9 +758,15 @@ fn an_edited_ledger_value_is_reported_by_verify_and_refused_by_reproduce() {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(named.len(), 3, "every entry is reported: {report}");
-    // The recorded head does not move: compared with the one anchored above, it still matches, so the
-    // edit is found entry by entry.
-    assert_eq!(ledger_head(&p)["digest"], digest.as_str());
+    // The head is recomputed: an edited chain has none, and the first edited entry is named.
+    let (code, err) = p.fail(&["ledger", "head"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(
+            "error: ledger sqlite:[ROOT]/artifacts/ledger.sqlite: entry 1 (row 1) does not match its chain digest"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1152,4 +1159,19 @@ fn serve_public_without_a_token_is_refused_unless_allow_anonymous_is_given() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_reproduced_prediction_says_so_in_json() {
+    let p = Project::new();
+    let run = run_id(&p);
+    let records = test_records(&p);
+    let answers = stream_answers(&p, &run, &records[..1]);
+    let id = answers[0]["prediction_id"].as_str().unwrap();
+    let out = p.mlpipe(&["reproduce", id, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["reproduced"],
+        true
+    );
 }

@@ -44,10 +44,16 @@ pub struct CiReports {
 /// Where the prediction ledger is.
 #[derive(clap::Args)]
 pub struct LedgerOption {
-    /// Ledger database: sqlite:PATH or `postgres://user@host/db` (default: ledger.sqlite in the store).
-    /// (`--help` never shows the variable's value: it may hold a password.)
-    // Global, so that it also follows a `ledger` subcommand: `mlpipe ledger head --ledger URL`.
-    #[arg(long, env = "MLPIPE_LEDGER", hide_env_values = true, global = true)]
+    // Global, so that it also follows a `ledger` subcommand: `mlpipe ledger head --ledger URL`. The help is
+    // an attribute, not a doc comment, so that it shows no Markdown backticks.
+    #[arg(
+        long,
+        env = "MLPIPE_LEDGER",
+        hide_env_values = true,
+        global = true,
+        help = "Ledger database: sqlite:PATH or postgres://user@host/db (default: ledger.sqlite in the store). \
+                (--help never shows the variable's value: it may hold a password.)"
+    )]
     pub ledger: Option<String>,
 }
 
@@ -183,7 +189,7 @@ pub enum Command {
         hash: String,
         /// CSV, NDJSON or Parquet file with the training data's columns (the target may be absent);
         /// `-` reads standard input.
-        #[arg(long, required_unless_present = "stream", conflicts_with = "stream")]
+        #[arg(long, required_unless_present_any = ["stream", "max_line"], conflicts_with = "stream")]
         input: Option<PathBuf>,
         /// Format of the input when its name does not tell: csv, ndjson or parquet.
         #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet"])]
@@ -218,8 +224,11 @@ pub enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
-        /// Allow an address other than loopback.
-        #[arg(long)]
+        #[arg(
+            long,
+            help = "Allow an address other than loopback; needs a token (--token-file, MLPIPE_TOKEN or \
+                    --token), or --allow-anonymous to serve without one."
+        )]
         public: bool,
         /// A challenger: scores every request too; its answers are recorded, never returned.
         #[arg(long)]
@@ -247,7 +256,8 @@ pub enum Command {
         #[command(flatten)]
         ledger: LedgerOption,
     },
-    /// The prediction ledger: list entries, compare a shadow model with its champion, prune.
+    /// The prediction ledger: list entries, compare a shadow model with its champion, print the chain
+    /// head (`ledger head`), prune.
     Ledger {
         #[command(subcommand)]
         action: Option<LedgerAction>,
@@ -295,6 +305,10 @@ pub enum Command {
         export: Option<PathBuf>,
     },
     /// Re-hash every object in the store, check every reference, and check the prediction ledger.
+    ///
+    /// Exit codes: 0 when the store is consistent (after --repair: when nothing is left to mend), 1 when
+    /// problems remain or the store cannot be read. --repair cannot mend edits of the ledger: restore the ledger from a backup (a head
+    /// anchored earlier, `mlpipe ledger head`, tells which backup is good).
     Verify {
         #[command(flatten)]
         ledger: LedgerOption,

@@ -50,6 +50,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             update_lock,
             until,
         } => {
+            check_report_paths(&ci, &store)?;
             let progress = progress::StageProgress::new(cli.json);
             let args = run::RunArgs {
                 pipeline,
@@ -85,6 +86,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Check { pipeline, report: ci } => {
+            check_report_paths(&ci, &store)?;
             let progress = progress::StageProgress::new(cli.json);
             let report = check::run(
                 &check::CheckArgs {
@@ -180,6 +182,12 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             max_line,
             ledger,
         } => {
+            if max_line.is_some() && !stream {
+                usage_error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--max-line needs --stream (it limits a stream's lines)",
+                );
+            }
             let args = predict::PredictArgs {
                 run: hash,
                 input: input.unwrap_or_else(|| "-".into()),
@@ -212,6 +220,27 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             threads,
             ledger,
         } => {
+            use clap::error::ErrorKind::ArgumentConflict;
+            if token.is_some() && token_file.is_some() {
+                usage_error(
+                    ArgumentConflict,
+                    "a token is given twice: by --token or MLPIPE_TOKEN, and by --token-file; give one of --token, \
+                     --token-file (unset MLPIPE_TOKEN to use --token-file)",
+                );
+            }
+            if allow_anonymous && !public {
+                usage_error(
+                    ArgumentConflict,
+                    "--allow-anonymous is only for --public (a loopback address is served without a token anyway)",
+                );
+            }
+            if allow_anonymous && (token.is_some() || token_file.is_some()) {
+                usage_error(
+                    ArgumentConflict,
+                    "--allow-anonymous serves without a token, but a token is given (by --token, MLPIPE_TOKEN or \
+                     --token-file); give one or the other",
+                );
+            }
             let args = serve::ServeArgs {
                 run: hash,
                 shadow,
@@ -327,12 +356,27 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
     }
 }
 
+/// Ends the process as clap does for a command line it refuses: the message, the usage line, exit code 2.
+fn usage_error(kind: clap::error::ErrorKind, message: &str) -> ! {
+    use clap::CommandFactory as _;
+    Cli::command().error(kind, message).exit()
+}
+
 fn set_ci() {
     // Read by the progress display; set once, before any other thread exists.
     CI_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub static CI_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuses report paths inside the store before anything runs (a run's stages may take long, and the
+/// refusal does not depend on them).
+fn check_report_paths(ci: &CiReports, store: &std::path::Path) -> Result<(), Error> {
+    for path in ci.junit.iter().chain(&ci.summary) {
+        mlpipe::tables::refuse_inside_store(store, path, "the CI report")?;
+    }
+    Ok(())
+}
 
 /// Writes the JUnit and Markdown reports a CI asked for, atomically.
 fn write_reports(ci: &CiReports, report: &run::RunReport, store: &std::path::Path) -> Result<(), Error> {

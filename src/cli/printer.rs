@@ -213,18 +213,21 @@ impl Printer {
         }
         match &r.diverged {
             None if !r.ledger_mismatches.is_empty() => {
+                let differing = r
+                    .ledger_mismatches
+                    .iter()
+                    .map(|m| m.seq)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 let _ = writeln!(
                     s,
-                    "NOT reproduced: {} {} replays to its stored artifacts ({} checked), but {} of its {} ledger entries record something else",
+                    "NOT reproduced: {} {} replays to its stored artifacts ({} checked), but {differing} of its {} {} \
+                     something else",
                     r.what,
                     r.id,
                     r.checked.len(),
-                    r.ledger_mismatches
-                        .iter()
-                        .map(|m| m.seq)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len(),
-                    r.ledger_entries
+                    count(r.ledger_entries, "ledger entry", "ledger entries"),
+                    if differing == 1 { "records" } else { "record" }
                 );
             }
             None => {
@@ -264,7 +267,7 @@ impl Printer {
         for m in &r.ledger_mismatches {
             let _ = writeln!(
                 s,
-                "  ledger entry {} ({} prediction {}, made {}): {} recorded {}, replayed {}",
+                "  ledger entry at row {} ({} prediction {}, made {}): {} recorded {}, replayed {}",
                 m.seq, m.channel, m.prediction, m.time, m.field, m.recorded, m.reproduced
             );
         }
@@ -483,7 +486,13 @@ impl Printer {
             let _ = writeln!(s, "shadow run {sh}");
         }
         let _ = writeln!(s, "ledger {}", r.ledger);
-        if !r.token {
+        if r.token {
+            let _ = writeln!(
+                s,
+                "token required: every request except /healthz and /openapi.json must carry it \
+                 (Authorization: Bearer …)"
+            );
+        } else {
             let _ = writeln!(
                 s,
                 "no token: every request is answered (MLPIPE_TOKEN or --token-file asks for one)"
@@ -561,8 +570,10 @@ impl Printer {
             return self.json_out(r);
         }
         let mut s = format!(
-            "removed {} entries made before {} and {} inputs no entry uses\n",
-            r.entries, r.before, r.inputs
+            "removed {} made before {} and {} no entry uses\n",
+            count(r.entries, "entry", "entries"),
+            r.before,
+            count(r.inputs, "input", "inputs")
         );
         if let Some(a) = &r.anchor {
             let _ = writeln!(
@@ -574,8 +585,9 @@ impl Printer {
         if r.kept_older > 0 {
             let _ = writeln!(
                 s,
-                "kept {} entries made before {} that follow a newer entry in the chain (only its oldest part can be removed)",
-                r.kept_older, r.before
+                "kept {} made before {} that follow a newer entry in the chain (only its oldest part can be removed)",
+                count(r.kept_older, "entry", "entries"),
+                r.before
             );
         }
         self.out(&s);
@@ -651,8 +663,9 @@ impl Printer {
         if r.ledger_entries > 0 {
             let _ = writeln!(
                 s,
-                "checked {} ledger entries and {} record inputs",
-                r.ledger_entries, r.ledger_inputs
+                "checked {} and {}",
+                count(r.ledger_entries, "ledger entry", "ledger entries"),
+                count(r.ledger_inputs, "record input", "record inputs")
             );
         }
         if let Some(c) = r.ledger_chain.as_ref().filter(|c| c.checked > 0) {
@@ -662,8 +675,9 @@ impl Printer {
             );
             let _ = writeln!(
                 s,
-                "checked the ledger's chain: {} entries up to head {head}; {} compared with their replay",
-                c.checked, c.replayed
+                "checked the ledger's chain: {} up to head {head}; {} compared with their replay",
+                count(c.checked, "entry", "entries"),
+                c.replayed
             );
         }
         for p in &r.repaired {
@@ -675,14 +689,24 @@ impl Printer {
         for p in &r.problems {
             let _ = writeln!(s, "  {}: {}", p.id, p.what);
         }
+        let ledger = r.problems.iter().filter(|p| p.ledger).count();
         if r.problems.is_empty() {
             s.push_str("store is consistent\n");
-        } else {
+        } else if ledger < r.problems.len() {
             let _ = writeln!(
                 s,
-                "{} problems; `mlpipe run` recomputes stage outputs, `mlpipe reproduce <run>` restores a run's objects, \
+                "{}; `mlpipe run` recomputes stage outputs, `mlpipe reproduce <run>` restores a run's objects, \
                  `mlpipe verify --repair` moves damaged refs aside and writes refs again from their records",
-                r.problems.len()
+                count(r.problems.len(), "problem", "problems")
+            );
+        }
+        if ledger > 0 {
+            let _ = writeln!(
+                s,
+                "{} in the ledger: `mlpipe verify --repair` cannot mend a ledger edited outside mlpipe; restore it \
+                 from a backup (a head anchored earlier, compared with `mlpipe ledger head --at N`, tells which backup \
+                 is intact)",
+                count(ledger, "problem", "problems")
             );
         }
         self.out(&s);
@@ -692,9 +716,13 @@ impl Printer {
         if self.json {
             return self.json_out(r);
         }
-        let verb = if r.dry_run { "would remove" } else { "removed" };
+        let (verb, clear) = if r.dry_run {
+            ("would remove", "would clear")
+        } else {
+            ("removed", "cleared")
+        };
         let mut s = format!(
-            "{verb} {} objects ({} bytes) and {} stage keys; kept {}; cleared {} temp files\n",
+            "{verb} {} objects ({} bytes) and {} stage keys; kept {}; {clear} {} temp files\n",
             r.removed, r.bytes_removed, r.stage_keys_removed, r.kept, r.temp_files_removed
         );
         if r.damaged_left > 0 {
@@ -706,4 +734,10 @@ impl Printer {
         }
         self.out(&s);
     }
+}
+
+/// `n` and its noun, singular for one.
+fn count<N: Copy + std::fmt::Display + TryInto<u64>>(n: N, one: &str, many: &str) -> String {
+    let noun = mlpipe::ledger::plural(n.try_into().unwrap_or(u64::MAX), one, many);
+    format!("{n} {noun}")
 }

@@ -71,6 +71,9 @@ pub struct Restored {
 
 #[derive(Debug, Serialize)]
 pub struct ReproduceReport {
+    /// Whether the re-execution gave exactly what was recorded (the store's artifacts and every ledger
+    /// entry): false exactly when the exit code is 3.
+    pub reproduced: bool,
     /// "run" or "prediction".
     pub what: String,
     pub id: Id,
@@ -325,7 +328,7 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
         }
         None => (args.hash.as_str(), None),
     };
-    match store.resolve(hash) {
+    let mut report = match store.resolve(hash) {
         Ok(Resolved::Prediction(id)) => reproduce_prediction(&store, &id, row, args.ledger.as_deref()),
         Ok(_) if row.is_some() => Err(Error::Lookup {
             message: format!("{hash} is not a batch prediction, so it has no rows"),
@@ -345,14 +348,16 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
             if args.ledger.is_none() && !ledger_path.exists() {
                 return Err(not_in_store);
             }
-            let mut backend = ledger::open(store.root(), args.ledger.as_deref())?;
+            let mut backend = ledger::open_existing(store.root(), args.ledger.as_deref())?;
             match find_entry(backend.as_mut(), hash)? {
                 Some(entry) => reproduce_entry(&store, backend.as_mut(), &entry),
                 None => Err(not_in_store),
             }
         }
         Err(other) => Err(other),
-    }
+    }?;
+    report.reproduced = !report.mismatch();
+    Ok(report)
 }
 
 /// Queries a run's database again, as of the recorded time, and compares the snapshot. Never used by a
@@ -450,6 +455,7 @@ fn reproduce_entry(
     });
     let (ledger_entries, ledger_mismatches) = check_ledger_entries(backend, &entry.prediction, &Replayed::of(&value))?;
     Ok(ReproduceReport {
+        reproduced: false,
         what: format!("{} prediction", entry.channel.name()),
         id: entry.prediction,
         run: entry.run,
@@ -526,6 +532,7 @@ fn reproduce_run(
         }
     }
     Ok(ReproduceReport {
+        reproduced: false,
         what: "run".into(),
         id: record.run,
         run: record.run,
@@ -593,7 +600,7 @@ fn reproduce_prediction(
     });
     // The ledger entries recording this batch (the whole batch: a row's value is in the output object).
     let (ledger_entries, ledger_mismatches) = if ledger_url.is_some() || ledger::default_path(store.root()).exists() {
-        let mut backend = ledger::open(store.root(), ledger_url)?;
+        let mut backend = ledger::open_existing(store.root(), ledger_url)?;
         check_ledger_entries(backend.as_mut(), id, &Replayed::of(&predictions))?
     } else {
         (0, Vec::new())
@@ -616,6 +623,7 @@ fn reproduce_prediction(
         }
     }
     Ok(ReproduceReport {
+        reproduced: false,
         what: "prediction".into(),
         id: *id,
         run: rec.run,

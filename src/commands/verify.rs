@@ -31,6 +31,10 @@ pub struct VerifyArgs {
 pub struct Problem {
     pub id: String,
     pub what: String,
+    /// A problem of the ledger's content (an edited, removed or unlinked entry), which `--repair`
+    /// cannot mend: the ledger is restored from a backup.
+    #[serde(skip)]
+    pub ledger: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +90,19 @@ impl Checked {
             problem: Problem {
                 id: id.into(),
                 what: what.into(),
+                ledger: false,
+            },
+            fix: None,
+        });
+    }
+
+    /// A problem only restoring the ledger from a backup mends.
+    fn ledger_problem(&mut self, id: impl Into<String>, what: impl Into<String>) {
+        self.findings.push(Finding {
+            problem: Problem {
+                id: id.into(),
+                what: what.into(),
+                ledger: true,
             },
             fix: None,
         });
@@ -96,6 +113,7 @@ impl Checked {
             problem: Problem {
                 id: id.into(),
                 what: what.into(),
+                ledger: false,
             },
             fix,
         });
@@ -148,14 +166,25 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport> {
     }
     // Repairs change refs: no writer may run meanwhile (as for gc). A lock file that is not a plain file is
     // moved aside first, so that the lock can be taken at all.
+    // A quarantine folder that is a link or a file is mended first too (everything else is moved into it).
+    let mut repaired = Vec::new();
     for d in store.scan_layout()? {
         if d.rel == "v1/lock" {
             store.quarantine(&d.path)?;
+        } else if d.rel == "v1/quarantine" {
+            let to = store.quarantine(&d.path)?;
+            repaired.push(Problem {
+                id: d.rel.clone(),
+                what: format!(
+                    "moved aside to {}; made a real folder in its place",
+                    to.strip_prefix(store.root()).unwrap_or(&to).display()
+                ),
+                ledger: false,
+            });
         }
     }
     let lock = store.lock(true)?;
     let first = check(&store, args, &layout)?;
-    let mut repaired = Vec::new();
     let mut failed = Vec::new();
     let mut done: BTreeSet<Fix> = BTreeSet::new();
     for finding in first.findings {
@@ -167,10 +196,12 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport> {
             Ok(what) => repaired.push(Problem {
                 id: finding.problem.id,
                 what,
+                ledger: false,
             }),
             Err(e) => failed.push(Problem {
                 id: finding.problem.id,
                 what: format!("could not be repaired: {e}"),
+                ledger: false,
             }),
         }
     }
@@ -670,10 +701,10 @@ fn check_ledger(
     runs: &BTreeMap<Id, RunState>,
     predictions: &BTreeMap<Id, bool>,
 ) -> Result<(usize, usize)> {
-    if url.is_none() && !ledger::default_path(store.root()).exists() {
+    if url.is_none() && std::fs::symlink_metadata(ledger::default_path(store.root())).is_err() {
         return Ok((0, 0));
     }
-    let mut backend = ledger::open(store.root(), url)?;
+    let mut backend = ledger::open_existing(store.root(), url)?;
     let entries = backend.entries(&ledger::Filter::default())?;
     let mut inputs = BTreeSet::new();
     // Per missing thing: how many entries name it, so that a server's many entries give one line each.
@@ -790,10 +821,10 @@ fn check_ledger(
 /// The ledger's hash chain, entry by entry from its anchor (`docs/hashing.md`), and every entry's
 /// recorded output, rows and value against its replay where that is cheap (`reproduce::Replayer`).
 fn check_ledger_chain(store: &LocalStore, url: Option<&str>, c: &mut Checked) -> Result<Option<ledger::ChainSummary>> {
-    if url.is_none() && !ledger::default_path(store.root()).exists() {
+    if url.is_none() && std::fs::symlink_metadata(ledger::default_path(store.root())).is_err() {
         return Ok(None);
     }
-    let mut backend = ledger::open(store.root(), url)?;
+    let mut backend = ledger::open_existing(store.root(), url)?;
     let anchor = backend.anchor()?;
     let mut chain = ledger::ChainCheck::new(anchor.as_ref());
     let mut replayer = super::reproduce::Replayer::new(store);
@@ -804,24 +835,27 @@ fn check_ledger_chain(store: &LocalStore, url: Option<&str>, c: &mut Checked) ->
             let before = chain.problems.len();
             chain.visit(row);
             for p in &chain.problems[before..] {
-                c.problem(
-                    p.prediction
-                        .map_or_else(|| format!("ledger entry {}", p.seq), |id| id.hex()),
+                let label = ledger::entry_label(p.position, p.seq);
+                c.ledger_problem(
+                    p.prediction.map_or_else(|| format!("ledger {label}"), |id| id.hex()),
                     format!(
-                        "ledger entry {} {}; the ledger was edited outside mlpipe: compare `mlpipe ledger head` \
+                        "ledger {label} {}; the ledger was edited outside mlpipe: compare `mlpipe ledger head --at N` \
                          with a head anchored earlier, and restore the ledger from a backup",
-                        p.seq, p.what
+                        p.what
                     ),
                 );
             }
             if let Ok(entry) = &row.entry {
+                let position = row.position.as_deref().and_then(|p| p.parse::<u64>().ok());
                 for m in replayer.check(backend, entry) {
-                    c.problem(
+                    let label =
+                        position.map_or_else(|| format!("entry (row {})", m.seq), |p| ledger::entry_label(p, m.seq));
+                    c.ledger_problem(
                         m.prediction.hex(),
                         format!(
-                            "ledger entry {} ({} prediction made {}) records {} {}, but its replay gives {}; \
+                            "ledger {label} ({} prediction made {}) records {} {}, but its replay gives {}; \
                              `mlpipe reproduce {}` shows it",
-                            m.seq, m.channel, m.time, m.field, m.recorded, m.reproduced, m.prediction
+                            m.channel, m.time, m.field, m.recorded, m.reproduced, m.prediction
                         ),
                     );
                 }

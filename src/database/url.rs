@@ -451,6 +451,40 @@ pub fn unshown(text: &str) -> String {
     }
 }
 
+/// User-given text (a path, a hash, an argument) made safe to show in a message: a PostgreSQL URL is
+/// shown as its parser reads it, passwords replaced by `***` (or not shown at all when it does not
+/// parse); in any other `scheme://user:password@host` the password is replaced by `***`.
+pub fn mask_passwords(text: &str) -> String {
+    let trimmed = text.trim();
+    if is_postgres_url(trimmed) {
+        return match PgUrl::parse(trimmed) {
+            Ok(url) => url.redacted(),
+            Err(_) => unshown(trimmed),
+        };
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at_sign), Some(colon)) if colon < at_sign => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at_sign..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,5 +821,21 @@ mod tests {
         assert_eq!(config.get_dbname(), Some("my db"));
         assert_eq!(config.get_ports(), &[5433, 5432]);
         assert_eq!(url.get("passfile"), Some("/p"));
+    }
+
+    #[test]
+    fn a_password_in_user_given_text_is_masked_before_it_is_shown() {
+        assert_eq!(
+            mask_passwords("postgres://etl:S3cretPW@127.0.0.1:1/db"),
+            "postgres://etl:***@127.0.0.1:1/db"
+        );
+        assert_eq!(
+            mask_passwords("postgres://etl@h/db?password=S3cretPW"),
+            "postgres://etl@h/db?password=***"
+        );
+        assert!(!mask_passwords("postgres://etl:S3c#ret@h/db").contains("S3c"));
+        assert_eq!(mask_passwords("mysql://u:S3cretPW@h/db"), "mysql://u:***@h/db");
+        assert_eq!(mask_passwords("data/test.csv"), "data/test.csv");
+        assert_eq!(mask_passwords("abcd1234"), "abcd1234");
     }
 }
