@@ -381,6 +381,17 @@ fn parse_link(ledger: &str, seq: i64, position: Option<&str>, digest: Option<&st
 }
 
 /// A read command given a ledger that does not exist.
+/// A read command met a ledger from before the chain: reading never migrates it.
+fn not_chained_yet(ledger: &str) -> Error {
+    Error::data(format!(
+        "the ledger {ledger} was written before the hash chain existed, so it cannot be checked yet"
+    ))
+    .with_hint(
+        "the next `mlpipe predict` or `mlpipe serve` with this ledger adds the chain, linking its entries in the \
+         order they were recorded",
+    )
+}
+
 fn no_ledger(ledger: &str) -> Error {
     Error::Lookup {
         message: format!("no ledger at {ledger}"),
@@ -880,13 +891,7 @@ impl SqliteLedger {
             return Err(no_ledger(&ledger));
         }
         if !sqlite_has_chain(&conn).map_err(e)? || !sqlite_has_table(&conn, "ledger_anchor").map_err(e)? {
-            return Err(Error::data(format!(
-                "the ledger {ledger} was written before the hash chain existed, so it cannot be checked yet"
-            ))
-            .with_hint(
-                "the next `mlpipe predict` or `mlpipe serve` with this ledger adds the chain, linking its entries in \
-                 the order they were recorded",
-            ));
+            return Err(not_chained_yet(&ledger));
         }
         Ok(SqliteLedger {
             path: path.to_path_buf(),
@@ -1315,6 +1320,18 @@ impl PostgresLedger {
                 .get(0);
             if !exists {
                 return Err(no_ledger(&redacted));
+            }
+            let chained: bool = client
+                .query_one(
+                    "SELECT to_regclass('ledger_anchor') IS NOT NULL AND (SELECT count(*) FROM pg_attribute \
+                     WHERE attrelid = 'ledger'::regclass AND attname IN ('position', 'digest') \
+                     AND NOT attisdropped) = 2",
+                    &[],
+                )
+                .map_err(e("read the ledger's columns"))?
+                .get(0);
+            if !chained {
+                return Err(not_chained_yet(&redacted));
             }
             return Ok(PostgresLedger { redacted, client });
         }

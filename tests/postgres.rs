@@ -591,7 +591,7 @@ const OLD_PG_LEDGER: &str = "CREATE TABLE ledger (
      CREATE TABLE ledger_inputs (id text PRIMARY KEY, body bytea NOT NULL);";
 
 #[test]
-fn a_postgres_ledger_from_before_the_chain_is_chained_in_place_on_open() {
+fn a_postgres_ledger_from_before_the_chain_is_chained_when_opened_to_write_and_refused_by_readers() {
     use mlpipe::ledger::{self, Link};
     let pg = Postgres::start();
     pg.psql(OLD_PG_LEDGER);
@@ -610,6 +610,17 @@ fn a_postgres_ledger_from_before_the_chain_is_chained_in_place_on_open() {
         ));
     }
     let p = Project::new();
+    // Reading never migrates: `ledger head` says what to do and leaves the table as it was.
+    let before = p.mlpipe(&["ledger", "head", "--ledger", &pg.url]);
+    assert!(!before.status.success());
+    assert!(stderr(&before).contains("written before the hash chain existed"), "{}", stderr(&before));
+    assert!(stderr(&before).contains("mlpipe predict"), "{}", stderr(&before));
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ledger'::regclass AND attname = 'position'"),
+        "0"
+    );
+    // Opening it to write (what predict and serve do) chains it in place.
+    drop(ledger::open(&p.store(), Some(&pg.url)).unwrap());
     let head = p.mlpipe(&["ledger", "head", "--ledger", &pg.url, "--json"]);
     assert!(head.status.success(), "{}", stderr(&head));
     let head: Value = serde_json::from_slice(&head.stdout).unwrap();
