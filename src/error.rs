@@ -56,21 +56,27 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An error in a pipeline file, with its position.
-    #[error("{message}")]
+    #[error("{message}{}", StageSuffix(stage.as_deref()))]
     Spec {
         message: String,
         location: Option<Box<Location>>,
         hint: Option<String>,
+        /// The stage it happened in, once known ([`Error::in_stage`]); shown after the message.
+        /// (Boxed to keep `Error` small: results carry it by value.)
+        stage: Option<Box<str>>,
     },
 
     /// Bad data: a missing column, text where a number was needed, an unseen category.
-    #[error("{message}")]
+    #[error("{message}{}", StageSuffix(stage.as_deref()))]
     Data {
         message: String,
         location: Option<Box<Location>>,
         hint: Option<String>,
         /// The data column at fault, when there is one (REST error bodies name it as `field`).
         column: Option<String>,
+        /// The stage it happened in, once known ([`Error::in_stage`]); shown after the message.
+        /// (Boxed to keep `Error` small: results carry it by value.)
+        stage: Option<Box<str>>,
     },
 
     /// Reading or writing a file failed.
@@ -98,6 +104,18 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// ` (stage NAME)` after a message, or nothing while the stage is unknown.
+struct StageSuffix<'a>(Option<&'a str>);
+
+impl fmt::Display for StageSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(stage) => write!(f, " (stage {stage})"),
+            None => Ok(()),
+        }
+    }
+}
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
@@ -135,6 +153,7 @@ impl Error {
             message: message.into(),
             location: location.map(Box::new),
             hint: None,
+            stage: None,
         }
     }
 
@@ -144,6 +163,7 @@ impl Error {
             location: None,
             hint: None,
             column: None,
+            stage: None,
         }
     }
 
@@ -157,7 +177,7 @@ impl Error {
         let path = path.into();
         // A user may give a URL where a path belongs (`--input postgres://u:pw@…`): never echo a password.
         let path = match path.to_str() {
-            Some(text) if text.contains("://") => PathBuf::from(crate::database::mask_passwords(text)),
+            Some(text) if text.contains("://") => PathBuf::from(crate::dburl::mask_passwords(text)),
             _ => path,
         };
         Error::Io { action, path, source }
@@ -191,6 +211,14 @@ impl Error {
         }
     }
 
+    /// The stage a spec or data error happened in, once [`Error::in_stage`] has named it.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            Error::Spec { stage, .. } | Error::Data { stage, .. } => stage.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Attaches a pipeline location to a data error that has none yet (e.g. an unknown column found at fit time).
     #[must_use]
     pub fn at(mut self, loc: Option<&Location>) -> Self {
@@ -211,14 +239,14 @@ impl Error {
         self
     }
 
-    /// Prefixes the message with the stage it happened in.
+    /// Names the stage a spec or data error happened in (shown after the message as ` (stage NAME)`).
+    /// The innermost stage wins: an error that already names one keeps it.
     #[must_use]
-    pub fn in_stage(mut self, stage: &str) -> Self {
-        match &mut self {
-            Error::Spec { message, .. } | Error::Data { message, .. } if !message.contains(" (stage ") => {
-                *message = format!("{message} (stage {stage})");
-            }
-            _ => {}
+    pub fn in_stage(mut self, name: &str) -> Self {
+        if let Error::Spec { stage, .. } | Error::Data { stage, .. } = &mut self
+            && stage.is_none()
+        {
+            *stage = Some(name.into());
         }
         self
     }
@@ -237,4 +265,164 @@ pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) 
         .filter(|(d, k)| *d <= (k.len().max(wanted.len()) / 3).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
         .map(|(_, k)| format!("did you mean \"{k}\"?"))
+}
+
+/// Masks, in a line of a pipeline file shown under an error, every URL as [`crate::dburl::redact_url`] does, and moves
+/// the caret (`col`, `width`, in characters) to stay under the same text.
+pub fn redact_location(loc: &mut Location) {
+    let line = &loc.line_text;
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut from = 0;
+    while let Some(i) = line[from..].find("://").map(|i| from + i) {
+        // The scheme runs back from "://" over letters, digits, '+', '-', '.'.
+        let start = line[..i]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(i, |(j, _)| j);
+        // The URL ends where its TOML string does (the quote that opened it, unescaped) or at a blank.
+        let quote = line[..start].chars().next_back().filter(|c| matches!(c, '"' | '\''));
+        let mut end = line.len();
+        let mut escaped = false;
+        for (j, c) in line[i + 3..].char_indices() {
+            let at_end = match quote {
+                Some(q) => c == q && !(escaped && q == '"'),
+                None => c.is_whitespace() || c == ',' || c == ']' || c == '}',
+            };
+            if at_end {
+                end = i + 3 + j;
+                break;
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        let token = &line[start..end];
+        let shown = crate::dburl::redact_url(token);
+        if start < i && shown != token {
+            edits.push((start..end, shown));
+        }
+        from = end.max(i + 3);
+    }
+    if edits.is_empty() {
+        return;
+    }
+    let char_at = |byte: usize| line[..byte].chars().count();
+    let caret_start = loc.col.saturating_sub(1);
+    let caret_end = caret_start + loc.width;
+    let moved = |pos: usize, is_end: bool| {
+        let mut shift: isize = 0;
+        for (range, shown) in &edits {
+            let (a, b) = (char_at(range.start), char_at(range.end));
+            let r = shown.chars().count();
+            if pos >= b {
+                shift += isize::try_from(r).unwrap_or(0) - isize::try_from(b - a).unwrap_or(0);
+            } else if pos > a {
+                return (a + if is_end { r } else { 0 }).saturating_add_signed(shift);
+            }
+        }
+        pos.saturating_add_signed(shift)
+    };
+    let (new_start, new_end) = (moved(caret_start, false), moved(caret_end, true));
+    let mut text = String::with_capacity(line.len());
+    let mut last = 0;
+    for (range, shown) in &edits {
+        text.push_str(&line[last..range.start]);
+        text.push_str(shown);
+        last = range.end;
+    }
+    text.push_str(&line[last..]);
+    loc.line_text = text;
+    loc.col = new_start + 1;
+    loc.width = new_end.saturating_sub(new_start).max(1);
+}
+
+impl From<crate::dburl::UrlError> for Error {
+    fn from(e: crate::dburl::UrlError) -> Error {
+        let hint = e.hint();
+        let error = Error::data(e.message());
+        match hint {
+            Some(h) => error.with_hint(h),
+            None => error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stage_is_a_field_shown_once_after_the_message_whatever_the_message_says() {
+        let e = Error::data("column \"a\" holds \"b (stage c)\"").for_column("a");
+        assert_eq!(e.stage(), None);
+        let e = e.in_stage("encode.ordinal").in_stage("train");
+        assert_eq!((e.stage(), e.column()), (Some("encode.ordinal"), Some("a")));
+        assert_eq!(
+            e.to_string(),
+            "column \"a\" holds \"b (stage c)\" (stage encode.ordinal)"
+        );
+        // Context added later still goes before the message, the stage after it.
+        let e = Error::spec("bad", None)
+            .in_stage("train")
+            .with_context("base estimator \"gbr\"");
+        assert_eq!(e.to_string(), "base estimator \"gbr\": bad (stage train)");
+        assert_eq!(Error::internal("x").in_stage("train").stage(), None);
+    }
+
+    #[test]
+    fn a_pipeline_line_under_an_error_shows_no_password_and_keeps_its_caret() {
+        let mut loc = Location {
+            file: "p.toml".into(),
+            line: 2,
+            col: 10,
+            line_text: r#"source = "postgres://etl:S3c%2Fret@h:5432/db" # the warehouse"#.into(),
+            width: 36,
+        };
+        redact_location(&mut loc);
+        assert_eq!(
+            loc.line_text,
+            r#"source = "postgres://etl:***@h:5432/db" # the warehouse"#
+        );
+        assert_eq!((loc.col, loc.width), (10, 30));
+        let mut loc = Location {
+            file: "p.toml".into(),
+            line: 2,
+            col: 1,
+            line_text: r#"source = 'postgres://etl:S3c/ret?x@h/db' ; table = "t""#.into(),
+            width: 6,
+        };
+        redact_location(&mut loc);
+        assert_eq!(
+            loc.line_text,
+            r#"source = 'postgres://(not shown: the URL does not parse)' ; table = "t""#
+        );
+        assert_eq!((loc.col, loc.width), (1, 6));
+        // A caret after the URL moves with the text; one inside it spans what replaced it.
+        let line = r#"x = ["postgres://a:S3cret@h/db", "mysql://u:S3cret@h"] oops"#;
+        for (col, under) in [(56, "oops"), (45, "mysql://(not shown: the URL does not parse)")] {
+            let mut loc = Location {
+                file: "p.toml".into(),
+                line: 1,
+                col,
+                line_text: line.into(),
+                width: 4,
+            };
+            redact_location(&mut loc);
+            assert_eq!(
+                loc.line_text,
+                r#"x = ["postgres://a:***@h/db", "mysql://(not shown: the URL does not parse)"] oops"#
+            );
+            assert_eq!(&loc.line_text[loc.col - 1..loc.col - 1 + loc.width], under);
+        }
+        let mut plain = Location {
+            file: "p.toml".into(),
+            line: 1,
+            col: 3,
+            line_text: r#"source = "sqlite://data/h.db""#.into(),
+            width: 2,
+        };
+        let before = plain.clone();
+        redact_location(&mut plain);
+        assert_eq!(plain, before);
+    }
 }

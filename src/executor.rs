@@ -387,7 +387,7 @@ fn fit_train_state(
         Task::Classification => {
             let labels = target_labels(p, train)?;
             let classes = Classes::of(&labels);
-            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            let y: Vec<u32> = classes.codes(&labels)?;
             let target = FitTarget::Classes {
                 y: &y,
                 labels: &classes.labels,
@@ -435,7 +435,7 @@ impl Executor<'_> {
         let fold = if cv.stratify {
             let labels = target_labels(p, raw)?;
             let classes = Classes::of(&labels);
-            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            let y: Vec<u32> = classes.codes(&labels)?;
             models::folds::stratified(&y, k, shuffle)?
         } else {
             models::folds::kfold(raw.n_rows(), k, shuffle)?

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::spec::Metric;
+use crate::vocab::Metric;
 
 pub fn rmse(y: &[f64], p: &[f64]) -> f64 {
     (y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / y.len() as f64).sqrt()

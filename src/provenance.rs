@@ -205,3 +205,12 @@ pub fn now_rfc3339_micros() -> String {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+/// The id of a prediction: what was predicted (input) by what (run and model).
+pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {
+    crate::digest::KeyBuilder::new(crate::digest::context::PREDICTION_ID)
+        .id(run)
+        .id(model)
+        .id(input)
+        .finish()
+}

@@ -24,12 +24,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use crate::commands::predict::prediction_record;
 use crate::error::Error;
 use crate::frame::ColumnType;
 use crate::ledger::{Channel, Entry, Input, LedgerWriter};
+use crate::predictor::prediction_record;
+use crate::predictor::{Made, Scorer};
 use crate::provenance;
-use crate::scoring::{Made, Scorer};
 
 pub struct Limits {
     /// Largest request body, in bytes (413 above it).

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::database::{self, Database};
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 /// What to read from a database source, as written in `[gather]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -514,8 +514,12 @@ fn fetch_sqlite(path: &Path, sel: &Selection, as_of: Option<&str>, na: &str) -> 
                 .with_hint("check the path after sqlite: (relative paths start at the pipeline file's folder)"),
         );
     }
-    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_fail(path, "open", &e))?;
+    // A plain path, never a URI: `sqlite:file:/elsewhere/x.db` must not escape the project check above.
+    let conn = rusqlite::Connection::open_with_flags(
+        database::plain_sqlite_path(path),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| sqlite_fail(path, "open", &e))?;
     let base = base_sql(sel);
     let (names, types): (Vec<String>, Vec<String>) = {
         let stmt = conn.prepare(&base).map_err(|e| {

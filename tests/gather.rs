@@ -314,3 +314,28 @@ fn database_mistakes_are_named() {
     let (_, err) = p.fail(&["snapshot", &db, "--table", "houses; DROP TABLE houses"]);
     assert!(err.contains("is not a usable table name"), "{err}");
 }
+
+#[test]
+fn a_sqlite_source_spelled_as_a_file_uri_reads_the_project_file_not_the_uri_target() {
+    // `sqlite:file:/elsewhere/h.db` with a `file:/elsewhere/h.db` inside the project: the check sees the
+    // project's file, so the open must read that file too, never the URI's target outside the project.
+    let p = sqlite_project();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("h.db");
+    std::fs::copy(HISTORY_DB, &secret).unwrap();
+    let local = p.path(&format!("file:{}", secret.display()));
+    std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+    std::fs::write(&local, b"").unwrap();
+    p.edit(
+        "db.toml",
+        "sqlite:houses.sqlite",
+        &format!("sqlite:file:{}", secret.display()),
+    );
+    let out = p.mlpipe(&["run", "db.toml", "--json"]);
+    assert!(
+        !out.status.success(),
+        "read the database outside the project: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("the query does not run"), "{}", stderr(&out));
+}

@@ -613,7 +613,11 @@ fn a_postgres_ledger_from_before_the_chain_is_chained_when_opened_to_write_and_r
     // Reading never migrates: `ledger head` says what to do and leaves the table as it was.
     let before = p.mlpipe(&["ledger", "head", "--ledger", &pg.url]);
     assert!(!before.status.success());
-    assert!(stderr(&before).contains("written before the hash chain existed"), "{}", stderr(&before));
+    assert!(
+        stderr(&before).contains("written before the hash chain existed"),
+        "{}",
+        stderr(&before)
+    );
     assert!(stderr(&before).contains("mlpipe predict"), "{}", stderr(&before));
     assert_eq!(
         pg.psql("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ledger'::regclass AND attname = 'position'"),

@@ -1019,7 +1019,7 @@ fn fuzz_seeds_replay_through_the_fuzz_checks() {
     let run = p.run(&[])["run"].as_str().unwrap().to_string();
     let store = mlpipe::store::LocalStore::open(&p.store()).unwrap();
     let record = mlpipe::commands::resolve_run(&store, &run).unwrap();
-    let scorer = mlpipe::scoring::Scorer::load(&store, &record).unwrap();
+    let scorer = mlpipe::predictor::Scorer::load(&store, &record).unwrap();
     let mut replayed = BTreeMap::new();
     for target in ["pipeline", "rows", "rest"] {
         let mut files = fuzz_inputs(&format!("seeds/{target}"));
@@ -1605,4 +1605,261 @@ fn a_deleted_run_ref_keeps_what_predictions_and_the_ledger_name() {
     assert_eq!(p.run(&[])["run"].as_str().unwrap(), r);
     verify_clean(&p, "the run was recorded again");
     replay(&p, &streamed[0]);
+}
+
+/// Runs `statement` on the store's ledger (as an edit behind mlpipe's back would).
+fn edit_ledger(p: &Project, statement: &str) {
+    rusqlite::Connection::open(p.store().join("ledger.sqlite"))
+        .unwrap()
+        .execute_batch(statement)
+        .unwrap();
+}
+
+#[test]
+fn verify_reports_a_malformed_ledger_row_and_a_corrupt_object_together() {
+    let p = Project::new();
+    let r = p.run(&[])["run"].as_str().unwrap().to_string();
+    predict_batch(&p, &r, "test.csv");
+    predict_batch(&p, &r, "test.csv");
+    verify_clean(&p, "two predictions");
+    // One flipped byte in the first object, one malformed cell in the ledger's second row.
+    let (flipped, path) = objects(&p.store()).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    edit_ledger(&p, "UPDATE ledger SET value = 'abc' WHERE seq = 2");
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
+    assert_eq!(stderr(&verify), "");
+    let report = stdout(&verify);
+    assert!(
+        report.contains(&format!("  {flipped}: corrupt: its bytes hash to ")),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "ledger entry 2 (row 2) cannot be read: ledger entry 2: column value holds a malformed value \"abc\"; \
+             the ledger was edited outside mlpipe: compare `mlpipe ledger head --at N` with a head anchored \
+             earlier, and restore the ledger from a backup\n"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("checked 2 ledger entries"), "{report}");
+    assert!(report.contains("checked the ledger's chain: 2 entries"), "{report}");
+    assert!(report.contains("1 problem in the ledger"), "{report}");
+
+    // A ledger from before the chain cannot be checked: one finding, and the store is still checked.
+    edit_ledger(
+        &p,
+        "ALTER TABLE ledger DROP COLUMN position; ALTER TABLE ledger DROP COLUMN digest",
+    );
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
+    assert_eq!(stderr(&verify), "");
+    let report = stdout(&verify);
+    assert!(
+        report.contains(&format!("  {flipped}: corrupt: its bytes hash to ")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "  ledger: the ledger cannot be checked: the ledger sqlite:{} was written before the hash chain existed, \
+             so it cannot be checked yet; the next `mlpipe predict` or `mlpipe serve` with this ledger adds the \
+             chain, linking its entries in the order they were recorded\n",
+            p.store().join("ledger.sqlite").display()
+        )),
+        "{report}"
+    );
+    // The flipped object may be a record others name (its id follows a time), so count what is listed.
+    let listed = report.lines().filter(|l| l.starts_with("  ")).count();
+    assert!(listed >= 2, "{report}");
+    assert!(report.contains(&format!("\n{listed} problems;")), "{report}");
+    let json = p.mlpipe(&["verify", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let ids: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), listed, "{ids:?}");
+    assert_eq!(ids.first(), Some(&flipped.as_str()), "{ids:?}");
+    assert_eq!(ids.last(), Some(&"ledger"), "{ids:?}");
+}
+
+#[test]
+fn ledger_cells_with_control_bytes_are_shown_escaped() {
+    let p = Project::new();
+    let r = p.run(&[])["run"].as_str().unwrap().to_string();
+    predict_batch(&p, &r, "test.csv");
+    predict_batch(&p, &r, "test.csv");
+    // NUL, a byte that is not UTF-8, and a terminal escape (red text).
+    edit_ledger(&p, "UPDATE ledger SET value = x'00ff1b5b33316d' WHERE seq = 2");
+    let shown = "column value holds a malformed value \"\\0\u{fffd}\\u{1b}[31m\"";
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let head = p.mlpipe(&["ledger", "head"]);
+    assert_eq!(head.status.code(), Some(1));
+    let listed = p.mlpipe(&["ledger"]);
+    assert_eq!(listed.status.code(), Some(1));
+    for (what, out, text) in [
+        ("verify", &verify, stdout(&verify)),
+        ("ledger head", &head, stderr(&head)),
+        ("ledger", &listed, stderr(&listed)),
+    ] {
+        assert!(text.contains(shown), "{what}: {text}");
+        for raw in [&out.stdout, &out.stderr] {
+            assert!(
+                !raw.iter().any(|&b| b == 0 || b == 0x1b || b == 0xff),
+                "{what}: {raw:?}"
+            );
+        }
+    }
+    // A malformed chain digest is shown escaped as well.
+    edit_ledger(&p, "UPDATE ledger SET digest = 'd' || char(27) || '[2J' WHERE seq = 1");
+    let verify = p.mlpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        stdout(&verify).contains("has a malformed chain position or digest (1, d\\u{1b}[2J)"),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(!verify.stdout.contains(&0x1b));
+}
+
+/// Takes entry 1's chain link out of the store's ledger (as an edit outside mlpipe would): nothing can
+/// be chained after it, so every append is refused. Gives back what it took, to put it back.
+fn unlink_first_ledger_entry(p: &Project) -> (i64, String) {
+    let conn = rusqlite::Connection::open(p.store().join("ledger.sqlite")).unwrap();
+    let link = conn
+        .query_row("SELECT position, digest FROM ledger WHERE seq = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    conn.execute("UPDATE ledger SET digest = NULL, position = NULL WHERE seq = 1", [])
+        .unwrap();
+    link
+}
+
+fn prediction_refs(p: &Project) -> BTreeSet<String> {
+    std::fs::read_dir(p.store().join("v1/refs/predictions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+fn assert_ledger_refusal(code: i32, err: &str, what: &str) {
+    assert_eq!(code, 1, "{what}: exit {code}, not 1: {err}");
+    assert!(
+        err.starts_with("error: cannot record predictions in the ledger: ledger sqlite:")
+            && err.contains("entry 1 has no chain position or digest")
+            && err.contains("hint: the predictions were not recorded, so none was handed out;")
+            && err.contains("run `mlpipe verify`"),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn a_ledger_that_refuses_the_append_leaves_no_output_no_table_rows_and_no_prediction_ref() {
+    // The output and the prediction ref used to be written before the ledger append, which then failed
+    // with exit 101: predictions handed out that the ledger never recorded.
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let first = p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "first.csv"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let refs = prediction_refs(&p);
+    assert_eq!(refs.len(), 1);
+    let link = unlink_first_ledger_entry(&p);
+    let (input, rows) = batch_without(&p, 0);
+    let input = input.to_str().unwrap();
+    let db = p.path("scores.db");
+    let table = format!("sqlite:{}", db.display());
+    let (code, err) = p.fail(&["predict", &run, "--input", input, "-o", "out.csv"]);
+    assert_ledger_refusal(code, &err, "file output");
+    assert!(!p.path("out.csv").exists(), "the output was written");
+    let (code, err) = p.fail(&[
+        "predict",
+        &run,
+        "--input",
+        input,
+        "-o",
+        &table,
+        "--table",
+        "predictions",
+    ]);
+    assert_ledger_refusal(code, &err, "table output");
+    assert!(rows_per_batch(&db).is_empty(), "{:?}", rows_per_batch(&db));
+    let out = p.mlpipe(&["predict", &run, "--input", input]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "standard output: {}", stdout(&out));
+    assert_eq!(prediction_refs(&p), refs, "a prediction ref was stored");
+    let entries = json_out(&p.mlpipe(&["ledger", "--json"]), "ledger");
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+
+    // The link put back, the same commands succeed, each recorded.
+    let conn = rusqlite::Connection::open(p.store().join("ledger.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE ledger SET position = ?1, digest = ?2 WHERE seq = 1",
+        rusqlite::params![link.0, link.1],
+    )
+    .unwrap();
+    let out = p.mlpipe(&["predict", &run, "--input", input, "-o", "out.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(p.path("out.csv")).unwrap().lines().count(),
+        rows + 1
+    );
+    let out = json_out(
+        &p.mlpipe(&[
+            "predict",
+            &run,
+            "--input",
+            input,
+            "-o",
+            &table,
+            "--table",
+            "predictions",
+            "--json",
+        ]),
+        "predict into the table",
+    );
+    assert_eq!(rows_per_batch(&db)[out["prediction"].as_str().unwrap()], rows);
+    assert_eq!(prediction_refs(&p).len(), 2);
+    let entries = json_out(&p.mlpipe(&["ledger", "--json"]), "ledger");
+    assert_eq!(entries.as_array().unwrap().len(), 3);
+    verify_clean(&p, "the ledger's link was put back");
+}
+
+#[test]
+fn a_stream_whose_ledger_refuses_the_append_exits_1_not_101() {
+    let p = Project::new();
+    let run = p.run(&[])["run"].as_str().unwrap().to_string();
+    let first = p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "first.csv"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    unlink_first_ledger_entry(&p);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["predict", &run, "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    for rec in &test_records(&p)[..2] {
+        writeln!(input, "{rec}").unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_ledger_refusal(
+        out.status.code().unwrap(),
+        &err[err.find("error:").unwrap()..],
+        "stream",
+    );
+    assert!(out.stdout.is_empty(), "a prediction was handed out: {}", stdout(&out));
+    let entries = json_out(&p.mlpipe(&["ledger", "--json"]), "ledger");
+    assert_eq!(entries.as_array().unwrap().len(), 1);
 }

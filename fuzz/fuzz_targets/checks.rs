@@ -5,10 +5,11 @@
 use std::path::Path;
 
 use mlpipe::plan::Plan;
-use mlpipe::scoring::Scorer;
+use mlpipe::predictor::Scorer;
+use mlpipe::predictor::input::read_input;
 use mlpipe::server::{parse_body, records_of};
 use mlpipe::spec::Pipeline;
-use mlpipe::tables::{Format, read_input};
+use mlpipe::tables::Format;
 
 /// The pipeline parser and validator: any text gives a pipeline or an error; a pipeline that parses
 /// plans, and survives its canonical JSON round trip unchanged.

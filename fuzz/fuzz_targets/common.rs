@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use mlpipe::commands::run::{RunArgs, run};
 use mlpipe::executor::Progress;
-use mlpipe::scoring::Scorer;
+use mlpipe::predictor::Scorer;
 use mlpipe::store::LocalStore;
 
 struct Quiet;

@@ -199,12 +199,22 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                 store,
                 max_line: max_line.map_or(predict::DEFAULT_MAX_LINE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             };
+            // The library reads and writes only the streams it is handed.
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            let (mut input, mut output) = (stdin.lock(), stdout.lock());
+            let mut stdio = predict::Stdio {
+                input: &mut input,
+                output: &mut output,
+            };
             if stream {
-                let report = predict::stream(&args)?;
+                let report = predict::stream(&args, &mut stdio)?;
+                drop(output);
                 printer.stream(&report);
                 return Ok(0);
             }
-            printer.predict(&predict::run(&args)?);
+            let report = predict::run(&args, &mut stdio)?;
+            drop(output);
+            printer.predict(&report);
             Ok(0)
         }
         Command::Serve {

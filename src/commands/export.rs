@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::export::onnx;
 use crate::fitted::{Predictions, StageState};
 use crate::frame::ColumnData;
-use crate::scoring::Scorer;
+use crate::predictor::Scorer;
 use crate::store::{LocalStore, Store};
 
 /// The largest relative deviation `--verify` accepts: the graph is float64 throughout.

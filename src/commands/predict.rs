@@ -7,7 +7,7 @@
 //! Every prediction is recorded in the ledger before it is handed out.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -15,10 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::fitted::Predictions;
 use crate::ledger::{self, Channel, Entry, Input, LedgerWriter};
+use crate::predictor::{Made, Scorer, prediction_record, single_value};
 use crate::provenance::{self, PredictionRecord};
-use crate::scoring::{Made, Scorer, single_value};
 use crate::store::{LocalStore, RefKind, Store};
 use crate::tables::{self, Format, OutputRows, Target};
 
@@ -60,11 +59,17 @@ pub struct PredictReport {
     pub to_stdout: bool,
 }
 
-fn read_input(path: &std::path::Path) -> Result<(Id, Vec<u8>, String)> {
+/// The process's standard input and output, handed in by the CLI: the library never opens them itself,
+/// so a caller (a test, a notebook binding) can give any reader and writer.
+pub struct Stdio<'a> {
+    pub input: &'a mut dyn BufRead,
+    pub output: &'a mut dyn Write,
+}
+
+fn read_input(path: &std::path::Path, stdin: &mut dyn BufRead) -> Result<(Id, Vec<u8>, String)> {
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
-        std::io::stdin()
-            .lock()
+        stdin
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("read", "standard input", e))?;
         Ok((Id::of_bytes(&bytes), bytes, "standard input".into()))
@@ -97,7 +102,7 @@ impl Phases {
     }
 }
 
-pub fn run(args: &PredictArgs) -> Result<PredictReport> {
+pub fn run(args: &PredictArgs, stdio: &mut Stdio<'_>) -> Result<PredictReport> {
     let mut phases = Phases::start();
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
@@ -113,12 +118,12 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     target.refuse_over_ledger(store.root(), args.ledger.as_deref())?;
     let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
     phases.done("load");
-    let (input_id, input, name) = read_input(&args.input)?;
+    let (input_id, input, name) = read_input(&args.input, stdio.input)?;
     let format = args
         .input_format
         .or_else(|| Format::of_path(&args.input))
         .unwrap_or(Format::Csv);
-    let frame = tables::read_input(&scorer, &input, format, &name)?;
+    let frame = crate::predictor::input::read_input(&scorer, &input, format, &name)?;
     if frame.n_rows() == 0 {
         return Err(
             Error::data(format!("{name} holds no rows to predict")).with_hint(format!(
@@ -132,6 +137,11 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
     let predictions = scorer.score(frame)?;
     phases.done("score");
     let prediction = scorer.prediction_id(&input_id);
+    // The order hands nothing out unrecorded and leaves a store `verify` finds clean at every point a
+    // kill can land: the objects and the prediction ref first (a ref the ledger does not name yet is
+    // consistent; a ledger entry whose ref is missing is not), then the ledger entry, committed; only then
+    // are the predictions written. A ledger that refuses the append takes the ref back out: it leaves no
+    // output, no table rows and no prediction ref (only unreferenced objects, which `gc` removes).
     store.put_with_id(&input_id, &input)?;
     let bits = predictions.to_bytes();
     let output = store.put(&bits)?;
@@ -154,7 +164,7 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
             Ok(p) if super::check_prediction_record(&prediction, &p).is_ok()
         )
     });
-    if existing.is_none() || damaged.is_some() {
+    let new_record = if existing.is_none() || damaged.is_some() {
         let rec = PredictionRecord {
             kind: "prediction".into(),
             format: 2,
@@ -170,23 +180,11 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         };
         let rec_id = store.put(&serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?)?;
         store.set_ref(RefKind::Prediction, &prediction, &rec_id)?;
-        if let Some(old) = damaged.filter(|old| *old != rec_id && matches!(store.get(old), Err(Error::Corrupt { .. })))
-        {
-            store.remove_object(&old)?;
-        }
-    }
-    let (prediction_column, extra) = scorer.output_columns(&predictions);
-    let rows = OutputRows {
-        id_name: scorer.id_column.as_deref(),
-        ids,
-        prediction: prediction_column,
-        extra,
-        model: scorer.model.hex(),
-        batch: prediction.hex(),
+        Some(rec_id)
+    } else {
+        None
     };
     phases.done("store");
-    let written = tables::write_output(&target, &rows)?;
-    phases.done("write");
     let entry = Entry {
         seq: 0,
         prediction,
@@ -203,9 +201,31 @@ pub fn run(args: &PredictArgs) -> Result<PredictReport> {
         time: provenance::now_rfc3339_micros(),
         source: name,
     };
-    ledger.append(vec![entry], Vec::new()).wait()?;
+    let appended = ledger.append(vec![entry], Vec::new()).wait();
     ledger.close();
     phases.done("ledger");
+    if let Err(refused) = appended {
+        if new_record.is_some() {
+            store.remove_ref(RefKind::Prediction, &prediction)?;
+        }
+        return Err(refused);
+    }
+    if let Some(rec_id) = new_record
+        && let Some(old) = damaged.filter(|old| *old != rec_id && matches!(store.get(old), Err(Error::Corrupt { .. })))
+    {
+        store.remove_object(&old)?;
+    }
+    let (prediction_column, extra) = scorer.output_columns(&predictions);
+    let rows = OutputRows {
+        id_name: scorer.id_column.as_deref(),
+        ids,
+        prediction: prediction_column,
+        extra,
+        model: scorer.model.hex(),
+        batch: prediction.hex(),
+    };
+    let written = tables::write_output(&target, &rows, stdio.output)?;
+    phases.done("write");
     Ok(PredictReport {
         prediction,
         run: record.run,
@@ -241,27 +261,6 @@ pub fn error_record(error: &Error, field: Option<&str>, kind: &str) -> Map<Strin
     body
 }
 
-/// One scored record, as the stream and REST write it.
-pub fn prediction_record(scorer: &Scorer, id: Option<Value>, row: &Predictions, prediction: &Id) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let (Some(name), Some(id)) = (scorer.id_column.as_deref(), id) {
-        out.insert(name.to_string(), id);
-    }
-    out.insert("prediction".into(), scorer.prediction_json(row, 0));
-    if let (Some(proba), Some((labels, _))) = (row.row_proba(0), scorer.classes()) {
-        let map: Map<String, Value> = labels
-            .iter()
-            .zip(proba)
-            .map(|(l, p)| (l.clone(), tables::json_number_exact(*p)))
-            .collect();
-        out.insert("probabilities".into(), Value::Object(map));
-    }
-    out.insert("model".into(), Value::String(scorer.model.hex()));
-    out.insert("run".into(), Value::String(scorer.run.hex()));
-    out.insert("prediction_id".into(), Value::String(prediction.hex()));
-    out
-}
-
 /// A record that could not be scored, and the field at fault when known.
 pub type RecordFailure = (Error, Option<String>);
 
@@ -294,7 +293,7 @@ pub fn score_record(
 }
 
 /// `predict --stream`: NDJSON in, NDJSON out, one line per line, until end of input.
-pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
+pub fn stream(args: &PredictArgs, stdio: &mut Stdio<'_>) -> Result<StreamReport> {
     let store = LocalStore::open(&args.store)?;
     let record = {
         let _lock = store.lock(false)?;
@@ -302,15 +301,13 @@ pub fn stream(args: &PredictArgs) -> Result<StreamReport> {
     };
     let scorer = Scorer::load(&store, &record)?;
     let ledger = LedgerWriter::start(ledger::open(store.root(), args.ledger.as_deref())?);
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let Stdio { input, output: out } = stdio;
+    let (input, out) = (&mut **input, &mut **out);
     let mut report = StreamReport::default();
     let mut line = Vec::new();
     loop {
-        let read = read_line_bounded(&mut input, &mut line, args.max_line)
-            .map_err(|e| Error::io("read", "standard input", e))?;
+        let read =
+            read_line_bounded(input, &mut line, args.max_line).map_err(|e| Error::io("read", "standard input", e))?;
         let mut kind = "invalid_record";
         let result = match read {
             LineRead::End => break,
@@ -394,7 +391,7 @@ enum LineRead {
 /// Reads one line into `line` (cleared first), holding at most `max` bytes of it: a longer line is
 /// consumed to its end in the reader's buffer-sized steps and reported with its length, so memory
 /// stays bounded whatever a line's size. The last line may lack its `\n`.
-fn read_line_bounded(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
+fn read_line_bounded(input: &mut (impl BufRead + ?Sized), line: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
     line.clear();
     let mut length: u64 = 0;
     let mut over = false;
@@ -440,6 +437,7 @@ fn read_line_bounded(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn an_over_long_stream_line_is_skipped_without_being_held_in_memory() {

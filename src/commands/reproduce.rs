@@ -12,11 +12,11 @@ use crate::error::{Error, Result};
 use crate::executor::{Executor, Progress, Snapshot};
 use crate::fitted::Predictions;
 use crate::ledger;
+use crate::predictor::{Scorer, output_digest, single_value};
 use crate::provenance::{self, CodeState};
-use crate::scoring::{Scorer, output_digest, single_value};
 use crate::spec::Pipeline;
 use crate::store::{LocalStore, MemoryStore, Resolved, Store};
-use crate::tables::{self, Format};
+use crate::tables::Format;
 
 pub struct ReproduceArgs {
     /// A run id, a prediction id (batch, REST or stream; a batch row as `<id>/<row>`), or a prefix.
@@ -305,7 +305,7 @@ impl<'a> Replayer<'a> {
         } else {
             let input = store.get(&entry.input).ok()?;
             let format = Format::parse(&entry.input_format).ok()?;
-            let frame = tables::read_input(scorer, &input, format, &entry.source).ok()?;
+            let frame = crate::predictor::input::read_input(scorer, &input, format, &entry.source).ok()?;
             scorer.score(frame).ok()?
         };
         Some(Replayed::of(&predictions))
@@ -568,7 +568,7 @@ fn reproduce_prediction(
     let run = super::load_run(store, &rec.run)?;
     let scorer = Scorer::load(store, &run)?;
     let input = store.get(&rec.input)?;
-    let frame = tables::read_input(&scorer, &input, Format::parse(&rec.input_format)?, &rec.source)?;
+    let frame = crate::predictor::input::read_input(&scorer, &input, Format::parse(&rec.input_format)?, &rec.source)?;
     let predictions = scorer.score(frame)?;
     let reproduced = output_digest(&predictions);
     let mut checked = vec![ArtifactCheck {

@@ -346,15 +346,11 @@ fn own_record(store: &LocalStore, run: &Id) -> Result<Option<(Id, RunRecord)>> {
 /// Reads a data file named by `[gather] source`.
 fn read_data_file(source: &std::path::Path) -> Result<(Id, Vec<u8>)> {
     super::read_snapshot(source).map_err(|e| match e {
-        Error::Io { source: err, path, .. } => Error::Data {
-            message: format!(
-                "cannot read the data file {} named by [gather] source: {err}",
-                path.display()
-            ),
-            location: None,
-            hint: Some("fix `source` in [gather]; relative paths start at the pipeline file's folder".into()),
-            column: None,
-        },
+        Error::Io { source: err, path, .. } => Error::data(format!(
+            "cannot read the data file {} named by [gather] source: {err}",
+            path.display()
+        ))
+        .with_hint("fix `source` in [gather]; relative paths start at the pipeline file's folder"),
         other => other,
     })
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::ledger::{self, LedgerWriter};
-use crate::scoring::Scorer;
+use crate::predictor::Scorer;
 use crate::server::{self, App, Limits};
 use crate::store::LocalStore;
 

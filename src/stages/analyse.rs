@@ -155,7 +155,7 @@ impl Moments {
     }
 }
 
-pub fn profile(frame: &Frame, settings: &crate::spec::Analyse) -> Profile {
+pub fn profile(frame: &Frame, settings: &crate::vocab::Analyse) -> Profile {
     let rows = frame.n_rows();
     let columns = frame
         .columns

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::scale::{TrainStats, present_sorted, quantile};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame, Lookup, category_counts};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {

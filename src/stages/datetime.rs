@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::frame::{Column, ColumnData, Frame};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 pub const FEATURES: [&str; 20] = [
     "month",

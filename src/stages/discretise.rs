@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::scale::{present_sorted, quantile};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]

@@ -10,7 +10,7 @@ use super::impute::{Fill, Fitted, Value};
 use super::scale::TrainStats;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

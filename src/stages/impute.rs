@@ -13,7 +13,7 @@ use toml::de::DeValue;
 
 use crate::error::{Error, Result};
 use crate::frame::{Column, ColumnData, ColumnType, Frame};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::count_frequency::apply_maps;
 use crate::error::Result;
 use crate::frame::Frame;
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

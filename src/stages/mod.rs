@@ -1,7 +1,10 @@
 //! Operators: each learns a state on train rows (`fit`, seeded) and applies it unchanged (`apply`, pure).
 //!
 //! Adding an operator: one file here with its params (parsed from TOML), its fitted state, `fit` and
-//! `apply`; then one variant in [`Operator`] and [`Fitted`] and one line in [`Operator::parse`].
+//! `apply`; then one line in the `operators!` table below (variant, name, accepted column types, params
+//! type, parse call, param names) — the enum, its name, group, parse dispatch and each group's list come
+//! from that line — one line in `fitted!` if its state is new, and its arm in [`fit_step`] (the compiler
+//! asks for it).
 
 pub mod analyse;
 pub mod cap;
@@ -18,6 +21,7 @@ pub mod ordinal;
 pub mod power_transform;
 pub mod random_sample;
 pub mod rare_label;
+mod registry;
 pub mod rows;
 pub mod scale;
 pub mod select;
@@ -26,13 +30,37 @@ pub mod transform;
 pub mod woe;
 pub mod wrapper;
 
+use std::collections::BTreeMap;
+
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::frame::{ColumnType, Frame};
-use crate::spec::reader::{At, TableReader, quoted};
-use crate::spec::{ColumnKind, Columns, Step};
+use crate::vocab::reader::{At, TableReader, quoted};
+use crate::vocab::{ColumnKind, Columns};
+pub use registry::{ParseInput, Registration};
+use registry::{fitted, operators};
+
+/// One configured step of the pipeline: the operator, the columns it applies to, and where it was
+/// written (for errors only; never hashed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub group: Group,
+    pub columns: Columns,
+    pub exclude: Vec<String>,
+    #[serde(flatten)]
+    pub operator: Operator,
+    #[serde(skip)]
+    pub locations: StepLocations,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepLocations {
+    pub step: Option<Location>,
+    pub columns: BTreeMap<String, Location>,
+}
 
 /// The stage groups of a pipeline, run in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,110 +82,105 @@ impl Group {
             Group::Select => "select",
         }
     }
-    pub fn operators(self) -> &'static [&'static str] {
-        match self {
-            Group::Impute => &[
-                "median",
-                "mean",
-                "most_frequent",
-                "constant",
-                "end_tail",
-                "random_sample",
-                "missing_indicator",
-                "drop_missing_rows",
-            ],
-            Group::Encode => &[
-                "rare_label",
-                "one_hot",
-                "ordinal",
-                "count_frequency",
-                "mean_target",
-                "woe",
-            ],
-            Group::Select => &[
-                "drop_constant",
-                "drop_duplicates",
-                "drop_correlated",
-                "drop_missing",
-                "select_k_best",
-                "rfe",
-                "forward_selection",
-                "select_from_model",
-            ],
-            Group::Transform => &[
-                "standard_scaler",
-                "min_max_scaler",
-                "robust_scaler",
-                "log",
-                "power",
-                "reciprocal",
-                "cap",
-                "discretise",
-                "combine",
-                "relative",
-                "box_cox",
-                "yeo_johnson",
-                "trim",
-                "datetime_features",
-                "datetime_difference",
-            ],
-        }
+}
+
+// The operator registry: one line per operator, group by group (each group's operators in the order its
+// error messages list them). `Variant = "name", ACCEPTS, ParamsType, parse, param_names;` — `parse`
+// reads the step's table (`p.table`; `p.task` and `p.name` are there too), `param_names` names the keys
+// that params type reads. An operator without params is `Variant = "name", ACCEPTS;`. See `registry.rs`.
+operators! {
+    Impute {
+        Median = "median", NUMERIC, impute::Params,
+            |p| impute::Params::parse(p.table, impute::Strategy::Median), |_| vec!["add_indicator"];
+        Mean = "mean", NUMERIC, impute::Params,
+            |p| impute::Params::parse(p.table, impute::Strategy::Mean), |_| vec!["add_indicator"];
+        MostFrequent = "most_frequent", ANY, impute::Params,
+            |p| impute::Params::parse(p.table, impute::Strategy::MostFrequent), |_| vec!["add_indicator"];
+        Constant = "constant", ANY, impute::Params,
+            |p| impute::Params::parse(p.table, impute::Strategy::Constant), |_| vec!["add_indicator", "fill_value"];
+        EndTail = "end_tail", NUMERIC, end_tail::Params,
+            |p| end_tail::Params::parse(p.table), |_| end_tail::Params::NAMES.to_vec();
+        RandomSample = "random_sample", ANY, random_sample::Params,
+            |p| random_sample::Params::parse(p.table), |_| vec!["seed_by"];
+        MissingIndicator = "missing_indicator", ANY;
+        DropMissingRows = "drop_missing_rows", ANY, rows::MissingParams,
+            |p| rows::MissingParams::parse(p.table), |_| vec!["at_predict"];
+    }
+    Encode {
+        RareLabel = "rare_label", CATEGORICAL, rare_label::Params,
+            |p| rare_label::Params::parse(p.table), |_| rare_label::Params::NAMES.to_vec();
+        OneHot = "one_hot", CATEGORICAL, one_hot::Params,
+            |p| one_hot::Params::parse(p.table), |_| one_hot::Params::NAMES.to_vec();
+        Ordinal = "ordinal", CATEGORICAL, ordinal::Params,
+            |p| ordinal::Params::parse(p.table), |_| ordinal::Params::NAMES.to_vec();
+        CountFrequency = "count_frequency", CATEGORICAL, count_frequency::Params,
+            |p| count_frequency::Params::parse(p.table), |_| count_frequency::Params::NAMES.to_vec();
+        MeanTarget = "mean_target", CATEGORICAL, mean_target::Params,
+            |p| mean_target::Params::parse(p.table), |_| mean_target::Params::NAMES.to_vec();
+        Woe = "woe", CATEGORICAL, woe::Params,
+            |p| woe::Params::parse(p.table), |_| woe::Params::NAMES.to_vec();
+    }
+    Select {
+        DropConstant = "drop_constant", ANY, select::Rule,
+            |p| select::Rule::parse(p.table, p.name), select::Rule::param_names;
+        DropDuplicates = "drop_duplicates", ANY, select::Rule,
+            |p| select::Rule::parse(p.table, p.name), select::Rule::param_names;
+        DropCorrelated = "drop_correlated", NUMERIC, select::Rule,
+            |p| select::Rule::parse(p.table, p.name), select::Rule::param_names;
+        DropMissing = "drop_missing", ANY, select::Rule,
+            |p| select::Rule::parse(p.table, p.name), select::Rule::param_names;
+        SelectKBest = "select_k_best", NUMERIC, select::Rule,
+            |p| select::Rule::parse(p.table, p.name), select::Rule::param_names;
+        Rfe = "rfe", NUMERIC, wrapper::Params,
+            |p| wrapper::Params::parse(p.table, false), |w| w.param_names(false);
+        ForwardSelection = "forward_selection", NUMERIC, wrapper::Params,
+            |p| wrapper::Params::parse(p.table, true), |w| w.param_names(true);
+        SelectFromModel = "select_from_model", NUMERIC, wrapper::ModelParams,
+            |p| wrapper::ModelParams::parse(p.table, p.task), wrapper::ModelParams::param_names;
+    }
+    Transform {
+        StandardScaler = "standard_scaler", NUMERIC, scale::Params,
+            |p| scale::Params::parse(p.table, scale::Kind::Standard), |_| Vec::new();
+        MinMaxScaler = "min_max_scaler", NUMERIC, scale::Params,
+            |p| scale::Params::parse(p.table, scale::Kind::MinMax), |_| scale::Params::NAMES.to_vec();
+        RobustScaler = "robust_scaler", NUMERIC, scale::Params,
+            |p| scale::Params::parse(p.table, scale::Kind::Robust), |_| Vec::new();
+        Log = "log", NUMERIC, transform::Function,
+            |p| transform::Function::parse_log(p.table), |_| vec!["base", "offset"];
+        Power = "power", NUMERIC, transform::Function,
+            |p| transform::Function::parse_power(p.table), |_| vec!["exp"];
+        Reciprocal = "reciprocal", NUMERIC, transform::Function,
+            |_| Ok(transform::Function::Reciprocal), |_| Vec::new();
+        Cap = "cap", NUMERIC, cap::Params,
+            |p| cap::Params::parse(p.table), |_| cap::Params::NAMES.to_vec();
+        Discretise = "discretise", NUMERIC, discretise::Params,
+            |p| discretise::Params::parse(p.table), |_| discretise::Params::NAMES.to_vec();
+        Combine = "combine", NUMERIC, combine::CombineParams,
+            |p| combine::CombineParams::parse(p.table), |_| combine::CombineParams::NAMES.to_vec();
+        Relative = "relative", NUMERIC, combine::RelativeParams,
+            |p| combine::RelativeParams::parse(p.table), |_| combine::RelativeParams::NAMES.to_vec();
+        BoxCox = "box_cox", NUMERIC;
+        YeoJohnson = "yeo_johnson", NUMERIC;
+        Trim = "trim", NUMERIC, rows::TrimParams,
+            |p| rows::TrimParams::parse(p.table), |_| rows::TrimParams::NAMES.to_vec();
+        DatetimeFeatures = "datetime_features", CATEGORICAL, datetime::FeatureParams,
+            |p| datetime::FeatureParams::parse(p.table), |_| datetime::FeatureParams::NAMES.to_vec();
+        DatetimeDifference = "datetime_difference", CATEGORICAL, datetime::DifferenceParams,
+            |p| datetime::DifferenceParams::parse(p.table), |_| datetime::DifferenceParams::NAMES.to_vec();
     }
 }
 
-/// A step's operator and its checked parameters (serialised canonically into the stage key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "operator", rename_all = "snake_case")]
-pub enum Operator {
-    Median(impute::Params),
-    Mean(impute::Params),
-    MostFrequent(impute::Params),
-    Constant(impute::Params),
-    RareLabel(rare_label::Params),
-    OneHot(one_hot::Params),
-    Ordinal(ordinal::Params),
-    StandardScaler(scale::Params),
-    MinMaxScaler(scale::Params),
-    RobustScaler(scale::Params),
-    Log(transform::Function),
-    Power(transform::Function),
-    Reciprocal(transform::Function),
-    Cap(cap::Params),
-    EndTail(end_tail::Params),
-    CountFrequency(count_frequency::Params),
-    MeanTarget(mean_target::Params),
-    DropConstant(select::Rule),
-    DropDuplicates(select::Rule),
-    DropCorrelated(select::Rule),
-    DropMissing(select::Rule),
-    SelectKBest(select::Rule),
-    Discretise(discretise::Params),
-    Combine(combine::CombineParams),
-    Relative(combine::RelativeParams),
-    BoxCox,
-    YeoJohnson,
-    MissingIndicator,
-    DropMissingRows(rows::MissingParams),
-    Trim(rows::TrimParams),
-    Rfe(wrapper::Params),
-    ForwardSelection(wrapper::Params),
-    RandomSample(random_sample::Params),
-    DatetimeFeatures(datetime::FeatureParams),
-    DatetimeDifference(datetime::DifferenceParams),
-    SelectFromModel(wrapper::ModelParams),
-    Woe(woe::Params),
-}
-
 impl Operator {
+    /// Reads a step's operator: `name` must be registered in `group`; its parse reads the rest of `t`.
     pub fn parse(
         group: Group,
         name: &At<String>,
         t: &mut TableReader<'_, '_>,
-        task: crate::spec::Task,
+        task: crate::vocab::Task,
     ) -> Result<Operator> {
         let op = name.value.as_str();
-        if !group.operators().contains(&op) {
-            let home = Group::ALL.into_iter().find(|g| g.operators().contains(&op));
+        let Some(registered) = Operator::REGISTERED.iter().find(|r| r.group == group && r.name == op) else {
+            let home = Operator::REGISTERED.iter().find(|r| r.name == op).map(|r| r.group);
             let mut err = Error::spec(
                 format!(
                     "unknown operator \"{op}\" in [[{}]] (known: {})",
@@ -172,180 +195,18 @@ impl Operator {
                 err = err.with_hint(h);
             }
             return Err(err);
-        }
-        Ok(match op {
-            "median" => Operator::Median(impute::Params::parse(t, impute::Strategy::Median)?),
-            "mean" => Operator::Mean(impute::Params::parse(t, impute::Strategy::Mean)?),
-            "most_frequent" => Operator::MostFrequent(impute::Params::parse(t, impute::Strategy::MostFrequent)?),
-            "constant" => Operator::Constant(impute::Params::parse(t, impute::Strategy::Constant)?),
-            "rare_label" => Operator::RareLabel(rare_label::Params::parse(t)?),
-            "one_hot" => Operator::OneHot(one_hot::Params::parse(t)?),
-            "ordinal" => Operator::Ordinal(ordinal::Params::parse(t)?),
-            "standard_scaler" => Operator::StandardScaler(scale::Params::parse(t, scale::Kind::Standard)?),
-            "min_max_scaler" => Operator::MinMaxScaler(scale::Params::parse(t, scale::Kind::MinMax)?),
-            "robust_scaler" => Operator::RobustScaler(scale::Params::parse(t, scale::Kind::Robust)?),
-            "log" => Operator::Log(transform::Function::parse_log(t)?),
-            "power" => Operator::Power(transform::Function::parse_power(t)?),
-            "reciprocal" => Operator::Reciprocal(transform::Function::Reciprocal),
-            "end_tail" => Operator::EndTail(end_tail::Params::parse(t)?),
-            "count_frequency" => Operator::CountFrequency(count_frequency::Params::parse(t)?),
-            "mean_target" => Operator::MeanTarget(mean_target::Params::parse(t)?),
-            "drop_constant" => Operator::DropConstant(select::Rule::parse(t, op)?),
-            "drop_duplicates" => Operator::DropDuplicates(select::Rule::parse(t, op)?),
-            "drop_correlated" => Operator::DropCorrelated(select::Rule::parse(t, op)?),
-            "drop_missing" => Operator::DropMissing(select::Rule::parse(t, op)?),
-            "select_k_best" => Operator::SelectKBest(select::Rule::parse(t, op)?),
-            "discretise" => Operator::Discretise(discretise::Params::parse(t)?),
-            "combine" => Operator::Combine(combine::CombineParams::parse(t)?),
-            "relative" => Operator::Relative(combine::RelativeParams::parse(t)?),
-            "box_cox" => Operator::BoxCox,
-            "yeo_johnson" => Operator::YeoJohnson,
-            "missing_indicator" => Operator::MissingIndicator,
-            "drop_missing_rows" => Operator::DropMissingRows(rows::MissingParams::parse(t)?),
-            "trim" => Operator::Trim(rows::TrimParams::parse(t)?),
-            "rfe" => Operator::Rfe(wrapper::Params::parse(t, false)?),
-            "select_from_model" => Operator::SelectFromModel(wrapper::ModelParams::parse(t, task)?),
-            "woe" => Operator::Woe(woe::Params::parse(t)?),
-            "random_sample" => Operator::RandomSample(random_sample::Params::parse(t)?),
-            "datetime_features" => Operator::DatetimeFeatures(datetime::FeatureParams::parse(t)?),
-            "datetime_difference" => Operator::DatetimeDifference(datetime::DifferenceParams::parse(t)?),
-            "forward_selection" => Operator::ForwardSelection(wrapper::Params::parse(t, true)?),
-            _ => Operator::Cap(cap::Params::parse(t)?),
+        };
+        (registered.parse)(ParseInput {
+            table: t,
+            task,
+            name: registered.name,
         })
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Operator::Median(_) => "median",
-            Operator::Mean(_) => "mean",
-            Operator::MostFrequent(_) => "most_frequent",
-            Operator::Constant(_) => "constant",
-            Operator::RareLabel(_) => "rare_label",
-            Operator::OneHot(_) => "one_hot",
-            Operator::Ordinal(_) => "ordinal",
-            Operator::StandardScaler(_) => "standard_scaler",
-            Operator::MinMaxScaler(_) => "min_max_scaler",
-            Operator::RobustScaler(_) => "robust_scaler",
-            Operator::Log(_) => "log",
-            Operator::Power(_) => "power",
-            Operator::Reciprocal(_) => "reciprocal",
-            Operator::Cap(_) => "cap",
-            Operator::EndTail(_) => "end_tail",
-            Operator::CountFrequency(_) => "count_frequency",
-            Operator::MeanTarget(_) => "mean_target",
-            Operator::DropConstant(_) => "drop_constant",
-            Operator::DropDuplicates(_) => "drop_duplicates",
-            Operator::DropCorrelated(_) => "drop_correlated",
-            Operator::DropMissing(_) => "drop_missing",
-            Operator::SelectKBest(_) => "select_k_best",
-            Operator::Discretise(_) => "discretise",
-            Operator::Combine(_) => "combine",
-            Operator::Relative(_) => "relative",
-            Operator::BoxCox => "box_cox",
-            Operator::YeoJohnson => "yeo_johnson",
-            Operator::MissingIndicator => "missing_indicator",
-            Operator::DropMissingRows(_) => "drop_missing_rows",
-            Operator::Trim(_) => "trim",
-            Operator::Rfe(_) => "rfe",
-            Operator::ForwardSelection(_) => "forward_selection",
-            Operator::RandomSample(_) => "random_sample",
-            Operator::DatetimeFeatures(_) => "datetime_features",
-            Operator::DatetimeDifference(_) => "datetime_difference",
-            Operator::SelectFromModel(_) => "select_from_model",
-            Operator::Woe(_) => "woe",
-        }
-    }
-
-    pub fn param_names(&self) -> Vec<&'static str> {
-        match self {
-            Operator::Median(_) | Operator::Mean(_) | Operator::MostFrequent(_) => {
-                vec!["add_indicator"]
-            }
-            Operator::Constant(_) => vec!["add_indicator", "fill_value"],
-            Operator::RareLabel(_) => rare_label::Params::NAMES.to_vec(),
-            Operator::OneHot(_) => one_hot::Params::NAMES.to_vec(),
-            Operator::Ordinal(_) => ordinal::Params::NAMES.to_vec(),
-            Operator::StandardScaler(_)
-            | Operator::RobustScaler(_)
-            | Operator::Reciprocal(_)
-            | Operator::BoxCox
-            | Operator::YeoJohnson
-            | Operator::MissingIndicator => vec![],
-            Operator::DropMissingRows(_) => vec!["at_predict"],
-            Operator::Trim(_) => rows::TrimParams::NAMES.to_vec(),
-            Operator::Rfe(p) => p.param_names(false),
-            Operator::ForwardSelection(p) => p.param_names(true),
-            Operator::RandomSample(_) => vec!["seed_by"],
-            Operator::DatetimeFeatures(_) => datetime::FeatureParams::NAMES.to_vec(),
-            Operator::DatetimeDifference(_) => datetime::DifferenceParams::NAMES.to_vec(),
-            Operator::SelectFromModel(p) => p.param_names(),
-            Operator::Woe(_) => woe::Params::NAMES.to_vec(),
-            Operator::MinMaxScaler(_) => scale::Params::NAMES.to_vec(),
-            Operator::Log(_) => vec!["base", "offset"],
-            Operator::Power(_) => vec!["exp"],
-            Operator::Cap(_) => cap::Params::NAMES.to_vec(),
-            Operator::EndTail(_) => end_tail::Params::NAMES.to_vec(),
-            Operator::CountFrequency(_) => count_frequency::Params::NAMES.to_vec(),
-            Operator::MeanTarget(_) => mean_target::Params::NAMES.to_vec(),
-            Operator::DropConstant(r)
-            | Operator::DropDuplicates(r)
-            | Operator::DropCorrelated(r)
-            | Operator::DropMissing(r)
-            | Operator::SelectKBest(r) => r.param_names(),
-            Operator::Discretise(_) => discretise::Params::NAMES.to_vec(),
-            Operator::Combine(_) => combine::CombineParams::NAMES.to_vec(),
-            Operator::Relative(_) => combine::RelativeParams::NAMES.to_vec(),
-        }
-    }
-
-    /// Which column types the operator accepts.
-    fn accepts(&self) -> &'static [ColumnType] {
-        match self {
-            Operator::RareLabel(_)
-            | Operator::OneHot(_)
-            | Operator::Ordinal(_)
-            | Operator::CountFrequency(_)
-            | Operator::MeanTarget(_)
-            | Operator::DatetimeFeatures(_)
-            | Operator::DatetimeDifference(_)
-            | Operator::Woe(_) => &[ColumnType::Categorical],
-            Operator::MostFrequent(_)
-            | Operator::Constant(_)
-            | Operator::DropConstant(_)
-            | Operator::DropDuplicates(_)
-            | Operator::DropMissing(_)
-            | Operator::MissingIndicator
-            | Operator::DropMissingRows(_)
-            | Operator::RandomSample(_) => &[ColumnType::Numeric, ColumnType::Categorical],
-            Operator::Median(_)
-            | Operator::Mean(_)
-            | Operator::StandardScaler(_)
-            | Operator::MinMaxScaler(_)
-            | Operator::RobustScaler(_)
-            | Operator::Log(_)
-            | Operator::Power(_)
-            | Operator::Reciprocal(_)
-            | Operator::Cap(_)
-            | Operator::EndTail(_)
-            | Operator::DropCorrelated(_)
-            | Operator::SelectKBest(_)
-            | Operator::Discretise(_)
-            | Operator::Combine(_)
-            | Operator::Relative(_)
-            | Operator::BoxCox
-            | Operator::YeoJohnson
-            | Operator::Trim(_)
-            | Operator::Rfe(_)
-            | Operator::ForwardSelection(_)
-            | Operator::SelectFromModel(_) => &[ColumnType::Numeric],
-        }
     }
 }
 
-/// What fitting a step learned. Serialised (canonical JSON) as the stage's output state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "operator", rename_all = "snake_case")]
-pub enum Fitted {
+// What fitting a step learned, one line per kind of state (several operators may share one): the `Fitted`
+// enum, tagged by the variant's snake_case name, and its `apply`.
+fitted! {
     Impute(impute::Fitted),
     RareLabel(rare_label::Fitted),
     OneHot(one_hot::Fitted),
@@ -369,7 +230,7 @@ pub enum Fitted {
 pub struct FitContext {
     pub rng: ChaCha20Rng,
     /// The pipeline's task: what a step that fits an estimator fits.
-    pub task: crate::spec::Task,
+    pub task: crate::vocab::Task,
     /// The target column's name; encoders that learn from the target read it from the train frame.
     pub target: String,
     /// The stage's 32-byte seed (the same one that seeds `rng`), for steps that key pure draws on it.
@@ -401,29 +262,6 @@ impl FitContext {
 }
 
 impl Fitted {
-    /// Applies the learned state to any frame with the fitted columns: train, test or new rows.
-    pub fn apply(&self, frame: Frame) -> Result<Frame> {
-        match self {
-            Fitted::Impute(f) => f.apply(frame),
-            Fitted::RareLabel(f) => f.apply(frame),
-            Fitted::OneHot(f) => f.apply(frame),
-            Fitted::Ordinal(f) => f.apply(frame),
-            Fitted::Scale(f) => f.apply(frame),
-            Fitted::Transform(f) => f.apply(frame),
-            Fitted::Cap(f) => f.apply(frame),
-            Fitted::CountFrequency(f) => f.apply(frame),
-            Fitted::MeanTarget(f) => f.apply(frame),
-            Fitted::Select(f) => f.apply(frame),
-            Fitted::Discretise(f) => f.apply(frame),
-            Fitted::Combine(f) => f.apply(frame),
-            Fitted::Power(f) => f.apply(frame),
-            Fitted::Rows(f) => f.apply(frame),
-            Fitted::RandomSample(f) => f.apply(frame),
-            Fitted::Datetime(f) => f.apply(frame),
-            Fitted::Woe(f) => f.apply(frame),
-        }
-    }
-
     /// Applies the state to the train split: as `apply`, except that row filters remove rows there.
     pub fn apply_train(&self, frame: Frame) -> Result<Frame> {
         match self {
@@ -451,8 +289,8 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
                 None
             };
             Fitted::Ordinal(ordinal::fit(p, train, &columns, y).map_err(|e| {
-                let col = columns.iter().find(|c| e.to_string().contains(&format!("\"{c}\"")));
-                e.at(col.and_then(|c| loc_of(c)))
+                let at = e.column().and_then(loc_of);
+                e.at(at)
             })?)
         }
         Operator::StandardScaler(p) | Operator::MinMaxScaler(p) | Operator::RobustScaler(p) => {
@@ -475,10 +313,10 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         | Operator::DropCorrelated(r)
         | Operator::DropMissing(r) => Fitted::Select(select::fit(r, train, &columns, None, &mut ctx.rng)?),
         Operator::SelectKBest(r) => {
-            if ctx.task == crate::spec::Task::Classification {
-                let labels = crate::fitted::labels_of(train, &ctx.target)?;
-                let classes = crate::fitted::Classes::of(&labels);
-                let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+            if ctx.task == crate::vocab::Task::Classification {
+                let labels = crate::models::classes::labels_of(train, &ctx.target)?;
+                let classes = crate::models::classes::Classes::of(&labels);
+                let y: Vec<u32> = classes.codes(&labels)?;
                 let target = select::ScoreTarget::Classes {
                     y: &y,
                     n_classes: classes.labels.len(),
@@ -632,7 +470,8 @@ pub fn check_rare_label<'k>(rare: Option<&str>, column: &str, mut known: impl It
         return Err(Error::data(format!(
             "unseen = \"rare\" maps new values of \"{column}\" to \"{label}\", but train has no such category"
         ))
-        .with_hint("group rare labels first (rare_label step), or set rare_label to an existing category"));
+        .with_hint("group rare labels first (rare_label step), or set rare_label to an existing category")
+        .for_column(column));
     }
     Ok(())
 }

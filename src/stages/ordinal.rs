@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,7 +142,8 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>
                     return Err(Error::data(format!(
                         "column \"{name}\" holds \"{extra}\" in train, which is not in the step's `categories`"
                     ))
-                    .with_hint("add it to `categories` in its place, or group it with rare_label first"));
+                    .with_hint("add it to `categories` in its place, or group it with rare_label first")
+                    .for_column(name));
                 }
                 order.clone()
             }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {

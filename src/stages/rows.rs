@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::cap;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha20Rng;
 use super::mutual_info;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame, category_counts};
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
@@ -142,9 +142,14 @@ impl Rule {
                     }
                 }
             }
-            _ => Rule::Missing {
+            "drop_missing" => Rule::Missing {
                 threshold: fraction(t, "threshold", 0.5)?,
             },
+            // The registry calls this with its own names only; any other is refused, never guessed.
+            other => {
+                return Err(Error::spec(format!("\"{other}\" is not a selection rule"), None)
+                    .with_hint("use drop_constant, drop_duplicates, drop_correlated, drop_missing or select_k_best"));
+            }
         })
     }
 

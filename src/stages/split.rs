@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Location, Result};
 use crate::frame::{ColumnData, Frame};
-use crate::spec::{Split, SplitValue};
+use crate::vocab::{Split, SplitValue};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fitted {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::count_frequency::apply_maps;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::spec::reader::TableReader;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {

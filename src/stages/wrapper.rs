@@ -18,9 +18,9 @@ use super::select::{Dropped, Fitted};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::models::{self, Estimator};
-use crate::spec::Metric;
-use crate::spec::reader::TableReader;
 use crate::stages::FitContext;
+use crate::vocab::Metric;
+use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
@@ -37,7 +37,7 @@ pub struct Params {
 
 /// Selection here ranks or scores by coefficients: the step's estimator must be linear.
 fn linear_estimator(t: &mut TableReader<'_, '_>) -> Result<Estimator> {
-    let estimator = models::parse_estimator(t, crate::spec::Task::Regression)?;
+    let estimator = models::parse_estimator(t, crate::vocab::Task::Regression)?;
     if estimator.is_linear() {
         return Ok(estimator);
     }
@@ -73,7 +73,7 @@ impl Params {
             };
             let scoring = match t.str("scoring")? {
                 None => Metric::R2,
-                Some(s) => Metric::parse(&s, crate::spec::Task::Regression)?,
+                Some(s) => Metric::parse(&s, crate::vocab::Task::Regression)?,
             };
             (cv, scoring, t.bool("shuffle")?.unwrap_or(false))
         } else {
@@ -299,7 +299,7 @@ pub struct ModelParams {
 }
 
 impl ModelParams {
-    pub fn parse(t: &mut TableReader<'_, '_>, task: crate::spec::Task) -> Result<ModelParams> {
+    pub fn parse(t: &mut TableReader<'_, '_>, task: crate::vocab::Task) -> Result<ModelParams> {
         // One key cannot mean both a forest's columns per split and the number of columns kept.
         if let (Some(v), Some("random_forest")) = (
             t.raw("max_features"),
@@ -369,10 +369,10 @@ fn importances(
         return Ok((model.coefficients.iter().map(|c| c.abs()).collect(), "|coefficient|"));
     }
     let model = match ctx.task {
-        crate::spec::Task::Classification => {
-            let labels = crate::fitted::labels_of(train, &ctx.target)?;
-            let classes = crate::fitted::Classes::of(&labels);
-            let y: Vec<u32> = labels.iter().map(|l| classes.index(l)).collect();
+        crate::vocab::Task::Classification => {
+            let labels = crate::models::classes::labels_of(train, &ctx.target)?;
+            let classes = crate::models::classes::Classes::of(&labels);
+            let y: Vec<u32> = classes.codes(&labels)?;
             let target = models::FitTarget::Classes {
                 y: &y,
                 labels: &classes.labels,

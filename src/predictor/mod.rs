@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::digest::{Id, KeyBuilder, context};
+use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::fitted::{Predictions, StageState, TrainState, predict};
 use crate::frame::json_number;
@@ -20,13 +20,15 @@ use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
 use crate::store::Store;
-use crate::tables::PredictionColumn;
+use crate::tables::{IdValue, PredictionColumn};
 
 /// Rows per chunk when scoring a large batch: small enough that each step's columns stay in cache-sized
 /// allocations the allocator reuses, large enough that per-chunk overhead does not show.
 const SCORE_CHUNK: usize = 32 * 1024;
 
 /// A run's fitted pipeline, ready to apply.
+pub mod input;
+
 pub struct Scorer {
     pub run: Id,
     pub model: Id,
@@ -61,7 +63,7 @@ impl RecordError {
 
 impl Scorer {
     pub fn load(store: &dyn Store, record: &RunRecord) -> Result<Scorer> {
-        let (pipeline, outputs) = crate::commands::load_fitted(store, record)?;
+        let (pipeline, outputs) = crate::fitted::runs::load_fitted(store, record)?;
         let model = record
             .stages
             .iter()
@@ -158,7 +160,7 @@ impl Scorer {
             // The first error in row order is the one reported, whatever finished first.
             let part = part?;
             match &mut out {
-                Some(o) => o.extend(part),
+                Some(o) => o.extend(part).map_err(ScoreFailure::whole)?,
                 None => out = Some(part),
             }
         }
@@ -404,7 +406,7 @@ impl Scorer {
 
     /// The id of one prediction: this run and model applied to this input.
     pub fn prediction_id(&self, input: &Id) -> Id {
-        prediction_id(&self.run, &self.model, input)
+        crate::provenance::prediction_id(&self.run, &self.model, input)
     }
 
     /// The ledger entry of one record's prediction (`pair`: the champion's prediction, for a shadow).
@@ -471,49 +473,10 @@ pub struct Made<'a> {
     pub source: &'a str,
 }
 
-impl Scorer {}
-
-/// The id of a prediction: what was predicted (input) by what (run and model).
-pub fn prediction_id(run: &Id, model: &Id, input: &Id) -> Id {
-    KeyBuilder::new(context::PREDICTION_ID)
-        .id(run)
-        .id(model)
-        .id(input)
-        .finish()
-}
-
 /// Decoded records: the frame to score and each record's canonical bytes (its content id is their blake3).
 pub struct Records {
     pub frame: Frame,
     pub canonical: Vec<Vec<u8>>,
-}
-
-/// An id column's value, written beside a prediction.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IdValue {
-    Number(f64),
-    Text(Arc<str>),
-    Missing,
-}
-
-impl IdValue {
-    pub fn to_json(&self) -> Value {
-        match self {
-            IdValue::Number(x) => json_number(*x),
-            IdValue::Text(s) => Value::String(s.to_string()),
-            IdValue::Missing => Value::Null,
-        }
-    }
-}
-
-impl std::fmt::Display for IdValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IdValue::Number(x) => write!(f, "{x}"),
-            IdValue::Text(s) => f.write_str(s),
-            IdValue::Missing => Ok(()),
-        }
-    }
 }
 
 /// The digest of predictions: blake3 of their IEEE-754 bits, little-endian, in row order.
@@ -560,4 +523,25 @@ fn describe_json(v: &Value) -> String {
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
     }
+}
+
+/// One scored record, as the stream and REST write it.
+pub fn prediction_record(scorer: &Scorer, id: Option<Value>, row: &Predictions, prediction: &Id) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let (Some(name), Some(id)) = (scorer.id_column.as_deref(), id) {
+        out.insert(name.to_string(), id);
+    }
+    out.insert("prediction".into(), scorer.prediction_json(row, 0));
+    if let (Some(proba), Some((labels, _))) = (row.row_proba(0), scorer.classes()) {
+        let map: Map<String, Value> = labels
+            .iter()
+            .zip(proba)
+            .map(|(l, p)| (l.clone(), crate::tables::json_number_exact(*p)))
+            .collect();
+        out.insert("probabilities".into(), Value::Object(map));
+    }
+    out.insert("model".into(), Value::String(scorer.model.hex()));
+    out.insert("run".into(), Value::String(scorer.run.hex()));
+    out.insert("prediction_id".into(), Value::String(prediction.hex()));
+    out
 }

@@ -19,6 +19,9 @@ use crate::ledger;
 use crate::provenance::{PredictionRecord, RunRecord};
 use crate::store::{Damaged, LocalStore, RefKind, Remedy, Store};
 
+mod ledger_checks;
+use ledger_checks::check_ledger_all;
+
 pub struct VerifyArgs {
     pub store: PathBuf,
     /// Ledger database URL; the store's SQLite ledger (when there is one) otherwise.
@@ -359,10 +362,7 @@ fn check(store: &LocalStore, args: &VerifyArgs, layout: &[Damaged]) -> Result<Ch
     check_stage_keys(store, &mut c, &runs)?;
     // A store ledger reached through a link is reported by the layout scan above and never opened.
     if args.ledger.is_some() || crate::store::ledger_links(store.root()).is_empty() {
-        let (entries, inputs) = check_ledger(store, args.ledger.as_deref(), &mut c, &mut index, &runs, &predictions)?;
-        c.ledger_entries = entries;
-        c.ledger_inputs = inputs;
-        c.ledger_chain = check_ledger_chain(store, args.ledger.as_deref(), &mut c)?;
+        check_ledger_all(store, args.ledger.as_deref(), &mut c, &mut index, &runs, &predictions)?;
     }
     Ok(c)
 }
@@ -687,185 +687,4 @@ fn check_stage_keys(store: &LocalStore, c: &mut Checked, runs: &BTreeMap<Id, Run
         }
     }
     Ok(())
-}
-
-/// At most this many problems name ledger entries for one missing run, model or input; one more line
-/// counts the rest.
-const ENTRIES_NAMED: usize = 100;
-
-fn check_ledger(
-    store: &LocalStore,
-    url: Option<&str>,
-    c: &mut Checked,
-    index: &mut Index<'_>,
-    runs: &BTreeMap<Id, RunState>,
-    predictions: &BTreeMap<Id, bool>,
-) -> Result<(usize, usize)> {
-    if url.is_none() && std::fs::symlink_metadata(ledger::default_path(store.root())).is_err() {
-        return Ok((0, 0));
-    }
-    let mut backend = ledger::open_existing(store.root(), url)?;
-    let entries = backend.entries(&ledger::Filter::default())?;
-    let mut inputs = BTreeSet::new();
-    // Per missing thing: how many entries name it, so that a server's many entries give one line each.
-    let mut named: BTreeMap<(String, Id), usize> = BTreeMap::new();
-    let mut missing_runs: BTreeMap<Id, (Option<Fix>, String)> = BTreeMap::new();
-    for e in &entries {
-        let mut report = |c: &mut Checked, what: &str, id: Id, text: String, fix: Option<Fix>| {
-            let n = named.entry((what.to_string(), id)).or_default();
-            *n += 1;
-            if *n <= ENTRIES_NAMED {
-                c.fixable(e.prediction.hex(), text, fix);
-            }
-        };
-        match runs.get(&e.run) {
-            Some(RunState::Good(run)) => {
-                if let Some(model) = run_model(run).filter(|m| *m != e.model) {
-                    report(
-                        c,
-                        "model",
-                        e.model,
-                        format!(
-                            "ledger entry names model {}, but run {} holds model {model}",
-                            e.model.short(),
-                            e.run.short()
-                        ),
-                        None,
-                    );
-                }
-            }
-            state => {
-                let (fix, why) = if let Some(found) = missing_runs.get(&e.run) {
-                    found.clone()
-                } else {
-                    let found = missing_run(index, &e.run, state)?;
-                    missing_runs.insert(e.run, found.clone());
-                    found
-                };
-                report(c, "run", e.run, format!("ledger entry names run {}, {why}", e.run), fix);
-            }
-        }
-        if !store.contains(&e.model)? {
-            report(
-                c,
-                "model object",
-                e.model,
-                format!(
-                    "ledger entry names model {}, which is missing from the store; `mlpipe reproduce {}` restores it",
-                    e.model.short(),
-                    e.run.short()
-                ),
-                None,
-            );
-        }
-        // A batch is replayed through its prediction record.
-        if e.input_format != ledger::RECORD_FORMAT && predictions.get(&e.prediction) != Some(&true) {
-            let (fix, why) = match predictions.get(&e.prediction) {
-                Some(_) => (None, "whose ref is damaged (reported above)".to_string()),
-                None => match index.prediction_fix(&e.prediction)? {
-                    Some((fix, todo)) => (Some(fix), format!("whose ref is missing (deleted?); {todo}")),
-                    None => (
-                        None,
-                        "whose record is gone from the store; predicting the same input file again records it".into(),
-                    ),
-                },
-            };
-            report(
-                c,
-                "batch prediction",
-                e.prediction,
-                format!("ledger entry names batch prediction {}, {why}", e.prediction.short()),
-                fix,
-            );
-        }
-        if e.input_format == ledger::RECORD_FORMAT {
-            if !inputs.insert(e.input) {
-                continue;
-            }
-            match backend.input(&e.input) {
-                Ok(Some(_)) => {}
-                Ok(None) => c.problem(
-                    e.prediction.hex(),
-                    format!("ledger entry's input {} is missing from the ledger", e.input.short()),
-                ),
-                Err(Error::Corrupt { actual, .. }) => c.problem(
-                    e.input.hex(),
-                    format!("ledger input is corrupt: its bytes hash to {actual}"),
-                ),
-                Err(err) => c.problem(e.input.hex(), err.to_string()),
-            }
-        } else if !store.contains(&e.input)? {
-            report(
-                c,
-                "input",
-                e.input,
-                format!(
-                    "batch input {} is not in the store (removed by gc?); predicting the same input file again stores it",
-                    e.input.short()
-                ),
-                None,
-            );
-        }
-    }
-    for ((what, id), n) in named {
-        if n > ENTRIES_NAMED {
-            c.problem(
-                id.hex(),
-                format!("and {} more ledger entries name this {what}", n - ENTRIES_NAMED),
-            );
-        }
-    }
-    Ok((entries.len(), inputs.len()))
-}
-
-/// The ledger's hash chain, entry by entry from its anchor (`docs/hashing.md`), and every entry's
-/// recorded output, rows and value against its replay where that is cheap (`reproduce::Replayer`).
-fn check_ledger_chain(store: &LocalStore, url: Option<&str>, c: &mut Checked) -> Result<Option<ledger::ChainSummary>> {
-    if url.is_none() && std::fs::symlink_metadata(ledger::default_path(store.root())).is_err() {
-        return Ok(None);
-    }
-    let mut backend = ledger::open_existing(store.root(), url)?;
-    let anchor = backend.anchor()?;
-    let mut chain = ledger::ChainCheck::new(anchor.as_ref());
-    let mut replayer = super::reproduce::Replayer::new(store);
-    ledger::walk(backend.as_mut(), &mut |backend, rows| {
-        let entries: Vec<&ledger::Entry> = rows.iter().filter_map(|r| r.entry.as_ref().ok()).collect();
-        replayer.prepare(backend, &entries);
-        for row in rows {
-            let before = chain.problems.len();
-            chain.visit(row);
-            for p in &chain.problems[before..] {
-                let label = ledger::entry_label(p.position, p.seq);
-                c.ledger_problem(
-                    p.prediction.map_or_else(|| format!("ledger {label}"), |id| id.hex()),
-                    format!(
-                        "ledger {label} {}; the ledger was edited outside mlpipe: compare `mlpipe ledger head --at N` \
-                         with a head anchored earlier, and restore the ledger from a backup",
-                        p.what
-                    ),
-                );
-            }
-            if let Ok(entry) = &row.entry {
-                let position = row.position.as_deref().and_then(|p| p.parse::<u64>().ok());
-                for m in replayer.check(backend, entry) {
-                    let label =
-                        position.map_or_else(|| format!("entry (row {})", m.seq), |p| ledger::entry_label(p, m.seq));
-                    c.ledger_problem(
-                        m.prediction.hex(),
-                        format!(
-                            "ledger {label} ({} prediction made {}) records {} {}, but its replay gives {}; \
-                             `mlpipe reproduce {}` shows it",
-                            m.channel, m.time, m.field, m.recorded, m.reproduced, m.prediction
-                        ),
-                    );
-                }
-            }
-        }
-        Ok(())
-    })?;
-    Ok(Some(ledger::ChainSummary {
-        head: chain.tail(),
-        checked: chain.checked,
-        replayed: replayer.compared,
-    }))
 }

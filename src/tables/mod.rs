@@ -2,17 +2,18 @@
 //! SQLite table or a PostgreSQL table out. Each output row carries the input's id, the prediction, the
 //! model id and the row's prediction id.
 
+mod sink;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::Value;
 
 use crate::database::{self, Database};
 use crate::error::{Error, Result};
-use crate::frame::{Column, ColumnData, ColumnType, Frame};
-use crate::scoring::{IdValue, Scorer};
+use crate::frame::json_number;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -48,275 +49,6 @@ impl Format {
             _ => None,
         }
     }
-}
-
-/// Reads a batch input in `format` into a frame of the training schema's columns.
-pub fn read_input(scorer: &Scorer, bytes: &[u8], format: Format, source: &str) -> Result<Frame> {
-    match format {
-        Format::Csv => scorer.read_csv(bytes, source),
-        Format::Ndjson => read_ndjson(scorer, bytes, source),
-        Format::Parquet => read_parquet(scorer, bytes, source),
-    }
-}
-
-fn read_ndjson(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
-    let mut maps = Vec::new();
-    let mut lines = Vec::new();
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        let number = i as u64 + 1;
-        match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(map)) => maps.push(map),
-            Ok(_) => {
-                return Err(Error::data(format!("line {number} of {source} is not a JSON object"))
-                    .with_hint("write one record per line, as {\"column\": value, …}"));
-            }
-            Err(e) => {
-                return Err(Error::data(format!("line {number} of {source} is not valid JSON: {e}"))
-                    .with_hint("write one JSON record per line"));
-            }
-        }
-        lines.push(number);
-    }
-    let refs: Vec<_> = maps.iter().collect();
-    let mut records = scorer.decode_records(&refs, source).map_err(|e| {
-        let line = lines.get(e.record).copied().unwrap_or(0);
-        let message = format!("line {line} of {source}: {}", e.error);
-        let hint = e.error.hint();
-        let mut err = Error::data(message);
-        if let Some(h) = hint {
-            err = err.with_hint(h);
-        }
-        match e.field() {
-            Some(f) => err.for_column(f),
-            None => err,
-        }
-    })?;
-    records.frame.lines = lines;
-    Ok(records.frame)
-}
-
-fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::data(format!("{source} is not a readable Parquet file: {e}"))
-            .with_hint("write it with a Parquet writer (pandas.to_parquet, polars, arrow)")
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
-        .map_err(|e| bad(&e))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| bad(&e))?;
-    let wanted: Vec<&(String, ColumnType)> = scorer.schema.iter().collect();
-    let mut columns: Vec<Column> = Vec::new();
-    let mut rows = 0usize;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        for (name, ty) in &wanted {
-            let Some(array) = batch.column_by_name(name) else {
-                continue;
-            };
-            let data = arrow_column(array.as_ref(), name, *ty, source, rows)?;
-            match columns.iter_mut().find(|c| &c.name == name) {
-                Some(col) => match (&mut col.data, data) {
-                    (ColumnData::Numeric(a), ColumnData::Numeric(b)) => a.extend(b),
-                    (ColumnData::Categorical(a), ColumnData::Categorical(b)) => a.extend(b),
-                    _ => return Err(Error::internal("parquet column changed type between batches")),
-                },
-                None if rows == 0 => columns.push(Column {
-                    name: name.clone(),
-                    data,
-                }),
-                None => return Err(Error::internal("parquet column appeared mid-file")),
-            }
-        }
-        rows += batch.num_rows();
-    }
-    Ok(Frame {
-        columns,
-        lines: (1..=rows as u64).collect(),
-        source: source.to_string(),
-        first_row: 0,
-    })
-}
-
-/// One Arrow column as frame data of the training type (the fitted schema's, never guessed from the
-/// values). A categorical column takes strings, integers (as a CSV file spells them) and floats that are
-/// whole numbers (pandas writes an integer column with a missing value as floats); an all-null column is
-/// all missing whatever its Arrow type. Anything else that does not fit is an error naming the column.
-/// `first_row` is the batch's first row in the file (0-based), for messages.
-fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, first_row: usize) -> Result<ColumnData> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
-    use arrow_array::types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
-    let n = array.len();
-    let unsupported = || {
-        Error::data(format!(
-            "column \"{name}\" of {source} has Parquet type {}, but the model was trained on a {} column",
-            array.data_type(),
-            ty.name()
-        ))
-        .with_hint("write numbers as integers or floats and categories as strings")
-        .for_column(name)
-    };
-    if array.null_count() == n || *array.data_type() == DataType::Null {
-        // Text stays text for a numeric column (conform_to_schema parses it), so that every batch of
-        // a file gives the same kind of data.
-        let textual = matches!(
-            array.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
-        );
-        return Ok(match ty {
-            ColumnType::Numeric if !textual => ColumnData::Numeric(vec![f64::NAN; n]),
-            ColumnType::Numeric | ColumnType::Categorical => ColumnData::Categorical(vec![None; n]),
-        });
-    }
-    macro_rules! numbers {
-        ($t:ty) => {{
-            let a = array.as_primitive::<$t>();
-            (0..n)
-                .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) as f64 })
-                .collect::<Vec<f64>>()
-        }};
-    }
-    // Integers as text, exactly (not through f64, which rounds beyond 2^53).
-    macro_rules! integer_texts {
-        ($t:ty) => {{
-            let a = array.as_primitive::<$t>();
-            (0..n)
-                .map(|i| (!a.is_null(i)).then(|| Arc::from(a.value(i).to_string().as_str())))
-                .collect::<Vec<Option<Arc<str>>>>()
-        }};
-    }
-    if ty == ColumnType::Categorical {
-        let texts = match array.data_type() {
-            DataType::Int8 => integer_texts!(Int8Type),
-            DataType::Int16 => integer_texts!(Int16Type),
-            DataType::Int32 => integer_texts!(Int32Type),
-            DataType::Int64 => integer_texts!(Int64Type),
-            DataType::UInt8 => integer_texts!(UInt8Type),
-            DataType::UInt16 => integer_texts!(UInt16Type),
-            DataType::UInt32 => integer_texts!(UInt32Type),
-            DataType::UInt64 => integer_texts!(UInt64Type),
-            #[allow(clippy::cast_lossless)]
-            DataType::Float32 | DataType::Float64 => {
-                let values = if *array.data_type() == DataType::Float32 {
-                    numbers!(Float32Type)
-                } else {
-                    numbers!(Float64Type)
-                };
-                let mut texts = Vec::with_capacity(n);
-                for (i, x) in values.iter().enumerate() {
-                    if x.is_nan() {
-                        texts.push(None);
-                    } else if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
-                        #[allow(clippy::cast_possible_truncation)]
-                        texts.push(Some(Arc::from((*x as i64).to_string().as_str())));
-                    } else {
-                        return Err(Error::data(format!(
-                            "column \"{name}\" of {source} is categorical, but row {} holds the number {x}",
-                            first_row + i + 1
-                        ))
-                        .with_hint("write categories as strings (or whole numbers), exactly as in the training data")
-                        .for_column(name));
-                    }
-                }
-                texts
-            }
-            _ => arrow_cast_to_strings(array).ok_or_else(unsupported)?,
-        };
-        return Ok(ColumnData::Categorical(texts));
-    }
-    #[allow(clippy::cast_lossless, clippy::cast_possible_truncation)]
-    let numeric: Option<Vec<f64>> = match array.data_type() {
-        DataType::Float64 => Some(numbers!(Float64Type)),
-        DataType::Float32 => Some(numbers!(Float32Type)),
-        DataType::Int8 => Some(numbers!(Int8Type)),
-        DataType::Int16 => Some(numbers!(Int16Type)),
-        DataType::Int32 => Some(numbers!(Int32Type)),
-        DataType::Int64 => Some(numbers!(Int64Type)),
-        DataType::UInt8 => Some(numbers!(UInt8Type)),
-        DataType::UInt16 => Some(numbers!(UInt16Type)),
-        DataType::UInt32 => Some(numbers!(UInt32Type)),
-        DataType::UInt64 => Some(numbers!(UInt64Type)),
-        DataType::Boolean => {
-            let a = array.as_boolean();
-            Some(
-                (0..n)
-                    .map(|i| {
-                        if a.is_null(i) {
-                            f64::NAN
-                        } else {
-                            f64::from(u8::from(a.value(i)))
-                        }
-                    })
-                    .collect(),
-            )
-        }
-        _ => None,
-    };
-    let Some(mut v) = numeric else {
-        let strings = arrow_cast_to_strings(array).ok_or_else(unsupported)?;
-        // A numeric training column may arrive as text; conform_to_schema parses it like CSV text.
-        return Ok(ColumnData::Categorical(strings));
-    };
-    // An infinite float is not a number a model can take (CSV and JSON refuse it too).
-    if let Some(i) = v.iter().position(|x| x.is_infinite()) {
-        return Err(Error::data(format!(
-            "column \"{name}\" of {source}: row {} holds {}, which is not a finite number",
-            first_row + i + 1,
-            v[i]
-        ))
-        .with_hint("write a finite number, or null for a missing value")
-        .for_column(name));
-    }
-    // Every NaN is a missing value, as in a CSV file.
-    for x in &mut v {
-        if x.is_nan() {
-            *x = f64::NAN;
-        }
-    }
-    Ok(ColumnData::Numeric(v))
-}
-
-fn arrow_cast_to_strings(array: &dyn Array) -> Option<Vec<Option<Arc<str>>>> {
-    use arrow_array::cast::AsArray;
-    let n = array.len();
-    match array.data_type() {
-        DataType::Utf8 => {
-            let a = array.as_string::<i32>();
-            Some((0..n).map(|i| (!a.is_null(i)).then(|| Arc::from(a.value(i)))).collect())
-        }
-        DataType::LargeUtf8 => {
-            let a = array.as_string::<i64>();
-            Some((0..n).map(|i| (!a.is_null(i)).then(|| Arc::from(a.value(i)))).collect())
-        }
-        DataType::Utf8View => {
-            let a = array.as_string_view();
-            Some((0..n).map(|i| (!a.is_null(i)).then(|| Arc::from(a.value(i)))).collect())
-        }
-        DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => {
-            let cast = arrow_select_take_dictionary(array)?;
-            Some(cast)
-        }
-        _ => None,
-    }
-}
-
-fn arrow_select_take_dictionary(array: &dyn Array) -> Option<Vec<Option<Arc<str>>>> {
-    use arrow_array::cast::AsArray;
-    let dict = array.as_any_dictionary_opt()?;
-    let values = dict.values().as_string_opt::<i32>()?;
-    let keys = dict.normalized_keys();
-    Some(
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (!array.is_null(i)).then(|| Arc::from(values.value(*k))))
-            .collect(),
-    )
 }
 
 /// Where batch predictions go.
@@ -472,10 +204,16 @@ pub fn refuse_over_ledger(store_root: &Path, ledger: Option<&str>, output: &Path
         },
     };
     let resolved = resolve(output)?;
+    // The same file by another name (a hard link) is the same file: compare device and inode too.
+    let output_meta = std::fs::metadata(output).ok();
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = ledger_path.as_os_str().to_os_string();
         name.push(suffix);
-        if resolve(Path::new(&name))? == resolved {
+        let same_inode = match (&output_meta, std::fs::metadata(&name)) {
+            (Some(a), Ok(b)) => same_file(a, &b),
+            _ => false,
+        };
+        if same_inode || resolve(Path::new(&name))? == resolved {
             return Err(Error::data(format!(
                 "{what} {} is the ledger {}{}; mlpipe never writes an output over the ledger it records in, as \
                  that would destroy its entries",
@@ -721,7 +459,7 @@ fn id_array(name: &str, ids: &[IdValue]) -> (Field, ArrayRef) {
 
 /// Writes the rows to `target`; a file appears whole or not at all, a table write is one transaction.
 /// Returns how many rows were new (a database skips prediction ids it already holds).
-pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
+pub fn write_output(target: &Target, rows: &OutputRows<'_>, stdout: &mut dyn std::io::Write) -> Result<usize> {
     match target {
         Target::File { path, format } => {
             let bytes = encode(rows, *format)?;
@@ -733,15 +471,14 @@ pub fn write_output(target: &Target, rows: &OutputRows<'_>) -> Result<usize> {
             Ok(rows.len())
         }
         Target::Stdout { format } => {
-            use std::io::Write;
             let bytes = encode(rows, *format)?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)
-                .and_then(|()| out.flush())
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
                 .map_err(|e| Error::io("write to", "standard output", e))?;
             Ok(rows.len())
         }
-        Target::Table { database, table } => database::write_predictions(database, table, rows),
+        Target::Table { database, table } => sink::write_predictions(database, table, rows),
     }
 }
 
@@ -823,6 +560,34 @@ fn encode(rows: &OutputRows<'_>, format: Format) -> Result<Vec<u8>> {
         Format::Csv => rows.to_csv(),
         Format::Ndjson => rows.to_ndjson(),
         Format::Parquet => rows.to_parquet(),
+    }
+}
+
+/// An id column's value, written beside a prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdValue {
+    Number(f64),
+    Text(Arc<str>),
+    Missing,
+}
+
+impl IdValue {
+    pub fn to_json(&self) -> Value {
+        match self {
+            IdValue::Number(x) => json_number(*x),
+            IdValue::Text(s) => Value::String(s.to_string()),
+            IdValue::Missing => Value::Null,
+        }
+    }
+}
+
+impl std::fmt::Display for IdValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdValue::Number(x) => write!(f, "{x}"),
+            IdValue::Text(s) => f.write_str(s),
+            IdValue::Missing => Ok(()),
+        }
     }
 }
 
@@ -939,45 +704,6 @@ mod tests {
     }
 
     #[test]
-    fn parquet_columns_take_the_fitted_type_whatever_their_arrow_type() {
-        use arrow_array::{Float64Array, NullArray};
-        let text = |v: &[Option<&str>]| ColumnData::Categorical(v.iter().map(|x| x.map(Arc::from)).collect());
-        // All missing: a null-typed column, or floats that are all null, is all missing for either type.
-        let nulls = NullArray::new(2);
-        assert_eq!(
-            arrow_column(&nulls, "Alley", ColumnType::Categorical, "t.parquet", 0).unwrap(),
-            text(&[None, None])
-        );
-        let floats = Float64Array::from(vec![None, None]);
-        assert_eq!(
-            arrow_column(&floats, "Alley", ColumnType::Categorical, "t.parquet", 0).unwrap(),
-            text(&[None, None])
-        );
-        assert!(matches!(
-            arrow_column(&nulls, "x", ColumnType::Numeric, "t.parquet", 0).unwrap(),
-            ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan())
-        ));
-        // Whole floats are category codes; integers are written exactly, beyond 2^53 too.
-        let codes = Float64Array::from(vec![Some(20.0), None, Some(-3.0)]);
-        assert_eq!(
-            arrow_column(&codes, "MSSubClass", ColumnType::Categorical, "t.parquet", 0).unwrap(),
-            text(&[Some("20"), None, Some("-3")])
-        );
-        let big = Int64Array::from(vec![9_007_199_254_740_993]);
-        assert_eq!(
-            arrow_column(&big, "code", ColumnType::Categorical, "t.parquet", 0).unwrap(),
-            text(&[Some("9007199254740993")])
-        );
-        // An infinite number is refused, naming the row (counted across batches).
-        let inf = Float64Array::from(vec![1.0, f64::INFINITY]);
-        let err = arrow_column(&inf, "LotArea", ColumnType::Numeric, "t.parquet", 10).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "column \"LotArea\" of t.parquet: row 12 holds inf, which is not a finite number"
-        );
-    }
-
-    #[test]
     fn an_output_over_an_external_ledger_or_its_wal_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -1004,5 +730,30 @@ mod tests {
         // The store's own ledger when no --ledger is given; another file is fine.
         assert!(refuse_over_ledger(&store, None, &store.join("ledger.sqlite-shm"), "--output").is_err());
         assert!(refuse_over_ledger(&store, Some(&url), &d.join("p.csv"), "--output").is_ok());
+    }
+
+    #[test]
+    fn a_hard_link_to_the_ledger_is_refused_as_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let store = d.join("artifacts");
+        std::fs::create_dir_all(&store).unwrap();
+        let ledger = store.join("ledger.sqlite");
+        std::fs::write(&ledger, b"").unwrap();
+        std::fs::hard_link(&ledger, d.join("hard.db")).unwrap();
+        let target = Target::parse(&format!("sqlite:{}", d.join("hard.db").display()), Some("preds"), None).unwrap();
+        let err = target.refuse_over_ledger(&store, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the SQLite output {} is the ledger {}; mlpipe never writes an output over the ledger it records in, \
+                 as that would destroy its entries",
+                d.join("hard.db").display(),
+                ledger.display()
+            )
+        );
+        // A copy is another file.
+        std::fs::copy(&ledger, d.join("copy.db")).unwrap();
+        assert!(refuse_over_ledger(&store, None, &d.join("copy.db"), "--output").is_ok());
     }
 }

@@ -22,7 +22,7 @@ impl Source<'_> {
     /// of `source = "postgres://…"`).
     pub fn location(&self, span: Range<usize>) -> Location {
         let mut location = Location::from_span(&self.path, self.text, span);
-        crate::database::redact_location(&mut location);
+        crate::error::redact_location(&mut location);
         location
     }
 

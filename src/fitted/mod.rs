@@ -3,6 +3,8 @@
 //! writes it; predict, serve, export, report and reproduce only read it. Its JSON is the versioned
 //! promise `OUTPUT_FORMAT` names.
 
+pub mod runs;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -10,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::frame::{ColumnType, Frame};
+pub use crate::models::classes::{Classes, labels_of};
 use crate::models::{self, Model};
-use crate::spec::TargetTransform;
 use crate::stages::{self, analyse, power_transform, split};
+use crate::vocab::TargetTransform;
 
 pub const OUTPUT_FORMAT: u32 = 1;
 
@@ -120,22 +123,42 @@ impl Predictions {
         floats.iter().flat_map(|p| p.to_le_bytes()).collect()
     }
 
-    /// Appends `other`'s rows (of the same model).
-    pub fn extend(&mut self, other: Predictions) {
+    /// Appends `other`'s rows (of the same model). Predictions of another kind, or of another number of
+    /// classes, are an error: their rows would be dropped or misread.
+    pub fn extend(&mut self, other: Predictions) -> Result<()> {
         match (self, other) {
             (Predictions::Values(a), Predictions::Values(b)) => a.extend(b),
             (
-                Predictions::Classes { predicted, proba, .. },
+                Predictions::Classes {
+                    predicted,
+                    proba,
+                    n_classes,
+                },
                 Predictions::Classes {
                     predicted: p2,
                     proba: q2,
-                    ..
+                    n_classes: n2,
                 },
-            ) => {
+            ) if *n_classes == n2 => {
                 predicted.extend(p2);
                 proba.extend(q2);
             }
-            _ => {}
+            (this, other) => {
+                return Err(Error::internal(format!(
+                    "cannot join {} to {}: the predictions of one model have one shape",
+                    other.shape(),
+                    this.shape()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the predictions are, for messages: "values" or "probabilities of N classes".
+    fn shape(&self) -> String {
+        match self {
+            Predictions::Values(_) => "values".to_string(),
+            Predictions::Classes { n_classes, .. } => format!("probabilities of {n_classes} classes"),
         }
     }
 
@@ -245,67 +268,48 @@ pub fn predict(state: &TrainState, frame: &Frame) -> Result<Predictions> {
     }))
 }
 
-/// Column `target` of `frame` as class labels, one per row; a missing label is an error.
-pub fn labels_of(frame: &Frame, target: &str) -> Result<Vec<String>> {
-    let column = frame.column(target).ok_or_else(|| frame.missing_column(target))?;
-    let missing = |r: usize| {
-        Error::data(format!(
-            "target \"{target}\" is missing at line {} of {}",
-            frame.lines[r], frame.source
-        ))
-        .with_hint("rows without a class cannot be trained or scored; remove them from the data")
-    };
-    match &column.data {
-        crate::frame::ColumnData::Numeric(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| {
-                if x.is_nan() {
-                    Err(missing(r))
-                } else {
-                    Ok(crate::frame::json_number(*x).to_string())
-                }
-            })
-            .collect(),
-        crate::frame::ColumnData::Categorical(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| x.as_ref().map(ToString::to_string).ok_or_else(|| missing(r)))
-            .collect(),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The classes of a train target, ordered as scikit-learn's `classes_`: numbers by value, text by its
-/// bytes.
-pub struct Classes {
-    pub labels: Vec<String>,
-    pub numeric: bool,
-}
-
-impl Classes {
-    pub fn of(labels: &[String]) -> Classes {
-        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
-        let numbers: Option<Vec<(f64, &String)>> = distinct
+    fn classes(predicted: Vec<usize>, n_classes: usize) -> Predictions {
+        let proba = predicted
             .iter()
-            .map(|l| l.parse::<f64>().ok().map(|x| (x, *l)))
+            .flat_map(|&p| (0..n_classes).map(move |c| if c == p { 1.0 } else { 0.0 }))
             .collect();
-        match numbers {
-            Some(mut n) => {
-                n.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Classes {
-                    labels: n.into_iter().map(|(_, l)| l.clone()).collect(),
-                    numeric: true,
-                }
-            }
-            None => Classes {
-                labels: distinct.into_iter().cloned().collect(),
-                numeric: false,
-            },
+        Predictions::Classes {
+            predicted,
+            proba,
+            n_classes,
         }
     }
 
-    #[allow(clippy::cast_possible_truncation)] // classes are far fewer than 2^32
-    pub fn index(&self, label: &str) -> u32 {
-        self.labels.iter().position(|l| l == label).unwrap_or(0) as u32
+    #[test]
+    fn mismatched_predictions_are_an_error_not_silently_dropped() {
+        let mut values = Predictions::Values(vec![1.0]);
+        values.extend(Predictions::Values(vec![2.0, 3.0])).unwrap();
+        assert_eq!(values, Predictions::Values(vec![1.0, 2.0, 3.0]));
+        let mut two = classes(vec![0], 2);
+        two.extend(classes(vec![1], 2)).unwrap();
+        assert_eq!(two, classes(vec![0, 1], 2));
+
+        let err = values.extend(classes(vec![1], 2)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot join probabilities of 2 classes to values: the predictions of one model have one shape"
+        );
+        let err = two.extend(Predictions::Values(vec![4.0])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot join values to probabilities of 2 classes: the predictions of one model have one shape"
+        );
+        let err = two.extend(classes(vec![2], 3)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot join probabilities of 3 classes to probabilities of 2 classes: the predictions of one model have one shape"
+        );
+        // Nothing was appended by a refused join.
+        assert_eq!(values.len(), 3);
+        assert_eq!(two, classes(vec![0, 1], 2));
     }
 }

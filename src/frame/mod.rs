@@ -1,0 +1,325 @@
+//! The in-memory table: typed columns, CSV reading with explicit missing-value markers, canonical digest.
+//!
+//! Numeric columns hold `f64` with NaN as "missing"; categorical columns hold interned strings with
+//! `None` as "missing". Nothing here depends on thread count or hash-map order, so the digest of a
+//! frame is a pure function of the file bytes and the read options.
+//!
+//! The files by concern: this one holds the column and frame types and their accessors; `csv_read`
+//! turns CSV bytes into a frame (options, header checks, schema inference or a fitted schema) and
+//! `csv_pieces` parses, types and merges the line-aligned pieces it reads on all cores; `digest` is
+//! the frame's canonical encoding and digest; `lookup` the seeded hasher and text lookup tables;
+//! `conform` fits new rows to a training schema (predict input).
+
+mod conform;
+mod csv_pieces;
+mod csv_read;
+mod digest;
+mod lookup;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use conform::{conform_to_schema, json_number};
+pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, read_csv, read_csv_expecting};
+pub use lookup::{FastHasher, FastMap, FastState, Lookup, category_counts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Numeric,
+    Categorical,
+}
+
+impl ColumnType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Numeric => "numeric",
+            ColumnType::Categorical => "categorical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    Numeric(Vec<f64>),
+    Categorical(Vec<Option<Arc<str>>>),
+}
+
+impl ColumnData {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn column_type(&self) -> ColumnType {
+        match self {
+            ColumnData::Numeric(_) => ColumnType::Numeric,
+            ColumnData::Categorical(_) => ColumnType::Categorical,
+        }
+    }
+
+    pub fn missing_count(&self) -> usize {
+        match self {
+            ColumnData::Numeric(v) => v.iter().filter(|x| x.is_nan()).count(),
+            ColumnData::Categorical(v) => v.iter().filter(|x| x.is_none()).count(),
+        }
+    }
+
+    fn take(&self, rows: &[u32]) -> ColumnData {
+        match self {
+            ColumnData::Numeric(v) => ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect()),
+            ColumnData::Categorical(v) => {
+                ColumnData::Categorical(rows.iter().map(|&r| v[r as usize].clone()).collect())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data: ColumnData,
+}
+
+/// A table. `lines` holds, for every row, its line number in the source file (for error messages only;
+/// it is not part of the digest).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Frame {
+    pub columns: Vec<Column>,
+    pub lines: Vec<u64>,
+    /// Where the rows came from, for error messages ("data/train.csv").
+    pub source: String,
+    /// Position of this frame's first row in the batch it was cut from (0 unless it is a later chunk of
+    /// one), so that row-keyed steps (random-sample imputation) do not depend on how a batch is chunked.
+    pub first_row: u64,
+}
+
+impl Frame {
+    pub fn n_rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
+    pub fn schema(&self) -> Vec<(String, ColumnType)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data.column_type()))
+            .collect()
+    }
+
+    /// The rows at `rows` (indices into this frame), in that order.
+    #[must_use]
+    pub fn take(&self, rows: &[u32]) -> Frame {
+        Frame {
+            // Columns are copied on all cores; collect keeps their order.
+            columns: self
+                .columns
+                .par_iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: c.data.take(rows),
+                })
+                .collect(),
+            lines: rows.iter().map(|&r| self.lines[r as usize]).collect(),
+            source: self.source.clone(),
+            first_row: 0,
+        }
+    }
+
+    /// Two frames of the given rows, moving text values rather than sharing them (no reference
+    /// count touched for each cell). Rows listed twice, in one list or both, are copied instead.
+    #[must_use]
+    pub fn into_two(self, first: &[u32], second: &[u32]) -> (Frame, Frame) {
+        let mut seen = vec![false; self.n_rows()];
+        let disjoint = first
+            .iter()
+            .chain(second)
+            .all(|&r| !std::mem::replace(&mut seen[r as usize], true));
+        if !disjoint {
+            return (self.take(first), self.take(second));
+        }
+        let Frame {
+            columns, lines, source, ..
+        } = self;
+        let frame_of = |columns: Vec<Column>, rows: &[u32]| Frame {
+            columns,
+            lines: rows.iter().map(|&r| lines[r as usize]).collect(),
+            source: source.clone(),
+            first_row: 0,
+        };
+        let (a, b): (Vec<Column>, Vec<Column>) = columns
+            .into_par_iter()
+            .map(|c| {
+                let (x, y) = match c.data {
+                    ColumnData::Numeric(v) => (
+                        ColumnData::Numeric(first.iter().map(|&r| v[r as usize]).collect()),
+                        ColumnData::Numeric(second.iter().map(|&r| v[r as usize]).collect()),
+                    ),
+                    ColumnData::Categorical(mut v) => (
+                        ColumnData::Categorical(first.iter().map(|&r| v[r as usize].take()).collect()),
+                        ColumnData::Categorical(second.iter().map(|&r| v[r as usize].take()).collect()),
+                    ),
+                };
+                (
+                    Column {
+                        name: c.name.clone(),
+                        data: x,
+                    },
+                    Column { name: c.name, data: y },
+                )
+            })
+            .unzip();
+        (frame_of(a, first), frame_of(b, second))
+    }
+
+    /// Cuts the frame into consecutive chunks of at most `rows` rows, moving (not copying) values.
+    #[must_use]
+    pub fn into_chunks(mut self, rows: usize) -> Vec<Frame> {
+        let n = self.n_rows();
+        let rows = rows.max(1);
+        let mut chunks = Vec::with_capacity(n.div_ceil(rows));
+        let mut start = n.saturating_sub(1) / rows * rows;
+        loop {
+            let columns = self
+                .columns
+                .iter_mut()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: match &mut c.data {
+                        ColumnData::Numeric(v) => ColumnData::Numeric(v.split_off(start)),
+                        ColumnData::Categorical(v) => ColumnData::Categorical(v.split_off(start)),
+                    },
+                })
+                .collect();
+            chunks.push(Frame {
+                columns,
+                lines: self.lines.split_off(start),
+                source: self.source.clone(),
+                first_row: self.first_row + start as u64,
+            });
+            if start == 0 {
+                break;
+            }
+            start -= rows;
+        }
+        chunks.reverse();
+        chunks
+    }
+
+    /// The numeric values of a column, or an error that says what the column holds instead.
+    pub fn numeric(&self, name: &str) -> Result<&[f64]> {
+        match self.column(name).map(|c| &c.data) {
+            Some(ColumnData::Numeric(v)) => Ok(v),
+            Some(ColumnData::Categorical(v)) => {
+                let example = text_example(v);
+                Err(Error::data(format!("column \"{name}\" holds text{example}, but a number is needed here"))
+                    .with_hint(format!(
+                        "encode \"{name}\" first (one_hot or ordinal), or declare it numeric in [gather] dtypes if the text is a data error"
+                    )))
+            }
+            None => Err(self.missing_column(name)),
+        }
+    }
+
+    /// The values of a numeric column, to change in place; an error if the column is missing or holds
+    /// text (the state being applied was fitted on numbers).
+    pub fn numeric_mut(&mut self, name: &str) -> Result<&mut Vec<f64>> {
+        let idx = self.index_of(name).ok_or_else(|| self.missing_column(name))?;
+        match &mut self.columns[idx].data {
+            ColumnData::Numeric(v) => Ok(v),
+            ColumnData::Categorical(_) => Err(Error::data(format!(
+                "column \"{name}\" is text here but was numeric when fitted"
+            ))),
+        }
+    }
+
+    /// A text column with every train value present, as encoders need it.
+    pub fn complete_categorical(&self, name: &str, step: &str) -> Result<&[Option<Arc<str>>]> {
+        match self.column(name).map(|c| &c.data) {
+            Some(ColumnData::Categorical(v)) => {
+                if let Some(r) = v.iter().position(Option::is_none) {
+                    return Err(Error::data(format!(
+                        "column \"{name}\" has missing values in train (first at line {} of {}); {step} needs every value present",
+                        self.lines[r], self.source
+                    ))
+                    .with_hint("impute it first, e.g. [[impute]] operator = \"constant\" with fill_value = \"Missing\"")
+                    .for_column(name));
+                }
+                Ok(v)
+            }
+            Some(ColumnData::Numeric(_)) => Err(Error::internal(format!("{step} got the numeric column {name}"))),
+            None => Err(self.missing_column(name)),
+        }
+    }
+
+    pub fn missing_column(&self, name: &str) -> Error {
+        let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source()));
+        if let Some(h) = crate::error::did_you_mean(name, self.names()) {
+            err = err.with_hint(h);
+        }
+        err
+    }
+
+    fn describe_source(&self) -> String {
+        if self.source.is_empty() {
+            "the data".to_string()
+        } else {
+            self.source.clone()
+        }
+    }
+}
+
+/// ` (e.g. "RL")`: the first present value of a text column, for messages.
+pub fn text_example(values: &[Option<Arc<str>>]) -> String {
+    values
+        .iter()
+        .flatten()
+        .next()
+        .map(|s| format!(" (e.g. \"{s}\")"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn opts(na: &[&str]) -> ReadOptions {
+        ReadOptions {
+            na_values: na.iter().map(|s| (*s).to_string()).collect(),
+            ..ReadOptions::default()
+        }
+    }
+
+    #[test]
+    fn splitting_in_two_moves_the_same_values_take_copies() {
+        let f = read_csv(b"a,b\n1,x\n2,y\n3,\n4,x\n", &opts(&[]), "t.csv").unwrap();
+        let (train, test) = f.clone().into_two(&[3, 0], &[2]);
+        assert_eq!(train, f.take(&[3, 0]));
+        assert_eq!(test, f.take(&[2]));
+        // A row in both lists is copied, not moved out twice.
+        let (a, b) = f.clone().into_two(&[1, 2], &[2]);
+        assert_eq!((a, b), (f.take(&[1, 2]), f.take(&[2])));
+    }
+}
