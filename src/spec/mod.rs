@@ -333,8 +333,11 @@ fn parse_root(root: &mut TableReader<'_, '_>) -> Result<Pipeline> {
     }
 
     let mut t = root.table("train")?.ok_or_else(|| {
-        Error::spec(format!("{} has no [train] table", src.path().display()), None)
-            .with_hint("add [train] with estimator = \"ridge\" (or \"linear_regression\")")
+        Error::spec(format!("{} has no [train] table", src.path().display()), None).with_hint(format!(
+            "add [train] with an estimator for {} (estimator = one of {})",
+            task.name(),
+            crate::vocab::reader::quoted(&Estimator::names_for(task))
+        ))
     })?;
     let estimator = crate::models::parse_estimator(&mut t, task)?;
     let transform = t.choice("target_transform", &["none", "log", "log1p", "box_cox", "yeo_johnson"])?;

@@ -409,3 +409,22 @@ fn an_ambiguous_source_url_is_refused_at_its_line_without_showing_the_password()
     assert!(err.to_string().contains("is not valid TOML"), "{err}");
     assert_eq!(loc.line_text, "source = \"postgres://etl:***@db/x");
 }
+
+#[test]
+fn the_missing_train_hint_names_estimators_of_the_pipelines_task() {
+    for (task, fits, misfit) in [
+        ("classification", "\"logistic_regression\"", "\"ridge\""),
+        ("regression", "\"ridge\"", "\"logistic_regression\""),
+        ("clustering", "\"k_means\"", "\"ridge\""),
+    ] {
+        let text = BASE
+            .replace("task = \"regression\"", &format!("task = \"{task}\""))
+            .replace("[train]\nestimator = \"ridge\"\n", "");
+        let err = check(&text).unwrap_err();
+        assert!(
+            err.starts_with("x.toml has no [train] table | add [train] with an estimator for "),
+            "{err}"
+        );
+        assert!(err.contains(fits) && !err.contains(misfit), "{task}: {err}");
+    }
+}
