@@ -1863,3 +1863,19 @@ fn a_stream_whose_ledger_refuses_the_append_exits_1_not_101() {
     let entries = json_out(&p.mlpipe(&["ledger", "--json"]), "ledger");
     assert_eq!(entries.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_ledger_listing_shows_a_text_cell_with_a_terminal_escape_escaped() {
+    let p = Project::new();
+    let r = p.run(&[])["run"].as_str().unwrap().to_string();
+    predict_batch(&p, &r, "test.csv");
+    // `source` is free text (a file name, a client address): well formed, but written by anyone.
+    edit_ledger(
+        &p,
+        "UPDATE ledger SET source = 'test' || char(27) || '[2J.csv' WHERE seq = 1",
+    );
+    let listed = p.mlpipe(&["ledger"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(!listed.stdout.contains(&0x1b), "a raw escape reached the terminal");
+    assert!(stdout(&listed).contains("test\\u{1b}[2J.csv"), "{}", stdout(&listed));
+}

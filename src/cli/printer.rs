@@ -519,12 +519,12 @@ impl Printer {
             let _ = writeln!(
                 s,
                 "{}  {:<6} {:<8} {}  run {}  {value}  {}",
-                e.time,
+                terminal_safe(&e.time),
                 e.channel.name(),
-                e.role,
+                terminal_safe(&e.role),
                 e.prediction,
                 e.run.short(),
-                e.source
+                terminal_safe(&e.source)
             );
         }
         if entries.is_empty() {
@@ -603,7 +603,10 @@ impl Printer {
                 let _ = writeln!(
                     s,
                     "kept     {} (the first {} were pruned before {}; the chain starts from their head {})",
-                    h.kept, a.position, a.pruned_before, a.digest
+                    h.kept,
+                    a.position,
+                    terminal_safe(&a.pruned_before),
+                    a.digest
                 );
             }
             None => {
@@ -740,4 +743,14 @@ impl Printer {
 fn count<N: Copy + std::fmt::Display + TryInto<u64>>(n: N, one: &str, many: &str) -> String {
     let noun = mlpipe::ledger::plural(n.try_into().unwrap_or(u64::MAX), one, many);
     format!("{n} {noun}")
+}
+
+/// Ledger cells are text anyone with the database could have written: shown as they are unless they
+/// hold control characters (a terminal escape, a NUL), which are shown escaped.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(text.escape_debug().to_string())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
