@@ -1518,15 +1518,7 @@ fn a_deleted_run_ref_keeps_what_predictions_and_the_ledger_name() {
     let batch = predict_batch(&p, &r, "test.csv");
     // Two stream predictions: the ledger alone holds them.
     let records = test_records(&p);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
-        .current_dir(p.dir.path())
-        .env("MLPIPE_STORE", p.store())
-        .args(["predict", &r, "--stream"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stream(&p, &r);
     let mut input = child.stdin.take().unwrap();
     for rec in &records[..2] {
         writeln!(input, "{rec}").unwrap();
@@ -1838,15 +1830,7 @@ fn a_stream_whose_ledger_refuses_the_append_exits_1_not_101() {
     let first = p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "first.csv"]);
     assert!(first.status.success(), "{}", stderr(&first));
     unlink_first_ledger_entry(&p);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpipe"))
-        .current_dir(p.dir.path())
-        .env("MLPIPE_STORE", p.store())
-        .args(["predict", &run, "--stream"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stream(&p, &run);
     let mut input = child.stdin.take().unwrap();
     for rec in &test_records(&p)[..2] {
         writeln!(input, "{rec}").unwrap();
@@ -1878,4 +1862,17 @@ fn the_ledger_listing_shows_a_text_cell_with_a_terminal_escape_escaped() {
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert!(!listed.stdout.contains(&0x1b), "a raw escape reached the terminal");
     assert!(stdout(&listed).contains("test\\u{1b}[2J.csv"), "{}", stdout(&listed));
+}
+
+/// `mlpipe predict RUN --stream` in the project, its three streams piped.
+fn spawn_stream(p: &Project, run: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mlpipe"))
+        .current_dir(p.dir.path())
+        .env("MLPIPE_STORE", p.store())
+        .args(["predict", run, "--stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
