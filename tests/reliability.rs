@@ -1876,3 +1876,27 @@ fn spawn_stream(p: &Project, run: &str) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+#[test]
+fn a_row_of_a_stream_prediction_is_refused_not_reported_as_reproduced() {
+    let p = Project::new();
+    let r = p.run(&[])["run"].as_str().unwrap().to_string();
+    let mut child = spawn_stream(&p, &r);
+    let mut input = child.stdin.take().unwrap();
+    writeln!(input, "{}", test_records(&p)[0]).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    let id = line["prediction_id"].as_str().unwrap().to_string();
+    assert!(p.mlpipe(&["reproduce", &id]).status.success());
+    let (code, err) = p.fail(&["reproduce", &format!("{id}/1")]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: {id} is a stream prediction of one record, not a batch, so it has no rows\n\
+             hint: reproduce it as {id}, without /1\n"
+        )
+    );
+}

@@ -350,6 +350,14 @@ pub fn run(args: &ReproduceArgs, progress: &dyn Progress) -> Result<ReproduceRep
             }
             let mut backend = ledger::open_existing(store.root(), args.ledger.as_deref())?;
             match find_entry(backend.as_mut(), hash)? {
+                // A REST or stream prediction scores one record: it has no rows to name.
+                Some(entry) if row.is_some() => Err(Error::Lookup {
+                    message: format!(
+                        "{hash} is a {} prediction of one record, not a batch, so it has no rows",
+                        entry.channel.name()
+                    ),
+                    hint: Some(format!("reproduce it as {hash}, without /{}", row.unwrap_or_default())),
+                }),
                 Some(entry) => reproduce_entry(&store, backend.as_mut(), &entry),
                 None => Err(not_in_store),
             }
