@@ -1,5 +1,5 @@
-//! Gathering from databases: a table or query in SQLite or PostgreSQL, as of a point in time, turned into
-//! a deterministic snapshot.
+//! Gathering from databases — a table or query in SQLite or PostgreSQL, as of a point in time — and from
+//! typed data files (Parquet, Arrow IPC, NDJSON: `files`), turned into a deterministic snapshot.
 //!
 //! The snapshot is the canonical CSV of the result: a header, one line per row, `\n` line ends, quotes
 //! only where a field needs them, NULL written as the pipeline's first missing-value marker (empty when
@@ -30,6 +30,9 @@ use crate::database::{self, Database};
 use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::vocab::reader::TableReader;
+
+mod files;
+pub use files::{FileFormat, canonical_csv, column_texts};
 
 /// What to read from a database source, as written in `[gather]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -297,12 +297,19 @@ pub enum Command {
         /// Database: sort by these columns (repeatable); all columns when absent.
         #[arg(long)]
         order_by: Vec<String>,
-        /// Database: the text written for NULL (a pipeline's first `na_values`); empty when absent.
+        /// Database, Parquet, IPC, NDJSON: the text written for a missing value (a pipeline's first
+        /// `na_values`); empty when absent.
         #[arg(long, default_value = "")]
         na: String,
         /// Also write the snapshot to this file (for a database, with its record as FILE.source.json).
         #[arg(long)]
         export: Option<PathBuf>,
+        /// How the file is written: csv, parquet, ipc or ndjson (by its extension when absent).
+        #[arg(long, value_parser = ["csv", "parquet", "ipc", "ndjson"])]
+        format: Option<String>,
+        /// Parquet, IPC, NDJSON: keep only this column (repeatable), as [gather] columns does.
+        #[arg(long)]
+        column: Vec<String>,
     },
     /// Re-hash every object in the store, check every reference, and check the prediction ledger.
     ///

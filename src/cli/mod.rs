@@ -325,6 +325,8 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
             order_by,
             na,
             export,
+            format,
+            column,
         } => {
             let args = snapshot::SnapshotArgs {
                 source,
@@ -342,6 +344,8 @@ fn dispatch(cli: Cli, printer: &Printer) -> Result<u8, Error> {
                     na,
                 },
                 export,
+                format,
+                columns: column,
             };
             printer.snapshot(&snapshot::run(&args)?);
             Ok(0)

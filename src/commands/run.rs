@@ -77,7 +77,17 @@ fn read_inputs(args: &RunArgs, progress: &dyn Progress) -> Result<Inputs> {
             progress.warn(&warning);
         }
         let (id, bytes) = read_data_file(&source)?;
-        (id, bytes, None, source.display().to_string())
+        let name = source.display().to_string();
+        let gather = &pipeline.gather;
+        if gather.format.is_csv() {
+            (id, bytes, None, name)
+        } else {
+            // The snapshot of a typed file is its rows' canonical CSV, whatever the file's layout.
+            let na = gather.read.na_values.first().map_or("", String::as_str);
+            let csv = crate::sources::canonical_csv(bytes, gather.format, &gather.read.columns, na, &name)
+                .map_err(|e| e.in_stage("gather"))?;
+            (Id::of_bytes(&csv), csv, None, name)
+        }
     };
     Ok(Inputs {
         pipeline,

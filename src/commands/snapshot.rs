@@ -1,5 +1,7 @@
 //! `mlpipe snapshot SOURCE`: put data into the store (or only compute its id) without running a pipeline.
-//! A file's id is its blake3, the same as `b3sum FILE`. A database (`sqlite:PATH`, `postgres://…`) is
+//! A CSV file's id is its blake3, the same as `b3sum FILE`. A Parquet, Arrow IPC or NDJSON file is
+//! turned into its rows' canonical CSV (see [`crate::sources`]; `--column` keeps only some, as `[gather]
+//! columns` does), whose blake3 is the id — the id `run` gives the same file. A database (`sqlite:PATH`, `postgres://…`) is
 //! read as of a time into its canonical CSV (see [`crate::sources`]), whose blake3 is the id; the
 //! query, `as_of`, rows and schema are recorded beside it. `--export` also writes the snapshot to a file
 //! (with the record as `FILE.source.json` for a database), e.g. into `data-snapshots/`.
@@ -11,7 +13,7 @@ use serde::Serialize;
 use crate::database::Database;
 use crate::digest::Id;
 use crate::error::{Error, Result};
-use crate::sources::{self, History, Selection, SourceRecord};
+use crate::sources::{self, FileFormat, History, Selection, SourceRecord};
 use crate::store::{LocalStore, Store, hash_file};
 
 pub struct SnapshotArgs {
@@ -22,6 +24,10 @@ pub struct SnapshotArgs {
     pub hash_only: bool,
     pub database: DatabaseArgs,
     pub export: Option<PathBuf>,
+    /// How the file is written (`csv`, `parquet`, `ipc`, `ndjson`); by its extension when absent.
+    pub format: Option<String>,
+    /// A typed file's columns to keep (all when empty).
+    pub columns: Vec<String>,
 }
 
 /// What to read from a database, as the `[gather]` keys of a pipeline.
@@ -135,6 +141,25 @@ pub fn run(args: &SnapshotArgs) -> Result<SnapshotReport> {
 
 fn snapshot_file(args: &SnapshotArgs) -> Result<SnapshotReport> {
     let file = PathBuf::from(&args.source);
+    let format = match &args.format {
+        Some(name) => FileFormat::from_name(name).ok_or_else(|| {
+            Error::data(format!(
+                "--format must be one of csv, parquet, ipc, ndjson, not \"{name}\""
+            ))
+        })?,
+        None => FileFormat::of_path(&file)
+            .map_err(|message| Error::data(message).with_hint("give --format ndjson for one object per line"))?,
+    };
+    if !format.is_csv() {
+        return snapshot_typed_file(args, &file, format);
+    }
+    if !args.columns.is_empty() || !args.database.na.is_empty() {
+        return Err(Error::data(format!(
+            "{} is read as CSV, whose snapshot is its bytes; --column and --na are for databases and Parquet, IPC or NDJSON files",
+            file.display()
+        ))
+        .with_hint("leave them out, or give --format for a file whose extension does not say what it is"));
+    }
     if args.hash_only {
         let bytes = std::fs::metadata(&file).map_err(|e| Error::io("read", &file, e))?.len();
         return Ok(SnapshotReport {
@@ -159,6 +184,34 @@ fn snapshot_file(args: &SnapshotArgs) -> Result<SnapshotReport> {
         snapshot,
         bytes,
         stored: true,
+        source: None,
+        exported,
+    })
+}
+
+/// A Parquet, IPC or NDJSON file: its canonical CSV is the snapshot.
+fn snapshot_typed_file(args: &SnapshotArgs, file: &Path, format: FileFormat) -> Result<SnapshotReport> {
+    let (_, bytes) = super::read_snapshot(file)?;
+    let name = file.display().to_string();
+    let csv = sources::canonical_csv(bytes, format, &args.columns, &args.database.na, &name)?;
+    let snapshot = Id::of_bytes(&csv);
+    let stored = !args.hash_only;
+    if stored {
+        let store = LocalStore::open(&args.store)?;
+        let _lock = store.lock(false)?;
+        store.put_with_id(&snapshot, &csv)?;
+    }
+    let exported = match &args.export {
+        Some(path) => {
+            export(path, &csv)?;
+            Some(path.clone())
+        }
+        None => None,
+    };
+    Ok(SnapshotReport {
+        snapshot,
+        bytes: csv.len() as u64,
+        stored,
         source: None,
         exported,
     })

@@ -188,7 +188,21 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
                 }
                 texts
             }
-            _ => arrow_cast_to_strings(array).ok_or_else(unsupported)?,
+            _ => match arrow_cast_to_strings(array) {
+                Some(texts) => texts,
+                // Booleans, dates, timestamps, decimals: the text gathering writes for them.
+                None => match crate::sources::column_texts(array).ok_or_else(unsupported)? {
+                    Ok(texts) => texts.into_iter().map(|t| t.map(|t| Arc::from(t.as_str()))).collect(),
+                    Err((row, problem)) => {
+                        return Err(Error::data(format!(
+                            "column \"{name}\" of {source}: row {} {problem}",
+                            first_row + row + 1
+                        ))
+                        .with_hint("write a date between years 0 and 9999, or null for a missing value")
+                        .for_column(name));
+                    }
+                },
+            },
         };
         return Ok(ColumnData::Categorical(texts));
     }
@@ -323,5 +337,14 @@ mod tests {
             err.to_string(),
             "column \"LotArea\" of t.parquet: row 12 holds inf, which is not a finite number"
         );
+        // Booleans and dates of a categorical column read as gathering writes them.
+        let flags = arrow_array::BooleanArray::from(vec![Some(true), None, Some(false)]);
+        assert_eq!(
+            arrow_column(&flags, "CentralAir", ColumnType::Categorical, "t.parquet", 0).unwrap(),
+            text(&[Some("true"), None, Some("false")])
+        );
+        let days = arrow_array::Date32Array::from(vec![Some(0), Some(-719_529)]);
+        let err = arrow_column(&days, "sold", ColumnType::Categorical, "t.parquet", 0).unwrap_err();
+        assert!(err.to_string().contains("row 2 holds a date in the year -1"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ use toml::de::DeValue;
 use crate::error::{Error, Location, Result};
 use crate::frame::ReadOptions;
 use crate::models::Estimator;
+use crate::sources::FileFormat;
 use crate::stages::{Group, Operator};
 pub use crate::stages::{Step, StepLocations};
 pub use crate::vocab::reader::At;
@@ -57,6 +58,11 @@ pub struct Gather {
     /// The data file as written in the pipeline (relative to the pipeline file), or a database
     /// (`sqlite:PATH`, `postgres://…`, password removed). Not part of any key: the snapshot's content id is.
     pub source: String,
+    /// How the data file is written (CSV unless `format` or the file's extension says otherwise); a
+    /// Parquet, IPC or NDJSON file's snapshot is its canonical CSV. Left out of the pipeline's JSON for
+    /// CSV, so that older pipelines keep their hash.
+    #[serde(default, skip_serializing_if = "FileFormat::is_csv")]
+    pub format: FileFormat,
     pub read: ReadOptions,
     pub id_column: Option<String>,
     /// What to read when the source is a database.

@@ -10,6 +10,7 @@ use super::{CrossValidation, Gate, GateRule, Gather, Search};
 use crate::error::{Error, Location, Result};
 use crate::frame::{ColumnType, ReadOptions};
 use crate::models::Estimator;
+use crate::sources::FileFormat;
 use crate::vocab::reader::{At, Source, TableReader};
 use crate::vocab::{Metric, Split, SplitValue, Task};
 
@@ -232,11 +233,34 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
         }
         None
     };
-    if let Some(f) = g.choice("format", &["csv"])? {
-        debug_assert_eq!(f.value, "csv");
-    }
+    let format = match g.choice("format", &FileFormat::NAMES)? {
+        Some(f) if database.is_some() && f.value != "csv" => {
+            return Err(Error::spec(
+                format!(
+                    "`format = \"{}\"` is for data files; `source` names a database",
+                    f.value
+                ),
+                Some(f.location),
+            )
+            .with_hint("leave `format` out for a database source"));
+        }
+        Some(f) => FileFormat::from_name(&f.value).unwrap_or_default(),
+        None if database.is_some() => FileFormat::Csv,
+        None => FileFormat::of_path(Path::new(&source.value)).map_err(|message| {
+            Error::spec(message, Some(source.location.clone())).with_hint(
+                "set format = \"ndjson\" in [gather] (one object per line), or convert the file to CSV or Parquet",
+            )
+        })?,
+    };
     let delimiter = match g.str("delimiter")? {
         None => b',',
+        Some(d) if !format.is_csv() => {
+            return Err(Error::spec(
+                format!("`delimiter` is for CSV files; this source is read as {}", format.name()),
+                Some(d.location),
+            )
+            .with_hint("leave `delimiter` out"));
+        }
         Some(d) if d.value.len() == 1 && d.value.is_ascii() => d.value.as_bytes()[0],
         Some(d) => {
             return Err(Error::spec(
@@ -285,6 +309,7 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
     Ok((
         Gather {
             source: source.value,
+            format,
             read,
             id_column: id.map(|i| i.value),
             database,

@@ -157,9 +157,14 @@ fn digits(s: &str) -> Option<i64> {
         .flatten()
 }
 
-/// Parses `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM[:SS[.fff]]`.
+/// Parses `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM[:SS[.fff]]`, and `Z` after a
+/// time (UTC, as database and Parquet timestamps are written in snapshots).
 pub fn parse(text: &str) -> Option<DateTime> {
     let text = text.trim();
+    let text = match text.strip_suffix('Z') {
+        Some(t) if t.contains(['T', ' ']) => t,
+        _ => text,
+    };
     let (date, time) = match text.find(['T', ' ']) {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
         None => (text, None),
@@ -394,5 +399,8 @@ mod tests {
         );
         assert!(parse("2023-02-29").is_none());
         assert!(parse("2023-01-01T10:00:00+02:00").is_none());
+        // UTC as snapshots write database and Parquet timestamps; a bare date takes no `Z`.
+        assert_eq!(parse("2024-02-29T13:45:30.500000Z"), Some(t));
+        assert!(parse("2024-02-29Z").is_none());
     }
 }
