@@ -922,3 +922,107 @@ fn usage_slips_in_predict_serve_and_run_are_refused_before_any_work() {
     let runs = p.store().join("v1/refs/runs");
     assert!(!runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none());
 }
+
+/// The expression step of docs/pipeline-format.md, before `[train]`.
+const EXPRESSIONS: &str = "[[transform]]\nname = \"derived\"\noperator = \"expression\"\nfeatures = [\n    \
+    \"GrLivArea / TotRmsAbvGrd AS area_per_room\",\n    \"YrSold - YearBuilt AS age\",\n    \
+    \"CASE WHEN PoolArea > 0 THEN 1 ELSE 0 END AS has_pool\",\n    \
+    \"COALESCE(LotFrontage, 0) * 2 AS frontage2\",\n    \
+    \"GREATEST(TotalBsmtSF, 1stFlrSF) >= 1000 AND OverallQual NOT BETWEEN 1 AND 3 AS big_good\",\n]\n\n[train]";
+
+#[test]
+fn expression_features_give_the_same_bits_on_1_2_and_8_threads_and_replay() {
+    let p = Project::new();
+    p.use_random_split();
+    p.edit("pipeline.toml", "[train]", EXPRESSIONS);
+    let runs: Vec<Value> = ["1", "2", "8"]
+        .iter()
+        .map(|threads| {
+            let store = p.path(&format!("store-{threads}"));
+            let out = p.mlpipe_env(
+                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                &[("POLARS_MAX_THREADS", threads), ("RAYON_NUM_THREADS", threads)],
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    for r in &runs[1..] {
+        assert_eq!(r["run"], runs[0]["run"]);
+        assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
+        assert_eq!(r["metrics"], runs[0]["metrics"]);
+    }
+    // The new columns reach the model, and new rows get them too: predict, then replay it.
+    let run = p.run(&[]);
+    assert!(ran(&run).contains(&"transform.derived".to_string()), "{run}");
+    let out = p.mlpipe(&[
+        "predict",
+        run["run"].as_str().unwrap(),
+        "--input",
+        "test.csv",
+        "-o",
+        "out.csv",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prediction: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = p.mlpipe(&["reproduce", prediction["prediction"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Changing a feature's text reruns the step (its text is in the stage key).
+    p.edit(
+        "pipeline.toml",
+        "YrSold - YearBuilt AS age",
+        "YrSold - YearRemodAdd AS age",
+    );
+    assert!(ran(&p.run(&[])).contains(&"transform.derived".to_string()));
+}
+
+#[test]
+fn expression_errors_point_into_the_feature() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "[train]",
+        "[[transform]]\noperator = \"expression\"\nfeatures = [\"LotArea / AVG(LotArea) AS share\"]\n\n[train]",
+    );
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: in \"LotArea / AVG(LotArea) AS share\": AVG looks at other rows"),
+        "{err}"
+    );
+    // The caret stands under AVG.
+    let caret = err
+        .lines()
+        .find(|l| l.trim_start().starts_with('|') && l.contains('^'))
+        .unwrap();
+    let line = err.lines().find(|l| l.contains("features = [")).unwrap();
+    let col = caret.find('^').unwrap();
+    assert_eq!(&line[col..col + 3], "AVG", "{err}");
+    assert!(
+        err.contains("hint: statistics learned on train come from fitted steps"),
+        "{err}"
+    );
+    // Types are checked on train, naming the feature, at its line.
+    p.edit(
+        "pipeline.toml",
+        "LotArea / AVG(LotArea) AS share",
+        "SalePrice * 2 AS leak",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(
+        err.contains("\"SalePrice\", which is the target"),
+        "the target cannot feed a feature: {err}"
+    );
+    p.edit(
+        "pipeline.toml",
+        "SalePrice * 2 AS leak",
+        "LotArea + YearBuilt AS LotArea",
+    );
+    let (_, err) = p.fail(&["run", "pipeline.toml"]);
+    assert!(
+        err.contains("the new column \"LotArea\" already exists") && err.contains("pipeline.toml:"),
+        "{err}"
+    );
+    assert_store_clean(&p);
+}

@@ -324,3 +324,23 @@ fn numeric_pipelines_run_in_tract_as_in_mlpipe() {
         assert!((a - b).abs() <= 1e-9 * a.abs(), "row {i}: mlpipe {a}, tract {b}");
     }
 }
+
+#[test]
+fn numeric_expression_features_export_with_the_same_numbers() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "[train]",
+        "[[transform]]\nname = \"derived\"\noperator = \"expression\"\nfeatures = [\n\
+         \"GrLivArea / TotRmsAbvGrd AS area_per_room\",\n\
+         \"CASE WHEN BsmtUnfSF > 0 THEN BsmtFinSF1 / BsmtUnfSF WHEN PoolArea > 0 THEN -1 ELSE 0 END AS bsmt_ratio\",\n\
+         \"LN(LotArea) + LOG10(GrLivArea) - SQRT(ABS(MasVnrArea - 100)) AS logs\",\n\
+         \"POWER(OverallQual, 2) % 7 + FLOOR(LotFrontage / 10) - CEIL(GarageCars / 3) AS mixed\",\n\
+         \"LEAST(YearBuilt, YearRemodAdd) - GREATEST(GarageYrBlt, 1950) AS years\",\n\
+         \"COALESCE(NULL, LotFrontage) * EXP(-OverallCond) AS decayed\",\n\
+         \"(OverallQual >= 7 AND NOT Fireplaces = 0) OR KitchenAbvGr IN (2, 3) AS good\",\n\
+         \"OverallCond BETWEEN 4 AND 6 AS middling\",\n\
+         \"LotFrontage IS NOT NULL AS has_frontage\",\n]\n\n[train]",
+    );
+    run_and_verify(&p, &["transform.derived"]);
+}

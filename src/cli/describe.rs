@@ -284,6 +284,11 @@ pub fn stage_output(o: &StageOutput) -> String {
                 let _ = writeln!(s, "    {c:<24} {} bins; inner edges {}", edges.len() + 1, list(&e, 12));
             }
         }
+        StageState::Step(Fitted::Expression(f)) => {
+            for feature in &f.features {
+                let _ = writeln!(s, "  {}", feature.text);
+            }
+        }
         StageState::Step(Fitted::Combine(mlpipe::stages::combine::Fitted::Combine {
             function,
             inputs,

@@ -7,6 +7,7 @@
 //! `onnx/steps.rs` the fitted steps' operators and `onnx/model.rs` the model's and the inverse target
 //! transform's.
 
+mod expression;
 mod graph;
 mod model;
 mod steps;

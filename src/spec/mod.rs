@@ -445,56 +445,81 @@ fn parse_step(t: &mut TableReader<'_, '_>, group: Group, task: Task) -> Result<S
         step: Some(op.location.clone()),
         columns: BTreeMap::new(),
     };
-    let columns = match t.raw("columns") {
-        None => {
-            return Err(t.missing("columns", "\"numeric\", \"categorical\", \"all\" or a list of names"));
+    let columns = match (t.raw("columns"), &operator) {
+        // An expression reads the columns its features name.
+        (None, Operator::Expression(p)) => {
+            for (name, at) in &p.locations {
+                locations.columns.entry(name.clone()).or_insert_with(|| at.clone());
+            }
+            Columns::Names(p.inputs())
         }
-        Some(v) => match v.get_ref() {
-            DeValue::String(s) => match s.as_ref() {
-                "numeric" => Columns::Kind(ColumnKind::Numeric),
-                "categorical" => Columns::Kind(ColumnKind::Categorical),
-                "all" => Columns::Kind(ColumnKind::All),
-                other => {
-                    return Err(t.source().error(
+        (Some(v), Operator::Expression(_)) => {
+            return Err(t
+                .source()
+                .error(
+                    v.span(),
+                    "`columns` is not used by expression: it reads the columns its features name",
+                )
+                .with_hint("remove `columns`"));
+        }
+        (v, _) => match v {
+            None => {
+                return Err(t.missing("columns", "\"numeric\", \"categorical\", \"all\" or a list of names"));
+            }
+            Some(v) => match v.get_ref() {
+                DeValue::String(s) => match s.as_ref() {
+                    "numeric" => Columns::Kind(ColumnKind::Numeric),
+                    "categorical" => Columns::Kind(ColumnKind::Categorical),
+                    "all" => Columns::Kind(ColumnKind::All),
+                    other => {
+                        return Err(t.source().error(
                         v.span(),
                         format!("`columns` must be \"numeric\", \"categorical\", \"all\" or a list of names, found \"{other}\""),
                     )
                     .with_hint(format!("to select one column write columns = [\"{other}\"]")));
+                    }
+                },
+                DeValue::Array(_) => {
+                    let names = t.str_list("columns")?.unwrap_or_default();
+                    if names.is_empty() {
+                        return Err(Error::spec("`columns` is an empty list", Some(t.location())));
+                    }
+                    let mut out = Vec::new();
+                    for n in names {
+                        if out.contains(&n.value) {
+                            return Err(Error::spec(
+                                format!("column \"{}\" is listed twice", n.value),
+                                Some(n.location),
+                            ));
+                        }
+                        locations.columns.insert(n.value.clone(), n.location);
+                        out.push(n.value);
+                    }
+                    Columns::Names(out)
+                }
+                _ => {
+                    return Err(t
+                        .source()
+                        .error(v.span(), "`columns` must be a string or a list of column names"));
                 }
             },
-            DeValue::Array(_) => {
-                let names = t.str_list("columns")?.unwrap_or_default();
-                if names.is_empty() {
-                    return Err(Error::spec("`columns` is an empty list", Some(t.location())));
-                }
-                let mut out = Vec::new();
-                for n in names {
-                    if out.contains(&n.value) {
-                        return Err(Error::spec(
-                            format!("column \"{}\" is listed twice", n.value),
-                            Some(n.location),
-                        ));
-                    }
-                    locations.columns.insert(n.value.clone(), n.location);
-                    out.push(n.value);
-                }
-                Columns::Names(out)
-            }
-            _ => {
-                return Err(t
-                    .source()
-                    .error(v.span(), "`columns` must be a string or a list of column names"));
-            }
         },
     };
     let exclude = t.str_list("exclude")?.unwrap_or_default();
-    let exclude = exclude
+    let exclude: Vec<String> = exclude
         .into_iter()
         .map(|e| {
             locations.columns.insert(e.value.clone(), e.location);
             e.value
         })
         .collect();
+    if matches!(operator, Operator::Expression(_)) && !exclude.is_empty() {
+        return Err(Error::spec(
+            "`exclude` is not used by expression: it reads the columns its features name",
+            t.raw("exclude").map(|v| t.source().location(v.span())),
+        )
+        .with_hint("remove `exclude`"));
+    }
     let mut known = vec!["name", "operator", "columns", "exclude"];
     known.extend(operator.param_names());
     t.finish(&known)?;

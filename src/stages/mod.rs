@@ -13,6 +13,7 @@ pub mod count_frequency;
 pub mod datetime;
 pub mod discretise;
 pub mod end_tail;
+pub mod expression;
 pub mod impute;
 pub mod mean_target;
 pub mod mutual_info;
@@ -167,6 +168,8 @@ operators! {
             |p| datetime::FeatureParams::parse(p.table), |_| datetime::FeatureParams::NAMES.to_vec();
         DatetimeDifference = "datetime_difference", CATEGORICAL, datetime::DifferenceParams,
             |p| datetime::DifferenceParams::parse(p.table), |_| datetime::DifferenceParams::NAMES.to_vec();
+        Expression = "expression", ANY, expression::Params,
+            |p| expression::Params::parse(p.table), |_| expression::Params::NAMES.to_vec();
     }
 }
 
@@ -213,6 +216,7 @@ fitted! {
     Ordinal(ordinal::Fitted),
     Scale(scale::Fitted),
     Transform(transform::Fitted),
+    Expression(expression::Fitted),
     Cap(cap::Fitted),
     CountFrequency(count_frequency::Fitted),
     MeanTarget(mean_target::Fitted),
@@ -348,6 +352,7 @@ pub fn fit_step(step: &Step, train: &Frame, protected: &[&str], ctx: &mut FitCon
         Operator::RandomSample(p) => Fitted::RandomSample(random_sample::fit(p, train, &columns, ctx.seed)?),
         Operator::DatetimeFeatures(p) => Fitted::Datetime(datetime::fit_features(p, train, &columns)?),
         Operator::DatetimeDifference(p) => Fitted::Datetime(datetime::fit_difference(p, train, &columns)?),
+        Operator::Expression(p) => Fitted::Expression(expression::fit(p, train).map_err(|e| e.in_stage(&step.name))?),
         Operator::Woe(p) => Fitted::Woe(woe::fit(p, train, &columns, ctx.target_values(train, &step.name)?)?),
         Operator::SelectFromModel(p) => Fitted::Select(wrapper::fit_from_model(p, train, &columns, ctx, &step.name)?),
         Operator::Rfe(p) => Fitted::Select(wrapper::fit_rfe(

@@ -32,6 +32,7 @@ pub(super) fn addstep(b: &mut Builder, step: &stages::Fitted, name: &str) -> Res
             Ok(())
         }
         F::Transform(f) => add_transform(b, f, name),
+        F::Expression(f) => super::expression::add_expression(b, f, name),
         F::Cap(f) => add_cap(b, f, name),
         F::CountFrequency(f) => add_maps(
             b,
