@@ -50,6 +50,16 @@ struct SplitParams<'a> {
     split: &'a Split,
 }
 
+/// A stage between the split and training, with the columns no step may take as a feature: changing
+/// the target or the id column changes what `numeric` / `all` select, so it changes the key.
+#[derive(Serialize)]
+struct WithProtected<'a, T: Serialize> {
+    #[serde(flatten)]
+    stage: &'a T,
+    target: &'a str,
+    id_column: &'a Option<String>,
+}
+
 #[derive(Serialize)]
 struct TrainParams<'a> {
     train: &'a Train,
@@ -61,6 +71,14 @@ struct TrainParams<'a> {
 struct EvaluateParams<'a> {
     metrics: &'a [crate::spec::Metric],
     target: &'a str,
+}
+
+fn protected<'a, T: Serialize>(stage: &'a T, p: &'a Pipeline) -> WithProtected<'a, T> {
+    WithProtected {
+        stage,
+        target: &p.target,
+        id_column: &p.gather.id_column,
+    }
 }
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -93,10 +111,10 @@ impl Plan {
             json(&SplitParams { split: &p.split }),
         );
         if let Some(a) = &p.analyse {
-            push("analyse", StageKind::Analyse, "analyse", json(a));
+            push("analyse", StageKind::Analyse, "analyse", json(&protected(a, p)));
         }
         for (i, s) in p.steps.iter().enumerate() {
-            push(&s.name, StageKind::Step(i), s.group.name(), json(s));
+            push(&s.name, StageKind::Step(i), s.group.name(), json(&protected(s, p)));
         }
         let train = TrainParams {
             train: &p.train,

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::vocab::reader::TableReader;
 
 mod files;
-pub use files::{FileFormat, canonical_csv, column_texts};
+pub use files::{FileFormat, canonical_csv, column_texts, decoding};
 
 /// What to read from a database source, as written in `[gather]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1026,3 +1026,19 @@ fn expression_errors_point_into_the_feature() {
     );
     assert_store_clean(&p);
 }
+
+#[test]
+fn changing_the_id_column_or_target_reruns_every_step_it_decides() {
+    // The id column is never a feature: dropping it from [gather] puts it into `columns = "numeric"`,
+    // so the imputer and everything after it must be fitted again, not taken from the cache.
+    let p = Project::new();
+    p.run(&[]);
+    p.edit("pipeline.toml", "id_column = \"Id\"\n", "");
+    let again = p.run(&[]);
+    for stage in ["impute.numeric", "encode.onehot", "train"] {
+        assert!(ran(&again).contains(&stage.to_string()), "{stage} was reused: {again}");
+    }
+    // And that run reproduces.
+    let out = p.mlpipe(&["reproduce", again["run"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -334,7 +334,7 @@ fn numeric_expression_features_export_with_the_same_numbers() {
         "[[transform]]\nname = \"derived\"\noperator = \"expression\"\nfeatures = [\n\
          \"GrLivArea / TotRmsAbvGrd AS area_per_room\",\n\
          \"CASE WHEN BsmtUnfSF > 0 THEN BsmtFinSF1 / BsmtUnfSF WHEN PoolArea > 0 THEN -1 ELSE 0 END AS bsmt_ratio\",\n\
-         \"LN(LotArea) + LOG10(GrLivArea) - SQRT(ABS(MasVnrArea - 100)) AS logs\",\n\
+         \"LN(LotArea) + LN(GrLivArea) / LN(10) - SQRT(ABS(MasVnrArea - 100)) AS logs\",\n\
          \"POWER(OverallQual, 2) % 7 + FLOOR(LotFrontage / 10) - CEIL(GarageCars / 3) AS mixed\",\n\
          \"LEAST(YearBuilt, YearRemodAdd) - GREATEST(GarageYrBlt, 1950) AS years\",\n\
          \"COALESCE(NULL, LotFrontage) * EXP(-OverallCond) AS decayed\",\n\

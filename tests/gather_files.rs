@@ -95,8 +95,8 @@ fn a_pipeline_gathered_from_parquet_reuses_the_csv_runs_stages_and_metrics() {
         "the Parquet run recomputed a stage the CSV run stored: {parquet}"
     );
     assert_eq!(parquet["metrics"], csv["metrics"]);
-    // The format is part of the pipeline, so the run is another run, and it reproduces from the store.
-    assert_ne!(parquet["run"], csv["run"]);
+    // The same rows under another format are the same run (as a moved file is), reproduced from the store.
+    assert_eq!(parquet["run"], csv["run"]);
     std::fs::remove_file(p.path("train.parquet")).unwrap();
     let out = p.mlpipe(&["reproduce", parquet["run"].as_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -270,7 +270,30 @@ fn bad_typed_files_are_refused_with_the_file_line_or_column_named() {
         "{err}"
     );
 
-    // NDJSON: the line of a repeated key, a nested value, a line that is not an object.
+    // A column name holding a terminal escape is shown escaped.
+    let b = batch(vec![(
+        "\u{1b}]0;pwned\u{7}x",
+        Arc::new(Float64Array::from(vec![f64::NEG_INFINITY])) as ArrayRef,
+    )]);
+    write_parquet(&p.path("escape.parquet"), &[b], 100);
+    let (_, err) = p.fail(&["snapshot", p.path("escape.parquet").to_str().unwrap(), "--hash-only"]);
+    assert!(!err.contains('\u{1b}') && err.contains("\\u{1b}]0;pwned\\u{7}x"), "{err:?}");
+
+    // Damaged decoder input is an error naming the file, never a crash; a FIFO is refused unread.
+    let mut bytes = std::fs::read(fixture("penguins-pyarrow.feather")).unwrap();
+    let mut crashed = Vec::new();
+    for (i, at) in (600..bytes.len().min(2600)).step_by(7).enumerate() {
+        let keep = bytes[at];
+        bytes[at] = keep.wrapping_add(u8::try_from(i % 251).unwrap() + 1);
+        std::fs::write(p.path("damaged.feather"), &bytes).unwrap();
+        bytes[at] = keep;
+        let out = p.mlpipe(&["snapshot", p.path("damaged.feather").to_str().unwrap(), "--hash-only"]);
+        if out.status.code() == Some(101) {
+            crashed.push(at);
+        }
+    }
+    assert!(crashed.is_empty(), "damaged at {crashed:?}: exit 101");
+
     for (body, want) in [
         ("{\"a\":1}\n{\"a\":2,\"a\":3}\n", "line 2"),
         ("{\"a\":1}\n\n{\"a\":[1]}\n", "line 3"),

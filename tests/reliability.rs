@@ -1833,7 +1833,8 @@ fn a_stream_whose_ledger_refuses_the_append_exits_1_not_101() {
     let mut child = spawn_stream(&p, &run);
     let mut input = child.stdin.take().unwrap();
     for rec in &test_records(&p)[..2] {
-        writeln!(input, "{rec}").unwrap();
+        // The stream may refuse (and exit) before it reads: a closed pipe is not this test's failure.
+        let _ = writeln!(input, "{rec}");
     }
     drop(input);
     let out = child.wait_with_output().unwrap();

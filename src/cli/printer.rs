@@ -113,13 +113,14 @@ impl Printer {
 
     #[allow(clippy::unused_self)]
     pub fn error(&self, e: &Error) {
-        let mut s = format!("error: {e}\n");
+        // Messages quote data (column names, values, keys): a terminal escape in them is shown escaped.
+        let mut s = format!("error: {}\n", lines_safe(&e.to_string()));
         if let Some(loc) = e.location() {
             let num = loc.line.to_string();
             let pad = " ".repeat(num.len());
             let _ = writeln!(s, "{pad}--> {loc}");
             let _ = writeln!(s, "{pad} |");
-            let _ = writeln!(s, "{num} | {}", loc.line_text);
+            let _ = writeln!(s, "{num} | {}", terminal_safe(&loc.line_text));
             let _ = writeln!(
                 s,
                 "{pad} | {}{}",
@@ -128,7 +129,7 @@ impl Printer {
             );
         }
         if let Some(h) = e.hint() {
-            let _ = writeln!(s, "hint: {h}");
+            let _ = writeln!(s, "hint: {}", lines_safe(&h));
         }
         let _ = std::io::stderr().write_all(s.as_bytes());
     }
@@ -747,6 +748,11 @@ fn count<N: Copy + std::fmt::Display + TryInto<u64>>(n: N, one: &str, many: &str
 
 /// Ledger cells are text anyone with the database could have written: shown as they are unless they
 /// hold control characters (a terminal escape, a NUL), which are shown escaped.
+/// `terminal_safe` line by line: line breaks stay, every other control character is escaped.
+fn lines_safe(text: &str) -> String {
+    text.split('\n').map(terminal_safe).collect::<Vec<_>>().join("\n")
+}
+
 fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     if text.chars().any(char::is_control) {
         std::borrow::Cow::Owned(text.escape_debug().to_string())

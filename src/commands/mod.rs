@@ -28,6 +28,16 @@ pub use crate::fitted::runs::{
 /// Reads a data file and computes its content id (blake3; multi-threaded for large files, which gives
 /// the same digest as one thread).
 pub fn read_snapshot(path: &Path) -> Result<(Id, Vec<u8>)> {
+    // A FIFO would block the run forever, a device (a link to /dev/zero) never ends.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(Error::data(format!(
+            "{} is not a regular file (a folder, FIFO or device)",
+            path.display()
+        ))
+        .with_hint("name a data file; copy streamed data into a file first"));
+    }
     crate::resources::check_fits(path, "data file")?;
     let bytes = std::fs::read(path).map_err(|e| Error::io("read data file", path, e))?;
     let mut hasher = blake3::Hasher::new();

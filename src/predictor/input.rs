@@ -17,7 +17,7 @@ pub fn read_input(scorer: &Scorer, bytes: &[u8], format: Format, source: &str) -
     match format {
         Format::Csv => scorer.read_csv(bytes, source),
         Format::Ndjson => read_ndjson(scorer, bytes, source),
-        Format::Parquet => read_parquet(scorer, bytes, source),
+        Format::Parquet => crate::sources::decoding(source, "Parquet", || read_parquet(scorer, bytes, source)),
     }
 }
 

@@ -385,6 +385,8 @@ impl Scorer {
             Some(Value::String(s)) if s.is_empty() || self.na_values.contains(s) => Ok(None),
             Some(Value::String(s)) => Ok(Some(Arc::from(s.as_str()))),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(Arc::from(n.to_string().as_str()))),
+            // As gathering writes a boolean (NDJSON, Parquet, a database) into the training data.
+            Some(Value::Bool(b)) => Ok(Some(Arc::from(if *b { "true" } else { "false" }))),
             Some(other) => Err(Error::data(format!(
                 "field \"{name}\" is categorical and must be a string or null, but it is {}",
                 describe_json(other)

@@ -99,19 +99,45 @@ pub fn canonical_csv(
     na: &str,
     source: &str,
 ) -> Result<Vec<u8>> {
+    if na.contains([',', '"', '\n', '\r']) {
+        return Err(Error::data(format!(
+            "the missing-value marker {na:?} cannot be written into a CSV snapshot: it holds a comma, quote or line break"
+        ))
+        .with_hint("choose a marker such as NA (the first of [gather] na_values, or --na)"));
+    }
+    // Compressed files expand: the snapshot may take no more memory than a CSV file that passes the
+    // memory check would.
+    let limit =
+        crate::resources::memory_budget().map_or(u64::MAX, |b| b.bytes / crate::resources::MIN_BYTES_PER_FILE_BYTE);
     let mut out = CsvOut {
         text: String::with_capacity(bytes.len()),
         na,
         source,
         rows: 0,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
     };
     match format {
         FileFormat::Csv => return Err(Error::internal("canonical_csv of a CSV file")),
-        FileFormat::Parquet => read_parquet(bytes, columns, &mut out)?,
-        FileFormat::Ipc => read_ipc(&bytes, columns, &mut out)?,
+        FileFormat::Parquet => decoding(source, "Parquet", || read_parquet(bytes, columns, &mut out))?,
+        FileFormat::Ipc => decoding(source, "Arrow IPC", || read_ipc(&bytes, columns, &mut out))?,
         FileFormat::Ndjson => read_ndjson(&bytes, columns, &mut out)?,
     }
     Ok(out.text.into_bytes())
+}
+
+/// Runs a decoder of a foreign file format: a damaged file that makes the decoder panic (the parquet and
+/// arrow crates assert on some corruptions) is an error naming the file, not a crash.
+pub fn decoding<T>(source: &str, format: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    std::panic::set_hook(previous);
+    result.unwrap_or_else(|_| {
+        Err(Error::data(format!(
+            "{source} is not a readable {format} file: its decoder failed on damaged data"
+        ))
+        .with_hint("write the file again from its source and check it is complete"))
+    })
 }
 
 struct CsvOut<'a> {
@@ -120,9 +146,18 @@ struct CsvOut<'a> {
     source: &'a str,
     /// Rows written so far (for "row N" in messages, 1-based there).
     rows: u64,
+    /// The most bytes the snapshot may take.
+    limit: usize,
 }
 
 impl CsvOut<'_> {
+    fn check_size(&self) -> Result<()> {
+        if self.text.len() <= self.limit {
+            return Ok(());
+        }
+        Err(too_big(self.source))
+    }
+
     fn header(&mut self, names: &[&str]) {
         for (i, name) in names.iter().enumerate() {
             if i > 0 {
@@ -158,10 +193,20 @@ impl CsvOut<'_> {
                 })?;
             }
             self.text.push('\n');
+            if self.text.len() > self.limit {
+                return self.check_size();
+            }
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
+}
+
+fn too_big(source: &str) -> Error {
+    Error::data(format!(
+        "{source} expands to more rows than mlpipe can hold in the memory available"
+    ))
+    .with_hint("keep only the columns the pipeline needs ([gather] columns), use fewer rows, or run with more memory")
 }
 
 /// The columns to read, by index into the file's columns, in file order; every name checked.
@@ -222,6 +267,11 @@ fn read_parquet(bytes: Vec<u8>, columns: &[String], out: &mut CsvOut<'_>) -> Res
     let schema = builder.schema().clone();
     let names = field_names(&schema);
     let keep = projection(&names, columns, source)?;
+    // Every cell takes at least its separator: a file whose rows cannot fit is refused before decoding.
+    let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    if rows.saturating_mul(keep.len() as u64) > out.limit as u64 {
+        return Err(too_big(source));
+    }
     let kept: Vec<&str> = keep.iter().map(|&i| names[i]).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), keep.iter().copied());
     let reader = builder
@@ -632,6 +682,7 @@ fn read_ndjson(bytes: &[u8], columns: &[String], out: &mut CsvOut<'_>) -> Result
         }
         out.text.push('\n');
         out.rows += 1;
+        out.check_size()?;
     }
     Ok(())
 }

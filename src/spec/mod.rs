@@ -187,11 +187,12 @@ impl Pipeline {
         })
     }
 
-    /// The bytes that enter the run id: the canonical JSON without the data file's path, so that a moved
-    /// file with the same content gives the same run.
+    /// The bytes that enter the run id: the canonical JSON without the data file's path and format, so
+    /// that a moved file, or a Parquet copy of a CSV file, with the same rows gives the same run.
     pub fn hashed_bytes(&self) -> Vec<u8> {
         let mut copy = self.clone();
         copy.gather.source = String::new();
+        copy.gather.format = FileFormat::Csv;
         copy.gates = Vec::new();
         copy.to_canonical_json()
     }

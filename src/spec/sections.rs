@@ -233,7 +233,16 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
         }
         None
     };
-    let format = match g.choice("format", &FileFormat::NAMES)? {
+    let format = match g.choice("format", &FileFormat::NAMES).map_err(|e| match g.raw("format") {
+        // Other names for the formats users have.
+        Some(v) if matches!(v.get_ref(), DeValue::String(s) if ["feather", "arrow", "arrows"].contains(&s.as_ref())) => {
+            e.with_hint("Arrow IPC (Feather v2) is format = \"ipc\"")
+        }
+        Some(v) if matches!(v.get_ref(), DeValue::String(s) if ["json", "jsonl"].contains(&s.as_ref())) => {
+            e.with_hint("one JSON object per line is format = \"ndjson\"")
+        }
+        _ => e,
+    })? {
         Some(f) if database.is_some() && f.value != "csv" => {
             return Err(Error::spec(
                 format!(
@@ -293,12 +302,17 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
             dtypes.insert(key.value, ty);
         }
     }
-    let columns: Vec<String> = g
-        .str_list("columns")?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.value)
-        .collect();
+    let columns = g.str_list("columns")?;
+    if let Some(list) = &columns
+        && list.is_empty()
+    {
+        return Err(Error::spec(
+            "`columns` is an empty list: no column would be read",
+            g.raw("columns").map(|v| g.source().location(v.span())),
+        )
+        .with_hint("name the columns to keep, or leave `columns` out to read them all"));
+    }
+    let columns: Vec<String> = columns.unwrap_or_default().into_iter().map(|c| c.value).collect();
     let read = ReadOptions {
         delimiter,
         na_values,

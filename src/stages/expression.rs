@@ -138,14 +138,49 @@ impl Kind {
 }
 
 /// One feature as fitted: the expression, its new column, its kind, and the columns it reads with
-/// their train types.
+/// their train types. The expression is stored as its text and parsed again when loaded (a tree would
+/// nest as deep as the expression in the stored JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredFeature", into = "StoredFeature")]
 pub struct FittedFeature {
     pub text: String,
     pub expr: Expr,
     pub name: String,
     pub kind: Kind,
     pub inputs: Vec<(String, ColumnType)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFeature {
+    text: String,
+    name: String,
+    kind: Kind,
+    inputs: Vec<(String, ColumnType)>,
+}
+
+impl From<FittedFeature> for StoredFeature {
+    fn from(f: FittedFeature) -> StoredFeature {
+        StoredFeature {
+            text: f.text,
+            name: f.name,
+            kind: f.kind,
+            inputs: f.inputs,
+        }
+    }
+}
+
+impl TryFrom<StoredFeature> for FittedFeature {
+    type Error = String;
+    fn try_from(s: StoredFeature) -> std::result::Result<FittedFeature, String> {
+        let parsed = parse::parse_feature(&s.text).map_err(|e| e.message)?;
+        Ok(FittedFeature {
+            text: s.text,
+            expr: parsed.expr,
+            name: s.name,
+            kind: s.kind,
+            inputs: s.inputs,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +294,12 @@ fn check(e: &Expr, type_of: &dyn Fn(&str) -> Option<ColumnType>) -> std::result:
                 Kind::Bool
             }
             _ => {
+                if matches!(**a, Expr::Null) || matches!(**b, Expr::Null) {
+                    return Err(format!(
+                        "'{}' with NULL is never true (a comparison with a missing value is unknown): write IS NULL or IS NOT NULL",
+                        op.symbol()
+                    ));
+                }
                 same(a, b, &format!("'{}'", op.symbol()))?;
                 Kind::Bool
             }
@@ -314,7 +355,7 @@ fn check(e: &Expr, type_of: &dyn Fn(&str) -> Option<ColumnType>) -> std::result:
                     for a in args {
                         kind = merge(kind, k(a)?, a)?;
                     }
-                    if kind == Kind::Text && *f != Func::Coalesce {
+                    if matches!(kind, Kind::Text | Kind::Bool) && *f != Func::Coalesce {
                         return Err(format!("{name} takes numbers"));
                     }
                     kind
@@ -768,6 +809,8 @@ mod tests {
         assert!(err(&["a = 'x' AS x"]).contains("compares \"a\" (a number) with 'x' (text)"));
         assert!(err(&["a AS b"]).contains("the new column \"b\" already exists"));
         assert!(err(&["NULL AS x"]).contains("always NULL"));
+        assert!(err(&["a = NULL AS x"]).contains("write IS NULL"));
+        assert!(err(&["GREATEST(a > 1, b > 1) AS x"]).contains("GREATEST takes numbers"));
         assert!(err(&["DATE_DIFF('fortnight', day, day) AS x"]).contains("'day'"));
         assert!(err(&["DATE_DIFF('day', town, day) AS x"]).contains("\"North Ames\" is not a date"));
         assert!(err(&["nope * 2 AS x"]).contains("\"nope\""));

@@ -1,5 +1,5 @@
 //! The `expression` step in ONNX: its numeric subset — arithmetic, comparisons, AND / OR / NOT, CASE,
-//! BETWEEN, IN, IS NULL, COALESCE, LEAST / GREATEST and the numeric functions — as float64 tensors in
+//! BETWEEN, IN, IS NULL, COALESCE, LEAST / GREATEST and the numeric functions but LOG10 — as float64 tensors in
 //! which a missing value is NaN and a condition is 1 / 0 / NaN (SQL's unknown), computed as mlpipe
 //! computes it: a result that is not a finite number becomes NaN. Text results, LIKE, ||, LOWER, UPPER,
 //! LENGTH, `DATE_DIFF` and text ordering are refused by name.
@@ -13,7 +13,7 @@ fn refuse(step: &str, feature: &str, what: &str) -> Error {
     Error::data(format!(
         "step {step} cannot be exported to ONNX: the feature \"{feature}\" uses {what}"
     ))
-    .with_hint("ONNX export covers numeric expressions (arithmetic, comparisons, CASE, COALESCE, LEAST/GREATEST, ABS, SQRT, EXP, LN, LOG10, POWER, FLOOR, CEIL) and text compared with = or IN")
+    .with_hint("ONNX export covers numeric expressions (arithmetic, comparisons, CASE, COALESCE, LEAST/GREATEST, ABS, SQRT, EXP, LN, POWER, FLOOR, CEIL) and text compared with = or IN to a non-empty text")
 }
 
 pub(super) fn add_expression(b: &mut Builder, f: &Fitted, step: &str) -> Result<()> {
@@ -105,6 +105,8 @@ impl Graph<'_, '_> {
             Expr::Number(x) => self.c(*x),
             Expr::Bool(v) => self.c(f64::from(u8::from(*v))),
             Expr::Null => self.c(f64::NAN),
+            // The graph's missing text is "", so an empty text could not be told from a missing one.
+            Expr::Text(s) if s.is_empty() => return Err(self.refuse("the empty text ''")),
             Expr::Text(s) => return Ok(T::Text(self.b.constant_strings("text", &[s]))),
             Expr::Column(c) => {
                 let v = self.b.column(c, self.step)?;
@@ -257,7 +259,8 @@ impl Graph<'_, '_> {
 
     fn call(&mut self, f: Func, args: &[Expr]) -> Result<String> {
         match f {
-            Func::Lower | Func::Upper | Func::Length | Func::DateDiff => {
+            // ONNX has no log10, and ln(x) / ln(10) is not log10 in the last bit (FLOOR would see it).
+            Func::Lower | Func::Upper | Func::Length | Func::DateDiff | Func::Log10 => {
                 Err(self.refuse(&format!("{}()", f.name().to_uppercase())))
             }
             Func::Coalesce => {
@@ -286,11 +289,6 @@ impl Graph<'_, '_> {
                     Func::Sqrt => self.node("Sqrt", &[&x]),
                     Func::Exp => self.node("Exp", &[&x]),
                     Func::Ln => self.node("Log", &[&x]),
-                    Func::Log10 => {
-                        let ln = self.node("Log", &[&x]);
-                        let ten = self.c(std::f64::consts::LN_10);
-                        self.node("Div", &[&ln, &ten])
-                    }
                     Func::Floor => self.node("Floor", &[&x]),
                     Func::Ceil => self.node("Ceil", &[&x]),
                     _ => {
@@ -343,6 +341,8 @@ mod tests {
             ("LENGTH(town) AS size", "uses LENGTH()"),
             ("town < 'M' AS early", "uses text ordered with < or >"),
             ("2 AS two", "uses no column"),
+            ("LOG10(n) AS digits", "uses LOG10()"),
+            ("town = '' AS blank", "uses the empty text ''"),
         ] {
             let err = add_expression(&mut builder(), &fitted(feature), "transform.x").unwrap_err();
             assert!(

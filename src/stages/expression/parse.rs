@@ -324,6 +324,10 @@ pub struct Feature {
     pub name: String,
 }
 
+/// How deep an expression may nest (parentheses, operators, arguments): far beyond what a person
+/// writes, and well inside the stack of the threads that parse, check and compute it.
+pub const MAX_DEPTH: usize = 100;
+
 /// Parses `expr AS name`.
 pub fn parse_feature(text: &str) -> Result<Feature, SyntaxError> {
     let toks = lex(text)?;
@@ -331,6 +335,7 @@ pub fn parse_feature(text: &str) -> Result<Feature, SyntaxError> {
         toks: &toks,
         pos: 0,
         end: text.len(),
+        depth: 0,
     };
     let expr = p.expr()?;
     if !p.keyword("as") {
@@ -350,6 +355,13 @@ pub fn parse_feature(text: &str) -> Result<Feature, SyntaxError> {
     if p.peek().is_some() {
         return fail("unexpected text after the name", p.at());
     }
+    if depth(&expr) > MAX_DEPTH {
+        return Err(SyntaxError {
+            message: format!("the expression nests more than {MAX_DEPTH} levels deep"),
+            at: 0,
+            hint: Some("split it over several features or steps (a long sum nests one level per term)".into()),
+        });
+    }
     Ok(Feature { expr, name })
 }
 
@@ -357,6 +369,27 @@ struct Parser<'t> {
     toks: &'t [(Tok, usize)],
     pos: usize,
     end: usize,
+    /// Nesting of `expr` calls (parentheses, NOT, unary minus, arguments), bounded so that no input
+    /// overflows the parser's stack.
+    depth: usize,
+}
+
+/// How deep an expression tree is.
+fn depth(e: &Expr) -> usize {
+    let children: Vec<&Expr> = match e {
+        Expr::Number(_) | Expr::Text(_) | Expr::Null | Expr::Bool(_) | Expr::Column(_) => Vec::new(),
+        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull { expr: x, .. } | Expr::Like { expr: x, .. } => vec![x],
+        Expr::Binary(_, a, b) => vec![a, b],
+        Expr::In { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
+        Expr::Between { expr, low, high, .. } => vec![expr, low, high],
+        Expr::Case { branches, otherwise } => branches
+            .iter()
+            .flat_map(|(c, v)| [c, v])
+            .chain(otherwise.as_deref())
+            .collect(),
+        Expr::Call(_, args) => args.iter().collect(),
+    };
+    1 + children.into_iter().map(depth).max().unwrap_or(0)
 }
 
 const KEYWORDS: [&str; 19] = [
@@ -414,6 +447,19 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Expr, SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return fail(
+                format!("the expression nests more than {MAX_DEPTH} levels deep"),
+                self.at(),
+            );
+        }
+        let e = self.or();
+        self.depth -= 1;
+        e
+    }
+
+    fn or(&mut self) -> Result<Expr, SyntaxError> {
         let mut left = self.and()?;
         while self.keyword("or") {
             let right = self.and()?;
@@ -433,9 +479,23 @@ impl Parser<'_> {
 
     fn not(&mut self) -> Result<Expr, SyntaxError> {
         if self.keyword("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Parser::not)?)));
         }
         self.comparison()
+    }
+
+    /// A recursive step that counts towards the depth limit.
+    fn nested(&mut self, f: fn(&mut Self) -> Result<Expr, SyntaxError>) -> Result<Expr, SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return fail(
+                format!("the expression nests more than {MAX_DEPTH} levels deep"),
+                self.at(),
+            );
+        }
+        let e = f(self);
+        self.depth -= 1;
+        e
     }
 
     fn comparison(&mut self) -> Result<Expr, SyntaxError> {
@@ -561,13 +621,13 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
         if self.sym("-") {
-            return Ok(match self.unary()? {
+            return Ok(match self.nested(Parser::unary)? {
                 Expr::Number(x) => Expr::Number(-x),
                 e => Expr::Neg(Box::new(e)),
             });
         }
         if self.sym("+") {
-            return self.unary();
+            return self.nested(Parser::unary);
         }
         self.primary()
     }
@@ -783,5 +843,16 @@ mod tests {
             assert_eq!(e.at, at, "{text}: {e:?}");
         }
         assert_eq!(parse_feature("a").unwrap_err().message, "the feature has no name");
+        // Deep nesting is a syntax error, not a stack overflow; a long sum is depth too.
+        for text in [
+            format!("{}a{} AS x", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}a AS x", "-".repeat(5000)),
+            format!("{}a AS x", "NOT ".repeat(5000)),
+            format!("{} AS x", vec!["a"; 5000].join(" + ")),
+        ] {
+            let e = parse_feature(&text).unwrap_err();
+            assert!(e.message.contains("nests more than"), "{e:?}");
+        }
+        assert!(parse_feature(&format!("{} AS x", vec!["a"; 99].join(" + "))).is_ok());
     }
 }
