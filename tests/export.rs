@@ -344,3 +344,22 @@ fn numeric_expression_features_export_with_the_same_numbers() {
     );
     run_and_verify(&p, &["transform.derived"]);
 }
+
+#[test]
+fn text_tested_for_equality_in_an_expression_exports_and_is_dropped() {
+    let p = Project::new();
+    p.edit(
+        "pipeline.toml",
+        "operator = \"one_hot\"\ncolumns = \"categorical\"",
+        "operator = \"one_hot\"\ncolumns = \"categorical\"\nexclude = [\"Neighborhood\"]",
+    );
+    p.edit(
+        "pipeline.toml",
+        "[train]",
+        "[[transform]]\nname = \"town\"\noperator = \"expression\"\nfeatures = [\n\
+         \"Neighborhood IN ('NoRidge', 'NridgHt') OR Neighborhood = 'StoneBr' AS north\",\n\
+         \"CASE WHEN Neighborhood <> 'OldTown' THEN OverallQual ELSE 0 END AS not_old\",\n]\n\
+         drop = [\"Neighborhood\"]\n\n[train]",
+    );
+    run_and_verify(&p, &["transform.town"]);
+}

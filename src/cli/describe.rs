@@ -288,6 +288,9 @@ pub fn stage_output(o: &StageOutput) -> String {
             for feature in &f.features {
                 let _ = writeln!(s, "  {}", feature.text);
             }
+            if !f.drop.is_empty() {
+                let _ = writeln!(s, "  then drops {}", list(&f.drop, 20));
+            }
         }
         StageState::Step(Fitted::Combine(mlpipe::stages::combine::Fitted::Combine {
             function,

@@ -294,6 +294,12 @@ fn read_ipc(bytes: &[u8], columns: &[String], out: &mut CsvOut<'_>) -> Result<()
         Error::data(format!("{source} is not a readable Arrow IPC file: {e}"))
             .with_hint("write it with an Arrow IPC writer (pyarrow.feather, polars write_ipc) and check it is complete")
     };
+    // arrow-ipc allocates what a compressed buffer declares before decompressing it (an abort, not an
+    // error, when that is absurd): look at every declaration first.
+    check_ipc_declarations(bytes, out.limit).map_err(|what| {
+        Error::data(format!("{source} is not a readable Arrow IPC file: {what}"))
+            .with_hint("write it again with an Arrow IPC writer and check it is complete")
+    })?;
     // The file format opens with "ARROW1"; anything else is tried as the stream format.
     if bytes.starts_with(b"ARROW1") {
         let schema = FileReader::try_new(Cursor::new(bytes), None)
@@ -339,6 +345,91 @@ pub fn column_texts(array: &dyn Array) -> Option<std::result::Result<Vec<Option<
         texts.push((present && !text.is_empty()).then_some(text));
     }
     Some(Ok(texts))
+}
+
+/// Refuses an IPC file whose record or dictionary batches declare more rows, or compressed buffers more
+/// bytes, than `limit`. Messages are found through the footer (file format) and one after another (both
+/// formats); what cannot be parsed here is left to the reader, which reports it.
+fn check_ipc_declarations(bytes: &[u8], limit: usize) -> std::result::Result<(), String> {
+    let i32_at = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(i32::from_le_bytes(b)).ok()
+    };
+    // A message at `at`: (flatbuffer, where its body starts).
+    let message_at = |at: usize| -> Option<(arrow_ipc::Message<'_>, usize)> {
+        let (len, start) = if bytes.get(at..at + 4)? == [0xff; 4] {
+            (i32_at(at + 4)?, at + 8)
+        } else {
+            (i32_at(at)?, at + 4)
+        };
+        let end = start.checked_add(len)?;
+        let message = arrow_ipc::root_as_message(bytes.get(start..end)?).ok()?;
+        Some((message, end))
+    };
+    let check = |message: &arrow_ipc::Message<'_>, body: usize| -> std::result::Result<(), String> {
+        let batch = message
+            .header_as_record_batch()
+            .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+        let Some(batch) = batch else { return Ok(()) };
+        if usize::try_from(batch.length()).map_or(true, |rows| rows > limit) {
+            return Err(format!("a batch declares {} rows", batch.length()));
+        }
+        if batch.compression().is_none() {
+            return Ok(());
+        }
+        for buffer in batch.buffers().into_iter().flatten() {
+            let Some(at) = usize::try_from(buffer.offset()).ok().and_then(|o| o.checked_add(body)) else {
+                continue;
+            };
+            let Some(prefix) = bytes
+                .get(at..at.saturating_add(8))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            else {
+                continue;
+            };
+            // -1 marks a buffer stored uncompressed.
+            let declared = i64::from_le_bytes(prefix);
+            if declared > 0 && usize::try_from(declared).map_or(true, |n| n > limit) {
+                return Err(format!("a compressed buffer declares {declared} bytes"));
+            }
+        }
+        Ok(())
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let footer = (bytes.starts_with(b"ARROW1") && bytes.len() >= 16)
+        .then(|| {
+            let end = bytes.len() - 10;
+            let start = end.checked_sub(i32_at(end)?)?;
+            arrow_ipc::root_as_footer(bytes.get(start..end)?).ok()
+        })
+        .flatten();
+    if let Some(footer) = footer {
+        let blocks = footer.recordBatches().into_iter().flatten();
+        for block in blocks.chain(footer.dictionaries().into_iter().flatten()) {
+            let (Ok(at), Ok(meta)) = (usize::try_from(block.offset()), usize::try_from(block.metaDataLength())) else {
+                continue;
+            };
+            if let Some((message, _)) = message_at(at) {
+                check(&message, at.saturating_add(meta))?;
+                seen.insert(at);
+            }
+        }
+    }
+    // Messages one after another: from byte 8 in the file format, byte 0 in the stream format.
+    let mut at = if bytes.starts_with(b"ARROW1") { 8 } else { 0 };
+    while let Some((message, body)) = message_at(at) {
+        if !seen.contains(&at) {
+            check(&message, body)?;
+        }
+        let Some(next) = usize::try_from(message.bodyLength())
+            .ok()
+            .and_then(|n| body.checked_add(n))
+        else {
+            break;
+        };
+        at = next;
+    }
+    Ok(())
 }
 
 /// One column of a batch, ready to write cell by cell (its type looked at once).

@@ -28,6 +28,10 @@ use crate::vocab::reader::{At, TableReader};
 pub struct Params {
     /// The features as written (`expression AS name`): their text is what the stage key hashes.
     pub features: Vec<String>,
+    /// Columns the features read that go once the features are made (a text column tested with LIKE,
+    /// which no model could take).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<String>,
     /// Where each feature is written, by its new column's name, and where each column it reads is named.
     #[serde(skip)]
     pub locations: Vec<(String, Location)>,
@@ -36,12 +40,12 @@ pub struct Params {
 /// Two steps are the same when their features are (where they are written is not part of them).
 impl PartialEq for Params {
     fn eq(&self, other: &Params) -> bool {
-        self.features == other.features
+        self.features == other.features && self.drop == other.drop
     }
 }
 
 impl Params {
-    pub const NAMES: [&'static str; 1] = ["features"];
+    pub const NAMES: [&'static str; 2] = ["features", "drop"];
 
     pub fn parse(t: &mut TableReader<'_, '_>) -> Result<Params> {
         let list = t
@@ -77,8 +81,26 @@ impl Params {
             locations.push((feature.name.clone(), item.location.clone()));
             names.push(feature.name);
         }
+        let mut drop = Vec::new();
+        for d in t.str_list("drop")?.unwrap_or_default() {
+            if !locations.iter().any(|(n, _)| *n == d.value) || names.contains(&d.value) {
+                return Err(Error::spec(
+                    format!("`drop` names \"{}\", which no feature of this step reads", d.value),
+                    Some(d.location),
+                )
+                .with_hint("drop lists columns the features read, to remove once the features are made"));
+            }
+            if drop.contains(&d.value) {
+                return Err(Error::spec(
+                    format!("\"{}\" is listed twice", d.value),
+                    Some(d.location),
+                ));
+            }
+            drop.push(d.value);
+        }
         Ok(Params {
             features: list.into_iter().map(|i| i.value).collect(),
+            drop,
             locations,
         })
     }
@@ -186,6 +208,9 @@ impl TryFrom<StoredFeature> for FittedFeature {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
     pub features: Vec<FittedFeature>,
+    /// Read columns removed after the features are made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<String>,
 }
 
 /// Checks every feature against the train columns (types, new names) and computes it on train, so that
@@ -225,7 +250,10 @@ pub fn fit(p: &Params, train: &Frame) -> Result<Fitted> {
             inputs,
         });
     }
-    let fitted = Fitted { features };
+    let fitted = Fitted {
+        features,
+        drop: p.drop.clone(),
+    };
     fitted.apply(train.clone())?;
     Ok(fitted)
 }
@@ -745,6 +773,7 @@ impl Fitted {
             });
         }
         frame.columns.extend(new);
+        frame.columns.retain(|c| !self.drop.contains(&c.name));
         Ok(frame)
     }
 }
@@ -767,6 +796,7 @@ mod tests {
     fn params(features: &[&str]) -> Params {
         Params {
             features: features.iter().map(|s| (*s).to_string()).collect(),
+            drop: Vec::new(),
             locations: Vec::new(),
         }
     }
@@ -800,6 +830,12 @@ mod tests {
         assert_eq!(numbers(&f, "filled"), ["1", "3", "50"]);
         assert_eq!(numbers(&f, "days"), ["0", "60", "NaN"]);
         assert_eq!(numbers(&f, "mixed"), ["11", "7", "NaN"]);
+        // `drop` removes read columns once the features are made.
+        let mut p = params(&["town LIKE 'North%' AS north"]);
+        p.drop = vec!["town".into()];
+        let f = fit(&p, &frame()).unwrap().apply(frame()).unwrap();
+        assert!(f.column("town").is_none());
+        assert_eq!(numbers(&f, "north"), ["1", "0", "NaN"]);
     }
 
     #[test]

@@ -208,8 +208,25 @@ pub struct Fitted {
     pub dropped: Vec<Dropped>,
     /// Each examined column's score, for the steps that rank: `select_k_best` (F statistic or mutual
     /// information in nats) and `select_from_model` (importance).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "nan_as_null")]
     pub scores: Vec<f64>,
+}
+
+/// Scores as JSON: an undefined score (scikit-learn's NaN F statistic of a constant column) is `null`,
+/// read back as NaN, so that the stored output loads again.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[allow(clippy::ptr_arg)] // serde's `with` passes the field as it is
+    pub fn serialize<S: Serializer>(scores: &Vec<f64>, s: S) -> Result<S::Ok, S::Error> {
+        let present: Vec<Option<f64>> = scores.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
+        present.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let present = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(present.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+    }
 }
 
 fn same(a: &ColumnData, b: &ColumnData) -> bool {
@@ -513,6 +530,21 @@ impl Fitted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_undefined_score_is_stored_and_read_back() {
+        // A constant column's F statistic is NaN; JSON has no NaN, so it is stored as null.
+        let fitted = Fitted {
+            examined: vec!["a".into(), "b".into()],
+            dropped: Vec::new(),
+            scores: vec![2.5, f64::NAN],
+        };
+        let json = serde_json::to_string(&fitted).unwrap();
+        assert!(json.contains("[2.5,null]"), "{json}");
+        let back: Fitted = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.scores[0], 2.5);
+        assert!(back.scores[1].is_nan());
+    }
     use crate::frame::{ReadOptions, read_csv};
 
     fn frame() -> Frame {

@@ -37,6 +37,9 @@ pub(super) fn add_expression(b: &mut Builder, f: &Fitted, step: &str) -> Result<
     for (name, tensor) in new {
         b.set(&name, tensor, false);
     }
+    for gone in &f.drop {
+        b.columns.remove(gone);
+    }
     Ok(())
 }
 
@@ -328,6 +331,7 @@ mod tests {
         );
         let params = Params {
             features: vec![feature.to_string()],
+            drop: Vec::new(),
             locations: Vec::new(),
         };
         fit(&params, &frame).unwrap()
