@@ -258,6 +258,14 @@ fn bad_typed_files_are_refused_with_the_file_line_or_column_named() {
     assert_eq!(code, 1);
     assert!(err.contains("cut.parquet is not a readable Parquet file"), "{err}");
 
+    // A Feather file named .parquet is named for what it is.
+    std::fs::copy(fixture("penguins-pyarrow.feather"), p.path("renamed.parquet")).unwrap();
+    let (_, err) = p.fail(&["snapshot", p.path("renamed.parquet").to_str().unwrap(), "--hash-only"]);
+    assert!(
+        err.contains("is read as parquet, but it is an Arrow IPC file") && err.contains("format = \"ipc\""),
+        "{err}"
+    );
+
     // An infinite float: the column and the row.
     let b = batch(vec![(
         "x",
@@ -298,6 +306,12 @@ fn bad_typed_files_are_refused_with_the_file_line_or_column_named() {
     }
     assert!(crashed.is_empty(), "damaged at {crashed:?}");
 
+    // A byte-order mark before the first record is not part of it.
+    std::fs::write(p.path("bom.ndjson"), b"\xef\xbb\xbf{\"a\":1}\n{\"a\":2}\n").unwrap();
+    assert_eq!(
+        snapshot_id(&p, &[p.path("bom.ndjson").to_str().unwrap()]),
+        blake3::hash(b"a\n1\n2\n").to_hex().to_string()
+    );
     for (body, want) in [
         ("{\"a\":1}\n{\"a\":2,\"a\":3}\n", "line 2"),
         ("{\"a\":1}\n\n{\"a\":[1]}\n", "line 3"),

@@ -116,6 +116,7 @@ pub fn canonical_csv(
         rows: 0,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
     };
+    check_magic(&bytes, format, source)?;
     match format {
         FileFormat::Csv => return Err(Error::internal("canonical_csv of a CSV file")),
         FileFormat::Parquet => decoding(source, "Parquet", || read_parquet(bytes, columns, &mut out))?,
@@ -123,6 +124,34 @@ pub fn canonical_csv(
         FileFormat::Ndjson => read_ndjson(&bytes, columns, &mut out)?,
     }
     Ok(out.text.into_bytes())
+}
+
+/// A Parquet file read as IPC, or the other way round (a renamed file): said plainly, not as a corrupt
+/// footer.
+fn check_magic(bytes: &[u8], format: FileFormat, source: &str) -> Result<()> {
+    let actual = if bytes.starts_with(b"PAR1") {
+        FileFormat::Parquet
+    } else if bytes.starts_with(b"ARROW1") || bytes.starts_with(&[0xff; 4]) {
+        FileFormat::Ipc
+    } else {
+        return Ok(());
+    };
+    if actual == format {
+        return Ok(());
+    }
+    Err(Error::data(format!(
+        "{source} is read as {}, but it is an {} file",
+        format.name(),
+        if actual == FileFormat::Parquet {
+            "Apache Parquet"
+        } else {
+            "Arrow IPC"
+        }
+    ))
+    .with_hint(format!(
+        "set format = \"{}\" in [gather] (or --format {0}), or give the file the extension of what it holds",
+        actual.name()
+    )))
 }
 
 /// Runs a decoder of a foreign file format: a damaged file that makes the decoder panic (the parquet and
@@ -707,6 +736,8 @@ impl<'de> Deserialize<'de> for Record {
 fn read_ndjson(bytes: &[u8], columns: &[String], out: &mut CsvOut<'_>) -> Result<()> {
     let source = out.source;
     let mut records: Vec<(usize, Record)> = Vec::new();
+    // A byte-order mark (some Windows tools write one) is not part of the first record.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = line.trim_ascii();
         if line.is_empty() {
