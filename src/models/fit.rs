@@ -20,7 +20,7 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
                         "feature \"{}\" is missing at line {} of {}; estimators need complete numeric data",
                         col.name, frame.lines[r], frame.source
                     ))
-                    .with_hint("add an [[impute]] step that covers this column"));
+                    .with_hint("add an [[impute]] step that covers this column; for a column a transform step made (an expression dividing by zero), give its missing rows a value in that step, e.g. COALESCE(…, 0)"));
                 }
                 out.push((col.name.as_str(), v.as_slice()));
             }

@@ -441,7 +441,7 @@ fn model_columns<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<&'f [f
                     "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",
                     frame.lines[r], frame.source
                 ))
-                .with_hint("add an [[impute]] step covering this column and re-run the pipeline"));
+                .with_hint("add an [[impute]] step covering this column and re-run the pipeline; for a column a transform step made (an expression dividing by zero), give its missing rows a value in that step, e.g. COALESCE(…, 0)"));
             }
             Ok(x)
         })
