@@ -120,7 +120,7 @@ impl Printer {
             let pad = " ".repeat(num.len());
             let _ = writeln!(s, "{pad}--> {loc}");
             let _ = writeln!(s, "{pad} |");
-            let _ = writeln!(s, "{num} | {}", terminal_safe(&loc.line_text));
+            let _ = writeln!(s, "{num} | {}", lines_safe(&loc.line_text));
             let _ = writeln!(
                 s,
                 "{pad} | {}{}",
@@ -748,9 +748,17 @@ fn count<N: Copy + std::fmt::Display + TryInto<u64>>(n: N, one: &str, many: &str
 
 /// Ledger cells are text anyone with the database could have written: shown as they are unless they
 /// hold control characters (a terminal escape, a NUL), which are shown escaped.
-/// `terminal_safe` line by line: line breaks stay, every other control character is escaped.
+/// Line breaks stay, every other control character is escaped (the rest of the text as it is).
 fn lines_safe(text: &str) -> String {
-    text.split('\n').map(terminal_safe).collect::<Vec<_>>().join("\n")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {

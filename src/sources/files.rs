@@ -720,8 +720,9 @@ impl<'de> Deserialize<'de> for Record {
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> std::result::Result<Record, M::Error> {
                 let mut entries: Vec<(String, Value)> = Vec::new();
+                let mut seen = std::collections::BTreeSet::new();
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if entries.iter().any(|(seen, _)| *seen == k) {
+                    if !seen.insert(k.clone()) {
                         return Err(serde::de::Error::custom(format!("the key \"{k}\" appears twice")));
                     }
                     entries.push((k, v));
