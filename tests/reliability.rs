@@ -394,13 +394,13 @@ fn eight_processes_and_gc_share_one_store() {
                 }
                 n
             });
-            let results = children
-                .into_iter()
-                .map(|c| json_out(&c.wait_with_output().unwrap(), "concurrent run"))
-                .collect();
+            // Every run is waited for and gc stopped before any is judged: a failed run fails the test
+            // (naming its error) instead of leaving gc looping beside a panicked scope.
+            let outputs: Vec<std::process::Output> =
+                children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             gcs += gc.join().unwrap();
-            results
+            outputs.iter().map(|o| json_out(o, "concurrent run")).collect()
         });
         for pair in [(0, 1), (2, 3), (4, 5), (6, 7)] {
             assert_eq!(results[pair.0]["run"], results[pair.1]["run"], "round {round}");
