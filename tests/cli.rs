@@ -1014,6 +1014,7 @@ fn expression_errors_point_into_the_feature() {
         err.contains("\"SalePrice\", which is the target"),
         "the target cannot feed a feature: {err}"
     );
+    assert!(err.contains("hint: features are computed from features only"), "{err}");
     p.edit(
         "pipeline.toml",
         "SalePrice * 2 AS leak",

@@ -393,7 +393,11 @@ pub fn resolve_columns(step: &Step, frame: &Frame, protected: &[&str]) -> Result
                 step.name
             ))
             .at(loc_of(name))
-            .with_hint("steps transform features only; remove it from `columns`"));
+            .with_hint(if matches!(step.operator, Operator::Expression(_)) {
+                "features are computed from features only: the target is not there when predicting, and the id column is not a feature"
+            } else {
+                "steps transform features only; remove it from `columns`"
+            }));
         }
         if frame.column(name).is_none() {
             return Err(frame.missing_column(name).in_stage(&step.name).at(loc_of(name)));
