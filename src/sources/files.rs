@@ -157,6 +157,10 @@ fn check_magic(bytes: &[u8], format: FileFormat, source: &str) -> Result<()> {
 /// Runs a decoder of a foreign file format: a damaged file that makes the decoder panic (the parquet and
 /// arrow crates assert on some corruptions) is an error naming the file, not a crash.
 pub fn decoding<T>(source: &str, format: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    // The panic hook is process-wide: two decodes at once (threads of a library user) must not swap it
+    // in an order that leaves the silent one installed.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
