@@ -83,7 +83,8 @@ pub mod context {
     pub const RUN_ID: &str = "mlpipe 2026-11 run id v1";
     pub const PREDICTION_ID: &str = "mlpipe 2026-11 prediction id v1";
     pub const STAGE_SEED: &str = "mlpipe 2026-11 stage seed v1";
-    pub const DATA_DIGEST: &str = "mlpipe 2026-11 frame digest v1";
+    pub const DATA_DIGEST: &str = "mlpipe 2026-12 frame digest v2";
+    pub const COLUMN_DIGEST: &str = "mlpipe 2026-12 column digest v1";
     pub const LEDGER_ENTRY: &str = "mlpipe 2026-11 ledger entry v1";
 }
 

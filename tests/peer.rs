@@ -856,9 +856,7 @@ fn classifiers_match_scikit_learn() {
             let columns: Vec<&[f64]> = features.iter().map(|f| train.numeric(f).unwrap()).collect();
             let labels: Vec<String> = match &train.column(&pipeline.target).unwrap().data {
                 mlpipe::frame::ColumnData::Numeric(v) => v.iter().map(|x| format!("{x}")).collect(),
-                mlpipe::frame::ColumnData::Categorical(v) => {
-                    v.iter().map(|x| x.as_deref().unwrap().to_string()).collect()
-                }
+                mlpipe::frame::ColumnData::Categorical(v) => v.iter().map(|x| x.unwrap().to_string()).collect(),
             };
             let y: Vec<u32> = labels
                 .iter()

@@ -178,7 +178,7 @@ fn cell(data: &ColumnData, r: usize) -> String {
     match data {
         ColumnData::Numeric(v) if v[r].is_nan() => "(missing)".into(),
         ColumnData::Numeric(v) => v[r].to_string(),
-        ColumnData::Categorical(v) => v[r].as_deref().map_or_else(|| "(missing)".into(), str::to_string),
+        ColumnData::Categorical(v) => v.get(r).map_or_else(|| "(missing)".into(), str::to_string),
     }
 }
 

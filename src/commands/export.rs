@@ -110,7 +110,7 @@ fn verify(
             ColumnData::Categorical(v) => (
                 "string",
                 v.iter()
-                    .map(|s| Value::String(s.as_deref().unwrap_or("").to_string()))
+                    .map(|s| Value::String(s.unwrap_or("").to_string()))
                     .collect::<Vec<_>>(),
             ),
         };

@@ -31,12 +31,12 @@ pub struct ReportOut {
 /// The target column of `frame` as the report draws it.
 fn target_of(frame: &crate::frame::Frame, name: &str, task: Task) -> Target {
     match (frame.column(name).map(|c| &c.data), task) {
-        (Some(ColumnData::Numeric(v)), Task::Regression) => Target::Numbers(v.clone()),
+        (Some(ColumnData::Numeric(v)), Task::Regression) => Target::Numbers(v.to_vec()),
         (Some(ColumnData::Numeric(v)), _) => {
             Target::Labels(v.iter().map(|x| crate::frame::json_number(*x).to_string()).collect())
         }
         (Some(ColumnData::Categorical(v)), _) => {
-            Target::Labels(v.iter().map(|x| x.as_deref().unwrap_or("").to_string()).collect())
+            Target::Labels(v.iter().map(|x| x.unwrap_or("").to_string()).collect())
         }
         (None, _) => Target::None,
     }

@@ -60,7 +60,7 @@ pub fn conform_to_schema(frame: Frame, schema: &[(String, ColumnType)], optional
                         },
                     }
                 }
-                ColumnData::Numeric(values)
+                ColumnData::Numeric(values.into())
             }
             (ColumnData::Numeric(v), ColumnType::Categorical) => {
                 return Err(Error::internal(format!(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::csv_read::{ReadOptions, Typing, parse_number};
-use super::{Column, ColumnData, ColumnType, FastMap};
+use super::{Column, ColumnData, ColumnType, FastMap, Numbers, Texts};
 use crate::error::{Error, Result};
 
 fn is_missing(field: &[u8], opts: &ReadOptions) -> bool {
@@ -114,33 +114,36 @@ pub(super) fn parse_chunk(
 /// A column of one chunk: numbers while every value parses, else text; or where it failed.
 pub(super) enum Partial {
     Numeric(Vec<f64>),
-    Text(Vec<Option<Arc<str>>>),
+    Text(Texts),
     /// A column declared numeric holds this text at this row of the chunk.
     NotNumeric(usize, String),
     /// A text value that is not UTF-8, at this row of the chunk.
     BadUtf8(usize),
 }
 
-/// Text values of a chunk's column, equal texts sharing one allocation; `Err(row)` at invalid UTF-8.
-fn text_values(chunk: &Chunk, c: usize, opts: &ReadOptions) -> std::result::Result<Vec<Option<Arc<str>>>, usize> {
-    let mut interned: FastMap<&[u8], Arc<str>> = FastMap::default();
-    let mut out = Vec::with_capacity(chunk.records.len());
+/// Text values of a chunk's column, dictionary-coded; `Err(row)` at invalid UTF-8. Each distinct
+/// value is checked and copied once, when first met.
+fn text_values(chunk: &Chunk, c: usize, opts: &ReadOptions) -> std::result::Result<Texts, usize> {
+    let mut first_seen: FastMap<&[u8], u32> = FastMap::default();
+    let mut met: Vec<Arc<str>> = Vec::new();
+    let mut codes: Vec<Option<u32>> = Vec::with_capacity(chunk.records.len());
     for (r, rec) in chunk.records.iter().enumerate() {
         let field = &rec[c];
         if is_missing(field, opts) {
-            out.push(None);
+            codes.push(None);
             continue;
         }
-        if let Some(s) = interned.get(field) {
-            out.push(Some(Arc::clone(s)));
+        if let Some(&code) = first_seen.get(field) {
+            codes.push(Some(code));
             continue;
         }
         let text = std::str::from_utf8(field).map_err(|_| r)?;
-        let s: Arc<str> = Arc::from(text);
-        interned.insert(field, Arc::clone(&s));
-        out.push(Some(s));
+        let code = u32::try_from(met.len()).unwrap_or(u32::MAX);
+        first_seen.insert(field, code);
+        met.push(Arc::from(text));
+        codes.push(Some(code));
     }
-    Ok(out)
+    Ok(Texts::from_met(codes, &met))
 }
 
 fn text_partial(chunk: &Chunk, c: usize, opts: &ReadOptions) -> Partial {
@@ -217,9 +220,9 @@ impl Merge<'_> {
                     values.extend_from_slice(v);
                 }
             }
-            ColumnData::Numeric(values)
+            ColumnData::Numeric(Numbers::from_vec(values))
         } else {
-            let mut values = Vec::with_capacity(self.rows);
+            let mut values = Vec::with_capacity(pieces.len());
             for (i, piece) in pieces.into_iter().enumerate() {
                 let piece = if matches!(piece, Partial::Numeric(_)) {
                     text_partial(&(self.reparse)(i)?, self.c, self.opts)
@@ -227,7 +230,7 @@ impl Merge<'_> {
                     piece
                 };
                 match piece {
-                    Partial::Text(v) => values.extend(v),
+                    Partial::Text(v) => values.push(v),
                     Partial::BadUtf8(r) => {
                         return Err(Error::data(format!(
                             "line {} of {source}: column \"{name}\" is not valid UTF-8",
@@ -239,7 +242,7 @@ impl Merge<'_> {
                     Partial::Numeric(_) | Partial::NotNumeric(..) => {}
                 }
             }
-            ColumnData::Categorical(values)
+            ColumnData::Categorical(Texts::concat(&values))
         };
         Ok(Column {
             name: name.to_string(),

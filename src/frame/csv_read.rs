@@ -299,11 +299,10 @@ fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::frame::tests::opts;
-    use crate::frame::{ColumnData, conform_to_schema};
+    use crate::frame::{ColumnData, Texts, conform_to_schema};
 
     #[test]
     fn infers_types_and_missing_markers() {
@@ -367,7 +366,7 @@ mod tests {
         let ColumnData::Categorical(b) = &late_text.columns[1].data else {
             panic!("b should be text")
         };
-        assert_eq!((b[0].as_deref(), b[599_999].as_deref()), (Some("0"), Some("oops")));
+        assert_eq!((b.get(0), b.get(599_999)), (Some("0"), Some("oops")));
         assert_eq!(late_text, read_csv(&big_csv(true, "oops"), &o, "t.csv").unwrap());
     }
 
@@ -403,12 +402,12 @@ mod tests {
         let f = read_csv_expecting(csv, &opts(&["NA"]), &expected, "t.csv").unwrap();
         assert_eq!(
             f.column("Alley").unwrap().data,
-            ColumnData::Categorical(vec![None, None])
+            ColumnData::Categorical(Texts::from_values([None::<&str>, None]))
         );
         // Numbers in a categorical column are kept as written ("030" stays "030").
         assert_eq!(
             f.column("Code").unwrap().data,
-            ColumnData::Categorical(vec![Some(Arc::from("20")), Some(Arc::from("030"))])
+            ColumnData::Categorical(Texts::from_values([Some("20"), Some("030")]))
         );
         assert_eq!(f.column("x").unwrap().data.column_type(), ColumnType::Numeric);
         // Only the schema's columns are read.

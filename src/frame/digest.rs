@@ -6,42 +6,71 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 use zerocopy::IntoBytes;
 
-use super::{Column, ColumnData, Frame};
+use super::{ColumnData, Frame};
 use crate::digest::{Id, KeyBuilder, context};
 
 impl Frame {
-    /// Canonical digest of the values (see `docs/hashing.md`): column count; per column its name, type
-    /// and rows; numeric values as IEEE-754 bits (every missing value as the one NaN 0x7ff8000000000000);
-    /// text values as a presence byte, length and UTF-8 bytes.
+    /// Canonical digest of the values (see `docs/hashing.md`): column count, then per column its name
+    /// and its column digest. Columns not digested yet are digested a few at a time on all cores; the
+    /// others carry the digest they were made with.
     pub fn digest(&self) -> Id {
-        let mut key = KeyBuilder::new(context::DATA_DIGEST).u64(self.columns.len() as u64);
-        // Columns are encoded a few at a time on all cores, then hashed one after another in column
-        // order: the digest is the same as a sequential encoding's.
         for group in self.columns.chunks(DIGEST_GROUP) {
-            let encoded: Vec<(u64, Cow<'_, [u8]>)> = group.par_iter().map(encode_column).collect();
-            for (col, (tag, bytes)) in group.iter().zip(encoded) {
-                key = key.str(&col.name).u64(tag).u64(col.data.len() as u64).bytes(&bytes);
-            }
+            group.par_iter().for_each(|c| {
+                c.data.digest();
+            });
+        }
+        let mut key = KeyBuilder::new(context::DATA_DIGEST).u64(self.columns.len() as u64);
+        for col in &self.columns {
+            key = key.str(&col.name).id(&col.data.digest());
         }
         key.finish()
+    }
+}
+
+impl ColumnData {
+    /// The column's digest (docs/hashing.md): its type, row count and values; not its name. Computed
+    /// once for the values it belongs to.
+    pub fn digest(&self) -> Id {
+        let cache = match self {
+            ColumnData::Numeric(v) => v.digest_cache(),
+            ColumnData::Categorical(v) => v.digest_cache(),
+        };
+        *cache.get_or_init(|| {
+            let (tag, bytes) = encode_column(self);
+            KeyBuilder::new(context::COLUMN_DIGEST)
+                .u64(tag)
+                .u64(self.len() as u64)
+                .bytes(&bytes)
+                .finish()
+        })
+    }
+}
+
+impl ColumnData {
+    /// Whether the column's digest is already known (carried with its values).
+    pub fn digest_is_known(&self) -> bool {
+        match self {
+            ColumnData::Numeric(v) => v.digest_cache().get().is_some(),
+            ColumnData::Categorical(v) => v.digest_cache().get().is_some(),
+        }
     }
 }
 
 /// The one NaN a missing number is digested as.
 const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
 
-/// Columns encoded at once while digesting (bounds the memory the encodings take).
+/// Columns digested at once (bounds the memory their encodings take).
 const DIGEST_GROUP: usize = 8;
 
-/// A column's type tag and value encoding for the frame digest (see docs/hashing.md). A numeric
-/// column whose memory already is its encoding (little-endian, every NaN the canonical one) is
-/// hashed in place, borrowed.
-fn encode_column(col: &Column) -> (u64, Cow<'_, [u8]>) {
-    match &col.data {
+/// A column's type tag and value encoding for its digest (see docs/hashing.md). A numeric column whose
+/// memory already is its encoding (little-endian, every NaN the canonical one) is hashed in place,
+/// borrowed.
+fn encode_column(data: &ColumnData) -> (u64, Cow<'_, [u8]>) {
+    match data {
         ColumnData::Numeric(v) => {
             let canonical = |x: &f64| !x.is_nan() || x.to_bits() == CANONICAL_NAN;
             if cfg!(target_endian = "little") && v.iter().all(canonical) {
-                return (0, Cow::Borrowed(v.as_bytes()));
+                return (0, Cow::Borrowed(v.values().as_bytes()));
             }
             let mut buf = Vec::with_capacity(v.len() * 8);
             for x in v {
@@ -51,17 +80,25 @@ fn encode_column(col: &Column) -> (u64, Cow<'_, [u8]>) {
             (0, Cow::Owned(buf))
         }
         ColumnData::Categorical(v) => {
+            // Each category's encoding once; a row copies its category's (or the missing byte).
+            let encoded: Vec<Vec<u8>> = v
+                .categories()
+                .iter()
+                .map(|s| {
+                    let mut e = Vec::with_capacity(9 + s.len());
+                    e.push(1);
+                    e.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                    e.extend_from_slice(s.as_bytes());
+                    e
+                })
+                .collect();
             // Sized exactly first: growing a buffer of hundreds of megabytes copies it again and again.
-            let size: usize = v.iter().map(|x| x.as_ref().map_or(1, |s| 9 + s.len())).sum();
+            let size: usize = v.codes().map(|c| c.map_or(1, |c| encoded[c as usize].len())).sum();
             let mut buf = Vec::with_capacity(size);
-            for x in v {
-                match x {
+            for c in v.codes() {
+                match c {
                     None => buf.push(0),
-                    Some(s) => {
-                        buf.push(1);
-                        buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-                        buf.extend_from_slice(s.as_bytes());
-                    }
+                    Some(c) => buf.extend_from_slice(&encoded[c as usize]),
                 }
             }
             (1, Cow::Owned(buf))
@@ -83,6 +120,27 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         let c = read_csv(b"a,b\n1,x\n2,z\n", &opts(&[]), "a.csv").unwrap();
         assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn columns_handed_on_unchanged_keep_their_digest_and_changed_ones_are_digested_again() {
+        let f = read_csv(b"a,b,c\n1,x,p\n2,y,q\n3,,p\n", &opts(&[]), "a.csv").unwrap();
+        let before = f.digest();
+        assert!(f.columns.iter().all(|c| c.data.digest_is_known()));
+        let mut g = f.clone();
+        g.update_numeric("a", |v| {
+            v[0] = 10.0;
+            Ok(())
+        })
+        .unwrap();
+        assert!(!g.columns[0].data.digest_is_known());
+        assert!(g.columns[1].data.digest_is_known() && g.columns[2].data.digest_is_known());
+        assert_ne!(g.digest(), before);
+        // Taking rows makes new columns: digested from their values, equal to a fresh read's.
+        let rows = f.take(&[2, 0]);
+        assert!(!rows.columns[1].data.digest_is_known());
+        let fresh = read_csv(b"a,b,c\n3,,p\n1,x,p\n", &opts(&[]), "b.csv").unwrap();
+        assert_eq!(rows.digest(), fresh.digest());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Lookup tables for text from data files: a fast hasher seeded per process (so crafted values cannot
-//! collide), category counts and memoised lookups by allocation. Their order never reaches an output.
+//! collide), category counts and lookups once per category. Their order never reaches an output.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+
+use super::Texts;
 
 /// A fast hasher for in-memory lookup tables (interning, pointer memos). Which order such a table
 /// iterates in never reaches an output: they are only probed, or drained into ordered maps.
@@ -72,44 +73,15 @@ impl std::hash::BuildHasher for FastState {
 
 pub type FastMap<K, V> = HashMap<K, V, FastState>;
 
-/// Counts of each present text value, ordered by text. Equal texts in a column usually share one
-/// allocation, so values are counted by pointer first and compared as text once per allocation.
-pub fn category_counts(values: &[Option<Arc<str>>]) -> BTreeMap<&str, usize> {
-    let mut by_pointer: FastMap<usize, (&str, usize)> = FastMap::default();
-    for s in values.iter().flatten() {
-        by_pointer
-            .entry(Arc::as_ptr(s).cast::<u8>() as usize)
-            .or_insert((&**s, 0))
-            .1 += 1;
-    }
-    let mut counts = BTreeMap::new();
-    for (text, n) in by_pointer.into_values() {
-        *counts.entry(text).or_default() += n;
-    }
-    counts
+/// Counts of each present text value, ordered by text.
+pub fn category_counts(values: &Texts) -> BTreeMap<&str, usize> {
+    values.counts()
 }
 
-/// Looks text values up in a table, once per distinct allocation.
-pub struct Lookup<'t, T> {
-    table: &'t BTreeMap<&'t str, T>,
-    memo: FastMap<usize, Option<&'t T>>,
-}
-
-impl<'t, T> Lookup<'t, T> {
-    pub fn new(table: &'t BTreeMap<&'t str, T>) -> Self {
-        Lookup {
-            table,
-            memo: FastMap::default(),
-        }
-    }
-
-    pub fn get(&mut self, value: &Arc<str>) -> Option<&'t T> {
-        let table = self.table;
-        *self
-            .memo
-            .entry(Arc::as_ptr(value).cast::<u8>() as usize)
-            .or_insert_with(|| table.get(&**value))
-    }
+/// A table's entry for each category of a text column, by code: looked up once per distinct value,
+/// not once per row.
+pub fn lookup_categories<'t, T>(table: &'t BTreeMap<&'t str, T>, values: &Texts) -> Vec<Option<&'t T>> {
+    values.categories().iter().map(|c| table.get(&**c)).collect()
 }
 
 #[cfg(test)]

@@ -10,23 +10,23 @@
 //! the frame's canonical encoding and digest; `lookup` the seeded hasher and text lookup tables;
 //! `conform` fits new rows to a training schema (predict input).
 
+mod column;
 mod conform;
 mod csv_pieces;
 mod csv_read;
 mod digest;
 mod lookup;
 
-use std::sync::Arc;
-
 use rayon::prelude::*;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+use column::SplitOff;
+pub use column::{Numbers, Texts};
 pub use conform::{conform_to_schema, json_number};
 pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, read_csv, read_csv_expecting};
-pub use lookup::{FastHasher, FastMap, FastState, Lookup, category_counts};
+pub use lookup::{FastHasher, FastMap, FastState, category_counts, lookup_categories};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,8 +46,8 @@ impl ColumnType {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData {
-    Numeric(Vec<f64>),
-    Categorical(Vec<Option<Arc<str>>>),
+    Numeric(Numbers),
+    Categorical(Texts),
 }
 
 impl ColumnData {
@@ -71,17 +71,45 @@ impl ColumnData {
 
     pub fn missing_count(&self) -> usize {
         match self {
-            ColumnData::Numeric(v) => v.iter().filter(|x| x.is_nan()).count(),
-            ColumnData::Categorical(v) => v.iter().filter(|x| x.is_none()).count(),
+            ColumnData::Numeric(v) => v.missing_count(),
+            ColumnData::Categorical(v) => v.missing_count(),
         }
+    }
+
+    /// Whether row `r` is missing.
+    pub fn is_missing(&self, r: usize) -> bool {
+        match self {
+            ColumnData::Numeric(v) => v[r].is_nan(),
+            ColumnData::Categorical(v) => v.is_missing(r),
+        }
+    }
+
+    /// Pieces of one column joined end to end; an error if they differ in type.
+    pub fn concat(pieces: Vec<ColumnData>) -> Result<ColumnData> {
+        if let Some(ColumnData::Categorical(_)) = pieces.first() {
+            let mut texts = Vec::with_capacity(pieces.len());
+            for p in pieces {
+                let ColumnData::Categorical(t) = p else {
+                    return Err(Error::internal("a column's pieces differ in type"));
+                };
+                texts.push(t);
+            }
+            return Ok(ColumnData::Categorical(Texts::concat(&texts)));
+        }
+        let mut values = Vec::with_capacity(pieces.iter().map(ColumnData::len).sum());
+        for p in pieces {
+            let ColumnData::Numeric(v) = p else {
+                return Err(Error::internal("a column's pieces differ in type"));
+            };
+            values.extend_from_slice(&v);
+        }
+        Ok(ColumnData::Numeric(values.into()))
     }
 
     fn take(&self, rows: &[u32]) -> ColumnData {
         match self {
-            ColumnData::Numeric(v) => ColumnData::Numeric(rows.iter().map(|&r| v[r as usize]).collect()),
-            ColumnData::Categorical(v) => {
-                ColumnData::Categorical(rows.iter().map(|&r| v[r as usize].clone()).collect())
-            }
+            ColumnData::Numeric(v) => ColumnData::Numeric(v.take_rows(rows)),
+            ColumnData::Categorical(v) => ColumnData::Categorical(v.take_rows(rows)),
         }
     }
 }
@@ -148,50 +176,10 @@ impl Frame {
         }
     }
 
-    /// Two frames of the given rows, moving text values rather than sharing them (no reference
-    /// count touched for each cell). Rows listed twice, in one list or both, are copied instead.
+    /// Two frames of the given rows (indices into this frame), in those orders.
     #[must_use]
     pub fn into_two(self, first: &[u32], second: &[u32]) -> (Frame, Frame) {
-        let mut seen = vec![false; self.n_rows()];
-        let disjoint = first
-            .iter()
-            .chain(second)
-            .all(|&r| !std::mem::replace(&mut seen[r as usize], true));
-        if !disjoint {
-            return (self.take(first), self.take(second));
-        }
-        let Frame {
-            columns, lines, source, ..
-        } = self;
-        let frame_of = |columns: Vec<Column>, rows: &[u32]| Frame {
-            columns,
-            lines: rows.iter().map(|&r| lines[r as usize]).collect(),
-            source: source.clone(),
-            first_row: 0,
-        };
-        let (a, b): (Vec<Column>, Vec<Column>) = columns
-            .into_par_iter()
-            .map(|c| {
-                let (x, y) = match c.data {
-                    ColumnData::Numeric(v) => (
-                        ColumnData::Numeric(first.iter().map(|&r| v[r as usize]).collect()),
-                        ColumnData::Numeric(second.iter().map(|&r| v[r as usize]).collect()),
-                    ),
-                    ColumnData::Categorical(mut v) => (
-                        ColumnData::Categorical(first.iter().map(|&r| v[r as usize].take()).collect()),
-                        ColumnData::Categorical(second.iter().map(|&r| v[r as usize].take()).collect()),
-                    ),
-                };
-                (
-                    Column {
-                        name: c.name.clone(),
-                        data: x,
-                    },
-                    Column { name: c.name, data: y },
-                )
-            })
-            .unzip();
-        (frame_of(a, first), frame_of(b, second))
+        (self.take(first), self.take(second))
     }
 
     /// Cuts the frame into consecutive chunks of at most `rows` rows, moving (not copying) values.
@@ -208,8 +196,8 @@ impl Frame {
                 .map(|c| Column {
                     name: c.name.clone(),
                     data: match &mut c.data {
-                        ColumnData::Numeric(v) => ColumnData::Numeric(v.split_off(start)),
-                        ColumnData::Categorical(v) => ColumnData::Categorical(v.split_off(start)),
+                        ColumnData::Numeric(v) => ColumnData::Numeric(v.split_off_rows(start)),
+                        ColumnData::Categorical(v) => ColumnData::Categorical(v.split_off_rows(start)),
                     },
                 })
                 .collect();
@@ -231,7 +219,7 @@ impl Frame {
     /// The numeric values of a column, or an error that says what the column holds instead.
     pub fn numeric(&self, name: &str) -> Result<&[f64]> {
         match self.column(name).map(|c| &c.data) {
-            Some(ColumnData::Numeric(v)) => Ok(v),
+            Some(ColumnData::Numeric(v)) => Ok(v.values()),
             Some(ColumnData::Categorical(v)) => {
                 let example = text_example(v);
                 Err(Error::data(format!("column \"{name}\" holds text{example}, but a number is needed here"))
@@ -243,23 +231,25 @@ impl Frame {
         }
     }
 
-    /// The values of a numeric column, to change in place; an error if the column is missing or holds
-    /// text (the state being applied was fitted on numbers).
-    pub fn numeric_mut(&mut self, name: &str) -> Result<&mut Vec<f64>> {
+    /// Changes the values of a numeric column (NaN = missing) with `change`; an error if the column is
+    /// missing or holds text (the state being applied was fitted on numbers). The values are moved out,
+    /// not copied, when no other frame shares them.
+    pub fn update_numeric<T>(&mut self, name: &str, change: impl FnOnce(&mut [f64]) -> Result<T>) -> Result<T> {
         let idx = self.index_of(name).ok_or_else(|| self.missing_column(name))?;
-        match &mut self.columns[idx].data {
-            ColumnData::Numeric(v) => Ok(v),
-            ColumnData::Categorical(_) => Err(Error::data(format!(
+        let data = &mut self.columns[idx].data;
+        let ColumnData::Numeric(v) = data else {
+            return Err(Error::data(format!(
                 "column \"{name}\" is text here but was numeric when fitted"
-            ))),
-        }
+            )));
+        };
+        v.update(change)
     }
 
     /// A text column with every train value present, as encoders need it.
-    pub fn complete_categorical(&self, name: &str, step: &str) -> Result<&[Option<Arc<str>>]> {
+    pub fn complete_categorical(&self, name: &str, step: &str) -> Result<&Texts> {
         match self.column(name).map(|c| &c.data) {
             Some(ColumnData::Categorical(v)) => {
-                if let Some(r) = v.iter().position(Option::is_none) {
+                if let Some(r) = (0..v.len()).find(|&r| v.is_missing(r)) {
                     return Err(Error::data(format!(
                         "column \"{name}\" has missing values in train (first at line {} of {}); {step} needs every value present",
                         self.lines[r], self.source
@@ -292,7 +282,7 @@ impl Frame {
 }
 
 /// ` (e.g. "RL")`: the first present value of a text column, for messages.
-pub fn text_example(values: &[Option<Arc<str>>]) -> String {
+pub fn text_example(values: &Texts) -> String {
     values
         .iter()
         .flatten()

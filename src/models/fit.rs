@@ -22,7 +22,7 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
                     ))
                     .with_hint("add an [[impute]] step that covers this column; for a column a transform step made (an expression dividing by zero), give its missing rows a value in that step, e.g. COALESCE(…, 0)"));
                 }
-                out.push((col.name.as_str(), v.as_slice()));
+                out.push((col.name.as_str(), v.values()));
             }
             ColumnData::Categorical(v) => {
                 let example = crate::frame::text_example(v);
@@ -304,7 +304,7 @@ fn fit_ensemble(
                 .zip(features)
                 .map(|(name, (_, c))| crate::frame::Column {
                     name: name.clone(),
-                    data: ColumnData::Numeric(pick(&held, c)),
+                    data: ColumnData::Numeric(pick(&held, c).into()),
                 })
                 .collect(),
             lines: held.iter().map(|r| *r as u64 + 1).collect(),

@@ -265,7 +265,7 @@ fn frame_of(columns: Vec<(String, Vec<f64>)>, rows: usize, like: &Frame) -> Fram
             .into_iter()
             .map(|(name, v)| crate::frame::Column {
                 name,
-                data: ColumnData::Numeric(v),
+                data: ColumnData::Numeric(v.into()),
             })
             .collect(),
         lines: like.lines.iter().copied().take(rows).collect(),
@@ -431,7 +431,7 @@ fn model_columns<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<&'f [f
         .map(|name| {
             let x = match index.get(name.as_str()) {
                 Some(&i) => match &frame.columns[i].data {
-                    crate::frame::ColumnData::Numeric(v) => v.as_slice(),
+                    crate::frame::ColumnData::Numeric(v) => v.values(),
                     crate::frame::ColumnData::Categorical(_) => frame.numeric(name)?,
                 },
                 None => frame.numeric(name)?,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Scorer;
 use crate::error::{Error, Result};
-use crate::frame::{Column, ColumnData, ColumnType, Frame};
+use crate::frame::{Column, ColumnData, ColumnType, Frame, Texts};
 use crate::tables::Format;
 
 /// Reads a batch input in `format` into a frame of the training schema's columns.
@@ -73,7 +73,8 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
         .build()
         .map_err(|e| bad(&e))?;
     let wanted: Vec<&(String, ColumnType)> = scorer.schema.iter().collect();
-    let mut columns: Vec<Column> = Vec::new();
+    // Each wanted column's pieces, batch by batch, joined at the end.
+    let mut pieces: Vec<(String, Vec<ColumnData>)> = Vec::new();
     let mut rows = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
@@ -82,21 +83,24 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
                 continue;
             };
             let data = arrow_column(array.as_ref(), name, *ty, source, rows)?;
-            match columns.iter_mut().find(|c| &c.name == name) {
-                Some(col) => match (&mut col.data, data) {
-                    (ColumnData::Numeric(a), ColumnData::Numeric(b)) => a.extend(b),
-                    (ColumnData::Categorical(a), ColumnData::Categorical(b)) => a.extend(b),
-                    _ => return Err(Error::internal("parquet column changed type between batches")),
-                },
-                None if rows == 0 => columns.push(Column {
-                    name: name.clone(),
-                    data,
-                }),
+            match pieces.iter_mut().find(|c| &c.0 == name) {
+                Some((_, parts)) if parts[0].column_type() == data.column_type() => parts.push(data),
+                Some(_) => return Err(Error::internal("parquet column changed type between batches")),
+                None if rows == 0 => pieces.push((name.clone(), vec![data])),
                 None => return Err(Error::internal("parquet column appeared mid-file")),
             }
         }
         rows += batch.num_rows();
     }
+    let columns = pieces
+        .into_iter()
+        .map(|(name, parts)| {
+            Ok(Column {
+                name,
+                data: ColumnData::concat(parts)?,
+            })
+        })
+        .collect::<Result<Vec<Column>>>()?;
     Ok(Frame {
         columns,
         lines: (1..=rows as u64).collect(),
@@ -132,8 +136,10 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
         );
         return Ok(match ty {
-            ColumnType::Numeric if !textual => ColumnData::Numeric(vec![f64::NAN; n]),
-            ColumnType::Numeric | ColumnType::Categorical => ColumnData::Categorical(vec![None; n]),
+            ColumnType::Numeric if !textual => ColumnData::Numeric(vec![f64::NAN; n].into()),
+            ColumnType::Numeric | ColumnType::Categorical => {
+                ColumnData::Categorical(Texts::from_values(vec![None::<&str>; n]))
+            }
         });
     }
     macro_rules! numbers {
@@ -204,7 +210,7 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
                 },
             },
         };
-        return Ok(ColumnData::Categorical(texts));
+        return Ok(ColumnData::Categorical(Texts::from_values(texts)));
     }
     #[allow(clippy::cast_lossless, clippy::cast_possible_truncation)]
     let numeric: Option<Vec<f64>> = match array.data_type() {
@@ -237,7 +243,7 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
     let Some(mut v) = numeric else {
         let strings = arrow_cast_to_strings(array).ok_or_else(unsupported)?;
         // A numeric training column may arrive as text; conform_to_schema parses it like CSV text.
-        return Ok(ColumnData::Categorical(strings));
+        return Ok(ColumnData::Categorical(Texts::from_values(strings)));
     };
     // An infinite float is not a number a model can take (CSV and JSON refuse it too).
     if let Some(i) = v.iter().position(|x| x.is_infinite()) {
@@ -255,7 +261,7 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
             *x = f64::NAN;
         }
     }
-    Ok(ColumnData::Numeric(v))
+    Ok(ColumnData::Numeric(v.into()))
 }
 
 fn arrow_cast_to_strings(array: &dyn Array) -> Option<Vec<Option<Arc<str>>>> {
@@ -303,7 +309,7 @@ mod tests {
     #[test]
     fn parquet_columns_take_the_fitted_type_whatever_their_arrow_type() {
         use arrow_array::{Float64Array, NullArray};
-        let text = |v: &[Option<&str>]| ColumnData::Categorical(v.iter().map(|x| x.map(Arc::from)).collect());
+        let text = |v: &[Option<&str>]| ColumnData::Categorical(Texts::from_values(v.iter().copied()));
         // All missing: a null-typed column, or floats that are all null, is all missing for either type.
         let nulls = NullArray::new(2);
         assert_eq!(

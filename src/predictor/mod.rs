@@ -15,7 +15,7 @@ use crate::digest::Id;
 use crate::error::{Error, Result};
 use crate::fitted::{Predictions, StageState, TrainState, predict};
 use crate::frame::json_number;
-use crate::frame::{Column, ColumnData, ColumnType, Expected, Frame, conform_to_schema};
+use crate::frame::{Column, ColumnData, ColumnType, Expected, Frame, Texts, conform_to_schema};
 use crate::ledger::{self, Channel, Entry};
 use crate::provenance::RunRecord;
 use crate::stages::{self, analyse::Profile};
@@ -285,7 +285,7 @@ impl Scorer {
                 .collect(),
             ColumnData::Categorical(v) => v
                 .iter()
-                .map(|x| x.as_ref().map_or(IdValue::Missing, |s| IdValue::Text(s.clone())))
+                .map(|x| x.map_or(IdValue::Missing, |s| IdValue::Text(Arc::from(s))))
                 .collect(),
         })
     }
@@ -326,7 +326,7 @@ impl Scorer {
                             error: error.for_column(name),
                         })?);
                     }
-                    ColumnData::Numeric(values)
+                    ColumnData::Numeric(values.into())
                 }
                 ColumnType::Categorical => {
                     let mut values = Vec::with_capacity(records.len());
@@ -336,7 +336,7 @@ impl Scorer {
                             error: error.for_column(name),
                         })?);
                     }
-                    ColumnData::Categorical(values)
+                    ColumnData::Categorical(Texts::from_values(values))
                 }
             };
             columns.push(Column {
@@ -504,7 +504,7 @@ fn canonical_record(columns: &[Column], r: usize) -> Result<Vec<u8>> {
         let value = match &col.data {
             ColumnData::Numeric(v) if v[r].is_nan() => Value::Null,
             ColumnData::Numeric(v) => serde_json::Number::from_f64(v[r]).map_or(Value::Null, Value::Number),
-            ColumnData::Categorical(v) => v[r].as_ref().map_or(Value::Null, |s| Value::String(s.to_string())),
+            ColumnData::Categorical(v) => v.get(r).map_or(Value::Null, |s| Value::String(s.to_string())),
         };
         map.insert(col.name.as_str(), value);
     }

@@ -198,7 +198,7 @@ pub fn profile(frame: &Frame, settings: &crate::vocab::Analyse) -> Profile {
         .columns
         .iter()
         .filter_map(|c| match &c.data {
-            ColumnData::Numeric(v) => Some((c.name.as_str(), v.as_slice())),
+            ColumnData::Numeric(v) => Some((c.name.as_str(), v.values())),
             ColumnData::Categorical(_) => None,
         })
         .collect();

@@ -137,15 +137,17 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for c in &self.columns {
-            let values = frame.numeric_mut(&c.column)?;
-            for v in values.iter_mut().filter(|v| !v.is_nan()) {
-                if let Some(high) = c.high.filter(|h| *v > *h) {
-                    *v = high;
+            frame.update_numeric(&c.column, |values| {
+                for v in values.iter_mut().filter(|v| !v.is_nan()) {
+                    if let Some(high) = c.high.filter(|h| *v > *h) {
+                        *v = high;
+                    }
+                    if let Some(low) = c.low.filter(|l| *v < *l) {
+                        *v = low;
+                    }
                 }
-                if let Some(low) = c.low.filter(|l| *v < *l) {
-                    *v = low;
-                }
-            }
+                Ok(())
+            })?;
         }
         Ok(frame)
     }

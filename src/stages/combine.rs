@@ -197,7 +197,7 @@ impl Fitted {
                         }
                         new.push(Column {
                             name: format!("{c}_{f}_{reference}"),
-                            data: ColumnData::Numeric(out),
+                            data: ColumnData::Numeric(out.into()),
                         });
                     }
                 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame, Lookup, category_counts};
+use crate::frame::{ColumnData, Frame, category_counts, lookup_categories};
 use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,17 +103,17 @@ pub fn apply_mapping(
         )));
     };
     let table: BTreeMap<&str, f64> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let mut lookup = Lookup::new(&table);
+    let per_category = lookup_categories(&table, values);
     let mut out = Vec::with_capacity(values.len());
-    for (r, v) in values.iter().enumerate() {
-        match (v.as_ref().and_then(|s| lookup.get(s)), unseen) {
+    for r in 0..values.len() {
+        match (values.code(r).and_then(|c| per_category[c as usize]), unseen) {
             (Some(x), _) => out.push(*x),
             (None, Some(x)) => out.push(x),
             (None, None) => {
                 return Err(super::unseen_error(
                     step,
                     column,
-                    v.as_deref().unwrap_or("(missing)"),
+                    values.get(r).unwrap_or("(missing)"),
                     frame.lines[r],
                     &frame.source,
                     map.len(),
@@ -121,7 +121,7 @@ pub fn apply_mapping(
             }
         }
     }
-    frame.columns[idx].data = ColumnData::Numeric(out);
+    frame.columns[idx].data = ColumnData::Numeric(out.into());
     Ok(())
 }
 

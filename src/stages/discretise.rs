@@ -109,11 +109,13 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for (column, edges) in &self.columns {
-            let values = frame.numeric_mut(column)?;
-            for v in values.iter_mut().filter(|v| !v.is_nan()) {
-                // Right-closed bins: the index is the number of edges strictly below the value.
-                *v = edges.partition_point(|e| e < v) as f64;
-            }
+            frame.update_numeric(column, |values| {
+                for v in values.iter_mut().filter(|v| !v.is_nan()) {
+                    // Right-closed bins: the index is the number of edges strictly below the value.
+                    *v = edges.partition_point(|e| e < v) as f64;
+                }
+                Ok(())
+            })?;
         }
         Ok(frame)
     }

@@ -484,7 +484,7 @@ impl<'a> Row<'a> {
         };
         match self.columns[i] {
             ColumnData::Numeric(v) => num(v[self.index]),
-            ColumnData::Categorical(v) => v[self.index].as_deref().map_or(V::Null, |s| V::Text(Cow::Borrowed(s))),
+            ColumnData::Categorical(v) => v.get(self.index).map_or(V::Null, |s| V::Text(Cow::Borrowed(s))),
         }
     }
 }
@@ -820,7 +820,7 @@ mod tests {
         // 3 / 0 is not a finite number: missing, as is anything computed from a missing value.
         assert_eq!(numbers(&f, "ratio"), ["0.5", "NaN", "NaN"]);
         let size: Vec<Option<&str>> = match &f.column("size").unwrap().data {
-            ColumnData::Categorical(v) => v.iter().map(|x| x.as_deref()).collect(),
+            ColumnData::Categorical(v) => v.iter().collect(),
             ColumnData::Numeric(_) => panic!("size is text"),
         };
         assert_eq!(size, [Some("small"), Some("big"), Some("none")]);
@@ -853,7 +853,7 @@ mod tests {
         // Applying to data whose column changed type is refused.
         let fitted = fit(&params(&["a * 2 AS twice"]), &frame()).unwrap();
         let mut other = frame();
-        other.columns[0].data = ColumnData::Categorical(vec![None; 3]);
+        other.columns[0].data = ColumnData::Categorical(crate::frame::Texts::from_values([None::<&str>; 3]));
         assert!(fitted.apply(other).unwrap_err().to_string().contains("was numeric"));
     }
 

@@ -271,15 +271,14 @@ impl Fitted {
                 .index_of(&fill.column)
                 .ok_or_else(|| frame.missing_column(&fill.column))?;
             match (&mut frame.columns[idx].data, &fill.value) {
-                (ColumnData::Numeric(v), Value::Number(x)) => {
-                    for cell in v.iter_mut().filter(|c| c.is_nan()) {
+                (ColumnData::Numeric(v), Value::Number(x)) => v.update(|values| {
+                    for cell in values.iter_mut().filter(|c| c.is_nan()) {
                         *cell = *x;
                     }
-                }
+                }),
                 (ColumnData::Categorical(v), Value::Text(s)) => {
-                    let s: Arc<str> = Arc::from(s.as_str());
-                    for cell in v.iter_mut().filter(|c| c.is_none()) {
-                        *cell = Some(Arc::clone(&s));
+                    if v.missing_count() > 0 {
+                        *v = v.recode(|c| Arc::from(c), Some(s));
                     }
                 }
                 (data, _) => {

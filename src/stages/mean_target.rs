@@ -70,11 +70,11 @@ pub struct Fitted {
 }
 
 /// Per category: (rows, sum, sum of squares around the category mean is computed later).
-fn groups<'a>(values: &'a [Option<std::sync::Arc<str>>], y: &[f64]) -> BTreeMap<&'a str, Vec<f64>> {
+fn groups<'a>(values: &'a crate::frame::Texts, y: &[f64]) -> BTreeMap<&'a str, Vec<f64>> {
     let mut out: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (v, t) in values.iter().zip(y) {
         if let Some(s) = v {
-            out.entry(&**s).or_default().push(*t);
+            out.entry(s).or_default().push(*t);
         }
     }
     out

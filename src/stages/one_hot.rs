@@ -5,14 +5,13 @@
 //! `"error"` (default) or `"ignore"` (all zeros, as `handle_unknown="ignore"`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{Column, ColumnData, Frame, Lookup, category_counts};
+use crate::frame::{Column, ColumnData, Frame, Texts, category_counts, lookup_categories};
 use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,18 +161,22 @@ impl Fitted {
     }
 
     /// One column's indicator columns, in category order.
-    fn dummies(&self, enc: &Encoding, values: &[Option<Arc<str>>], frame: &Frame) -> Result<Vec<Column>> {
+    fn dummies(&self, enc: &Encoding, values: &Texts, frame: &Frame) -> Result<Vec<Column>> {
         let position: BTreeMap<&str, usize> = enc
             .categories
             .iter()
             .enumerate()
             .map(|(i, c)| (c.as_str(), i))
             .collect();
-        let mut lookup = Lookup::new(&position);
+        let per_category = lookup_categories(&position, values);
         // One zeroed allocation per column (`vec![v; k]` would copy a zeroed column k times).
         let mut cols: Vec<Vec<f64>> = (0..enc.categories.len()).map(|_| vec![0.0f64; values.len()]).collect();
-        for (r, v) in values.iter().enumerate() {
-            match v.as_ref().map(|s| (&**s, lookup.get(s))) {
+        #[allow(clippy::needless_range_loop)] // `r` indexes the row of one of many columns
+        for r in 0..values.len() {
+            match values
+                .code(r)
+                .map(|c| (&*values.categories()[c as usize], per_category[c as usize]))
+            {
                 Some((_, Some(&i))) => cols[i][r] = 1.0,
                 Some((s, None)) if enc.dropped.as_deref() == Some(s) || enc.others.iter().any(|o| o == s) => {}
                 _ if self.unseen == Unseen::Rare => {
@@ -203,7 +206,7 @@ impl Fitted {
             .zip(cols)
             .map(|(c, data)| Column {
                 name: format!("{}_{c}", enc.column),
-                data: ColumnData::Numeric(data),
+                data: ColumnData::Numeric(data.into()),
             })
             .collect())
     }

@@ -123,7 +123,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: Option<&[f64]>
                 let mut sums: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
                 for (v, t) in values.iter().zip(y) {
                     if let Some(s) = v {
-                        let e = sums.entry(&**s).or_insert((0.0, 0));
+                        let e = sums.entry(s).or_insert((0.0, 0));
                         e.0 += t;
                         e.1 += 1;
                     }
@@ -184,10 +184,10 @@ impl Fitted {
                 .enumerate()
                 .map(|(i, c)| (c.as_str(), i as f64))
                 .collect();
-            let mut lookup = crate::frame::Lookup::new(&code);
+            let per_category = crate::frame::lookup_categories(&code, values);
             let mut out = Vec::with_capacity(values.len());
-            for (r, v) in values.iter().enumerate() {
-                match v.as_ref().and_then(|s| lookup.get(s)) {
+            for r in 0..values.len() {
+                match values.code(r).and_then(|c| per_category[c as usize]) {
                     Some(&x) => out.push(x),
                     None if self.unseen == Unseen::Encode => out.push(self.unknown_value),
                     None if self.unseen == Unseen::Rare => {
@@ -198,7 +198,7 @@ impl Fitted {
                         return Err(super::unseen_error(
                             "ordinal",
                             &m.column,
-                            v.as_deref().unwrap_or("(missing)"),
+                            values.get(r).unwrap_or("(missing)"),
                             frame.lines[r],
                             &frame.source,
                             m.categories.len(),
@@ -206,7 +206,7 @@ impl Fitted {
                     }
                 }
             }
-            frame.columns[idx].data = ColumnData::Numeric(out);
+            frame.columns[idx].data = ColumnData::Numeric(out.into());
         }
         Ok(frame)
     }

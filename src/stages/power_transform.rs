@@ -240,13 +240,15 @@ impl Fitted {
                     frame.lines[r], frame.source
                 )));
             }
-            let values = frame.numeric_mut(column)?;
-            for v in values.iter_mut().filter(|v| !v.is_nan()) {
-                *v = match self.kind {
-                    Kind::BoxCox => box_cox(*v, *lambda),
-                    Kind::YeoJohnson => yeo_johnson(*v, *lambda),
-                };
-            }
+            frame.update_numeric(column, |values| {
+                for v in values.iter_mut().filter(|v| !v.is_nan()) {
+                    *v = match self.kind {
+                        Kind::BoxCox => box_cox(*v, *lambda),
+                        Kind::YeoJohnson => yeo_johnson(*v, *lambda),
+                    };
+                }
+                Ok(())
+            })?;
         }
         Ok(frame)
     }

@@ -93,7 +93,7 @@ fn row_key(frame: &Frame, seed_by: &[String], r: usize) -> Result<Vec<u8>> {
         match &col.data {
             ColumnData::Numeric(v) => key.extend_from_slice(&v[r].to_bits().to_le_bytes()),
             ColumnData::Categorical(v) => {
-                let s = v[r].as_deref().unwrap_or("");
+                let s = v.get(r).unwrap_or("");
                 key.extend_from_slice(&(s.len() as u64).to_le_bytes());
                 key.extend_from_slice(s.as_bytes());
             }
@@ -118,22 +118,24 @@ impl Fitted {
             let idx = frame.index_of(column).ok_or_else(|| frame.missing_column(column))?;
             let missing: Vec<usize> = match &frame.columns[idx].data {
                 ColumnData::Numeric(v) => (0..v.len()).filter(|&r| v[r].is_nan()).collect(),
-                ColumnData::Categorical(v) => (0..v.len()).filter(|&r| v[r].is_none()).collect(),
+                ColumnData::Categorical(v) => (0..v.len()).filter(|&r| v.is_missing(r)).collect(),
             };
             let keys = missing
                 .iter()
                 .map(|&r| row_key(&frame, &self.seed_by, r))
                 .collect::<Result<Vec<_>>>()?;
             match (&mut frame.columns[idx].data, pool) {
-                (ColumnData::Numeric(v), Pool::Numbers(p)) => {
+                (ColumnData::Numeric(v), Pool::Numbers(p)) => v.update(|values| {
                     for (&r, k) in missing.iter().zip(&keys) {
-                        v[r] = p[draw(&self.seed, column, k, p.len())];
+                        values[r] = p[draw(&self.seed, column, k, p.len())];
                     }
-                }
+                }),
                 (ColumnData::Categorical(v), Pool::Texts(p)) => {
+                    let mut drawn: Vec<Option<&str>> = v.iter().collect();
                     for (&r, k) in missing.iter().zip(&keys) {
-                        v[r] = Some(std::sync::Arc::from(p[draw(&self.seed, column, k, p.len())].as_str()));
+                        drawn[r] = Some(p[draw(&self.seed, column, k, p.len())].as_str());
                     }
+                    *v = crate::frame::Texts::from_values(drawn);
                 }
                 _ => {
                     return Err(Error::data(format!(
@@ -211,14 +213,25 @@ mod tests {
             for chunk in f.clone().into_chunks(size) {
                 let out = fitted.apply(chunk).unwrap();
                 x.extend_from_slice(out.numeric("x").unwrap());
-                c.extend_from_slice(out.complete_categorical("c", "t").unwrap());
+                c.extend(
+                    out.complete_categorical("c", "t")
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.map(str::to_string)),
+                );
             }
             let same_x = x
                 .iter()
                 .zip(whole.numeric("x").unwrap())
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same_x, "chunks of {size}");
-            assert_eq!(c, whole.complete_categorical("c", "t").unwrap(), "chunks of {size}");
+            let whole_c: Vec<Option<String>> = whole
+                .complete_categorical("c", "t")
+                .unwrap()
+                .iter()
+                .map(|s| s.map(str::to_string))
+                .collect();
+            assert_eq!(c, whole_c, "chunks of {size}");
         }
     }
 }

@@ -7,13 +7,13 @@
 //! label's text, where feature-engine leaves the order to pandas' sort). Missing values stay missing;
 //! any label not kept — including one never seen in train — becomes `replace_with`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::{ColumnData, Frame, Lookup, category_counts};
+use crate::frame::{ColumnData, Frame, category_counts};
 use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,16 +123,18 @@ impl Fitted {
                     g.column
                 )));
             };
-            // A map to `true` rather than a set: the pointer-memoised lookup works on maps.
-            let keep: BTreeMap<&str, bool> = g.frequent.iter().map(|s| (s.as_str(), true)).collect();
-            let mut lookup = Lookup::new(&keep);
-            for cell in values.iter_mut() {
-                if let Some(s) = cell
-                    && lookup.get(s).is_none()
-                {
-                    *cell = Some(Arc::clone(&rare));
-                }
-            }
+            // Decided once per category, not once per row.
+            let keep: BTreeSet<&str> = g.frequent.iter().map(String::as_str).collect();
+            *values = values.recode(
+                |s| {
+                    if keep.contains(s) {
+                        Arc::from(s)
+                    } else {
+                        Arc::clone(&rare)
+                    }
+                },
+                None,
+            );
         }
         Ok(frame)
     }
@@ -159,7 +161,7 @@ mod tests {
         let ColumnData::Categorical(v) = &out.columns[0].data else {
             panic!()
         };
-        let v: Vec<&str> = v.iter().map(|x| x.as_deref().unwrap()).collect();
+        let v: Vec<&str> = v.iter().map(|x| x.unwrap()).collect();
         assert_eq!(v, ["Rare", "Rare", "a"]);
     }
 

@@ -150,7 +150,7 @@ impl Fitted {
                             .find(|c| {
                                 frame.column(c).is_some_and(|col| match &col.data {
                                     ColumnData::Numeric(v) => v[r].is_nan(),
-                                    ColumnData::Categorical(v) => v[r].is_none(),
+                                    ColumnData::Categorical(v) => v.is_missing(r),
                                 })
                             })
                             .cloned()

@@ -179,23 +179,25 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String]) -> Result<Fitted>
 impl Fitted {
     pub fn apply(&self, mut frame: Frame) -> Result<Frame> {
         for c in &self.columns {
-            let values = frame.numeric_mut(&c.column)?;
-            match self.kind {
-                Kind::Standard | Kind::Robust => {
-                    for v in values.iter_mut() {
-                        *v = (*v - c.center) / c.scale;
+            frame.update_numeric(&c.column, |values| {
+                match self.kind {
+                    Kind::Standard | Kind::Robust => {
+                        for v in values.iter_mut() {
+                            *v = (*v - c.center) / c.scale;
+                        }
+                    }
+                    Kind::MinMax => {
+                        // scikit-learn: scale_ = (b − a) / range, min_ = a − data_min · scale_, x · scale_ + min_.
+                        let (a, b) = self.feature_range;
+                        let scale = (b - a) / c.scale;
+                        let min = a - c.center * scale;
+                        for v in values.iter_mut() {
+                            *v = *v * scale + min;
+                        }
                     }
                 }
-                Kind::MinMax => {
-                    // scikit-learn: scale_ = (b − a) / range, min_ = a − data_min · scale_, x · scale_ + min_.
-                    let (a, b) = self.feature_range;
-                    let scale = (b - a) / c.scale;
-                    let min = a - c.center * scale;
-                    for v in values.iter_mut() {
-                        *v = *v * scale + min;
-                    }
-                }
-            }
+                Ok(())
+            })?;
         }
         Ok(frame)
     }

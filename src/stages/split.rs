@@ -42,7 +42,7 @@ fn shuffle(rows: &mut [u32], rng: &mut impl RngCore) {
 fn value_key(data: &ColumnData, r: usize) -> Option<String> {
     match data {
         ColumnData::Numeric(v) => (!v[r].is_nan()).then(|| format!("{:020}", v[r].to_bits())),
-        ColumnData::Categorical(v) => v[r].as_deref().map(str::to_string),
+        ColumnData::Categorical(v) => v.get(r).map(str::to_string),
     }
 }
 
@@ -104,7 +104,7 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
                 *t = test_values.iter().any(|v| match (v, data) {
                     #[allow(clippy::float_cmp)] // test values are matched exactly, as written
                     (SplitValue::Number(x), ColumnData::Numeric(col)) => col[r] == *x,
-                    (SplitValue::Text(s), ColumnData::Categorical(col)) => col[r].as_deref() == Some(s.as_str()),
+                    (SplitValue::Text(s), ColumnData::Categorical(col)) => col.get(r) == Some(s.as_str()),
                     _ => false,
                 });
             }
@@ -143,7 +143,7 @@ pub fn fit(split: &Split, frame: &Frame, rng: &mut impl RngCore, loc: Option<&Lo
                         col[r] >= *from
                     }
                     (SplitValue::Text(from), ColumnData::Categorical(col)) => {
-                        col[r].as_deref().ok_or_else(missing)? >= from.as_str()
+                        col.get(r).ok_or_else(missing)? >= from.as_str()
                     }
                     _ => {
                         return Err(Error::data(format!(

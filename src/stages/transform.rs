@@ -87,9 +87,11 @@ impl Fitted {
             check(&self.function, &frame, c)?;
             let idx = frame.index_of(c).ok_or_else(|| frame.missing_column(c))?;
             if let ColumnData::Numeric(values) = &mut frame.columns[idx].data {
-                for v in values.iter_mut() {
-                    *v = self.function.eval(*v);
-                }
+                values.update(|values| {
+                    for v in values.iter_mut() {
+                        *v = self.function.eval(*v);
+                    }
+                });
             }
         }
         Ok(frame)

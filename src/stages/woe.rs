@@ -74,7 +74,7 @@ pub fn fit(params: &Params, train: &Frame, columns: &[String], y: &[f64]) -> Res
         let values = train.complete_categorical(name, "woe")?;
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (v, t) in values.iter().zip(y) {
-            let e = counts.entry(v.as_deref().unwrap_or_default()).or_insert((0.0, 0.0));
+            let e = counts.entry(v.unwrap_or_default()).or_insert((0.0, 0.0));
             if *t == 1.0 {
                 e.0 += 1.0;
             } else {

@@ -44,11 +44,13 @@ stage_key = key(
 # A frame with a numeric column a = [1.5, missing] and a text column b = ["x", missing].
 nums = struct.pack("<d", 1.5) + struct.pack("<Q", 0x7FF8000000000000)
 texts = b"\x01" + struct.pack("<Q", 1) + b"x" + b"\x00"
+column_a = key("mlpipe 2026-12 column digest v1", u(0), u(2), by(nums))
+column_b = key("mlpipe 2026-12 column digest v1", u(1), u(2), by(texts))
 frame = key(
-    "mlpipe 2026-11 frame digest v1",
+    "mlpipe 2026-12 frame digest v2",
     u(2),
-    s("a"), u(0), u(2), by(nums),
-    s("b"), u(1), u(2), by(texts),
+    s("a"), i(column_a),
+    s("b"), i(column_b),
 )
 # Two chained ledger entries: a REST prediction with its value, then a shadow batch entry with a pair
 # and no value (an absent value or pair is an empty byte string).
