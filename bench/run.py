@@ -110,6 +110,45 @@ def case_features(rows, runs, work):
     return compare(f"feature pipeline (fit on train, apply to train and test), {rows:,} generated rows", ours, peer, runs)
 
 
+def parquet_copy(data):
+    """A zstd Parquet copy of a generated CSV file, written by pyarrow (its canonical CSV is the file)."""
+    out = data.with_suffix(".parquet")
+    if not out.exists():
+        subprocess.run([peer_python() or sys.executable, "-c", (
+            "import sys, pyarrow.csv as c, pyarrow.parquet as q;"
+            "t = c.read_csv(sys.argv[1], convert_options=c.ConvertOptions(null_values=['NA', ''], strings_can_be_null=True));"
+            "q.write_table(t, sys.argv[2], compression='zstd')"), data, out], check=True)
+    return out
+
+
+def case_parquet(rows, runs, work):
+    """A late cache miss on `rows` generated rows: the gather stage is stored, `split` is not, so the run
+    must read the data again. The same pipeline on the CSV file (peer column) and on a Parquet copy of it
+    (mlpipe column, read straight in through the snapshot memo of its first run); both sides split the rows
+    too (0.6 s of either side's time). Also: a no-op re-run of each."""
+    if not peer_python():
+        return [{"case": "Parquet vs CSV reading (pyarrow not installed)"}]
+    data, pipeline = large_pipeline(rows, work)
+    pq = parquet_copy(data)
+    pq_pipeline = work / f"houses-{rows}-parquet.toml"
+    pq_pipeline.write_text(pipeline.read_text().replace(str(data), str(pq)))
+    out = []
+    specs = {}
+    for side, p in (("parquet", pq_pipeline), ("csv", pipeline)):
+        store = work / f"read-store-{side}"
+        def fresh(p=p, store=store):
+            shutil.rmtree(store, ignore_errors=True)
+            subprocess.run([MLPIPE, "run", p, "--until", "gather", "--store", store], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        specs[side] = (store, ([MLPIPE, "run", p, "--until", "split", "--store", store], None, None, fresh))
+    out.append(compare(f"late cache miss: read {rows:,} rows again and split them (Parquet copy vs the CSV file)",
+                       specs["parquet"][1], specs["csv"][1], runs))
+    noop = lambda side: ([MLPIPE, "run", specs[side][1][0][2], "--until", "split", "--store", specs[side][0]], None, None, None)
+    out.append(compare(f"no-op re-run through split, {rows:,} rows (Parquet copy vs the CSV file)",
+                       noop("parquet"), noop("csv"), runs))
+    return out
+
+
 MODEL_TRAIN = {
     "linear_regression": ('y', 'estimator = "linear_regression"', '["rmse"]'),
     "ridge": ('y', 'estimator = "ridge"\nalpha = 1.0', '["rmse"]'),
@@ -639,7 +678,7 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 100 MiB file")
-    ap.add_argument("--only", choices=["growth", "models", "features", "export"], help="run one case only (its table in RESULTS.md is replaced)")
+    ap.add_argument("--only", choices=["growth", "models", "features", "export", "parquet"], help="run one case only (its table in RESULTS.md is replaced)")
     args = ap.parse_args()
     if not MLPIPE.exists():
         sys.exit("build first: cargo build --release")
@@ -665,6 +704,10 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             rows = [case_features(100_000 if args.quick else 1_000_000, 1 if args.quick else 3, pathlib.Path(tmp))]
         return publish("<!-- features -->", table(rows))
+    if args.only == "parquet":
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = case_parquet(100_000 if args.quick else 1_000_000, 3 if args.quick else 5, pathlib.Path(tmp))
+        return publish("<!-- parquet -->", table(rows).replace("peer", "CSV").replace("mlpipe", "Parquet"))
     if args.only == "growth":
         with tempfile.TemporaryDirectory() as tmp:
             return publish("<!-- growth -->", growth_table(case_growth(sizes, pathlib.Path(tmp))))

@@ -85,6 +85,7 @@ pub mod context {
     pub const STAGE_SEED: &str = "mlpipe 2026-11 stage seed v1";
     pub const DATA_DIGEST: &str = "mlpipe 2026-12 frame digest v2";
     pub const COLUMN_DIGEST: &str = "mlpipe 2026-12 column digest v1";
+    pub const SNAPSHOT_MEMO: &str = "mlpipe 2026-12 snapshot memo v1";
     pub const LEDGER_ENTRY: &str = "mlpipe 2026-11 ledger entry v1";
 }
 
@@ -120,6 +121,20 @@ impl KeyBuilder {
         } else {
             self.hasher.update(b);
         }
+        self
+    }
+
+    /// A bytes field written in pieces (a long encoding need not be held whole): `len` is the pieces'
+    /// total length, and the digest is the one [`KeyBuilder::bytes`] gives for their concatenation.
+    #[must_use]
+    pub fn bytes_in_pieces(mut self, len: u64, write: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Self {
+        self.hasher.update(b"b");
+        self.hasher.update(&len.to_le_bytes());
+        let start = self.hasher.count();
+        write(&mut |piece: &[u8]| {
+            self.hasher.update(piece);
+        });
+        debug_assert_eq!(self.hasher.count() - start, len, "bytes_in_pieces: wrong length");
         self
     }
 

@@ -32,7 +32,9 @@ use crate::error::{Error, Result};
 use crate::vocab::reader::TableReader;
 
 mod files;
+mod typed_frame;
 pub use files::{FileFormat, canonical_csv, column_texts, decoding};
+pub use typed_frame::read_frame;
 
 /// What to read from a database source, as written in `[gather]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1043,3 +1043,35 @@ fn changing_the_id_column_or_target_reruns_every_step_it_decides() {
     let out = p.mlpipe(&["reproduce", again["run"].as_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_large_table_gives_the_same_bits_on_1_2_and_8_threads() {
+    // 50 copies of the house rows (73,000 rows): the CSV is read in pieces, rows are taken in blocks and
+    // columns digested a few at a time on every core, so thread scheduling has room to show.
+    let p = Project::new();
+    p.use_random_split();
+    let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let mut big = format!("{header}\n");
+    for _ in 0..50 {
+        big.push_str(body);
+    }
+    std::fs::write(p.path("train.csv"), big).unwrap();
+    let runs: Vec<Value> = ["1", "2", "8"]
+        .iter()
+        .map(|threads| {
+            let store = p.path(&format!("store-{threads}"));
+            let out = p.mlpipe_env(
+                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                &[("POLARS_MAX_THREADS", threads), ("RAYON_NUM_THREADS", threads)],
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    for r in &runs[1..] {
+        assert_eq!(r["run"], runs[0]["run"]);
+        assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
+        assert_eq!(r["metrics"], runs[0]["metrics"]);
+    }
+}

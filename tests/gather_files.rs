@@ -345,3 +345,167 @@ fn bad_typed_files_are_refused_with_the_file_line_or_column_named() {
         "a misspelt format gets a suggestion: {err}"
     );
 }
+
+/// The frame a typed file gives when read straight in, or `None` when only the CSV way can promise it;
+/// whenever it is given, it is the frame of the file's canonical CSV, digest and all.
+fn straight_equals_csv(path: &Path, opts: &mlpipe::frame::ReadOptions) -> bool {
+    let format = mlpipe::sources::FileFormat::of_path(path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let na = opts.na_values.first().map_or("", String::as_str);
+    let csv = mlpipe::sources::canonical_csv(bytes.clone(), format, &opts.columns, na, "f").unwrap();
+    let straight = mlpipe::sources::read_frame(bytes, format, opts, "f").unwrap();
+    let Ok(via_csv) = mlpipe::frame::read_csv(&csv, opts, "f") else {
+        assert!(
+            straight.is_none(),
+            "{}: a frame where the CSV way refuses",
+            path.display()
+        );
+        return false;
+    };
+    match straight {
+        Some(straight) => {
+            assert_eq!(straight, via_csv, "{}", path.display());
+            assert_eq!(straight.lines, via_csv.lines, "{}", path.display());
+            assert_eq!(straight.schema(), via_csv.schema(), "{}", path.display());
+            assert_eq!(straight.digest(), via_csv.digest(), "{}", path.display());
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn a_typed_file_read_straight_into_a_frame_gives_its_snapshots_frame_or_nothing() {
+    use mlpipe::frame::{ColumnType, ReadOptions};
+    let na = |markers: &[&str]| ReadOptions {
+        na_values: markers.iter().map(|s| (*s).to_string()).collect(),
+        ..ReadOptions::default()
+    };
+    for file in [
+        "houses-pandas.parquet",
+        "houses-polars.parquet",
+        "penguins-groups.parquet",
+        "penguins-dictionary.parquet",
+        "penguins-pyarrow.feather",
+        "penguins-polars.arrows",
+    ] {
+        assert!(
+            straight_equals_csv(&fixture(file), &na(&["NA"])),
+            "{file} was not read straight"
+        );
+        assert!(straight_equals_csv(&fixture(file), &na(&[])), "{file} without markers");
+    }
+    // Declared types, a projection, and a marker that is also a number (numbers then go through text).
+    let mut declared = na(&["NA"]);
+    declared.dtypes.insert("MSSubClass".into(), ColumnType::Categorical);
+    declared.dtypes.insert("Alley".into(), ColumnType::Categorical);
+    declared.columns = vec!["Id".into(), "MSSubClass".into(), "Alley".into(), "SalePrice".into()];
+    assert!(straight_equals_csv(&fixture("houses-polars.parquet"), &declared));
+    assert!(straight_equals_csv(
+        &fixture("houses-pandas.parquet"),
+        &na(&["NA", "0"])
+    ));
+    let mut forced = na(&["NA"]);
+    forced.dtypes.insert("species".into(), ColumnType::Numeric);
+    assert!(
+        !straight_equals_csv(&fixture("penguins-polars.arrows"), &forced),
+        "text declared numeric is the CSV way's error to report"
+    );
+
+    // Every kind of value a snapshot holds, one row per row group.
+    let p = Project::new();
+    let dict: DictionaryArray<Int8Type> = vec![Some("b"), None, Some("a, \"quoted\"")].into_iter().collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "int",
+            Arc::new(Int64Array::from(vec![Some(-3), None, Some(9_007_199_254_740_993)])),
+        ),
+        (
+            "float",
+            Arc::new(Float64Array::from(vec![Some(-0.0), Some(f64::NAN), Some(0.1)])),
+        ),
+        (
+            "single",
+            Arc::new(Float32Array::from(vec![Some(0.1_f32), None, Some(1.5)])),
+        ),
+        (
+            "flag",
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ),
+        ("day", Arc::new(Date32Array::from(vec![Some(11_016), Some(-1), None]))),
+        (
+            "price",
+            Arc::new(
+                Decimal128Array::from(vec![Some(1250), Some(-5), None])
+                    .with_precision_and_scale(9, 2)
+                    .unwrap(),
+            ),
+        ),
+        ("kind", Arc::new(dict)),
+        (
+            "text",
+            Arc::new(StringArray::from(vec![Some(" 12 "), Some(""), Some("NA")])),
+        ),
+        (
+            "digits",
+            Arc::new(StringArray::from(vec![Some("1"), Some("2.5"), None])),
+        ),
+    ];
+    let b = batch(columns);
+    write_parquet(&p.path("typed.parquet"), std::slice::from_ref(&b), 1);
+    assert!(straight_equals_csv(&p.path("typed.parquet"), &na(&["NA"])));
+    // A line break in a cell moves the CSV's line numbers: only the CSV way gives its frame.
+    let broken = batch(vec![(
+        "text",
+        Arc::new(StringArray::from(vec![Some("a\nb"), Some("c")])) as ArrayRef,
+    )]);
+    write_parquet(&p.path("broken.parquet"), std::slice::from_ref(&broken), 10);
+    assert!(!straight_equals_csv(&p.path("broken.parquet"), &na(&["NA"])));
+}
+
+#[test]
+fn a_parquet_runs_snapshot_memo_is_a_shortcut_checked_against_the_rows_never_trusted() {
+    let p = Project::new();
+    std::fs::copy(fixture("houses-polars.parquet"), p.path("train.parquet")).unwrap();
+    p.edit("pipeline.toml", "source = \"train.csv\"", "source = \"train.parquet\"");
+    let first = p.run(&[]);
+    let memos = p.store().join("v1/refs/snapshots");
+    let memo = std::fs::read_dir(&memos).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(
+        std::fs::read_to_string(&memo).unwrap().trim(),
+        first["snapshot"].as_str().unwrap()
+    );
+    // A later stage changed: the file is read straight in (the memo's shortcut) and gives the stages the
+    // CSV file gives.
+    p.edit("pipeline.toml", "alpha = 10.0", "alpha = 3.0");
+    let shortcut = p.run(&[]);
+    assert_eq!(shortcut["snapshot"], first["snapshot"]);
+    let csv = Project::new();
+    csv.edit("pipeline.toml", "alpha = 10.0", "alpha = 3.0");
+    let via_csv = csv.run(&[]);
+    assert_eq!(stage_outputs(&shortcut), stage_outputs(&via_csv));
+    assert_eq!(shortcut["metrics"], via_csv["metrics"]);
+    // A memo edited to name another snapshot in the store is caught by the rows' digest: the run writes
+    // the CSV again, keeps the true snapshot and mends the memo.
+    let other = p.mlpipe(&[
+        "snapshot",
+        DATA_PENGUINS,
+        "--json",
+        "--store",
+        p.store().to_str().unwrap(),
+    ]);
+    assert!(other.status.success(), "{}", stderr(&other));
+    let other: Value = serde_json::from_slice(&other.stdout).unwrap();
+    std::fs::write(&memo, format!("{}\n", other["snapshot"].as_str().unwrap())).unwrap();
+    let again = p.run(&[]);
+    assert_eq!(again["snapshot"], first["snapshot"]);
+    assert_eq!(stage_outputs(&again), stage_outputs(&shortcut));
+    assert_eq!(
+        std::fs::read_to_string(&memo).unwrap().trim(),
+        first["snapshot"].as_str().unwrap()
+    );
+    let out = p.mlpipe(&["verify", "--store", p.store().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+const DATA_PENGUINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data-snapshots/penguins/penguins.csv");

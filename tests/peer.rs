@@ -39,6 +39,7 @@ fn run_pipeline(pipeline: &Pipeline) -> Vec<(String, StageOutput)> {
         id,
         bytes: &bytes,
         name: "train.csv".into(),
+        frame: None,
     };
     let executed = Executor::new(pipeline, &store, true, &NoProgress)
         .run(&snapshot)

@@ -66,6 +66,7 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
         store.scan_refs(RefKind::Run)?,
         store.scan_refs(RefKind::Prediction)?,
         store.scan_refs(RefKind::StageKey)?,
+        store.scan_refs(RefKind::Snapshot)?,
     ];
     let layout = store.scan_layout()?;
     let mut damaged = objects
@@ -89,7 +90,7 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
             ),
         });
     }
-    let [runs, predictions, keys] = scans;
+    let [runs, predictions, keys, snapshots] = scans;
 
     let mut live = Live::default();
     // A record that cannot be read stops gc before anything is removed: what it references is
@@ -178,6 +179,12 @@ pub fn run(args: &GcArgs) -> Result<GcReport> {
             if !args.dry_run {
                 store.remove_ref(RefKind::StageKey, key)?;
             }
+        }
+    }
+    // A snapshot memo keeps nothing alive: it goes with its snapshot.
+    for (key, target) in &snapshots.refs {
+        if (dead_set.contains(target) || !store.contains(target)?) && !args.dry_run {
+            store.remove_ref(RefKind::Snapshot, key)?;
         }
     }
     for id in &dead {

@@ -495,6 +495,7 @@ fn reproduce_run(
         id: record.snapshot,
         bytes: &bytes,
         name: pipeline.gather.source.clone(),
+        frame: None,
     };
     let executed = Executor::new(&pipeline, &scratch, false, progress).run(&snapshot)?;
     let mut checked = Vec::new();

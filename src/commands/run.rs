@@ -12,6 +12,7 @@ use crate::executor::{Executor, Progress, Snapshot, StageResult};
 use crate::fitted::StageState;
 use crate::plan::{Plan, run_id};
 use crate::provenance::{self, CodeState, RunRecord, StageRecord, Tool};
+use crate::sources::FileFormat;
 use crate::spec::Pipeline;
 use crate::store::{LocalStore, RefKind, RefRead, Store, write_atomic};
 
@@ -57,16 +58,20 @@ impl RunReport {
 struct Inputs {
     pipeline: Pipeline,
     snapshot_id: Id,
+    /// The snapshot's bytes; empty when a typed file was read straight into `frame` (its snapshot is
+    /// already in the store).
     bytes: Vec<u8>,
+    frame: Option<crate::frame::Frame>,
     source_record: Option<crate::sources::SourceRecord>,
     source_name: String,
 }
 
-fn read_inputs(args: &RunArgs, progress: &dyn Progress) -> Result<Inputs> {
+fn read_inputs(args: &RunArgs, progress: &dyn Progress, store: &LocalStore) -> Result<Inputs> {
     let mut pipeline = Pipeline::load(&args.pipeline)?;
     if let Some(seed) = args.seed {
         pipeline.seed = seed;
     }
+    let mut frame = None;
     let (snapshot_id, bytes, source_record, source_name) = if let Some(db) = pipeline.source_database()? {
         let fetched = fetch_database(&pipeline, &db)?;
         let name = db.without_password();
@@ -82,20 +87,78 @@ fn read_inputs(args: &RunArgs, progress: &dyn Progress) -> Result<Inputs> {
         if gather.format.is_csv() {
             (id, bytes, None, name)
         } else {
-            // The snapshot of a typed file is its rows' canonical CSV, whatever the file's layout.
-            let na = gather.read.na_values.first().map_or("", String::as_str);
-            let csv = crate::sources::canonical_csv(bytes, gather.format, &gather.read.columns, na, &name)
-                .map_err(|e| e.in_stage("gather"))?;
-            (Id::of_bytes(&csv), csv, None, name)
+            let (snapshot, csv, read) = typed_snapshot(store, &pipeline, id, bytes)?;
+            frame = read;
+            (snapshot, csv, None, name)
         }
     };
     Ok(Inputs {
         pipeline,
         snapshot_id,
         bytes,
+        frame,
         source_record,
         source_name,
     })
+}
+
+/// The snapshot of a Parquet, Arrow IPC or NDJSON file: its rows' canonical CSV, whatever the file's
+/// layout. Writing that CSV costs more than reading the file, so the store keeps a memo from the file's
+/// content id (and the read: format, columns, missing-value marker) to the snapshot id. The memo is a
+/// shortcut, never trusted alone: the file is read straight into a frame and that frame's digest must be
+/// the one the gather stage recorded for the snapshot; otherwise the CSV is written again. Returns the
+/// snapshot id, its bytes (empty on the shortcut) and the frame read on the shortcut.
+fn typed_snapshot(
+    store: &LocalStore,
+    pipeline: &Pipeline,
+    file: Id,
+    bytes: Vec<u8>,
+) -> Result<(Id, Vec<u8>, Option<crate::frame::Frame>)> {
+    let gather = &pipeline.gather;
+    let name = pipeline.source_name();
+    let na = gather.read.na_values.first().map_or("", String::as_str);
+    let mut memo = crate::digest::KeyBuilder::new(crate::digest::context::SNAPSHOT_MEMO)
+        .id(&file)
+        .str(gather.format.name())
+        .str(na)
+        .u64(gather.read.columns.len() as u64);
+    for c in &gather.read.columns {
+        memo = memo.str(c);
+    }
+    let memo = memo.finish();
+    let straight = matches!(gather.format, FileFormat::Parquet | FileFormat::Ipc);
+    if straight
+        && let Ok(Some(snapshot)) = store.get_ref(RefKind::Snapshot, &memo)
+        && store.contains(&snapshot)?
+        && let Some(recorded) = gathered_digest(store, pipeline, &snapshot)
+        && let Some(frame) = crate::sources::read_frame(bytes.clone(), gather.format, &gather.read, &name)
+            .map_err(|e| e.in_stage("gather"))?
+        && frame.n_rows() == recorded.rows
+        && frame.digest() == recorded.digest
+    {
+        return Ok((snapshot, Vec::new(), Some(frame)));
+    }
+    let csv = crate::sources::canonical_csv(bytes, gather.format, &gather.read.columns, na, &name)
+        .map_err(|e| e.in_stage("gather"))?;
+    let snapshot = Id::of_bytes(&csv);
+    store.put_with_id(&snapshot, &csv)?;
+    if straight {
+        store.set_ref(RefKind::Snapshot, &memo, &snapshot)?;
+    }
+    Ok((snapshot, csv, None))
+}
+
+/// The digest of the frame the gather stage recorded for `snapshot` under this pipeline's read options,
+/// when that stage is in the store.
+fn gathered_digest(store: &LocalStore, pipeline: &Pipeline, snapshot: &Id) -> Option<crate::fitted::FrameDigest> {
+    let key = Plan::new(pipeline).key(0, snapshot);
+    let output = store.get_ref(RefKind::StageKey, &key).ok()??;
+    let bytes = store.get(&output).ok()?;
+    let out = crate::fitted::StageOutput::from_bytes(&bytes, &output).ok()?;
+    match out.state {
+        StageState::Gather { .. } => out.data.get("all").cloned(),
+        _ => None,
+    }
 }
 
 /// What `run --until STAGE` did: the stages through STAGE, stored and reusable; no run is recorded.
@@ -111,7 +174,9 @@ pub struct PartialRun {
 /// outputs go to the store as in a full run, so a later run reuses them; without the later stages
 /// there are no metrics, so no run record, gates or lock.
 pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result<PartialRun> {
-    let inputs = read_inputs(args, progress)?;
+    let store = LocalStore::open(&args.store)?;
+    let _lock = store.lock(false)?;
+    let inputs = read_inputs(args, progress, &store)?;
     let plan = Plan::new(&inputs.pipeline);
     let last = plan.stages.iter().position(|s| s.name == until).ok_or_else(|| {
         let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
@@ -120,13 +185,14 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
             hint: Some(format!("name one of: {}", names.join(", "))),
         }
     })?;
-    let store = LocalStore::open(&args.store)?;
-    let _lock = store.lock(false)?;
-    store.put_with_id(&inputs.snapshot_id, &inputs.bytes)?;
+    if inputs.frame.is_none() {
+        store.put_with_id(&inputs.snapshot_id, &inputs.bytes)?;
+    }
     let snapshot = Snapshot {
         id: inputs.snapshot_id,
         bytes: &inputs.bytes,
         name: inputs.pipeline.source_name(),
+        frame: inputs.frame.clone(),
     };
     let executed = Executor::new(&inputs.pipeline, &store, true, progress).run_through(&snapshot, last)?;
     Ok(PartialRun {
@@ -138,20 +204,23 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
 }
 
 pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
+    let store = LocalStore::open(&args.store)?;
+    let _lock = store.lock(false)?;
     let Inputs {
         pipeline,
         snapshot_id,
         bytes,
+        frame,
         source_record,
         source_name,
-    } = read_inputs(args, progress)?;
+    } = read_inputs(args, progress, &store)?;
     let code = provenance::code_state(&args.pipeline)?;
     let tool = Tool::current();
     let run = run_id(&pipeline, &snapshot_id, &code, &tool.mlpipe);
 
-    let store = LocalStore::open(&args.store)?;
-    let _lock = store.lock(false)?;
-    store.put_with_id(&snapshot_id, &bytes)?;
+    if frame.is_none() {
+        store.put_with_id(&snapshot_id, &bytes)?;
+    }
     let source_record = match &source_record {
         Some(r) => Some(store.put(&serde_json::to_vec(r).map_err(|e| Error::internal(e.to_string()))?)?),
         None => None,
@@ -162,6 +231,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         id: snapshot_id,
         bytes: &bytes,
         name: pipeline.source_name(),
+        frame,
     };
     point_stage_refs_back(&store, &run, progress)?;
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;

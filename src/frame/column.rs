@@ -33,7 +33,10 @@ impl Numbers {
     pub fn from_vec(values: Vec<f64>) -> Numbers {
         let missing = values.iter().filter(|x| x.is_nan()).count();
         let validity = (missing > 0).then(|| values.iter().map(|x| !x.is_nan()).collect::<Bitmap>());
-        Numbers(PrimitiveArray::from_vec(values).with_validity(validity), DigestCache::default())
+        Numbers(
+            PrimitiveArray::from_vec(values).with_validity(validity),
+            DigestCache::default(),
+        )
     }
 
     /// The values, in row order; a missing value reads as NaN.
@@ -238,12 +241,12 @@ impl Texts {
 
     /// The rows' texts in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
-        (0..self.len()).map(|r| self.get(r))
+        self.codes().map(|c| c.map(|c| &*self.categories[c as usize]))
     }
 
     /// The rows' codes in order.
     pub fn codes(&self) -> impl ExactSizeIterator<Item = Option<u32>> + '_ {
-        (0..self.len()).map(|r| self.code(r))
+        self.codes.iter().map(|c| c.copied())
     }
 
     /// The distinct present values, sorted; a code is a place in this list. (A category may have no

@@ -36,7 +36,8 @@ impl Default for ReadOptions {
     }
 }
 
-pub(super) fn parse_number(field: &[u8]) -> Option<f64> {
+/// A CSV field as a number: a finite decimal number (surrounding ASCII spaces allowed); `None` otherwise.
+pub fn parse_number(field: &[u8]) -> Option<f64> {
     let field = field.trim_ascii();
     // Rust's parser is correctly rounded; it also accepts "inf"/"nan", which are text here.
     let first = *field.first()?;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 use zerocopy::IntoBytes;
 
-use super::{ColumnData, Frame};
+use super::{ColumnData, Frame, Numbers, Texts};
 use crate::digest::{Id, KeyBuilder, context};
 
 impl Frame {
@@ -35,15 +35,57 @@ impl ColumnData {
             ColumnData::Numeric(v) => v.digest_cache(),
             ColumnData::Categorical(v) => v.digest_cache(),
         };
-        *cache.get_or_init(|| {
-            let (tag, bytes) = encode_column(self);
-            KeyBuilder::new(context::COLUMN_DIGEST)
-                .u64(tag)
-                .u64(self.len() as u64)
-                .bytes(&bytes)
-                .finish()
+        *cache.get_or_init(|| match self {
+            ColumnData::Numeric(v) => {
+                let bytes = numeric_encoding(v);
+                KeyBuilder::new(context::COLUMN_DIGEST)
+                    .u64(0)
+                    .u64(self.len() as u64)
+                    .bytes(&bytes)
+                    .finish()
+            }
+            ColumnData::Categorical(v) => text_digest(v),
         })
     }
+}
+
+/// A text column's digest, its encoding fed to the hasher in pieces: each category's encoding is made
+/// once, and a row copies its category's (or the missing byte).
+fn text_digest(v: &Texts) -> Id {
+    let encoded: Vec<Vec<u8>> = v
+        .categories()
+        .iter()
+        .map(|s| {
+            let mut e = Vec::with_capacity(9 + s.len());
+            e.push(1);
+            e.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            e.extend_from_slice(s.as_bytes());
+            e
+        })
+        .collect();
+    let size: u64 = v
+        .codes()
+        .map(|c| c.map_or(1, |c| encoded[c as usize].len() as u64))
+        .sum();
+    KeyBuilder::new(context::COLUMN_DIGEST)
+        .u64(1)
+        .u64(v.len() as u64)
+        .bytes_in_pieces(size, |feed| {
+            const PIECE: usize = 1 << 16;
+            let mut buf = Vec::with_capacity(2 * PIECE);
+            for c in v.codes() {
+                match c {
+                    None => buf.push(0),
+                    Some(c) => buf.extend_from_slice(&encoded[c as usize]),
+                }
+                if buf.len() >= PIECE {
+                    feed(&buf);
+                    buf.clear();
+                }
+            }
+            feed(&buf);
+        })
+        .finish()
 }
 
 impl ColumnData {
@@ -62,48 +104,19 @@ const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
 /// Columns digested at once (bounds the memory their encodings take).
 const DIGEST_GROUP: usize = 8;
 
-/// A column's type tag and value encoding for its digest (see docs/hashing.md). A numeric column whose
-/// memory already is its encoding (little-endian, every NaN the canonical one) is hashed in place,
-/// borrowed.
-fn encode_column(data: &ColumnData) -> (u64, Cow<'_, [u8]>) {
-    match data {
-        ColumnData::Numeric(v) => {
-            let canonical = |x: &f64| !x.is_nan() || x.to_bits() == CANONICAL_NAN;
-            if cfg!(target_endian = "little") && v.iter().all(canonical) {
-                return (0, Cow::Borrowed(v.values().as_bytes()));
-            }
-            let mut buf = Vec::with_capacity(v.len() * 8);
-            for x in v {
-                let bits = if x.is_nan() { CANONICAL_NAN } else { x.to_bits() };
-                buf.extend_from_slice(&bits.to_le_bytes());
-            }
-            (0, Cow::Owned(buf))
-        }
-        ColumnData::Categorical(v) => {
-            // Each category's encoding once; a row copies its category's (or the missing byte).
-            let encoded: Vec<Vec<u8>> = v
-                .categories()
-                .iter()
-                .map(|s| {
-                    let mut e = Vec::with_capacity(9 + s.len());
-                    e.push(1);
-                    e.extend_from_slice(&(s.len() as u64).to_le_bytes());
-                    e.extend_from_slice(s.as_bytes());
-                    e
-                })
-                .collect();
-            // Sized exactly first: growing a buffer of hundreds of megabytes copies it again and again.
-            let size: usize = v.codes().map(|c| c.map_or(1, |c| encoded[c as usize].len())).sum();
-            let mut buf = Vec::with_capacity(size);
-            for c in v.codes() {
-                match c {
-                    None => buf.push(0),
-                    Some(c) => buf.extend_from_slice(&encoded[c as usize]),
-                }
-            }
-            (1, Cow::Owned(buf))
-        }
+/// A numeric column's value encoding for its digest (see docs/hashing.md): a column whose memory
+/// already is its encoding (little-endian, every NaN the canonical one) is hashed in place, borrowed.
+fn numeric_encoding(v: &Numbers) -> Cow<'_, [u8]> {
+    let canonical = |x: &f64| !x.is_nan() || x.to_bits() == CANONICAL_NAN;
+    if cfg!(target_endian = "little") && v.iter().all(canonical) {
+        return Cow::Borrowed(v.values().as_bytes());
     }
+    let mut buf = Vec::with_capacity(v.len() * 8);
+    for x in v {
+        let bits = if x.is_nan() { CANONICAL_NAN } else { x.to_bits() };
+        buf.extend_from_slice(&bits.to_le_bytes());
+    }
+    Cow::Owned(buf)
 }
 
 #[cfg(test)]

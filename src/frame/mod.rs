@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use column::SplitOff;
 pub use column::{Numbers, Texts};
 pub use conform::{conform_to_schema, json_number};
-pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, read_csv, read_csv_expecting};
+pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, parse_number, read_csv, read_csv_expecting};
 pub use lookup::{FastHasher, FastMap, FastState, category_counts, lookup_categories};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -128,7 +128,7 @@ pub fn canonical_csv(
 
 /// A Parquet file read as IPC, or the other way round (a renamed file): said plainly, not as a corrupt
 /// footer.
-fn check_magic(bytes: &[u8], format: FileFormat, source: &str) -> Result<()> {
+pub(super) fn check_magic(bytes: &[u8], format: FileFormat, source: &str) -> Result<()> {
     let actual = if bytes.starts_with(b"PAR1") {
         FileFormat::Parquet
     } else if bytes.starts_with(b"ARROW1") || bytes.starts_with(&[0xff; 4]) {
@@ -173,6 +173,21 @@ pub fn decoding<T>(source: &str, format: &str, decode: impl FnOnce() -> Result<T
     })
 }
 
+/// Where decoded rows go: the canonical CSV text, or (for a run that already knows the snapshot id)
+/// straight into a frame.
+pub(super) trait Rows {
+    fn source(&self) -> &str;
+    /// The most bytes the result may take.
+    fn limit(&self) -> usize;
+    fn header(&mut self, names: &[&str]);
+    fn batch(&mut self, batch: &RecordBatch) -> Result<()>;
+    /// Whether Parquet text columns should arrive dictionary-coded (as the file stores them) rather
+    /// than as one string per row.
+    fn dictionary_text(&self) -> bool {
+        false
+    }
+}
+
 struct CsvOut<'a> {
     text: String,
     na: &'a str,
@@ -189,6 +204,16 @@ impl CsvOut<'_> {
             return Ok(());
         }
         Err(too_big(self.source))
+    }
+}
+
+impl Rows for CsvOut<'_> {
+    fn source(&self) -> &str {
+        self.source
+    }
+
+    fn limit(&self) -> usize {
+        self.limit
     }
 
     fn header(&mut self, names: &[&str]) {
@@ -287,22 +312,40 @@ fn field_names(schema: &Schema) -> Vec<&str> {
     schema.fields().iter().map(|f| f.name().as_str()).collect()
 }
 
-fn read_parquet(bytes: Vec<u8>, columns: &[String], out: &mut CsvOut<'_>) -> Result<()> {
+pub(super) fn read_parquet(bytes: Vec<u8>, columns: &[String], out: &mut dyn Rows) -> Result<()> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let source = out.source;
+    let source = out.source().to_string();
+    let source = source.as_str();
     let bad = |e: &dyn std::fmt::Display| {
         Error::data(format!("{source} is not a readable Parquet file: {e}")).with_hint(
             "write it with a Parquet writer (pandas.to_parquet, polars, pyarrow, Spark) and check it is complete",
         )
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).map_err(|e| bad(&e))?;
+    let bytes = bytes::Bytes::from(bytes);
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(&e))?;
+    if out.dictionary_text() {
+        let fields: Vec<arrow_schema::Field> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => f.as_ref().clone().with_data_type(
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                ),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_schema(std::sync::Arc::new(Schema::new(fields)));
+        builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options).map_err(|e| bad(&e))?;
+    }
     let schema = builder.schema().clone();
     let names = field_names(&schema);
     let keep = projection(&names, columns, source)?;
     // Every cell takes at least its separator: a file whose rows cannot fit is refused before decoding.
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    if rows.saturating_mul(keep.len() as u64) > out.limit as u64 {
+    if rows.saturating_mul(keep.len() as u64) > out.limit() as u64 {
         return Err(too_big(source));
     }
     let kept: Vec<&str> = keep.iter().map(|&i| names[i]).collect();
@@ -319,17 +362,18 @@ fn read_parquet(bytes: Vec<u8>, columns: &[String], out: &mut CsvOut<'_>) -> Res
     Ok(())
 }
 
-fn read_ipc(bytes: &[u8], columns: &[String], out: &mut CsvOut<'_>) -> Result<()> {
+pub(super) fn read_ipc(bytes: &[u8], columns: &[String], out: &mut dyn Rows) -> Result<()> {
     use arrow_ipc::reader::{FileReader, StreamReader};
     use std::io::Cursor;
-    let source = out.source;
+    let source = out.source().to_string();
+    let source = source.as_str();
     let bad = |e: &dyn std::fmt::Display| {
         Error::data(format!("{source} is not a readable Arrow IPC file: {e}"))
             .with_hint("write it with an Arrow IPC writer (pyarrow.feather, polars write_ipc) and check it is complete")
     };
     // arrow-ipc allocates what a compressed buffer declares before decompressing it (an abort, not an
     // error, when that is absurd): look at every declaration first.
-    check_ipc_declarations(bytes, out.limit).map_err(|what| {
+    check_ipc_declarations(bytes, out.limit()).map_err(|what| {
         Error::data(format!("{source} is not a readable Arrow IPC file: {what}"))
             .with_hint("write it again with an Arrow IPC writer and check it is complete")
     })?;

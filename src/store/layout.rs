@@ -13,13 +13,14 @@ pub const LAYOUT_VERSION: u32 = 1;
 const LAYOUT_LINE: &str = "mlpipe-store 1\n";
 
 /// The folders of layout 1, relative to `v1/`, parents first ("" is `v1` itself).
-const FOLDERS: [&str; 7] = [
+const FOLDERS: [&str; 8] = [
     "",
     "objects",
     "refs",
     "refs/keys",
     "refs/runs",
     "refs/predictions",
+    "refs/snapshots",
     "tmp",
 ];
 

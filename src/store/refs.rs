@@ -19,6 +19,9 @@ pub enum RefKind {
     StageKey,
     Run,
     Prediction,
+    /// A Parquet or Arrow IPC file's snapshot, by the file's content id and the read that made it: a
+    /// memo that spares writing the canonical CSV again; never trusted alone (`commands::run`).
+    Snapshot,
 }
 
 impl RefKind {
@@ -27,6 +30,7 @@ impl RefKind {
             RefKind::StageKey => "keys",
             RefKind::Run => "runs",
             RefKind::Prediction => "predictions",
+            RefKind::Snapshot => "snapshots",
         }
     }
 
@@ -36,6 +40,7 @@ impl RefKind {
             RefKind::StageKey => "stage-key ref",
             RefKind::Run => "run ref",
             RefKind::Prediction => "prediction ref",
+            RefKind::Snapshot => "snapshot ref",
         }
     }
 
@@ -44,6 +49,10 @@ impl RefKind {
         match self {
             RefKind::StageKey => {
                 "`mlpipe run` recomputes the stage and writes its ref again; `mlpipe verify --repair` moves \
+                 damaged refs aside to v1/quarantine/"
+            }
+            RefKind::Snapshot => {
+                "`mlpipe run` writes it again the next time the file is gathered; `mlpipe verify --repair` moves \
                  damaged refs aside to v1/quarantine/"
             }
             RefKind::Run | RefKind::Prediction => {

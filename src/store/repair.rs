@@ -120,7 +120,7 @@ impl LocalStore {
         let mut out = Vec::new();
         let folders: [(PathBuf, &[&str]); 3] = [
             (self.base.clone(), &["objects", "refs", "tmp"]),
-            (self.base.join("refs"), &["keys", "runs", "predictions"]),
+            (self.base.join("refs"), &["keys", "runs", "predictions", "snapshots"]),
             (self.tmp(), &[]),
         ];
         for (dir, store_folders) in folders {

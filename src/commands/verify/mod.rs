@@ -360,6 +360,7 @@ fn check(store: &LocalStore, args: &VerifyArgs, layout: &[Damaged]) -> Result<Ch
     let runs = check_runs(store, &mut c, &mut index)?;
     let predictions = check_predictions(store, &mut c, &mut index, &runs)?;
     check_stage_keys(store, &mut c, &runs)?;
+    check_snapshot_memos(store, &mut c)?;
     // A store ledger reached through a link is reported by the layout scan above and never opened.
     if args.ledger.is_some() || crate::store::ledger_links(store.root()).is_empty() {
         check_ledger_all(store, args.ledger.as_deref(), &mut c, &mut index, &runs, &predictions)?;
@@ -620,6 +621,30 @@ fn missing_run(index: &mut Index<'_>, run: &Id, state: Option<&RunState>) -> Res
             ),
         },
     })
+}
+
+/// Every snapshot memo (a Parquet or IPC file's snapshot id): damaged ones, and ones whose snapshot is
+/// gone. A memo is only a shortcut — a run checks the file's rows against the snapshot's before using
+/// it — so one pointing at another snapshot costs a run its shortcut, never its result.
+fn check_snapshot_memos(store: &LocalStore, c: &mut Checked) -> Result<()> {
+    let scan = store.scan_refs(RefKind::Snapshot)?;
+    c.refs += scan.refs.len() + scan.damaged.len();
+    for d in &scan.damaged {
+        c.damaged(d, None);
+    }
+    for (key, target) in &scan.refs {
+        if !store.contains(target)? {
+            c.fixable(
+                key.hex(),
+                format!(
+                    "the snapshot ref points at missing snapshot {target}; `mlpipe verify --repair` moves it aside to \
+                     v1/quarantine/ and the next run of the file writes it again"
+                ),
+                Some(Fix::MoveAside(store.ref_file(RefKind::Snapshot, key))),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every stage-key ref: damaged ones; refs to missing objects; refs whose key a checked run record names
