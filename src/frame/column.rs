@@ -246,7 +246,7 @@ impl Texts {
 
     /// The rows' codes in order.
     pub fn codes(&self) -> impl ExactSizeIterator<Item = Option<u32>> + '_ {
-        self.codes.iter().map(|c| c.copied())
+        self.codes.iter().map(Option::<&u32>::copied)
     }
 
     /// The distinct present values, sorted; a code is a place in this list. (A category may have no

@@ -49,44 +49,48 @@ impl ColumnData {
     }
 }
 
-/// A text column's digest, its encoding fed to the hasher in pieces: each category's encoding is made
-/// once, and a row copies its category's (or the missing byte).
+/// A text column's digest (docs/hashing.md): the categories some row holds, in byte order, then each
+/// row's place among them as a u32 (0xFFFFFFFF when missing) — four bytes a row, fed to the hasher in
+/// pieces. Categories no row holds (left by a row selection) are not part of it.
 fn text_digest(v: &Texts) -> Id {
-    let encoded: Vec<Vec<u8>> = v
-        .categories()
+    let categories = v.categories();
+    let mut used = vec![false; categories.len()];
+    for c in v.codes().flatten() {
+        used[c as usize] = true;
+    }
+    let mut place = vec![MISSING_CODE; categories.len()];
+    let mut key = KeyBuilder::new(context::COLUMN_DIGEST).u64(1).u64(v.len() as u64);
+    let held: Vec<&str> = categories
         .iter()
-        .map(|s| {
-            let mut e = Vec::with_capacity(9 + s.len());
-            e.push(1);
-            e.extend_from_slice(&(s.len() as u64).to_le_bytes());
-            e.extend_from_slice(s.as_bytes());
-            e
-        })
+        .zip(&used)
+        .filter(|(_, used)| **used)
+        .map(|(c, _)| &**c)
         .collect();
-    let size: u64 = v
-        .codes()
-        .map(|c| c.map_or(1, |c| encoded[c as usize].len() as u64))
-        .sum();
-    KeyBuilder::new(context::COLUMN_DIGEST)
-        .u64(1)
-        .u64(v.len() as u64)
-        .bytes_in_pieces(size, |feed| {
-            const PIECE: usize = 1 << 16;
-            let mut buf = Vec::with_capacity(2 * PIECE);
-            for c in v.codes() {
-                match c {
-                    None => buf.push(0),
-                    Some(c) => buf.extend_from_slice(&encoded[c as usize]),
-                }
-                if buf.len() >= PIECE {
-                    feed(&buf);
-                    buf.clear();
-                }
+    key = key.u64(held.len() as u64);
+    for c in held {
+        key = key.str(c);
+    }
+    for (next, (p, _)) in (0u32..).zip(place.iter_mut().zip(&used).filter(|(_, used)| **used)) {
+        *p = next;
+    }
+    key.bytes_in_pieces(4 * v.len() as u64, |feed| {
+        const PIECE: usize = 1 << 16;
+        let mut buf = Vec::with_capacity(PIECE + 4);
+        for c in v.codes() {
+            let code = c.map_or(MISSING_CODE, |c| place[c as usize]);
+            buf.extend_from_slice(&code.to_le_bytes());
+            if buf.len() >= PIECE {
+                feed(&buf);
+                buf.clear();
             }
-            feed(&buf);
-        })
-        .finish()
+        }
+        feed(&buf);
+    })
+    .finish()
 }
+
+/// A missing text value's place in a text column's digest.
+const MISSING_CODE: u32 = u32::MAX;
 
 impl ColumnData {
     /// Whether the column's digest is already known (carried with its values).

@@ -22,11 +22,17 @@ use super::files::{FileFormat, Rows, check_magic, column_texts, decoding, read_i
 use crate::error::Result;
 use crate::frame::{Column, ColumnData, ColumnType, FastMap, Frame, Numbers, ReadOptions, Texts, parse_number};
 
-/// One column's decoded batches.
-enum Piece {
+/// One column as its batches arrive: numbers, or text coded into the distinct values met so far.
+enum Building {
+    Empty,
     Numbers(Vec<f64>),
-    /// Cells as the snapshot writes them, missing ones (markers applied) missing.
-    Texts(Texts),
+    Texts {
+        codes: Vec<Option<u32>>,
+        met: Vec<Arc<str>>,
+        index: FastMap<Arc<str>, u32>,
+    },
+    /// Only the CSV way can promise this column's values.
+    GiveUp,
 }
 
 struct FrameOut<'a> {
@@ -36,188 +42,197 @@ struct FrameOut<'a> {
     /// A missing-value marker that reads as a number: integers and floats must then go through text.
     numeric_marker: bool,
     names: Vec<String>,
-    pieces: Vec<Vec<Piece>>,
+    columns: Vec<Building>,
     rows: usize,
-    /// Set when this reader cannot promise the CSV way's frame.
-    give_up: bool,
 }
 
-impl FrameOut<'_> {
-    fn typing(&self, c: usize) -> Option<ColumnType> {
-        self.opts.dtypes.get(&self.names[c]).copied()
+/// A text cell's code for the frame (`None` when missing: empty, or a marker), or `Err` when only the
+/// CSV way can promise it (a line break moves the CSV's line numbers).
+fn text_code(
+    t: &str,
+    opts: &ReadOptions,
+    code_of: &mut dyn FnMut(&str) -> u32,
+) -> std::result::Result<Option<u32>, ()> {
+    if t.contains(['\n', '\r']) {
+        Err(())
+    } else if t.is_empty() || opts.na_values.iter().any(|na| na == t) {
+        Ok(None)
+    } else {
+        Ok(Some(code_of(t)))
     }
+}
 
-    fn piece(&self, array: &dyn Array, c: usize) -> Option<Piece> {
-        use arrow_array::cast::AsArray;
-        use arrow_array::types::{
-            Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-            UInt64Type,
-        };
-        let numeric = !self.numeric_marker && self.typing(c) != Some(ColumnType::Categorical);
-        macro_rules! numbers {
-            ($t:ty) => {{
-                let a = array.as_primitive::<$t>();
-                #[allow(clippy::cast_lossless, clippy::cast_precision_loss)]
-                let values: Vec<f64> = (0..a.len())
-                    .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) as f64 })
-                    .collect();
-                values
-            }};
+impl Building {
+    /// Appends a batch's values of this column.
+    fn append(&mut self, array: &dyn Array, numeric: bool, opts: &ReadOptions, rows: usize) {
+        if matches!(self, Building::GiveUp) {
+            return;
         }
-        if numeric {
-            let values = match array.data_type() {
-                DataType::Int8 => Some(numbers!(Int8Type)),
-                DataType::Int16 => Some(numbers!(Int16Type)),
-                DataType::Int32 => Some(numbers!(Int32Type)),
-                DataType::Int64 => Some(numbers!(Int64Type)),
-                DataType::UInt8 => Some(numbers!(UInt8Type)),
-                DataType::UInt16 => Some(numbers!(UInt16Type)),
-                DataType::UInt32 => Some(numbers!(UInt32Type)),
-                DataType::UInt64 => Some(numbers!(UInt64Type)),
-                DataType::Float32 => Some(numbers!(Float32Type)),
-                DataType::Float64 => Some(numbers!(Float64Type)),
-                _ => None,
+        if numeric && let Some(values) = numbers(array) {
+            match self {
+                Building::Empty => *self = Building::Numbers(values),
+                Building::Numbers(v) => v.extend_from_slice(&values),
+                _ => *self = Building::GiveUp,
+            }
+            return;
+        }
+        if matches!(self, Building::Empty) {
+            *self = Building::Texts {
+                codes: Vec::with_capacity(rows),
+                met: Vec::new(),
+                index: FastMap::default(),
             };
-            if let Some(values) = values {
-                // An infinite value is refused by the snapshot: the CSV way says so.
-                return values
-                    .iter()
-                    .all(|x| !x.is_infinite())
-                    .then_some(Piece::Numbers(values));
-            }
         }
-        // Text arrays are coded straight from their values; other types through the text the snapshot
-        // writes for each cell.
-        let cell = |t: &str| -> Option<Option<String>> {
-            if t.contains(['\n', '\r']) {
-                None
-            } else if t.is_empty() || self.opts.na_values.iter().any(|na| na == t) {
-                Some(None)
-            } else {
-                Some(Some(t.to_string()))
-            }
+        let Building::Texts { codes, met, index } = self else {
+            *self = Building::GiveUp;
+            return;
         };
-        let borrowed = |values: &mut dyn Iterator<Item = Option<&str>>| -> Option<Texts> {
-            let mut cells: Vec<Option<&str>> = Vec::with_capacity(array.len());
-            for v in values {
-                cells.push(match v {
-                    None => None,
-                    Some(t) if t.contains(['\n', '\r']) => return None,
-                    Some(t) if t.is_empty() || self.opts.na_values.iter().any(|na| na == t) => None,
-                    Some(t) => Some(t),
-                });
+        let mut code_of = |t: &str| -> u32 {
+            if let Some(&c) = index.get(t) {
+                return c;
             }
-            Some(Texts::from_values(cells))
+            let c = u32::try_from(met.len()).unwrap_or(u32::MAX);
+            let s: Arc<str> = Arc::from(t);
+            met.push(Arc::clone(&s));
+            index.insert(s, c);
+            c
         };
-        let texts = match array.data_type() {
+        let ok = match array.data_type() {
             DataType::Dictionary(_, value)
                 if matches!(**value, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) =>
             {
-                self.dictionary_texts(array)?
+                dictionary_codes(array, opts, &mut code_of, codes)
             }
-            DataType::Utf8 => borrowed(&mut array.as_string::<i32>().iter())?,
-            DataType::LargeUtf8 => borrowed(&mut array.as_string::<i64>().iter())?,
-            DataType::Utf8View => borrowed(&mut array.as_string_view().iter())?,
-            _ => {
-                let mut cells = Vec::with_capacity(array.len());
-                for t in column_texts(array)?.ok()? {
-                    cells.push(match t {
-                        None => None,
-                        Some(t) => cell(&t)?,
-                    });
-                }
-                Texts::from_values(cells)
-            }
-        };
-        Some(Piece::Texts(texts))
-    }
-
-    /// A dictionary-coded text array coded from its dictionary: each dictionary value checked once.
-    fn dictionary_texts(&self, array: &dyn Array) -> Option<Texts> {
-        use arrow_array::cast::AsArray;
-        let dict = array.as_any_dictionary();
-        let values = dict.values();
-        let strings: Vec<Option<&str>> = match values.data_type() {
-            DataType::Utf8 => values.as_string::<i32>().iter().collect(),
-            DataType::LargeUtf8 => values.as_string::<i64>().iter().collect(),
-            DataType::Utf8View => values.as_string_view().iter().collect(),
-            _ => return None,
-        };
-        let mut first_seen: FastMap<&str, u32> = FastMap::default();
-        let mut met: Vec<Arc<str>> = Vec::new();
-        let mut per_value: Vec<Option<u32>> = Vec::with_capacity(strings.len());
-        for s in strings {
-            per_value.push(match s {
-                None => None,
-                Some(t) if t.contains(['\n', '\r']) => return None,
-                Some(t) if t.is_empty() || self.opts.na_values.iter().any(|na| na == t) => None,
-                Some(t) => Some(*first_seen.entry(t).or_insert_with(|| {
-                    met.push(Arc::from(t));
-                    u32::try_from(met.len() - 1).unwrap_or(u32::MAX)
-                })),
-            });
-        }
-        // (Keys of an empty dictionary can only be null.)
-        let keys = if per_value.is_empty() {
-            Vec::new()
-        } else {
-            dict.normalized_keys()
-        };
-        let codes = (0..array.len())
-            .map(|i| if array.is_null(i) { None } else { per_value[keys[i]] })
-            .collect();
-        Some(Texts::from_met(codes, &met))
-    }
-
-    /// The column made of its pieces, typed as the CSV reader types it; `None` where it would refuse.
-    fn column(&self, c: usize, pieces: Vec<Piece>) -> Option<ColumnData> {
-        let typing = self.typing(c);
-        let texts = |pieces: Vec<Piece>| -> Option<ColumnData> {
-            let mut parts = Vec::with_capacity(pieces.len());
-            for p in pieces {
-                match p {
-                    Piece::Texts(t) => parts.push(t),
-                    Piece::Numbers(_) => return None,
-                }
-            }
-            Some(ColumnData::Categorical(Texts::concat(&parts)))
-        };
-        if typing == Some(ColumnType::Categorical) {
-            return texts(pieces);
-        }
-        // Each distinct text parsed once: a column is numeric when every present value is a number.
-        let parsed: Vec<Option<Vec<Option<f64>>>> = pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Numbers(_) => None,
-                Piece::Texts(t) => Some(t.categories().iter().map(|s| parse_number(s.as_bytes())).collect()),
-            })
-            .collect();
-        let parses = parsed
-            .iter()
-            .flatten()
-            .all(|numbers| numbers.iter().all(Option::is_some));
-        if parses {
-            let mut values = Vec::with_capacity(self.rows);
-            for (p, numbers) in pieces.into_iter().zip(parsed) {
-                match (p, numbers) {
-                    (Piece::Numbers(v), _) => values.extend(v),
-                    (Piece::Texts(t), Some(numbers)) => {
-                        values.extend(
-                            t.codes()
-                                .map(|c| c.and_then(|c| numbers[c as usize]).unwrap_or(f64::NAN)),
-                        );
+            _ => match strings(array) {
+                Some(cells) => cells.into_iter().all(|v| match v {
+                    None => {
+                        codes.push(None);
+                        true
                     }
-                    (Piece::Texts(_), None) => return None,
-                }
-            }
-            return Some(ColumnData::Numeric(Numbers::from_vec(values)));
+                    Some(t) => text_code(t, opts, &mut code_of).map(|c| codes.push(c)).is_ok(),
+                }),
+                // Other types through the text the snapshot holds for each cell.
+                None => match column_texts(array) {
+                    Some(Ok(cells)) => cells.iter().all(|v| match v {
+                        None => {
+                            codes.push(None);
+                            true
+                        }
+                        Some(t) => text_code(t, opts, &mut code_of).map(|c| codes.push(c)).is_ok(),
+                    }),
+                    _ => false,
+                },
+            },
+        };
+        if !ok {
+            *self = Building::GiveUp;
         }
-        if typing == Some(ColumnType::Numeric) {
-            return None;
-        }
-        texts(pieces)
     }
+
+    /// The finished column, typed as the CSV reader types it; `None` where it would refuse.
+    fn finish(self, typing: Option<ColumnType>) -> Option<ColumnData> {
+        match self {
+            Building::Numbers(v) if typing != Some(ColumnType::Categorical) => {
+                Some(ColumnData::Numeric(Numbers::from_vec(v)))
+            }
+            Building::Empty | Building::GiveUp | Building::Numbers(_) => None,
+            Building::Texts { codes, met, .. } => {
+                if typing != Some(ColumnType::Categorical) {
+                    // Each distinct text parsed once: numeric when every present value is a number.
+                    let numbers: Option<Vec<f64>> = met.iter().map(|s| parse_number(s.as_bytes())).collect();
+                    if let Some(numbers) = numbers {
+                        let values = codes
+                            .iter()
+                            .map(|c| c.map_or(f64::NAN, |c| numbers[c as usize]))
+                            .collect();
+                        return Some(ColumnData::Numeric(Numbers::from_vec(values)));
+                    }
+                    if typing == Some(ColumnType::Numeric) {
+                        return None;
+                    }
+                }
+                Some(ColumnData::Categorical(Texts::from_met(codes, &met)))
+            }
+        }
+    }
+}
+
+/// An integer or float array's values as numbers (null → NaN), or `None` for another type or an
+/// infinite value (which the snapshot refuses: the CSV way says so).
+fn numbers(array: &dyn Array) -> Option<Vec<f64>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+        UInt64Type,
+    };
+    macro_rules! numbers {
+        ($t:ty) => {{
+            let a = array.as_primitive::<$t>();
+            #[allow(clippy::cast_lossless, clippy::cast_precision_loss)]
+            let values: Vec<f64> = (0..a.len())
+                .map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) as f64 })
+                .collect();
+            values
+        }};
+    }
+    let values = match array.data_type() {
+        DataType::Int8 => numbers!(Int8Type),
+        DataType::Int16 => numbers!(Int16Type),
+        DataType::Int32 => numbers!(Int32Type),
+        DataType::Int64 => numbers!(Int64Type),
+        DataType::UInt8 => numbers!(UInt8Type),
+        DataType::UInt16 => numbers!(UInt16Type),
+        DataType::UInt32 => numbers!(UInt32Type),
+        DataType::UInt64 => numbers!(UInt64Type),
+        DataType::Float32 => numbers!(Float32Type),
+        DataType::Float64 => numbers!(Float64Type),
+        _ => return None,
+    };
+    values.iter().all(|x| !x.is_infinite()).then_some(values)
+}
+
+/// A text array's cells, borrowed; `None` for another type.
+fn strings(array: &dyn Array) -> Option<Vec<Option<&str>>> {
+    use arrow_array::cast::AsArray;
+    Some(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => array.as_string_view().iter().collect(),
+        _ => return None,
+    })
+}
+
+/// Codes of a dictionary-coded text array: each dictionary value checked and coded once, each row a
+/// lookup by its key. `false` when only the CSV way can promise the values.
+fn dictionary_codes(
+    array: &dyn Array,
+    opts: &ReadOptions,
+    code_of: &mut dyn FnMut(&str) -> u32,
+    codes: &mut Vec<Option<u32>>,
+) -> bool {
+    use arrow_array::cast::AsArray;
+    let dict = array.as_any_dictionary();
+    let Some(values) = strings(dict.values().as_ref()) else {
+        return false;
+    };
+    let mut per_value: Vec<Option<u32>> = Vec::with_capacity(values.len());
+    for v in values {
+        per_value.push(match v {
+            None => None,
+            Some(t) => match text_code(t, opts, code_of) {
+                Ok(code) => code,
+                Err(()) => return false,
+            },
+        });
+    }
+    // (Keys of an empty dictionary can only be null.)
+    let keys = if per_value.is_empty() {
+        Vec::new()
+    } else {
+        dict.normalized_keys()
+    };
+    codes.extend((0..array.len()).map(|i| if array.is_null(i) { None } else { per_value[keys[i]] }));
+    true
 }
 
 impl Rows for FrameOut<'_> {
@@ -235,28 +250,26 @@ impl Rows for FrameOut<'_> {
 
     fn header(&mut self, names: &[&str]) {
         self.names = names.iter().map(|n| (*n).to_string()).collect();
-        self.pieces = names.iter().map(|_| Vec::new()).collect();
-        if names.iter().any(|n| n.contains(['\n', '\r'])) {
-            self.give_up = true;
-        }
+        self.columns = names
+            .iter()
+            .map(|n| {
+                if n.contains(['\n', '\r']) {
+                    Building::GiveUp
+                } else {
+                    Building::Empty
+                }
+            })
+            .collect();
     }
 
     fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        if self.give_up {
-            return Ok(());
-        }
-        // Columns are converted on all cores; their pieces are kept in column order.
-        let pieces: Vec<Option<Piece>> = (0..batch.num_columns())
-            .into_par_iter()
-            .map(|c| self.piece(batch.column(c).as_ref(), c))
-            .collect();
-        for (c, p) in pieces.into_iter().enumerate() {
-            let Some(p) = p else {
-                self.give_up = true;
-                return Ok(());
-            };
-            self.pieces[c].push(p);
-        }
+        let (opts, numeric_marker) = (self.opts, self.numeric_marker);
+        let names = &self.names;
+        // Columns are appended to on all cores, each by one thread in batch order.
+        self.columns.par_iter_mut().enumerate().for_each(|(c, column)| {
+            let numeric = !numeric_marker && opts.dtypes.get(&names[c]) != Some(&ColumnType::Categorical);
+            column.append(batch.column(c).as_ref(), numeric, opts, batch.num_rows());
+        });
         self.rows += batch.num_rows();
         Ok(())
     }
@@ -278,27 +291,24 @@ pub fn read_frame(bytes: Vec<u8>, format: FileFormat, opts: &ReadOptions, source
         opts,
         numeric_marker: opts.na_values.iter().any(|na| parse_number(na.as_bytes()).is_some()),
         names: Vec::new(),
-        pieces: Vec::new(),
+        columns: Vec::new(),
         rows: 0,
-        give_up: false,
     };
     match format {
         FileFormat::Parquet => decoding(source, "Parquet", || read_parquet(bytes, &opts.columns, &mut out))?,
         _ => decoding(source, "Arrow IPC", || read_ipc(&bytes, &opts.columns, &mut out))?,
     }
     let unknown_dtype = opts.dtypes.keys().any(|k| !out.names.contains(k));
-    if out.give_up || out.rows == 0 || unknown_dtype {
+    if out.rows == 0 || unknown_dtype {
         return Ok(None);
     }
-    let pieces = std::mem::take(&mut out.pieces);
-    let out = &out;
-    let columns: Option<Vec<Column>> = pieces
+    let columns: Option<Vec<Column>> = std::mem::take(&mut out.columns)
         .into_par_iter()
-        .enumerate()
-        .map(|(c, column_pieces)| {
+        .zip(out.names.par_iter())
+        .map(|(column, name)| {
             Some(Column {
-                name: out.names[c].clone(),
-                data: out.column(c, column_pieces)?,
+                name: name.clone(),
+                data: column.finish(opts.dtypes.get(name).copied())?,
             })
         })
         .collect();

@@ -43,9 +43,10 @@ stage_key = key(
 )
 # A frame with a numeric column a = [1.5, missing] and a text column b = ["x", missing].
 nums = struct.pack("<d", 1.5) + struct.pack("<Q", 0x7FF8000000000000)
-texts = b"\x01" + struct.pack("<Q", 1) + b"x" + b"\x00"
+# b's categories held by some row ("x"), then each row's place among them as u32, missing 0xFFFFFFFF.
+codes = struct.pack("<I", 0) + struct.pack("<I", 0xFFFFFFFF)
 column_a = key("mlpipe 2026-12 column digest v1", u(0), u(2), by(nums))
-column_b = key("mlpipe 2026-12 column digest v1", u(1), u(2), by(texts))
+column_b = key("mlpipe 2026-12 column digest v1", u(1), u(2), u(1), s("x"), by(codes))
 frame = key(
     "mlpipe 2026-12 frame digest v2",
     u(2),
