@@ -298,6 +298,16 @@ pub fn redact_location(loc: &mut Location) {
         }
         let token = &line[start..end];
         let shown = crate::dburl::redact_url(token);
+        // Text glued to the closing quote (`"postgres://u:p"rest@host/db"`: a quote inside the password)
+        // may be the rest of the secret: the line is not valid TOML, and is masked to its end.
+        let after = line.get(end + 1..).unwrap_or("");
+        let glued = quote.is_some()
+            && end < line.len()
+            && after.starts_with(|c: char| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#' | ';'));
+        if start < i && glued {
+            edits.push((start..line.len(), crate::dburl::unshown(token)));
+            break;
+        }
         if start < i && shown != token {
             edits.push((start..end, shown));
         }

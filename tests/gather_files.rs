@@ -506,6 +506,23 @@ fn a_parquet_runs_snapshot_memo_is_a_shortcut_checked_against_the_rows_never_tru
     );
     let out = p.mlpipe(&["verify", "--store", p.store().to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The snapshot object behind the memo damaged: not used; the run writes the CSV again, mending it.
+    let snapshot = first["snapshot"].as_str().unwrap();
+    let object = p.store().join("v1/objects").join(&snapshot[..2]).join(&snapshot[2..]);
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&object, bytes).unwrap();
+    let mended = p.run(&[]);
+    assert_eq!(mended["snapshot"], first["snapshot"]);
+    let out = p.mlpipe(&["verify", "--store", p.store().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A folder where the memo belongs: moved aside with a warning, the run goes on and writes it again.
+    std::fs::remove_file(&memo).unwrap();
+    std::fs::create_dir(&memo).unwrap();
+    let out = p.mlpipe(&["run", "pipeline.toml", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("moved it aside"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&memo).unwrap().trim(), snapshot);
 }
 
 const DATA_PENGUINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data-snapshots/penguins/penguins.csv");

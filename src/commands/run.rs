@@ -87,7 +87,7 @@ fn read_inputs(args: &RunArgs, progress: &dyn Progress, store: &LocalStore) -> R
         if gather.format.is_csv() {
             (id, bytes, None, name)
         } else {
-            let (snapshot, csv, read) = typed_snapshot(store, &pipeline, id, bytes)?;
+            let (snapshot, csv, read) = typed_snapshot(store, &pipeline, id, bytes, progress)?;
             frame = read;
             (snapshot, csv, None, name)
         }
@@ -113,6 +113,7 @@ fn typed_snapshot(
     pipeline: &Pipeline,
     file: Id,
     bytes: Vec<u8>,
+    progress: &dyn Progress,
 ) -> Result<(Id, Vec<u8>, Option<crate::frame::Frame>)> {
     let gather = &pipeline.gather;
     let name = pipeline.source_name();
@@ -127,9 +128,13 @@ fn typed_snapshot(
     }
     let memo = memo.finish();
     let straight = matches!(gather.format, FileFormat::Parquet | FileFormat::Ipc);
-    if straight
-        && let Ok(Some(snapshot)) = store.get_ref(RefKind::Snapshot, &memo)
-        && store.contains(&snapshot)?
+    let memo_read = if straight {
+        store.read_ref(RefKind::Snapshot, &memo)?
+    } else {
+        RefRead::Missing
+    };
+    if let RefRead::Target(snapshot) = memo_read
+        && store.object_is_intact(&snapshot)?
         && let Some(recorded) = gathered_digest(store, pipeline, &snapshot)
         && let Some(frame) = crate::sources::read_frame(bytes.clone(), gather.format, &gather.read, &name)
             .map_err(|e| e.in_stage("gather"))?
@@ -143,7 +148,22 @@ fn typed_snapshot(
     let snapshot = Id::of_bytes(&csv);
     store.put_with_id(&snapshot, &csv)?;
     if straight {
-        store.set_ref(RefKind::Snapshot, &memo, &snapshot)?;
+        // Only a shortcut: a damaged memo is moved aside, and one that cannot be written costs the next
+        // run its shortcut, not this run.
+        if let RefRead::Damaged(d) = memo_read {
+            let moved = store.quarantine(&d.path)?;
+            progress.warn(&format!(
+                "the snapshot ref {} {}; moved it aside to {} and writing it again",
+                d.path.display(),
+                d.what,
+                moved.display()
+            ));
+        }
+        if let Err(e) = store.set_ref(RefKind::Snapshot, &memo, &snapshot) {
+            progress.warn(&format!(
+                "the snapshot memo of {name} was not written ({e}); the next run writes its CSV again"
+            ));
+        }
     }
     Ok((snapshot, csv, None))
 }

@@ -408,6 +408,17 @@ fn an_ambiguous_source_url_is_refused_at_its_line_without_showing_the_password()
     let loc = err.location().unwrap();
     assert!(err.to_string().contains("is not valid TOML"), "{err}");
     assert_eq!(loc.line_text, "source = \"postgres://etl:***@db/x");
+    // A quote inside the password ends the TOML string early: the rest of the line is masked too.
+    for source in [
+        "\"postgres://alice:ab\"S3CRETcd@127.0.0.1:1/db\"",
+        "'postgres://alice:ab'S3CRETcd@127.0.0.1:1/db'",
+    ] {
+        let text = database_source("postgres://etl:S3cret@db/x").replace("\"postgres://etl:S3cret@db/x\"", source);
+        let err = Pipeline::parse(Path::new("x.toml"), &text).err().unwrap();
+        let loc = err.location().unwrap();
+        assert!(!loc.line_text.contains("S3CRET"), "{}", loc.line_text);
+        assert!(!err.to_string().contains("S3CRET"), "{err}");
+    }
 }
 
 #[test]
