@@ -340,7 +340,9 @@ impl<'a> Executor<'a> {
                     return Err(Error::internal("evaluate needs the train stage's output"));
                 };
                 let (test_pred, test_metrics, confusion) = score(p, model, test).map_err(|e| e.in_stage("evaluate"))?;
-                let (_, train_metrics, _) = score(p, model, train).map_err(|e| e.in_stage("evaluate"))?;
+                let (train_pred, train_metrics, _) = score(p, model, train).map_err(|e| e.in_stage("evaluate"))?;
+                refuse_non_finite("train", &train_pred, &train_metrics).map_err(|e| e.in_stage("evaluate"))?;
+                refuse_non_finite("test", &test_pred, &test_metrics).map_err(|e| e.in_stage("evaluate"))?;
                 let state = EvaluateState {
                     test: test_metrics,
                     train: train_metrics,
@@ -351,6 +353,30 @@ impl<'a> Executor<'a> {
             }
         }
     }
+}
+
+/// Refuses a model whose predictions or metrics on a split are not finite numbers: a regressor whose
+/// values overflow (a `log` target transform turning large scores into `inf`) scores nothing, and a run
+/// record cannot hold a metric that is not a number.
+fn refuse_non_finite(split: &str, predictions: &Predictions, metrics: &BTreeMap<String, f64>) -> Result<()> {
+    if let Predictions::Values(values) = predictions
+        && let Some((row, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
+    {
+        return Err(Error::data(format!(
+            "the model predicts {value} for {split} row {} (of {}): it cannot be scored",
+            row + 1,
+            values.len()
+        ))
+        .with_hint(
+            "the fit is unstable: look for collinear or unscaled features, a target_transform that overflows \
+             (`log` turns large scores into inf), or use ridge with a larger alpha",
+        ));
+    }
+    if let Some((name, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::data(format!("the {split} {name} is {value}, not a number that can be recorded"))
+            .with_hint("check the metric suits the target (rmsle needs values above -1; auc needs both classes)"));
+    }
+    Ok(())
 }
 
 /// Whether a stored state is of the kind a stage produces (a stage-key ref copied from another kind of
@@ -483,7 +509,17 @@ impl Executor<'_> {
                 })
                 .collect();
             for (c, score) in fold_scores.into_iter().enumerate() {
-                scores[c][f] = score.map_err(|e| e.with_context(format!("cross-validation fold {}", f + 1)))?;
+                let score = score.map_err(|e| e.with_context(format!("cross-validation fold {}", f + 1)))?;
+                if !score.is_finite() {
+                    return Err(Error::data(format!(
+                        "candidate {} of the search scores {} {score} in cross-validation fold {}",
+                        c + 1,
+                        cv.metric.name(),
+                        f + 1
+                    ))
+                    .with_hint("narrow the search to stable settings (a larger alpha, fewer features), or drop target_transform"));
+                }
+                scores[c][f] = score;
             }
         }
         let params = |e: &models::Estimator| -> BTreeMap<String, serde_json::Value> {
@@ -730,4 +766,22 @@ fn transform_target(t: TargetTransform, y: &[f64], frame: &Frame, name: &str) ->
         .with_hint("use target_transform = \"log1p\" or \"none\""));
     }
     Ok((y.iter().map(|&v| f(v)).collect(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prediction_or_metric_that_is_not_a_number_is_refused_with_its_row_or_name() {
+        let metrics = BTreeMap::from([("rmse".to_string(), 3.0)]);
+        assert!(refuse_non_finite("test", &Predictions::Values(vec![1.0, 2.0]), &metrics).is_ok());
+        let err = refuse_non_finite("test", &Predictions::Values(vec![1.0, f64::INFINITY]), &metrics)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("predicts inf for test row 2 (of 2)"), "{err}");
+        let nan = BTreeMap::from([("r2".to_string(), f64::NAN)]);
+        let err = refuse_non_finite("train", &Predictions::Values(vec![1.0]), &nan).unwrap_err().to_string();
+        assert!(err.contains("the train r2 is NaN"), "{err}");
+    }
 }

@@ -23,6 +23,24 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
         ))
         .with_hint("use ridge, or select fewer features"));
     }
+    if let Some((k, residual)) = first_dependent_feature(features, fit_intercept) {
+        let on = if fit_intercept { " and the intercept" } else { "" };
+        let name = features[k].0;
+        let what = match (residual, fit_intercept) {
+            (None, true) => format!("feature `{name}` is constant in the train rows"),
+            (None, false) => format!("feature `{name}` is 0 in every train row"),
+            (Some(residual), _) => format!(
+                "feature `{name}` is a linear combination of the features before it{on} in the train rows \
+                 (what is left of it is {residual:.1e} of its size)"
+            ),
+        };
+        return Err(Error::data(format!(
+            "linear_regression cannot be fitted: {what}, so the coefficients are not determined"
+        ))
+        .with_hint(
+            "drop that feature (or one it depends on), use one_hot with drop_first = true, or use ridge with alpha > 0",
+        ));
+    }
     let x = matrix(features, n);
     let dataset = Dataset::new(x, Array1::from(y.to_vec()));
     let model = linfa_linear::LinearRegression::new()
@@ -33,6 +51,49 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
                 .with_hint("the design matrix may be singular: use one_hot with drop_first = true, or ridge")
         })?;
     Ok((model.params().to_vec(), model.intercept()))
+}
+
+/// The first feature that is (to rounding) a linear combination of the ones before it — and of the
+/// intercept, when there is one — with the size of what is left of it relative to its own size (`None`:
+/// the feature is constant, or 0 without an intercept).
+///
+/// Classical Gram–Schmidt with reorthogonalisation over the (centred) columns in their order: a column
+/// whose residual is at most `max(n, p) · ε` of its norm (NumPy's rank tolerance, per column so that
+/// units do not matter) adds nothing to the span. Least squares on such a design has no unique solution;
+/// a QR solver then returns huge, meaningless coefficients rather than failing. Sequential loops in a
+/// fixed order: the answer does not depend on threads.
+fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> Option<(usize, Option<f64>)> {
+    let n = features.first().map_or(0, |(_, c)| c.len());
+    let tolerance = n.max(features.len()) as f64 * f64::EPSILON;
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(features.len());
+    for (k, (_, column)) in features.iter().enumerate() {
+        let mut v = column.to_vec();
+        if fit_intercept {
+            let mean = v.iter().sum::<f64>() / n as f64;
+            v.iter_mut().for_each(|x| *x -= mean);
+        }
+        let norm = dot(&v, &v).sqrt();
+        for _ in 0..2 {
+            for q in &basis {
+                let r = dot(q, &v);
+                v.iter_mut().zip(q).for_each(|(x, qi)| *x -= r * qi);
+            }
+        }
+        let left = dot(&v, &v).sqrt();
+        if norm == 0.0 {
+            return Some((k, None));
+        }
+        if left <= tolerance * norm {
+            return Some((k, Some(left / norm)));
+        }
+        v.iter_mut().for_each(|x| *x /= left);
+        basis.push(v);
+    }
+    None
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`: centre, form `XᵀX + αI`, solve by
@@ -225,6 +286,34 @@ mod tests {
         assert!((w[0] - 3.0).abs() < 1e-12 && (w[1] + 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
         let (w2, b2) = ols(&[("a", &x1), ("b", &x2)], &y, true).unwrap();
         assert!((w2[0] - 3.0).abs() < 1e-10 && (w2[1] + 2.0).abs() < 1e-10 && (b2 - 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn ols_refuses_a_feature_that_is_a_sum_of_earlier_ones_and_names_it() {
+        // The house-price design has TotalBsmtSF = BsmtFinSF1 + BsmtFinSF2 + BsmtUnfSF; a QR solver
+        // returns coefficients of 1e15 for it instead of failing.
+        let a = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        let b = [2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0];
+        let c = [0.5, 0.25, 0.125, 7.0, 1.5, 2.5, 3.5, 0.75];
+        let total: Vec<f64> = (0..8).map(|i| a[i] + b[i] + c[i]).collect();
+        let y: Vec<f64> = (0..8).map(|i| a[i] - b[i] + 0.5 * c[i] + (i as f64).sin()).collect();
+        let design = [("a", &a[..]), ("b", &b[..]), ("c", &c[..]), ("total", &total[..])];
+        let err = ols(&design, &y, true).unwrap_err().to_string();
+        assert!(err.contains("feature `total` is a linear combination"), "{err}");
+        // Without the sum the design is full rank and fits.
+        assert!(ols(&design[..3], &y, true).is_ok());
+    }
+
+    #[test]
+    fn ols_refuses_a_constant_feature_beside_an_intercept_but_not_without_one() {
+        let x = [1.0, 2.0, 3.0, 5.0];
+        let one = [1.0; 4];
+        let y = [2.0, 4.1, 5.9, 10.2];
+        let err = ols(&[("x", &x[..]), ("one", &one[..])], &y, true).unwrap_err().to_string();
+        assert!(err.contains("feature `one` is constant"), "{err}");
+        // Without an intercept the constant column is the intercept.
+        let (w, _) = ols(&[("x", &x[..]), ("one", &one[..])], &y, false).unwrap();
+        assert!(w.iter().all(|v| v.is_finite() && v.abs() < 10.0), "{w:?}");
     }
 
     #[test]
