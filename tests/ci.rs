@@ -199,3 +199,16 @@ fn a_merge_conflict_in_the_lock_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unknown_baseline_fails_before_any_stage_runs() {
+    let p = Project::new();
+    let out = p.mlpipe(&["run", "pipeline.toml", "--ci", "--baseline", "0123abcd"], &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0123abcd"), "{stderr}");
+    // Nothing was fitted: the store holds no stage refs and no run.
+    let refs = p.path("artifacts/v1/refs");
+    let stored = |kind: &str| std::fs::read_dir(refs.join(kind)).map_or(0, |d| d.count());
+    assert_eq!((stored("keys"), stored("runs")), (0, 0), "{stderr}");
+}

@@ -226,6 +226,21 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
 pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     let store = LocalStore::open(&args.store)?;
     let _lock = store.lock(false)?;
+    // The baseline is resolved before anything runs: a mistyped `--baseline` or a damaged lock fails now,
+    // not after the whole pipeline has been fitted.
+    let baseline = match &args.baseline {
+        Some(hash) => {
+            let rec = super::resolve_run(&store, hash)?;
+            Some(Baseline {
+                source: format!("run {}", rec.run.short()),
+                metrics: rec.metrics,
+            })
+        }
+        None => read_lock(&args.pipeline)?.map(|lock| Baseline {
+            source: format!("lock {}", lock_path(&args.pipeline).display()),
+            metrics: lock.metrics(),
+        }),
+    };
     let Inputs {
         pipeline,
         snapshot_id,
@@ -360,19 +375,6 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             }
             id
         }
-    };
-    let baseline = match &args.baseline {
-        Some(hash) => {
-            let rec = super::resolve_run(&store, hash)?;
-            Some(Baseline {
-                source: format!("run {}", rec.run.short()),
-                metrics: rec.metrics,
-            })
-        }
-        None => read_lock(&args.pipeline)?.map(|lock| Baseline {
-            source: format!("lock {}", lock_path(&args.pipeline).display()),
-            metrics: lock.metrics(),
-        }),
     };
     let gates = evaluate_gates(&pipeline.gates, &metrics, baseline.as_ref());
     let lock_entries = Lock::from_run(&pipeline, &snapshot_id, &executed.stages, &metrics, &tool_version());
