@@ -270,6 +270,30 @@ impl<'a> Executor<'a> {
             StageKind::Gather => {
                 let frame = self.parse_snapshot(snapshot)?;
                 check_target(p, &frame)?;
+                for t in frame.numbers_read_as_text(&p.gather.read.dtypes) {
+                    let strays: Vec<String> = t
+                        .strays
+                        .iter()
+                        .map(|(value, rows, line)| {
+                            let more = match rows - 1 {
+                                0 => String::new(),
+                                1 => " and 1 more row".to_string(),
+                                n => format!(" and {n} more rows"),
+                            };
+                            format!("{value:?} on line {line}{more}")
+                        })
+                        .collect();
+                    self.progress.warn(&format!(
+                        "column \"{}\" of {} is read as text: {} of its values are numbers, but not {}; \
+                         if it is numeric, list the marker in [gather] na_values, or declare it in [gather] \
+                         dtypes (`{} = \"numeric\"`) to be stopped at the first value that is not a number",
+                        t.column,
+                        frame.source,
+                        t.numbers,
+                        strays.join(", "),
+                        toml_key(t.column),
+                    ));
+                }
                 let data = BTreeMap::from([("all".to_string(), FrameDigest::of(&frame))]);
                 let out = StageOutput::new(StageState::Gather { schema: frame.schema() }, data);
                 Ok((out, Data::All(frame)))
@@ -355,6 +379,15 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// A column name as a TOML key: bare when it can be, quoted otherwise.
+fn toml_key(name: &str) -> String {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        name.to_string()
+    } else {
+        format!("{name:?}")
+    }
+}
+
 /// Refuses a model whose predictions or metrics on a split are not finite numbers: a regressor whose
 /// values overflow (a `log` target transform turning large scores into `inf`) scores nothing, and a run
 /// record cannot hold a metric that is not a number.
@@ -373,8 +406,10 @@ fn refuse_non_finite(split: &str, predictions: &Predictions, metrics: &BTreeMap<
         ));
     }
     if let Some((name, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::data(format!("the {split} {name} is {value}, not a number that can be recorded"))
-            .with_hint("check the metric suits the target (rmsle needs values above -1; auc needs both classes)"));
+        return Err(Error::data(format!(
+            "the {split} {name} is {value}, not a number that can be recorded"
+        ))
+        .with_hint("check the metric suits the target (rmsle needs values above -1; auc needs both classes)"));
     }
     Ok(())
 }
@@ -781,7 +816,9 @@ mod tests {
             .to_string();
         assert!(err.contains("predicts inf for test row 2 (of 2)"), "{err}");
         let nan = BTreeMap::from([("r2".to_string(), f64::NAN)]);
-        let err = refuse_non_finite("train", &Predictions::Values(vec![1.0]), &nan).unwrap_err().to_string();
+        let err = refuse_non_finite("train", &Predictions::Values(vec![1.0]), &nan)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("the train r2 is NaN"), "{err}");
     }
 }

@@ -17,6 +17,8 @@ mod csv_read;
 mod digest;
 mod lookup;
 
+use std::collections::BTreeMap;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +135,65 @@ pub struct Frame {
     pub first_row: u64,
 }
 
+/// A text column whose present values are numbers but for a few: most likely a numeric column that one
+/// stray marker ("?", "n/a", "12,5") turned into text.
+#[derive(Debug, PartialEq)]
+pub struct StrayText<'a> {
+    pub column: &'a str,
+    /// Present values that are numbers.
+    pub numbers: usize,
+    /// The values that are not, with how many rows hold each and the source line of the first.
+    pub strays: Vec<(&'a str, usize, u64)>,
+}
+
+/// At most this many distinct values that are not numbers make a text column look like a numeric one.
+const MAX_STRAYS: usize = 3;
+
 impl Frame {
+    /// Text columns that would be numeric but for at most [`MAX_STRAYS`] distinct values holding at most
+    /// one row in ten (columns in `declared` are left out: their type was asked for).
+    pub fn numbers_read_as_text(&self, declared: &BTreeMap<String, ColumnType>) -> Vec<StrayText<'_>> {
+        let mut found = Vec::new();
+        for column in &self.columns {
+            let ColumnData::Categorical(texts) = &column.data else {
+                continue;
+            };
+            if declared.contains_key(&column.name) {
+                continue;
+            }
+            let stray: Vec<bool> = texts
+                .categories()
+                .iter()
+                .map(|c| parse_number(c.as_bytes()).is_none())
+                .collect();
+            if stray.iter().filter(|s| **s).count() > MAX_STRAYS || stray.iter().all(|s| *s) {
+                continue;
+            }
+            let (mut numbers, mut counts, mut first) = (0, vec![0usize; stray.len()], vec![None; stray.len()]);
+            for (row, code) in texts.codes().enumerate() {
+                let Some(code) = code.map(|c| c as usize) else { continue };
+                if stray[code] {
+                    counts[code] += 1;
+                    first[code].get_or_insert(self.lines[row]);
+                } else {
+                    numbers += 1;
+                }
+            }
+            let strays: Vec<(&str, usize, u64)> = (0..stray.len())
+                .filter_map(|c| Some((&*texts.categories()[c], counts[c], first[c]?)))
+                .collect();
+            let stray_rows: usize = strays.iter().map(|s| s.1).sum();
+            if !strays.is_empty() && stray_rows * 10 <= numbers + stray_rows {
+                found.push(StrayText {
+                    column: &column.name,
+                    numbers,
+                    strays,
+                });
+            }
+        }
+        found
+    }
+
     pub fn n_rows(&self) -> usize {
         self.lines.len()
     }
@@ -300,6 +360,32 @@ mod tests {
             na_values: na.iter().map(|s| (*s).to_string()).collect(),
             ..ReadOptions::default()
         }
+    }
+
+    #[test]
+    fn a_numeric_column_with_a_stray_marker_is_found_but_a_text_column_is_not() {
+        let mut csv = String::from("area,name,code\n");
+        for i in 0..20 {
+            let area = if i == 4 || i == 11 {
+                "?".to_string()
+            } else {
+                format!("{}.5", i * 10)
+            };
+            csv.push_str(&format!("{area},n{i},{}\n", if i % 2 == 0 { "x" } else { "7" }));
+        }
+        let f = read_csv(csv.as_bytes(), &opts(&[]), "t.csv").unwrap();
+        let found = f.numbers_read_as_text(&BTreeMap::new());
+        // `code` is half numbers: text on purpose. `name` has no numbers at all.
+        assert_eq!(
+            found,
+            vec![StrayText {
+                column: "area",
+                numbers: 18,
+                strays: vec![("?", 2, 6)]
+            }]
+        );
+        let declared = BTreeMap::from([("area".to_string(), ColumnType::Categorical)]);
+        assert!(f.numbers_read_as_text(&declared).is_empty());
     }
 
     #[test]

@@ -309,7 +309,9 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 5.0];
         let one = [1.0; 4];
         let y = [2.0, 4.1, 5.9, 10.2];
-        let err = ols(&[("x", &x[..]), ("one", &one[..])], &y, true).unwrap_err().to_string();
+        let err = ols(&[("x", &x[..]), ("one", &one[..])], &y, true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("feature `one` is constant"), "{err}");
         // Without an intercept the constant column is the intercept.
         let (w, _) = ols(&[("x", &x[..]), ("one", &one[..])], &y, false).unwrap();
