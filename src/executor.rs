@@ -269,6 +269,13 @@ impl<'a> Executor<'a> {
         match stage.kind {
             StageKind::Gather => {
                 let frame = self.parse_snapshot(snapshot)?;
+                if frame.n_rows() == 0 {
+                    return Err(
+                        Error::data(format!("{} has no rows to train on (only its columns)", snapshot.name))
+                            .with_hint("check [gather] source (and a database query's filter or point in time)")
+                            .in_stage("gather"),
+                    );
+                }
                 check_target(p, &frame)?;
                 for t in frame.numbers_read_as_text(&p.gather.read.dtypes) {
                     let strays: Vec<String> = t

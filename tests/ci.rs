@@ -209,6 +209,6 @@ fn an_unknown_baseline_fails_before_any_stage_runs() {
     assert!(stderr.contains("0123abcd"), "{stderr}");
     // Nothing was fitted: the store holds no stage refs and no run.
     let refs = p.path("artifacts/v1/refs");
-    let stored = |kind: &str| std::fs::read_dir(refs.join(kind)).map_or(0, |d| d.count());
+    let stored = |kind: &str| std::fs::read_dir(refs.join(kind)).map_or(0, Iterator::count);
     assert_eq!((stored("keys"), stored("runs")), (0, 0), "{stderr}");
 }

@@ -616,6 +616,8 @@ fn predict_reads_new_rows_without_the_target_when_gather_lists_columns() {
         "id_column = \"Id\"",
         "id_column = \"Id\"\ncolumns = [\"Id\", \"SalePrice\", \"LotArea\", \"OverallQual\", \"YrSold\"]",
     );
+    // A type for a column left unread is refused (at its key), so it goes too.
+    p.edit("pipeline.toml", "dtypes = { MSSubClass = \"categorical\" }\n", "");
     let text = std::fs::read_to_string(p.path("pipeline.toml")).unwrap();
     let start = text.find("[[impute]]").unwrap();
     let end = text.find("[train]").unwrap();
@@ -1074,4 +1076,56 @@ fn a_large_table_gives_the_same_bits_on_1_2_and_8_threads() {
         assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
         assert_eq!(r["metrics"], runs[0]["metrics"]);
     }
+}
+
+#[test]
+fn data_with_no_rows_is_refused_by_gather_naming_the_file() {
+    let p = Project::new();
+    let header = std::fs::read_to_string(p.path("train.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(p.path("train.csv"), format!("{header}\n")).unwrap();
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: train.csv has no rows to train on (only its columns) (stage gather)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stray_marker_in_a_numeric_column_is_warned_about_with_its_line() {
+    let p = Project::new();
+    let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines[0].split(',').position(|c| c == "LotArea").unwrap();
+    for line in [6, 40] {
+        let mut cells: Vec<&str> = lines[line - 1].split(',').collect();
+        cells[at] = "?";
+        lines[line - 1] = cells.join(",");
+    }
+    std::fs::write(p.path("train.csv"), lines.join("\n") + "\n").unwrap();
+    let out = p.mlpipe(&["run", "pipeline.toml"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: column \"LotArea\" of train.csv is read as text: 1458 of its values are numbers, but not \"?\" on line 6 and 1 more row;"),
+        "{err}"
+    );
+}
+
+#[test]
+fn linear_regression_on_a_design_with_a_total_beside_its_parts_names_the_total() {
+    let p = Project::new();
+    p.set_train("estimator = \"linear_regression\"\ntarget_transform = \"log\"");
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: linear_regression cannot be fitted: feature `TotalBsmtSF` is a linear combination of the features before it and the intercept"),
+        "{err}"
+    );
+    // Nothing half-written: no run was recorded.
+    assert!(std::fs::read_dir(p.store().join("v1/refs/runs")).map_or(0, Iterator::count) == 0);
 }

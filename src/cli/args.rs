@@ -266,7 +266,8 @@ pub enum Command {
         #[command(flatten)]
         ledger: LedgerOption,
     },
-    /// Put a data file into the store and print its id (blake3 of its bytes).
+    /// Put a data file into the store and print its id: the blake3 of its bytes for a CSV file, of the
+    /// canonical CSV of its rows for Parquet, Arrow IPC, NDJSON and databases.
     Snapshot {
         /// A data file, or a database: `sqlite:PATH` or `postgres://user@host/db`.
         source: String,

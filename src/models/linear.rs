@@ -58,7 +58,7 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
 /// the feature is constant, or 0 without an intercept).
 ///
 /// Classical Gram–Schmidt with reorthogonalisation over the (centred) columns in their order: a column
-/// whose residual is at most `max(n, p) · ε` of its norm (NumPy's rank tolerance, per column so that
+/// whose residual is at most `max(n, p) · ε` of its norm (`NumPy`'s rank tolerance, per column so that
 /// units do not matter) adds nothing to the span. Least squares on such a design has no unique solution;
 /// a QR solver then returns huge, meaningless coefficients rather than failing. Sequential loops in a
 /// fixed order: the answer does not depend on threads.
@@ -70,13 +70,17 @@ fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> 
         let mut v = column.to_vec();
         if fit_intercept {
             let mean = v.iter().sum::<f64>() / n as f64;
-            v.iter_mut().for_each(|x| *x -= mean);
+            for x in &mut v {
+                *x -= mean;
+            }
         }
         let norm = dot(&v, &v).sqrt();
         for _ in 0..2 {
             for q in &basis {
                 let r = dot(q, &v);
-                v.iter_mut().zip(q).for_each(|(x, qi)| *x -= r * qi);
+                for (x, qi) in v.iter_mut().zip(q) {
+                    *x -= r * qi;
+                }
             }
         }
         let left = dot(&v, &v).sqrt();
@@ -86,7 +90,9 @@ fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> 
         if left <= tolerance * norm {
             return Some((k, Some(left / norm)));
         }
-        v.iter_mut().for_each(|x| *x /= left);
+        for x in &mut v {
+            *x /= left;
+        }
         basis.push(v);
     }
     None

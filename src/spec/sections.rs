@@ -286,6 +286,7 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
         .collect();
     let id = g.str("id_column")?;
     let mut dtypes = BTreeMap::new();
+    let mut dtype_places = Vec::new();
     if let Some(mut t) = g.table("dtypes")? {
         let src = t.source();
         for (key, value) in t.entries() {
@@ -299,6 +300,7 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
                     ));
                 }
             };
+            dtype_places.push((key.value.clone(), key.location));
             dtypes.insert(key.value, ty);
         }
     }
@@ -313,6 +315,17 @@ pub(super) fn parse_gather(g: &mut TableReader<'_, '_>) -> Result<(Gather, Optio
         .with_hint("name the columns to keep, or leave `columns` out to read them all"));
     }
     let columns: Vec<String> = columns.unwrap_or_default().into_iter().map(|c| c.value).collect();
+    // A type for a column that is not read would be ignored by one reader and refused by another.
+    if let Some((name, place)) = dtype_places
+        .into_iter()
+        .find(|(name, _)| !columns.is_empty() && !columns.contains(name))
+    {
+        return Err(Error::spec(
+            format!("dtypes gives a type to \"{name}\", which `columns` does not read"),
+            Some(place),
+        )
+        .with_hint(format!("add \"{name}\" to `columns`, or remove its dtype")));
+    }
     let read = ReadOptions {
         delimiter,
         na_values,

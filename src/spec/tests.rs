@@ -439,3 +439,24 @@ fn the_missing_train_hint_names_estimators_of_the_pipelines_task() {
         assert!(err.contains(fits) && !err.contains(misfit), "{task}: {err}");
     }
 }
+
+#[test]
+fn a_dtype_for_a_column_that_is_not_read_is_refused_at_its_key() {
+    let text = BASE.replace(
+        "source = \"d.csv\"\n",
+        "source = \"d.csv\"\ncolumns = [\"a\", \"y\"]\ndtypes = { a = \"numeric\", b = \"categorical\" }\n",
+    );
+    let err = check(&text).unwrap_err();
+    assert_eq!(
+        err,
+        "dtypes gives a type to \"b\", which `columns` does not read @ 11:27 | add \"b\" to `columns`, or remove its dtype"
+    );
+    // Without `columns` every column is read, so any dtype may be given.
+    assert!(
+        check(&BASE.replace(
+            "source = \"d.csv\"\n",
+            "source = \"d.csv\"\ndtypes = { b = \"numeric\" }\n"
+        ))
+        .is_ok()
+    );
+}
