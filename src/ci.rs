@@ -32,7 +32,13 @@ pub struct GateResult {
 }
 
 /// Checks every gate against the run's test metrics.
-pub fn evaluate_gates(gates: &[Gate], metrics: &BTreeMap<String, f64>, baseline: Option<&Baseline>) -> Vec<GateResult> {
+/// `no_baseline` says why there is none (which lock was looked for), for a relative gate's detail.
+pub fn evaluate_gates(
+    gates: &[Gate],
+    metrics: &BTreeMap<String, f64>,
+    baseline: Option<&Baseline>,
+    no_baseline: &str,
+) -> Vec<GateResult> {
     gates
         .iter()
         .map(|g| {
@@ -43,13 +49,22 @@ pub fn evaluate_gates(gates: &[Gate], metrics: &BTreeMap<String, f64>, baseline:
                 GateRule::Min(limit) => (format!("{name} ≥ {limit}"), value >= limit, format!("{name} = {value}")),
                 GateRule::MaxRegression(fraction) => {
                     let gate = format!("{name} at most {}% worse than the baseline", fraction * 100.0);
-                    match baseline.and_then(|b| b.metrics.get(name).map(|v| (b, *v))) {
-                        None => (
+                    match baseline.map(|b| (b, b.metrics.get(name).copied())) {
+                        None => (gate, false, format!("no baseline to compare with: {no_baseline}")),
+                        Some((b, None)) => (
                             gate,
                             false,
-                            "no baseline to compare with: commit a lock (`mlpipe lock`) or pass --baseline RUN".into(),
+                            format!(
+                                "{} records no {name} (it records {}): compare with a run or lock of this pipeline",
+                                b.source,
+                                if b.metrics.is_empty() {
+                                    "no metric".to_string()
+                                } else {
+                                    b.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                                }
+                            ),
                         ),
-                        Some((b, base)) => {
+                        Some((b, Some(base))) => {
                             let worse = if g.metric.higher_is_better() {
                                 base - value
                             } else {
@@ -60,7 +75,11 @@ pub fn evaluate_gates(gates: &[Gate], metrics: &BTreeMap<String, f64>, baseline:
                             (
                                 gate,
                                 worse <= allowed,
-                                format!("{name} = {value}, {} = {base} ({change:+.3}% worse)", b.source),
+                                if change < 0.0 {
+                                    format!("{name} = {value}, {} = {base} ({:.3}% better)", b.source, -change)
+                                } else {
+                                    format!("{name} = {value}, {} = {base} ({change:+.3}% worse)", b.source)
+                                },
                             )
                         }
                     }
@@ -318,11 +337,11 @@ mod tests {
                 rule: GateRule::MaxRegression(0.02),
             },
         ];
-        let ok = evaluate_gates(&gates, &metrics(101.9, 0.89), Some(&base));
+        let ok = evaluate_gates(&gates, &metrics(101.9, 0.89), Some(&base), "");
         assert!(ok.iter().all(|g| g.passed), "{ok:?}");
-        let bad = evaluate_gates(&gates, &metrics(102.1, 0.88), Some(&base));
+        let bad = evaluate_gates(&gates, &metrics(102.1, 0.88), Some(&base), "");
         assert!(bad.iter().all(|g| !g.passed), "{bad:?}");
-        let better = evaluate_gates(&gates, &metrics(50.0, 0.99), Some(&base));
+        let better = evaluate_gates(&gates, &metrics(50.0, 0.99), Some(&base), "");
         assert!(better.iter().all(|g| g.passed));
     }
 
@@ -332,9 +351,22 @@ mod tests {
             metric: Metric::Rmse,
             rule: GateRule::MaxRegression(0.02),
         }];
-        let r = evaluate_gates(&gates, &metrics(1.0, 1.0), None);
+        let r = evaluate_gates(&gates, &metrics(1.0, 1.0), None, "no lock at p.lock");
         assert!(!r[0].passed);
-        assert!(r[0].detail.starts_with("no baseline"));
+        assert_eq!(r[0].detail, "no baseline to compare with: no lock at p.lock");
+        // A baseline that records other metrics (another pipeline's run, an old lock) says which.
+        let other = Baseline {
+            source: "run 1234".into(),
+            metrics: BTreeMap::from([("accuracy".to_string(), 0.9)]),
+        };
+        let r = evaluate_gates(&gates, &metrics(1.0, 1.0), Some(&other), "");
+        assert!(!r[0].passed);
+        assert!(
+            r[0].detail
+                .starts_with("run 1234 records no rmse (it records accuracy)"),
+            "{}",
+            r[0].detail
+        );
     }
 
     #[test]

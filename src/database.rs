@@ -101,7 +101,13 @@ pub fn check_table_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::data(format!("\"{name}\" is not a usable table name"))
+        // A URL pasted in the wrong field may hold a password: shown masked.
+        let shown = if name.contains("://") {
+            crate::dburl::redact_url(name)
+        } else {
+            name.to_string()
+        };
+        Err(Error::data(format!("\"{shown}\" is not a usable table name"))
             .with_hint("use letters, digits and underscores (optionally schema.table), starting with a letter"))
     }
 }

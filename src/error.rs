@@ -141,9 +141,11 @@ impl Error {
                  and `mlpipe reproduce` restores a run's objects from its snapshot"
                     .into(),
             ),
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Some("check the path (relative paths in a pipeline are relative to the pipeline file)".into())
-            }
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Some(
+                "check the path (in a pipeline file, a relative path starts at the pipeline file's folder; \
+                     on the command line, at the current folder)"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -313,9 +315,35 @@ pub fn redact_location(loc: &mut Location) {
         }
         from = end.max(i + 3);
     }
+    // A libpq key/value string (`host=db password=secret`) is no URL: its password value goes.
+    let lower = line.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("password").map(|i| from + i) {
+        let after = i + "password".len();
+        let rest = &line[after..];
+        let Some(eq) = rest.trim_start().strip_prefix('=') else {
+            from = after;
+            continue;
+        };
+        let value_start = line.len() - eq.trim_start().len();
+        // A quoted libpq value may hold blanks: masked to the line's end; else up to a blank or quote.
+        let value_end = if eq.trim_start().starts_with('\'') {
+            line.len()
+        } else {
+            line[value_start..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\''))
+                .map_or(line.len(), |j| value_start + j)
+        };
+        let range = value_start..value_end;
+        if value_end > value_start && !edits.iter().any(|(r, _)| r.start < range.end && range.start < r.end) {
+            edits.push((range, "***".to_string()));
+        }
+        from = value_end.max(after);
+    }
     if edits.is_empty() {
         return;
     }
+    edits.sort_by_key(|(r, _)| r.start);
     let char_at = |byte: usize| line[..byte].chars().count();
     let caret_start = loc.col.saturating_sub(1);
     let caret_end = caret_start + loc.width;
@@ -434,5 +462,34 @@ mod tests {
         let before = plain.clone();
         redact_location(&mut plain);
         assert_eq!(plain, before);
+    }
+
+    #[test]
+    fn a_key_value_connection_strings_password_is_masked_in_the_excerpt() {
+        for (text, shown) in [
+            (
+                r#"source = "host=db password=SeKrEt user=bob""#,
+                r#"source = "host=db password=*** user=bob""#,
+            ),
+            (
+                r#"source = "host=db PASSWORD = SeKrEt""#,
+                r#"source = "host=db PASSWORD = ***""#,
+            ),
+            (
+                r#"source = "host=db password='Se Kr Et' user=bob""#,
+                r#"source = "host=db password=***"#,
+            ),
+        ] {
+            let mut loc = Location {
+                file: "p.toml".into(),
+                line: 7,
+                col: 10,
+                line_text: text.into(),
+                width: text.len() - 9,
+            };
+            redact_location(&mut loc);
+            assert_eq!(loc.line_text, shown);
+            assert!(!loc.line_text.contains("SeKrEt") && !loc.line_text.contains("Kr"));
+        }
     }
 }

@@ -166,6 +166,11 @@ impl<'a> Executor<'a> {
             let started = Instant::now();
             let key = self.plan.key(index, &input);
             let (output_id, output, cached) = if let Some((id, out)) = self.cached(&key, &stage.name, stage.kind)? {
+                if let StageState::Gather { suspect_text, .. } = &out.state {
+                    for t in suspect_text {
+                        self.progress.warn(&t.warning(&snapshot.name));
+                    }
+                }
                 if let Some(d) = data.take() {
                     data = Some(self.apply(index, &out, Some(d), snapshot)?);
                 }
@@ -177,7 +182,7 @@ impl<'a> Executor<'a> {
                     None => Some(self.materialise(index, &outputs, snapshot)?),
                 };
                 let (out, next) = self.fit(index, current, snapshot, &outputs)?;
-                let id = self.store.put(&out.to_bytes()?)?;
+                let id = self.store.put(&storable(&out, &stage.name)?)?;
                 self.store.set_ref(RefKind::StageKey, &key, &id)?;
                 data = Some(next);
                 (id, out, false)
@@ -277,32 +282,19 @@ impl<'a> Executor<'a> {
                     );
                 }
                 check_target(p, &frame)?;
-                for t in frame.numbers_read_as_text(&p.gather.read.dtypes) {
-                    let strays: Vec<String> = t
-                        .strays
-                        .iter()
-                        .map(|(value, rows, line)| {
-                            let more = match rows - 1 {
-                                0 => String::new(),
-                                1 => " and 1 more row".to_string(),
-                                n => format!(" and {n} more rows"),
-                            };
-                            format!("{value:?} on line {line}{more}")
-                        })
-                        .collect();
-                    self.progress.warn(&format!(
-                        "column \"{}\" of {} is read as text: {} of its values are numbers, but not {}; \
-                         if it is numeric, list the marker in [gather] na_values, or declare it in [gather] \
-                         dtypes (`{} = \"numeric\"`) to be stopped at the first value that is not a number",
-                        t.column,
-                        frame.source,
-                        t.numbers,
-                        strays.join(", "),
-                        toml_key(t.column),
-                    ));
+                // Kept in the stage's state (values and lines only, no path), so a cached run warns too.
+                let suspect_text = frame.numbers_read_as_text(&p.gather.read.dtypes);
+                for t in &suspect_text {
+                    self.progress.warn(&t.warning(&snapshot.name));
                 }
                 let data = BTreeMap::from([("all".to_string(), FrameDigest::of(&frame))]);
-                let out = StageOutput::new(StageState::Gather { schema: frame.schema() }, data);
+                let out = StageOutput::new(
+                    StageState::Gather {
+                        schema: frame.schema(),
+                        suspect_text,
+                    },
+                    data,
+                );
                 Ok((out, Data::All(frame)))
             }
             StageKind::Split => {
@@ -331,8 +323,19 @@ impl<'a> Executor<'a> {
                 let Some(Data::Split { train, test }) = data else {
                     return Err(Error::internal("step before split"));
                 };
-                let fitted =
-                    stages::fit_step(step, &train, &protected, &mut ctx).map_err(|e| e.in_stage(&step.name))?;
+                // A column `[gather] columns` left unread is in the file but not here: say so.
+                let unread = |e: Error| match e.column() {
+                    Some(c)
+                        if !p.gather.read.columns.is_empty()
+                            && !p.gather.read.columns.iter().any(|k| k == c)
+                            && train.column(c).is_none() =>
+                    {
+                        let hint = format!("`[gather] columns` does not read \"{c}\": add it there");
+                        e.with_hint(hint).in_stage(&step.name)
+                    }
+                    _ => e.in_stage(&step.name),
+                };
+                let fitted = stages::fit_step(step, &train, &protected, &mut ctx).map_err(unread)?;
                 let d = Data::Split {
                     train: fitted.apply_train(train).map_err(|e| e.in_stage(&step.name))?,
                     test: fitted.apply(test).map_err(|e| e.in_stage(&step.name))?,
@@ -386,13 +389,20 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// A column name as a TOML key: bare when it can be, quoted otherwise.
-fn toml_key(name: &str) -> String {
-    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        name.to_string()
-    } else {
-        format!("{name:?}")
+/// A stage output's bytes, refused when they would not read back: JSON has no `inf` or `NaN`, so a state
+/// that learned one (a variance of values above 1e154 overflows) would be stored as `null` and every later
+/// load of the run would fail.
+fn storable(out: &StageOutput, stage: &str) -> Result<Vec<u8>> {
+    let bytes = out.to_bytes()?;
+    if serde_json::from_slice::<StageOutput>(&bytes).is_err() {
+        return Err(Error::data(
+            "what this stage learned holds a number that is not finite (an overflow: values or squares of values \
+             beyond ±1.8e308), which cannot be stored",
+        )
+        .with_hint("scale the large columns or the target down (a scale step, or target_transform = \"log\")")
+        .in_stage(stage));
     }
+    Ok(bytes)
 }
 
 /// Refuses a model whose predictions or metrics on a split are not finite numbers: a regressor whose
@@ -416,7 +426,10 @@ fn refuse_non_finite(split: &str, predictions: &Predictions, metrics: &BTreeMap<
         return Err(Error::data(format!(
             "the {split} {name} is {value}, not a number that can be recorded"
         ))
-        .with_hint("check the metric suits the target (rmsle needs values above -1; auc needs both classes)"));
+        .with_hint(
+            "check the metric suits the target (rmsle needs values above -1; auc needs both classes) and that \
+                 no value is near ±1.8e308",
+        ));
     }
     Ok(())
 }
@@ -827,5 +840,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("the train r2 is NaN"), "{err}");
+    }
+
+    #[test]
+    fn a_stage_state_holding_an_overflow_is_refused_before_it_is_stored() {
+        let state = |metric: f64| {
+            StageOutput::new(
+                StageState::Evaluate(EvaluateState {
+                    test: BTreeMap::from([("rmse".to_string(), metric)]),
+                    train: BTreeMap::new(),
+                    test_predictions: Id::of_bytes(b""),
+                    confusion: None,
+                }),
+                BTreeMap::new(),
+            )
+        };
+        assert!(storable(&state(1.5), "evaluate").is_ok());
+        let err = storable(&state(f64::INFINITY), "evaluate").unwrap_err().to_string();
+        assert!(err.contains("not finite") && err.contains("(stage evaluate)"), "{err}");
     }
 }

@@ -33,7 +33,7 @@ use crate::vocab::reader::TableReader;
 
 mod files;
 mod typed_frame;
-pub use files::{FileFormat, canonical_csv, column_texts, decoding};
+pub use files::{FileFormat, Rows, canonical_csv, column_texts, decode_batches, decoding};
 pub use typed_frame::read_frame;
 
 /// What to read from a database source, as written in `[gather]`.

@@ -93,7 +93,9 @@ fn run_until_a_stage_stores_the_stages_before_it_for_the_full_run() {
     let (code, err) = p.fail(&["run", "pipeline.toml", "--until", "encode.one_hot"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("has no stage named \"encode.one_hot\"") && err.contains("encode.onehot, train, evaluate"),
+        err.contains("has no stage named \"encode.one_hot\"")
+            && err.contains("did you mean \"encode.onehot\"? (the stages: gather, split")
+            && err.contains("encode.onehot, train, evaluate"),
         "{err}"
     );
 }
@@ -283,7 +285,7 @@ fn predictions_are_byte_identical_and_replay_bit_for_bit() {
     assert!(replay.status.success(), "{}", stderr(&replay));
     assert_eq!(
         stdout(&replay),
-        format!("reproduced bit-for-bit: 1 artifacts (prediction {pred_id})\n")
+        format!("reproduced bit-for-bit: 1 artifact (prediction {pred_id})\n")
     );
 }
 
@@ -1109,9 +1111,23 @@ fn a_stray_marker_in_a_numeric_column_is_warned_about_with_its_line() {
     }
     std::fs::write(p.path("train.csv"), lines.join("\n") + "\n").unwrap();
     let out = p.mlpipe(&["run", "pipeline.toml"]);
+    // A second run (every stage cached) says it again, and --json lists it.
+    let again = p.run(&[]);
+    let warnings = again["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{again}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("\"?\" on line 6 and 1 more row"),
+        "{again}"
+    );
+    let out2 = p.mlpipe(&["run", "pipeline.toml"]);
+    assert!(
+        stderr(&out2).contains("warning: column \"LotArea\""),
+        "{}",
+        stderr(&out2)
+    );
     let err = stderr(&out);
     assert!(
-        err.contains("warning: column \"LotArea\" of train.csv is read as text: 1458 of its values are numbers, but not \"?\" on line 6 and 1 more row;"),
+        err.contains("warning: column \"LotArea\" of train.csv is read as text because of \"?\" on line 6 and 1 more row, though its other 1458 values are numbers;"),
         "{err}"
     );
 }
@@ -1123,9 +1139,66 @@ fn linear_regression_on_a_design_with_a_total_beside_its_parts_names_the_total()
     let (code, err) = p.fail(&["run", "pipeline.toml"]);
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: linear_regression cannot be fitted: feature `TotalBsmtSF` is a linear combination of the features before it and the intercept"),
+        err.starts_with("error: linear_regression cannot be fitted: in the train rows, feature `TotalBsmtSF` = 1·BsmtFinSF1 + 1·BsmtFinSF2 + 1·BsmtUnfSF + a constant (to rounding)"),
         "{err}"
     );
     // Nothing half-written: no run was recorded.
     assert!(std::fs::read_dir(p.store().join("v1/refs/runs")).map_or(0, Iterator::count) == 0);
+}
+
+#[test]
+fn a_column_that_gather_columns_leaves_unread_is_named_as_such() {
+    let p = Project::new();
+    let header = std::fs::read_to_string(p.path("train.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let kept: Vec<String> = header
+        .split(',')
+        .filter(|c| *c != "ExterQual")
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    p.edit(
+        "pipeline.toml",
+        "id_column = \"Id\"",
+        &format!("id_column = \"Id\"\ncolumns = [{}]", kept.join(", ")),
+    );
+    let (code, err) = p.fail(&["run", "pipeline.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: column \"ExterQual\" is not in train.csv (stage encode.quality)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `[gather] columns` does not read \"ExterQual\": add it there"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tree_whose_node_variances_overflow_is_refused_not_stored_unreadable() {
+    let p = Project::new();
+    let rows: Vec<String> = (0..60).map(|i| format!("{i},{:e}", 1e200 * f64::from(i))).collect();
+    let csv = format!("x,y\n{}\n", rows.join("\n"));
+    std::fs::write(p.path("big.csv"), csv).unwrap();
+    std::fs::write(
+        p.path("big.toml"),
+        "[pipeline]\nname = \"big\"\nseed = 1\ntarget = \"y\"\ntask = \"regression\"\n\n[gather]\nsource = \"big.csv\"\n\n\
+         [split]\nmethod = \"random\"\ntest_fraction = 0.25\n\n[train]\nestimator = \"decision_tree\"\n\n\
+         [evaluate]\nmetrics = [\"mae\"]\n",
+    )
+    .unwrap();
+    let (code, err) = p.fail(&["run", "big.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: what this stage learned holds a number that is not finite")
+            && err.contains("(stage train)"),
+        "{err}"
+    );
+    // The stages before it are stored; no run is recorded, and the store verifies clean.
+    assert!(std::fs::read_dir(p.store().join("v1/refs/runs")).map_or(0, Iterator::count) == 0);
+    let out = p.mlpipe(&["verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

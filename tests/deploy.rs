@@ -127,7 +127,7 @@ fn parquet_input_gives_the_same_predictions_as_csv() {
     let p = Project::new();
     let run = run_id(&p);
     let mut records = test_records(&p);
-    let write = |records: &[Value], file: &str| {
+    let write = |records: &[Value], file: &str, ipc: bool| {
         let names: Vec<String> = records[0].as_object().unwrap().keys().cloned().collect();
         let mut arrays: Vec<(String, ArrayRef)> = Vec::new();
         for name in &names {
@@ -143,12 +143,19 @@ fn parquet_input_gives_the_same_predictions_as_csv() {
         }
         let batch = RecordBatch::try_from_iter(arrays).unwrap();
         let mut bytes = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
+        if ipc {
+            let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema()).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        } else {
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+        }
         std::fs::write(p.path(file), bytes).unwrap();
     };
-    write(&records, "test.parquet");
+    write(&records, "test.parquet", false);
+    write(&records, "test.arrow", true);
     let a = p.mlpipe(&["predict", &run, "--input", "test.csv", "-o", "a.csv"]);
     assert!(a.status.success(), "{}", stderr(&a));
     let b = p.mlpipe(&["predict", &run, "--input", "test.parquet", "-o", "b.csv"]);
@@ -161,11 +168,42 @@ fn parquet_input_gives_the_same_predictions_as_csv() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((&x.0, x.1.to_bits()), (&y.0, y.1.to_bits()));
     }
+    // Arrow IPC in and out: the same rows, the same predictions and ids.
+    let c = p.mlpipe(&["predict", &run, "--input", "test.arrow", "-o", "c.arrow"]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let bytes = std::fs::read(p.path("c.arrow")).unwrap();
+    let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let mut from_ipc = Vec::new();
+    for batch in reader {
+        use arrow_array::cast::AsArray;
+        let batch = batch.unwrap();
+        let ids = batch
+            .column_by_name("prediction_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let values = batch
+            .column_by_name("prediction")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float64Type>()
+            .clone();
+        from_ipc.extend((0..batch.num_rows()).map(|r| (ids.value(r).to_string(), values.value(r).to_bits())));
+    }
+    let from_parquet: Vec<(String, u64)> = b.iter().map(|x| (x.2.clone(), x.1.to_bits())).collect();
+    assert_eq!(from_ipc.len(), from_parquet.len());
+    assert_eq!(
+        from_ipc.iter().map(|x| x.1).collect::<Vec<_>>(),
+        from_parquet.iter().map(|x| x.1).collect::<Vec<_>>()
+    );
+    // A CSV file named .arrow is refused as what it is not.
+    std::fs::copy(p.path("test.csv"), p.path("renamed.arrow")).unwrap();
+    let (_, err) = p.fail(&["predict", &run, "--input", "renamed.arrow"]);
+    assert!(err.contains("renamed.arrow is not a readable Arrow IPC file"), "{err}");
     // A Parquet column of the wrong type is named.
     for r in &mut records {
         r["LotArea"] = json!("large");
     }
-    write(&records, "bad.parquet");
+    write(&records, "bad.parquet", false);
     let (_, err) = p.fail(&["predict", &run, "--input", "bad.parquet"]);
     assert!(
         err.contains("column \"LotArea\" must be numeric, but line 1 of bad.parquet holds \"large\""),

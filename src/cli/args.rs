@@ -157,6 +157,7 @@ pub enum Command {
         na: Vec<String>,
     },
     /// List runs, newest first.
+    #[command(visible_alias = "runs")]
     Log,
     /// Show any object: run, prediction, stage output, pipeline, snapshot.
     Show { hash: String },
@@ -187,19 +188,19 @@ pub enum Command {
     Predict {
         /// Run id (a unique prefix is enough).
         hash: String,
-        /// CSV, NDJSON or Parquet file with the training data's columns (the target may be absent);
+        /// CSV, NDJSON, Parquet or Arrow IPC file with the training data's columns (the target may be absent);
         /// `-` reads standard input.
         #[arg(long, required_unless_present_any = ["stream", "max_line"], conflicts_with = "stream")]
         input: Option<PathBuf>,
-        /// Format of the input when its name does not tell: csv, ndjson or parquet.
-        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet"])]
+        /// Format of the input when its name does not tell: csv, ndjson, parquet or ipc.
+        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet", "ipc"])]
         input_format: Option<String>,
-        /// A file (.csv, .ndjson, .parquet), `-`, `sqlite:PATH` or `postgres://…` (with --table);
+        /// A file (.csv, .ndjson, .parquet, .arrow), `-`, `sqlite:PATH` or `postgres://…` (with --table);
         /// CSV on standard output when absent.
         #[arg(long, short, conflicts_with = "stream")]
         output: Option<String>,
         /// Format of the output when its name does not tell.
-        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet"])]
+        #[arg(long, value_parser = ["csv", "ndjson", "jsonl", "parquet", "ipc"])]
         output_format: Option<String>,
         /// Table to write into, for a database output (created when absent).
         #[arg(long)]

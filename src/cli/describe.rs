@@ -61,7 +61,7 @@ pub fn run(r: &RunRecord) -> String {
 pub fn stage_output(o: &StageOutput) -> String {
     let mut s = String::new();
     match &o.state {
-        StageState::Gather { schema } => {
+        StageState::Gather { schema, suspect_text } => {
             let numeric = schema.iter().filter(|(_, t)| t.name() == "numeric").count();
             let _ = writeln!(
                 s,
@@ -71,6 +71,9 @@ pub fn stage_output(o: &StageOutput) -> String {
             );
             for (name, ty) in schema {
                 let _ = writeln!(s, "    {name:<24} {}", ty.name());
+            }
+            for t in suspect_text {
+                let _ = writeln!(s, "  warning: {}", t.warning("the data"));
             }
         }
         StageState::Split(f) => {

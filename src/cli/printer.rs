@@ -234,8 +234,8 @@ impl Printer {
             None => {
                 let _ = writeln!(
                     s,
-                    "reproduced bit-for-bit: {} artifacts ({} {})",
-                    r.checked.len(),
+                    "reproduced bit-for-bit: {} ({} {})",
+                    count(r.checked.len(), "artifact", "artifacts"),
                     r.what,
                     r.id
                 );

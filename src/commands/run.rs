@@ -39,6 +39,9 @@ pub struct RunReport {
     pub train_metrics: BTreeMap<String, f64>,
     pub baseline: Option<Baseline>,
     pub gates: Vec<GateResult>,
+    /// What the data looked like it got wrong (a numeric column read as text), also printed as warnings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The lock file written (with `update_lock`).
     pub lock: Option<PathBuf>,
     /// The lock this run's results amount to.
@@ -202,7 +205,10 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
         let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
         Error::Lookup {
             message: format!("{} has no stage named \"{until}\"", args.pipeline.display()),
-            hint: Some(format!("name one of: {}", names.join(", "))),
+            hint: Some(match crate::error::did_you_mean(until, names.iter().copied()) {
+                Some(guess) => format!("{guess} (the stages: {})", names.join(", ")),
+                None => format!("name one of: {}", names.join(", ")),
+            }),
         }
     })?;
     if inputs.frame.is_none() {
@@ -228,9 +234,11 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     let _lock = store.lock(false)?;
     // The baseline is resolved before anything runs: a mistyped `--baseline` or a damaged lock fails now,
     // not after the whole pipeline has been fitted.
+    let mut baseline_pipeline = None;
     let baseline = match &args.baseline {
         Some(hash) => {
             let rec = super::resolve_run(&store, hash)?;
+            baseline_pipeline = Some(rec.pipeline_name.clone());
             Some(Baseline {
                 source: format!("run {}", rec.run.short()),
                 metrics: rec.metrics,
@@ -249,6 +257,21 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
         source_record,
         source_name,
     } = read_inputs(args, progress, &store)?;
+    if let (Some(b), Some(of)) = (&baseline, &baseline_pipeline)
+        && let Some(metric) = pipeline
+            .gates
+            .iter()
+            .filter(|g| matches!(g.rule, crate::spec::GateRule::MaxRegression(_)))
+            .map(|g| g.metric.name())
+            .find(|m| !b.metrics.contains_key(*m))
+    {
+        return Err(Error::data(format!(
+            "--baseline {} is a run of pipeline \"{of}\" that records no {metric}, which a gate of {} compares",
+            b.source.trim_start_matches("run "),
+            pipeline.name
+        ))
+        .with_hint("pass a run of this pipeline (`mlpipe log` lists them)"));
+    }
     let code = provenance::code_state(&args.pipeline)?;
     let tool = Tool::current();
     let run = run_id(&pipeline, &snapshot_id, &code, &tool.mlpipe);
@@ -376,7 +399,12 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             id
         }
     };
-    let gates = evaluate_gates(&pipeline.gates, &metrics, baseline.as_ref());
+    let no_baseline = format!(
+        "no lock at {} (a lock sits beside its pipeline file, named after it): write it with `mlpipe lock {}`, or pass --baseline RUN",
+        lock_path(&args.pipeline).display(),
+        args.pipeline.display()
+    );
+    let gates = evaluate_gates(&pipeline.gates, &metrics, baseline.as_ref(), &no_baseline);
     let lock_entries = Lock::from_run(&pipeline, &snapshot_id, &executed.stages, &metrics, &tool_version());
     let lock = if args.update_lock {
         let path = lock_path(&args.pipeline);
@@ -390,9 +418,19 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     } else {
         None
     };
+    let warnings = executed
+        .outputs
+        .iter()
+        .flat_map(|o| match &o.state {
+            StageState::Gather { suspect_text, .. } => suspect_text.as_slice(),
+            _ => &[],
+        })
+        .map(|t| t.warning(&pipeline.source_name()))
+        .collect();
     Ok(RunReport {
         baseline,
         gates,
+        warnings,
         lock,
         lock_entries,
         pipeline_file: args.pipeline.clone(),

@@ -200,7 +200,13 @@ impl Predictions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum StageState {
-    Gather { schema: Vec<(String, ColumnType)> },
+    Gather {
+        schema: Vec<(String, ColumnType)>,
+        /// Text columns that look numeric but for a few values (warned about on every run). Left out of
+        /// the output when empty, so clean data's gather output is what it always was.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suspect_text: Vec<crate::frame::StrayText>,
+    },
     Split(split::Fitted),
     Analyse(analyse::Profile),
     Step(stages::Fitted),

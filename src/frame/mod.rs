@@ -137,13 +137,49 @@ pub struct Frame {
 
 /// A text column whose present values are numbers but for a few: most likely a numeric column that one
 /// stray marker ("?", "n/a", "12,5") turned into text.
-#[derive(Debug, PartialEq)]
-pub struct StrayText<'a> {
-    pub column: &'a str,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrayText {
+    pub column: String,
     /// Present values that are numbers.
     pub numbers: usize,
-    /// The values that are not, with how many rows hold each and the source line of the first.
-    pub strays: Vec<(&'a str, usize, u64)>,
+    /// The values that are not, with how many rows hold each and the snapshot line of the first.
+    pub strays: Vec<(String, usize, u64)>,
+}
+
+impl StrayText {
+    /// The warning a user sees, naming `source` (the data file).
+    pub fn warning(&self, source: &str) -> String {
+        let strays: Vec<String> = self
+            .strays
+            .iter()
+            .map(|(value, rows, line)| {
+                let more = match rows - 1 {
+                    0 => String::new(),
+                    1 => " and 1 more row".to_string(),
+                    n => format!(" and {n} more rows"),
+                };
+                format!("{value:?} on line {line}{more}")
+            })
+            .collect();
+        let key = if !self.column.is_empty()
+            && self
+                .column
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.column.clone()
+        } else {
+            format!("{:?}", self.column)
+        };
+        format!(
+            "column \"{}\" of {source} is read as text because of {}, though its other {} values are numbers; \
+             if it is numeric, list the marker in [gather] na_values, or declare it in [gather] dtypes \
+             (`{key} = \"numeric\"`) to be stopped at the first value that is not a number",
+            self.column,
+            strays.join(", "),
+            self.numbers,
+        )
+    }
 }
 
 /// At most this many distinct values that are not numbers make a text column look like a numeric one.
@@ -152,7 +188,7 @@ const MAX_STRAYS: usize = 3;
 impl Frame {
     /// Text columns that would be numeric but for at most [`MAX_STRAYS`] distinct values holding at most
     /// one row in ten (columns in `declared` are left out: their type was asked for).
-    pub fn numbers_read_as_text(&self, declared: &BTreeMap<String, ColumnType>) -> Vec<StrayText<'_>> {
+    pub fn numbers_read_as_text(&self, declared: &BTreeMap<String, ColumnType>) -> Vec<StrayText> {
         let mut found = Vec::new();
         for column in &self.columns {
             let ColumnData::Categorical(texts) = &column.data else {
@@ -179,13 +215,13 @@ impl Frame {
                     numbers += 1;
                 }
             }
-            let strays: Vec<(&str, usize, u64)> = (0..stray.len())
-                .filter_map(|c| Some((&*texts.categories()[c], counts[c], first[c]?)))
+            let strays: Vec<(String, usize, u64)> = (0..stray.len())
+                .filter_map(|c| Some((texts.categories()[c].to_string(), counts[c], first[c]?)))
                 .collect();
             let stray_rows: usize = strays.iter().map(|s| s.1).sum();
             if !strays.is_empty() && stray_rows * 10 <= numbers + stray_rows {
                 found.push(StrayText {
-                    column: &column.name,
+                    column: column.name.clone(),
                     numbers,
                     strays,
                 });
@@ -325,7 +361,7 @@ impl Frame {
     }
 
     pub fn missing_column(&self, name: &str) -> Error {
-        let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source()));
+        let mut err = Error::data(format!("column \"{name}\" is not in {}", self.describe_source())).for_column(name);
         if let Some(h) = crate::error::did_you_mean(name, self.names()) {
             err = err.with_hint(h);
         }
@@ -379,9 +415,9 @@ mod tests {
         assert_eq!(
             found,
             vec![StrayText {
-                column: "area",
+                column: "area".to_string(),
                 numbers: 18,
-                strays: vec![("?", 2, 6)]
+                strays: vec![("?".to_string(), 2, 6)]
             }]
         );
         let declared = BTreeMap::from([("area".to_string(), ColumnType::Categorical)]);

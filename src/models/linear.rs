@@ -23,22 +23,34 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
         ))
         .with_hint("use ridge, or select fewer features"));
     }
-    if let Some((k, residual)) = first_dependent_feature(features, fit_intercept) {
-        let on = if fit_intercept { " and the intercept" } else { "" };
+    if let Some((k, problem)) = first_dependent_feature(features, fit_intercept) {
         let name = features[k].0;
-        let what = match (residual, fit_intercept) {
-            (None, true) => format!("feature `{name}` is constant in the train rows"),
-            (None, false) => format!("feature `{name}` is 0 in every train row"),
-            (Some(residual), _) => format!(
-                "feature `{name}` is a linear combination of the features before it{on} in the train rows \
-                 (what is left of it is {residual:.1e} of its size)"
-            ),
+        let on = if fit_intercept { " + a constant" } else { "" };
+        let what = match problem {
+            Dependence::Constant if fit_intercept => format!("feature `{name}` is constant in the train rows"),
+            Dependence::Constant => format!("feature `{name}` is 0 in every train row"),
+            Dependence::TooLarge => format!("feature `{name}` has values too large to square (near ±1.8e308)"),
+            Dependence::Combination(terms) => {
+                let sum: Vec<String> = terms
+                    .iter()
+                    .map(|(j, c)| format!("{}·{}", shown(*c), features[*j].0))
+                    .collect();
+                format!(
+                    "in the train rows, feature `{name}` = {}{on} (to rounding)",
+                    if sum.is_empty() {
+                        "0".to_string()
+                    } else {
+                        sum.join(" + ").replace("+ -", "- ")
+                    }
+                )
+            }
         };
         return Err(Error::data(format!(
             "linear_regression cannot be fitted: {what}, so the coefficients are not determined"
         ))
         .with_hint(
-            "drop that feature (or one it depends on), use one_hot with drop_first = true, or use ridge with alpha > 0",
+            "drop one of these features (an `expression` step's `drop`), use ridge with alpha > 0, or — for \
+             one-hot columns — one_hot with drop_first = true",
         ));
     }
     let x = matrix(features, n);
@@ -53,19 +65,33 @@ pub fn ols(features: &[(&str, &[f64])], y: &[f64], fit_intercept: bool) -> Resul
     Ok((model.params().to_vec(), model.intercept()))
 }
 
+/// Why a feature adds nothing to the ones before it.
+#[derive(Debug, PartialEq)]
+enum Dependence {
+    /// Constant (with an intercept), or 0 (without).
+    Constant,
+    /// Its squares overflow: nothing can be said.
+    TooLarge,
+    /// It is this sum of earlier features (index, coefficient), largest contributions first (at most 6).
+    Combination(Vec<(usize, f64)>),
+}
+
 /// The first feature that is (to rounding) a linear combination of the ones before it — and of the
-/// intercept, when there is one — with the size of what is left of it relative to its own size (`None`:
-/// the feature is constant, or 0 without an intercept).
+/// intercept, when there is one.
 ///
 /// Classical Gram–Schmidt with reorthogonalisation over the (centred) columns in their order: a column
 /// whose residual is at most `max(n, p) · ε` of its norm (`NumPy`'s rank tolerance, per column so that
 /// units do not matter) adds nothing to the span. Least squares on such a design has no unique solution;
-/// a QR solver then returns huge, meaningless coefficients rather than failing. Sequential loops in a
-/// fixed order: the answer does not depend on threads.
-fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> Option<(usize, Option<f64>)> {
+/// a QR solver then returns huge, meaningless coefficients rather than failing. The combination is read
+/// back from the triangular factor. Sequential loops in a fixed order: the answer does not depend on
+/// threads.
+fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> Option<(usize, Dependence)> {
     let n = features.first().map_or(0, |(_, c)| c.len());
     let tolerance = n.max(features.len()) as f64 * f64::EPSILON;
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(features.len());
+    // Column k of R: the projections of feature k on the basis vectors before it, then its own norm.
+    let mut r_columns: Vec<Vec<f64>> = Vec::with_capacity(features.len());
+    let mut norms: Vec<f64> = Vec::with_capacity(features.len());
     for (k, (_, column)) in features.iter().enumerate() {
         let mut v = column.to_vec();
         if fit_intercept {
@@ -75,27 +101,67 @@ fn first_dependent_feature(features: &[(&str, &[f64])], fit_intercept: bool) -> 
             }
         }
         let norm = dot(&v, &v).sqrt();
+        if !norm.is_finite() {
+            return Some((k, Dependence::TooLarge));
+        }
+        if norm == 0.0 {
+            return Some((k, Dependence::Constant));
+        }
+        let mut r = vec![0.0; basis.len()];
         for _ in 0..2 {
-            for q in &basis {
-                let r = dot(q, &v);
+            for (q, rq) in basis.iter().zip(&mut r) {
+                let p = dot(q, &v);
+                *rq += p;
                 for (x, qi) in v.iter_mut().zip(q) {
-                    *x -= r * qi;
+                    *x -= p * qi;
                 }
             }
         }
         let left = dot(&v, &v).sqrt();
-        if norm == 0.0 {
-            return Some((k, None));
-        }
         if left <= tolerance * norm {
-            return Some((k, Some(left / norm)));
+            // x_k = Σ r_j q_j and x_j = Σ_{i≤j} R_ij q_i: solve R c = r by back substitution.
+            let mut c = r;
+            for j in (0..c.len()).rev() {
+                c[j] /= r_columns[j][j];
+                for i in 0..j {
+                    c[i] -= r_columns[j][i] * c[j];
+                }
+            }
+            let mut terms: Vec<(usize, f64)> = c
+                .into_iter()
+                .enumerate()
+                .filter(|(j, cj)| (cj * norms[*j]).abs() > 1e-9 * norm)
+                .collect();
+            terms.sort_by(|a, b| {
+                (b.1 * norms[b.0])
+                    .abs()
+                    .total_cmp(&(a.1 * norms[a.0]).abs())
+                    .then(a.0.cmp(&b.0))
+            });
+            terms.truncate(6);
+            terms.sort_by_key(|t| t.0);
+            return Some((k, Dependence::Combination(terms)));
         }
         for x in &mut v {
             *x /= left;
         }
+        r.push(left);
+        r_columns.push(r);
+        norms.push(norm);
         basis.push(v);
     }
     None
+}
+
+/// A coefficient for a message: 4 decimals at most, trailing zeros dropped.
+fn shown(c: f64) -> String {
+    let text = format!("{c:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -119,6 +185,13 @@ pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: 
         0.0
     };
     let (mut a, b) = gram::normal_equations(&columns, &x_offset, y, y_offset);
+    if let Some(i) = (0..p).find(|i| !a[i * p + i].is_finite()) {
+        return Err(Error::data(format!(
+            "ridge could not be fitted: feature `{}` has values too large to square (near ±1.8e308)",
+            features[i].0
+        ))
+        .with_hint("scale it down first (a scale step)"));
+    }
     for i in 0..p {
         a[i * p + i] += alpha;
     }
@@ -305,7 +378,10 @@ mod tests {
         let y: Vec<f64> = (0..8).map(|i| a[i] - b[i] + 0.5 * c[i] + (i as f64).sin()).collect();
         let design = [("a", &a[..]), ("b", &b[..]), ("c", &c[..]), ("total", &total[..])];
         let err = ols(&design, &y, true).unwrap_err().to_string();
-        assert!(err.contains("feature `total` is a linear combination"), "{err}");
+        assert!(
+            err.contains("feature `total` = 1·a + 1·b + 1·c + a constant (to rounding)"),
+            "{err}"
+        );
         // Without the sum the design is full rank and fits.
         assert!(ols(&design[..3], &y, true).is_ok());
     }
@@ -319,6 +395,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("feature `one` is constant"), "{err}");
+        let big = [1e300, -1e300, 2e300, 0.0];
+        let err = ols(&[("big", &big[..])], &y, true).unwrap_err().to_string();
+        assert!(err.contains("feature `big` has values too large to square"), "{err}");
         // Without an intercept the constant column is the intercept.
         let (w, _) = ols(&[("x", &x[..]), ("one", &one[..])], &y, false).unwrap();
         assert!(w.iter().all(|v| v.is_finite() && v.abs() < 10.0), "{w:?}");

@@ -1,15 +1,16 @@
-//! Batch input read through the fitted schema: CSV, NDJSON and Parquet into a frame of the training
+//! Batch input read through the fitted schema: CSV, NDJSON, Parquet and Arrow IPC into a frame of the training
 //! columns, each converted to the type it was fitted with.
 
 use std::sync::Arc;
 
-use arrow_array::Array;
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use serde_json::Value;
 
 use super::Scorer;
 use crate::error::{Error, Result};
 use crate::frame::{Column, ColumnData, ColumnType, Frame, Texts};
+use crate::sources::{FileFormat, Rows};
 use crate::tables::Format;
 
 /// Reads a batch input in `format` into a frame of the training schema's columns.
@@ -17,7 +18,8 @@ pub fn read_input(scorer: &Scorer, bytes: &[u8], format: Format, source: &str) -
     match format {
         Format::Csv => scorer.read_csv(bytes, source),
         Format::Ndjson => read_ndjson(scorer, bytes, source),
-        Format::Parquet => crate::sources::decoding(source, "Parquet", || read_parquet(scorer, bytes, source)),
+        Format::Parquet => read_typed(scorer, bytes, FileFormat::Parquet, source),
+        Format::Ipc => read_typed(scorer, bytes, FileFormat::Ipc, source),
     }
 }
 
@@ -61,38 +63,21 @@ fn read_ndjson(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
     Ok(records.frame)
 }
 
-fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::data(format!("{source} is not a readable Parquet file: {e}"))
-            .with_hint("write it with a Parquet writer (pandas.to_parquet, polars, arrow)")
+/// A Parquet or Arrow IPC batch, read as gathering reads such a file (same decoder, same checks), each
+/// column the fitted pipeline needs converted to the type it was trained on.
+fn read_typed(scorer: &Scorer, bytes: &[u8], format: FileFormat, source: &str) -> Result<Frame> {
+    let limit =
+        crate::resources::memory_budget().map_or(u64::MAX, |b| b.bytes / crate::resources::MIN_BYTES_PER_FILE_BYTE);
+    let mut sink = FittedColumns {
+        scorer,
+        source,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        pieces: Vec::new(),
+        rows: 0,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
-        .map_err(|e| bad(&e))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| bad(&e))?;
-    let wanted: Vec<&(String, ColumnType)> = scorer.schema.iter().collect();
-    // Each wanted column's pieces, batch by batch, joined at the end.
-    let mut pieces: Vec<(String, Vec<ColumnData>)> = Vec::new();
-    let mut rows = 0usize;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        for (name, ty) in &wanted {
-            let Some(array) = batch.column_by_name(name) else {
-                continue;
-            };
-            let data = arrow_column(array.as_ref(), name, *ty, source, rows)?;
-            match pieces.iter_mut().find(|c| &c.0 == name) {
-                Some((_, parts)) if parts[0].column_type() == data.column_type() => parts.push(data),
-                Some(_) => return Err(Error::internal("parquet column changed type between batches")),
-                None if rows == 0 => pieces.push((name.clone(), vec![data])),
-                None => return Err(Error::internal("parquet column appeared mid-file")),
-            }
-        }
-        rows += batch.num_rows();
-    }
-    let columns = pieces
+    crate::sources::decode_batches(bytes.to_vec(), format, &mut sink)?;
+    let columns = sink
+        .pieces
         .into_iter()
         .map(|(name, parts)| {
             Ok(Column {
@@ -103,10 +88,50 @@ fn read_parquet(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
         .collect::<Result<Vec<Column>>>()?;
     Ok(Frame {
         columns,
-        lines: (1..=rows as u64).collect(),
+        lines: (1..=sink.rows as u64).collect(),
         source: source.to_string(),
         first_row: 0,
     })
+}
+
+/// Decoded batches collected column by column, in the fitted schema's types.
+struct FittedColumns<'a> {
+    scorer: &'a Scorer,
+    source: &'a str,
+    limit: usize,
+    /// Each wanted column's pieces, batch by batch, joined at the end.
+    pieces: Vec<(String, Vec<ColumnData>)>,
+    rows: usize,
+}
+
+impl Rows for FittedColumns<'_> {
+    fn source(&self) -> &str {
+        self.source
+    }
+
+    fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn header(&mut self, _names: &[&str]) {}
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let scorer = self.scorer;
+        for (name, ty) in &scorer.schema {
+            let Some(array) = batch.column_by_name(name) else {
+                continue;
+            };
+            let data = arrow_column(array.as_ref(), name, *ty, self.source, self.rows)?;
+            match self.pieces.iter_mut().find(|c| &c.0 == name) {
+                Some((_, parts)) if parts[0].column_type() == data.column_type() => parts.push(data),
+                Some(_) => return Err(Error::internal("a column changed type between batches")),
+                None if self.rows == 0 => self.pieces.push((name.clone(), vec![data])),
+                None => return Err(Error::internal("a column appeared mid-file")),
+            }
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
 }
 
 /// One Arrow column as frame data of the training type (the fitted schema's, never guessed from the
@@ -121,7 +146,7 @@ fn arrow_column(array: &dyn Array, name: &str, ty: ColumnType, source: &str, fir
     let n = array.len();
     let unsupported = || {
         Error::data(format!(
-            "column \"{name}\" of {source} has Parquet type {}, but the model was trained on a {} column",
+            "column \"{name}\" of {source} has type {}, but the model was trained on a {} column",
             array.data_type(),
             ty.name()
         ))

@@ -73,7 +73,7 @@ impl Scorer {
         let (mut schema, mut profile, mut train, mut steps) = (None, None, None, Vec::new());
         for out in outputs {
             match out.state {
-                StageState::Gather { schema: s } => schema = Some(s),
+                StageState::Gather { schema: s, .. } => schema = Some(s),
                 StageState::Analyse(p) => profile = Some(p),
                 StageState::Step(f) => steps.push(f),
                 StageState::Train(t) => train = Some(t),

@@ -173,9 +173,21 @@ pub fn decoding<T>(source: &str, format: &str, decode: impl FnOnce() -> Result<T
     })
 }
 
+/// Decodes every column of a Parquet or Arrow IPC file into `out`, batch by batch (a fitted pipeline's
+/// reader keeps the columns it was trained on). A file of the other format is refused by name.
+pub fn decode_batches(bytes: Vec<u8>, format: FileFormat, out: &mut dyn Rows) -> Result<()> {
+    let source = out.source().to_string();
+    check_magic(&bytes, format, &source)?;
+    match format {
+        FileFormat::Parquet => decoding(&source, "Parquet", || read_parquet(bytes, &[], out)),
+        FileFormat::Ipc => decoding(&source, "Arrow IPC", || read_ipc(&bytes, &[], out)),
+        other => Err(Error::internal(format!("decode_batches on {}", other.name()))),
+    }
+}
+
 /// Where decoded rows go: the canonical CSV text, or (for a run that already knows the snapshot id)
 /// straight into a frame.
-pub(super) trait Rows {
+pub trait Rows {
     fn source(&self) -> &str;
     /// The most bytes the result may take.
     fn limit(&self) -> usize;

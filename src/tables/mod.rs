@@ -20,6 +20,8 @@ pub enum Format {
     Csv,
     Ndjson,
     Parquet,
+    /// Arrow IPC (Feather v2), file or stream format.
+    Ipc,
 }
 
 impl Format {
@@ -28,6 +30,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
             Format::Parquet => "parquet",
+            Format::Ipc => "ipc",
         }
     }
 
@@ -36,7 +39,10 @@ impl Format {
             "csv" => Ok(Format::Csv),
             "ndjson" | "jsonl" => Ok(Format::Ndjson),
             "parquet" => Ok(Format::Parquet),
-            other => Err(Error::data(format!("unknown format \"{other}\"")).with_hint("use csv, ndjson or parquet")),
+            "ipc" | "arrow" | "feather" => Ok(Format::Ipc),
+            other => {
+                Err(Error::data(format!("unknown format \"{other}\"")).with_hint("use csv, ndjson, parquet or ipc"))
+            }
         }
     }
 
@@ -46,6 +52,7 @@ impl Format {
             "csv" | "txt" => Some(Format::Csv),
             "ndjson" | "jsonl" => Some(Format::Ndjson),
             "parquet" | "pq" => Some(Format::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Format::Ipc),
             _ => None,
         }
     }
@@ -362,10 +369,8 @@ impl OutputRows<'_> {
         Ok(out)
     }
 
-    pub fn to_parquet(&self) -> Result<Vec<u8>> {
-        use parquet::arrow::ArrowWriter;
-        use parquet::basic::Compression;
-        use parquet::file::properties::WriterProperties;
+    /// The rows as one Arrow record batch: the columns of the CSV output, typed.
+    fn record_batch(&self) -> Result<RecordBatch> {
         let n = self.len();
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -395,7 +400,27 @@ impl OutputRows<'_> {
             (0..n).map(|r| self.prediction_id(r)).collect::<Vec<_>>(),
         )));
         let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::internal(e.to_string()))?;
+        RecordBatch::try_new(schema, arrays).map_err(|e| Error::internal(e.to_string()))
+    }
+
+    /// The rows as an Arrow IPC file (uncompressed, as any Arrow reader takes it).
+    pub fn to_ipc(&self) -> Result<Vec<u8>> {
+        let batch = self.record_batch()?;
+        let mut out = Vec::new();
+        let mut w = arrow_ipc::writer::FileWriter::try_new(&mut out, &batch.schema())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        w.write(&batch).map_err(|e| Error::internal(e.to_string()))?;
+        w.finish().map_err(|e| Error::internal(e.to_string()))?;
+        drop(w);
+        Ok(out)
+    }
+
+    pub fn to_parquet(&self) -> Result<Vec<u8>> {
+        use parquet::arrow::ArrowWriter;
+        use parquet::basic::Compression;
+        use parquet::file::properties::WriterProperties;
+        let batch = self.record_batch()?;
+        let schema = batch.schema();
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let mut out = Vec::new();
         let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| Error::internal(e.to_string()))?;
@@ -560,6 +585,7 @@ fn encode(rows: &OutputRows<'_>, format: Format) -> Result<Vec<u8>> {
         Format::Csv => rows.to_csv(),
         Format::Ndjson => rows.to_ndjson(),
         Format::Parquet => rows.to_parquet(),
+        Format::Ipc => rows.to_ipc(),
     }
 }
 
