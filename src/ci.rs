@@ -75,7 +75,9 @@ pub fn evaluate_gates(
                             (
                                 gate,
                                 worse <= allowed,
-                                if change < 0.0 {
+                                if change == 0.0 {
+                                    format!("{name} = {value}, {} = {base} (no change)", b.source)
+                                } else if change < 0.0 {
                                     format!("{name} = {value}, {} = {base} ({:.3}% better)", b.source, -change)
                                 } else {
                                     format!("{name} = {value}, {} = {base} ({change:+.3}% worse)", b.source)
@@ -343,6 +345,9 @@ mod tests {
         assert!(bad.iter().all(|g| !g.passed), "{bad:?}");
         let better = evaluate_gates(&gates, &metrics(50.0, 0.99), Some(&base), "");
         assert!(better.iter().all(|g| g.passed));
+        assert_eq!(better[0].detail, "rmse = 50, lock = 100 (50.000% better)");
+        let same = evaluate_gates(&gates, &metrics(100.0, 0.9), Some(&base), "");
+        assert_eq!(same[0].detail, "rmse = 100, lock = 100 (no change)");
     }
 
     #[test]
