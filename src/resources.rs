@@ -22,6 +22,13 @@ pub struct Budget {
     pub set_by: &'static str,
 }
 
+/// The most bytes decoded rows of a compressed file (Parquet, Arrow IPC) may take: what a CSV file that
+/// passes the memory check could take, so a small file that expands enormously is refused.
+pub fn decoded_limit() -> usize {
+    let limit = memory_budget().map_or(u64::MAX, |b| b.bytes / MIN_BYTES_PER_FILE_BYTE);
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
 /// The least of: available system memory, the cgroup's limit less its use, the address-space limit less
 /// what is mapped. `None` where none of them can be read (not Linux).
 pub fn memory_budget() -> Option<Budget> {

@@ -66,12 +66,10 @@ fn read_ndjson(scorer: &Scorer, bytes: &[u8], source: &str) -> Result<Frame> {
 /// A Parquet or Arrow IPC batch, read as gathering reads such a file (same decoder, same checks), each
 /// column the fitted pipeline needs converted to the type it was trained on.
 fn read_typed(scorer: &Scorer, bytes: &[u8], format: FileFormat, source: &str) -> Result<Frame> {
-    let limit =
-        crate::resources::memory_budget().map_or(u64::MAX, |b| b.bytes / crate::resources::MIN_BYTES_PER_FILE_BYTE);
     let mut sink = FittedColumns {
         scorer,
         source,
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        limit: crate::resources::decoded_limit(),
         pieces: Vec::new(),
         rows: 0,
     };

@@ -107,14 +107,12 @@ pub fn canonical_csv(
     }
     // Compressed files expand: the snapshot may take no more memory than a CSV file that passes the
     // memory check would.
-    let limit =
-        crate::resources::memory_budget().map_or(u64::MAX, |b| b.bytes / crate::resources::MIN_BYTES_PER_FILE_BYTE);
     let mut out = CsvOut {
         text: String::with_capacity(bytes.len()),
         na,
         source,
         rows: 0,
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        limit: crate::resources::decoded_limit(),
     };
     check_magic(&bytes, format, source)?;
     match format {

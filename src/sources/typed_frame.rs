@@ -283,11 +283,9 @@ pub fn read_frame(bytes: Vec<u8>, format: FileFormat, opts: &ReadOptions, source
         return Ok(None);
     }
     check_magic(&bytes, format, source)?;
-    let limit =
-        crate::resources::memory_budget().map_or(u64::MAX, |b| b.bytes / crate::resources::MIN_BYTES_PER_FILE_BYTE);
     let mut out = FrameOut {
         source,
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        limit: crate::resources::decoded_limit(),
         opts,
         numeric_marker: opts.na_values.iter().any(|na| parse_number(na.as_bytes()).is_some()),
         names: Vec::new(),
