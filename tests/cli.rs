@@ -939,23 +939,7 @@ fn expression_features_give_the_same_bits_on_1_2_and_8_threads_and_replay() {
     let p = Project::new();
     p.use_random_split();
     p.edit("pipeline.toml", "[train]", EXPRESSIONS);
-    let runs: Vec<Value> = ["1", "2", "8"]
-        .iter()
-        .map(|threads| {
-            let store = p.path(&format!("store-{threads}"));
-            let out = p.mlpipe_env(
-                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
-                &[("POLARS_MAX_THREADS", threads), ("RAYON_NUM_THREADS", threads)],
-            );
-            assert!(out.status.success(), "{}", stderr(&out));
-            serde_json::from_slice(&out.stdout).unwrap()
-        })
-        .collect();
-    for r in &runs[1..] {
-        assert_eq!(r["run"], runs[0]["run"]);
-        assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
-        assert_eq!(r["metrics"], runs[0]["metrics"]);
-    }
+    same_bits_on_1_2_and_8_threads(&p);
     // The new columns reach the model, and new rows get them too: predict, then replay it.
     let run = p.run(&[]);
     assert!(ran(&run).contains(&"transform.derived".to_string()), "{run}");
@@ -1061,23 +1045,7 @@ fn a_large_table_gives_the_same_bits_on_1_2_and_8_threads() {
         big.push_str(body);
     }
     std::fs::write(p.path("train.csv"), big).unwrap();
-    let runs: Vec<Value> = ["1", "2", "8"]
-        .iter()
-        .map(|threads| {
-            let store = p.path(&format!("store-{threads}"));
-            let out = p.mlpipe_env(
-                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
-                &[("POLARS_MAX_THREADS", threads), ("RAYON_NUM_THREADS", threads)],
-            );
-            assert!(out.status.success(), "{}", stderr(&out));
-            serde_json::from_slice(&out.stdout).unwrap()
-        })
-        .collect();
-    for r in &runs[1..] {
-        assert_eq!(r["run"], runs[0]["run"]);
-        assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
-        assert_eq!(r["metrics"], runs[0]["metrics"]);
-    }
+    same_bits_on_1_2_and_8_threads(&p);
 }
 
 #[test]
@@ -1201,4 +1169,26 @@ fn a_tree_whose_node_variances_overflow_is_refused_not_stored_unreadable() {
     assert!(std::fs::read_dir(p.store().join("v1/refs/runs")).map_or(0, Iterator::count) == 0);
     let out = p.mlpipe(&["verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Runs the project's pipeline on 1, 2 and 8 threads (a store each) and checks the run id, every stage
+/// output and the metrics agree.
+fn same_bits_on_1_2_and_8_threads(p: &Project) {
+    let runs: Vec<Value> = ["1", "2", "8"]
+        .iter()
+        .map(|threads| {
+            let store = p.path(&format!("store-{threads}"));
+            let out = p.mlpipe_env(
+                &["run", "pipeline.toml", "--json", "--store", store.to_str().unwrap()],
+                &[("POLARS_MAX_THREADS", threads), ("RAYON_NUM_THREADS", threads)],
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    for r in &runs[1..] {
+        assert_eq!(r["run"], runs[0]["run"]);
+        assert_eq!(stage_outputs(r), stage_outputs(&runs[0]));
+        assert_eq!(r["metrics"], runs[0]["metrics"]);
+    }
 }

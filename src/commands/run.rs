@@ -154,13 +154,7 @@ fn typed_snapshot(
         // Only a shortcut: a damaged memo is moved aside, and one that cannot be written costs the next
         // run its shortcut, not this run.
         if let RefRead::Damaged(d) = memo_read {
-            let moved = store.quarantine(&d.path)?;
-            progress.warn(&format!(
-                "the snapshot ref {} {}; moved it aside to {} and writing it again",
-                d.path.display(),
-                d.what,
-                moved.display()
-            ));
+            move_aside(store, progress, "snapshot", &d)?;
         }
         if let Err(e) = store.set_ref(RefKind::Snapshot, &memo, &snapshot) {
             progress.warn(&format!(
@@ -169,6 +163,18 @@ fn typed_snapshot(
         }
     }
     Ok((snapshot, csv, None))
+}
+
+/// Moves a damaged ref aside (never deleting it) and says so; the caller writes it again.
+fn move_aside(store: &LocalStore, progress: &dyn Progress, kind: &str, d: &crate::store::Damaged) -> Result<()> {
+    let moved = store.quarantine(&d.path)?;
+    progress.warn(&format!(
+        "the {kind} ref {} {}; moved it aside to {} and writing it again",
+        d.path.display(),
+        d.what,
+        moved.display()
+    ));
+    Ok(())
 }
 
 /// The digest of the frame the gather stage recorded for `snapshot` under this pipeline's read options,
@@ -337,13 +343,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
             }
         },
         RefRead::Damaged(d) => {
-            let moved = store.quarantine(&d.path)?;
-            progress.warn(&format!(
-                "the run ref {} {}; moved it aside to {} and writing it again",
-                d.path.display(),
-                d.what,
-                moved.display()
-            ));
+            move_aside(&store, progress, "run", &d)?;
             own_record(&store, &run)?
         }
         RefRead::Missing => None,
