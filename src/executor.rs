@@ -2,6 +2,7 @@
 //! loads and transforms data when some stage actually has to run.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -45,14 +46,27 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// The data snapshot a run reads: its content id and bytes.
-pub struct Snapshot<'a> {
+pub struct Snapshot {
     pub id: Id,
-    pub bytes: &'a [u8],
+    /// The canonical CSV, until the gather stage has read it into a frame: then released, unless
+    /// cross-validation will read the train rows again (a million rows are 300 MB of CSV).
+    bytes: Mutex<Vec<u8>>,
     /// How to name the data in messages.
     pub name: String,
     /// The snapshot already read into a frame (a typed file read straight in, checked against the digest
-    /// its gather stage recorded); `bytes` is then empty.
-    pub frame: Option<Frame>,
+    /// its gather stage recorded); `bytes` is then empty. Handed to the gather stage as `bytes` are.
+    frame: Mutex<Option<Frame>>,
+}
+
+impl Snapshot {
+    pub fn new(id: Id, bytes: Vec<u8>, name: String, frame: Option<Frame>) -> Snapshot {
+        Snapshot {
+            id,
+            bytes: Mutex::new(bytes),
+            name,
+            frame: Mutex::new(frame),
+        }
+    }
 }
 
 pub struct Executed {
@@ -148,12 +162,12 @@ impl<'a> Executor<'a> {
         }
     }
 
-    pub fn run(&self, snapshot: &Snapshot<'_>) -> Result<Executed> {
+    pub fn run(&self, snapshot: &Snapshot) -> Result<Executed> {
         self.run_through(snapshot, self.plan.stages.len() - 1)
     }
 
     /// Runs the stages `0..=last` (fitting or reusing each), and stops there.
-    pub fn run_through(&self, snapshot: &Snapshot<'_>, last: usize) -> Result<Executed> {
+    pub fn run_through(&self, snapshot: &Snapshot, last: usize) -> Result<Executed> {
         let total = self.plan.stages.len();
         let mut results = Vec::with_capacity(total);
         let mut outputs: Vec<StageOutput> = Vec::with_capacity(total);
@@ -208,7 +222,7 @@ impl<'a> Executor<'a> {
 
     /// Rebuilds the data that stage `index` takes in, from the snapshot and the earlier stages' states,
     /// and checks it against the digest the previous stage recorded.
-    fn materialise(&self, index: usize, outputs: &[StageOutput], snapshot: &Snapshot<'_>) -> Result<Data> {
+    fn materialise(&self, index: usize, outputs: &[StageOutput], snapshot: &Snapshot) -> Result<Data> {
         let mut data = None;
         for (i, out) in outputs.iter().enumerate().take(index) {
             data = Some(self.apply(i, out, data, snapshot)?);
@@ -226,16 +240,24 @@ impl<'a> Executor<'a> {
         Ok(data)
     }
 
-    fn parse_snapshot(&self, snapshot: &Snapshot<'_>) -> Result<Frame> {
-        if let Some(frame) = &snapshot.frame {
-            // Its columns share their buffers (and digests) with the one read.
-            return Ok(frame.clone());
+    fn parse_snapshot(&self, snapshot: &Snapshot) -> Result<Frame> {
+        // Nothing after the first read parses the snapshot again, except cross-validation: otherwise
+        // the bytes (or the frame read straight in) are let go, so the split can free each column.
+        let keep = self.pipeline.cv.is_some();
+        let mut read = snapshot.frame.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(frame) = if keep { read.clone() } else { read.take() } {
+            return Ok(frame);
         }
-        read_csv(snapshot.bytes, &self.pipeline.gather.read, &snapshot.name)
+        let mut bytes = snapshot.bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let frame = read_csv(&bytes, &self.pipeline.gather.read, &snapshot.name)?;
+        if !keep {
+            *bytes = Vec::new();
+        }
+        Ok(frame)
     }
 
     /// Applies a stage's recorded state to the data (no fitting).
-    fn apply(&self, index: usize, out: &StageOutput, data: Option<Data>, snapshot: &Snapshot<'_>) -> Result<Data> {
+    fn apply(&self, index: usize, out: &StageOutput, data: Option<Data>, snapshot: &Snapshot) -> Result<Data> {
         let name = &self.plan.stages[index].name;
         match (&out.state, data) {
             (StageState::Gather { .. }, _) => Ok(Data::All(self.parse_snapshot(snapshot)?)),
@@ -259,7 +281,7 @@ impl<'a> Executor<'a> {
         &self,
         index: usize,
         data: Option<Data>,
-        snapshot: &Snapshot<'_>,
+        snapshot: &Snapshot,
         earlier: &[StageOutput],
     ) -> Result<(StageOutput, Data)> {
         let stage = &self.plan.stages[index];
@@ -459,7 +481,7 @@ fn fit_train_state(
     let features = models::design_columns(train, protected).map_err(|e| e.in_stage("train"))?;
     let (model, target_lambda) = match p.task {
         Task::Clustering => (
-            models::fit(
+            models::fit_design(
                 estimator,
                 &features,
                 &FitTarget::Unsupervised { rows: train.n_rows() },
@@ -470,7 +492,10 @@ fn fit_train_state(
         Task::Regression => {
             let y = target_values(p, train)?;
             let (y, lambda) = transform_target(p.train.target_transform, &y, train, &p.target)?;
-            (models::fit(estimator, &features, &FitTarget::Values(&y), seed), lambda)
+            (
+                models::fit_design(estimator, &features, &FitTarget::Values(&y), seed),
+                lambda,
+            )
         }
         Task::Classification => {
             let labels = target_labels(p, train)?;
@@ -481,7 +506,7 @@ fn fit_train_state(
                 labels: &classes.labels,
                 numeric: classes.numeric,
             };
-            (models::fit(estimator, &features, &target, seed), None)
+            (models::fit_design(estimator, &features, &target, seed), None)
         }
     };
     Ok(TrainState {
@@ -494,7 +519,7 @@ fn fit_train_state(
 
 impl Executor<'_> {
     /// The train rows as the split left them, before any step.
-    fn raw_train(&self, snapshot: &Snapshot<'_>, earlier: &[StageOutput]) -> Result<Frame> {
+    fn raw_train(&self, snapshot: &Snapshot, earlier: &[StageOutput]) -> Result<Frame> {
         let split = earlier
             .iter()
             .find_map(|o| match &o.state {

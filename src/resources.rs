@@ -6,14 +6,14 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Parsed columns, the bytes they came from and the train/test copies: a data file takes at least this
-/// many times its size in memory (the house-price pipeline peaks at 9–10×; bench/RESULTS.md, case 7).
-pub const MIN_BYTES_PER_FILE_BYTE: u64 = 4;
+/// The bytes read and the columns parsed from them: a data file takes at least this many times its size
+/// in memory while it is read.
+pub const MIN_BYTES_PER_FILE_BYTE: u64 = 2;
 
-/// What the house-price pipeline peaks at, per byte of its data file (bench/RESULTS.md, case 7): a run
-/// whose file needs more than the budget at this rate gets a warning, not a refusal (leaner pipelines
-/// take less).
-pub const TYPICAL_BYTES_PER_FILE_BYTE: u64 = 10;
+/// What the house-price pipeline peaks at, per byte of its data file (3.3× on a million generated rows,
+/// bench/RESULTS.md, case 7): a run whose file needs more than the budget at this rate gets a warning,
+/// not a refusal (leaner pipelines take less).
+pub const TYPICAL_BYTES_PER_FILE_BYTE: u64 = 4;
 
 /// The tightest memory bound on this process and what sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,12 +35,7 @@ fn with_train(file: &str, train: &str) -> Pipeline {
 fn run_pipeline(pipeline: &Pipeline) -> Vec<(String, StageOutput)> {
     let (id, bytes) = read_snapshot(&pipeline.source_path()).expect("data reads");
     let store = MemoryStore::default();
-    let snapshot = Snapshot {
-        id,
-        bytes: &bytes,
-        name: "train.csv".into(),
-        frame: None,
-    };
+    let snapshot = Snapshot::new(id, bytes, "train.csv".into(), None);
     let executed = Executor::new(pipeline, &store, true, &NoProgress)
         .run(&snapshot)
         .expect("pipeline runs");

@@ -958,7 +958,7 @@ fn run_with_address_space(p: &Project, bytes: u64) -> std::process::Output {
 #[test]
 fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
     let p = Project::new();
-    // ~140 MB: train.csv's rows repeated, under an address-space limit of 512 MiB.
+    // ~140 MB: train.csv's rows repeated, under an address-space limit of 256 MiB.
     let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
     let (header, rows) = text.split_once('\n').unwrap();
     let mut big = String::with_capacity(rows.len() * 150 + header.len());
@@ -968,7 +968,7 @@ fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
         big.push_str(rows);
     }
     std::fs::write(p.path("train.csv"), big).unwrap();
-    let out = run_with_address_space(&p, 512 << 20);
+    let out = run_with_address_space(&p, 256 << 20);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("train.csv") && err.contains("memory"), "{err}");
@@ -985,18 +985,18 @@ fn a_data_file_larger_than_the_memory_allowed_fails_before_reading() {
 
     // Room for the least a run takes, not for what this pipeline takes: a warning, then the run dies on
     // a failed allocation partway — and the store is still consistent, and a run with room finishes.
-    let out = run_with_address_space(&p, 1 << 30);
+    let out = run_with_address_space(&p, 448 << 20);
     let err = stderr(&out);
     assert!(err.contains("warning: train.csv is 131.6 MiB"), "{err}");
     assert!(err.contains("may run out of memory"), "{err}");
     assert!(
         !out.status.success(),
-        "this pipeline cannot fit in 1 GiB of address space: {err}"
+        "this pipeline cannot fit in 448 MiB of address space: {err}"
     );
     verify_clean(&p, "a run that ran out of memory");
     let finished = p.run(&[]);
     eprintln!(
-        "memory: under a 1 GiB limit the run warned, ran out of memory ({:?}), left the store consistent; with room it finished as run {}",
+        "memory: under a 448 MiB limit the run warned, ran out of memory ({:?}), left the store consistent; with room it finished as run {}",
         out.status,
         &finished["run"].as_str().unwrap()[..12]
     );

@@ -491,12 +491,7 @@ fn reproduce_run(
     let pipeline = Pipeline::from_canonical_json(&store.get(&record.pipeline)?)?;
     let bytes = store.get(&record.snapshot)?;
     let scratch = MemoryStore::default();
-    let snapshot = Snapshot {
-        id: record.snapshot,
-        bytes: &bytes,
-        name: pipeline.gather.source.clone(),
-        frame: None,
-    };
+    let snapshot = Snapshot::new(record.snapshot, bytes, pipeline.gather.source.clone(), None);
     let executed = Executor::new(&pipeline, &scratch, false, progress).run(&snapshot)?;
     let mut checked = Vec::new();
     let mut diverged = None;

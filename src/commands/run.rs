@@ -220,12 +220,12 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
     if inputs.frame.is_none() {
         store.put_with_id(&inputs.snapshot_id, &inputs.bytes)?;
     }
-    let snapshot = Snapshot {
-        id: inputs.snapshot_id,
-        bytes: &inputs.bytes,
-        name: inputs.pipeline.source_name(),
-        frame: inputs.frame.clone(),
-    };
+    let snapshot = Snapshot::new(
+        inputs.snapshot_id,
+        inputs.bytes,
+        inputs.pipeline.source_name(),
+        inputs.frame,
+    );
     let executed = Executor::new(&inputs.pipeline, &store, true, progress).run_through(&snapshot, last)?;
     Ok(PartialRun {
         pipeline: inputs.pipeline.name.clone(),
@@ -291,12 +291,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     };
     let pipeline_object = store.put(&pipeline.to_canonical_json())?;
 
-    let snapshot = Snapshot {
-        id: snapshot_id,
-        bytes: &bytes,
-        name: pipeline.source_name(),
-        frame,
-    };
+    let snapshot = Snapshot::new(snapshot_id, bytes, pipeline.source_name(), frame);
     point_stage_refs_back(&store, &run, progress)?;
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
 

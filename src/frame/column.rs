@@ -24,9 +24,19 @@ const TAKE_BLOCK: usize = 1 << 16;
 /// columns it hands on unchanged carry their digest with them.
 pub(super) type DigestCache = Arc<OnceLock<Id>>;
 
-/// A numeric column: one `Float64` array; a missing value is null and its slot holds NaN.
+/// A numeric column: one `Float64` array; a missing value is null and its slot holds NaN. A column of
+/// 0/1 indicators (one-hot's dummies) is held as one bit a row instead, and widened to `Float64` only
+/// when something reads it as numbers (once, then shared by its clones): the estimators and digests that
+/// know indicators read the bits directly.
 #[derive(Clone)]
-pub struct Numbers(PrimitiveArray<f64>, DigestCache);
+pub struct Numbers(Repr, DigestCache);
+
+#[derive(Clone)]
+enum Repr {
+    Dense(PrimitiveArray<f64>),
+    /// Set bit = 1.0, unset = 0.0; never missing.
+    Indicator(Bitmap, Arc<OnceLock<PrimitiveArray<f64>>>),
+}
 
 impl Numbers {
     /// The values as they are (NaN = missing), the validity bitmap set from them.
@@ -34,26 +44,72 @@ impl Numbers {
         let missing = values.iter().filter(|x| x.is_nan()).count();
         let validity = (missing > 0).then(|| values.iter().map(|x| !x.is_nan()).collect::<Bitmap>());
         Numbers(
-            PrimitiveArray::from_vec(values).with_validity(validity),
+            Repr::Dense(PrimitiveArray::from_vec(values).with_validity(validity)),
             DigestCache::default(),
         )
     }
 
-    /// The values, in row order; a missing value reads as NaN.
+    /// A 0/1 column, one bit a row (set = 1.0).
+    pub fn indicator(bits: Bitmap) -> Numbers {
+        Numbers(Repr::Indicator(bits, Arc::default()), DigestCache::default())
+    }
+
+    /// The bits of an indicator column; `None` for other columns.
+    #[inline]
+    pub fn bits(&self) -> Option<&Bitmap> {
+        match &self.0 {
+            Repr::Indicator(bits, _) => Some(bits),
+            Repr::Dense(_) => None,
+        }
+    }
+
+    /// Rows in the column (without widening an indicator).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Dense(a) => a.len(),
+            Repr::Indicator(bits, _) => bits.len(),
+        }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `r`'s value (NaN = missing), without widening an indicator.
+    #[inline]
+    pub fn value(&self, r: usize) -> f64 {
+        match &self.0 {
+            Repr::Dense(a) => a.values()[r],
+            Repr::Indicator(bits, _) => indicator_value(bits.get_bit(r)),
+        }
+    }
+
+    /// The values, in row order; a missing value reads as NaN. An indicator column is widened here
+    /// (once): readers that can take the bits ask [`Numbers::bits`] first.
     #[inline]
     pub fn values(&self) -> &[f64] {
-        self.0.values().as_slice()
+        self.array().values().as_slice()
     }
 
     /// How many values are missing (counted once, when the column was made).
     pub fn missing_count(&self) -> usize {
-        self.0.validity().map_or(0, Bitmap::unset_bits)
+        match &self.0 {
+            Repr::Dense(a) => a.validity().map_or(0, Bitmap::unset_bits),
+            Repr::Indicator(..) => 0,
+        }
     }
 
     /// The values, to change: moved out when this column holds the only reference, copied otherwise.
     pub fn into_vec(self) -> Vec<f64> {
-        let (_, values, _) = self.0.into_inner();
-        values.to_vec()
+        match self.0 {
+            Repr::Dense(a) => {
+                let (_, values, _) = a.into_inner();
+                values.to_vec()
+            }
+            Repr::Indicator(bits, _) => bits.iter().map(indicator_value).collect(),
+        }
     }
 
     /// Changes the values in place (NaN = missing), moved out when unshared; the validity follows.
@@ -68,23 +124,42 @@ impl Numbers {
         &self.1
     }
 
-    /// The Arrow array (values and validity), for polars.
+    /// The Arrow array (values and validity), for polars; an indicator column is widened (once).
     pub fn array(&self) -> &PrimitiveArray<f64> {
-        &self.0
+        match &self.0 {
+            Repr::Dense(a) => a,
+            Repr::Indicator(bits, wide) => {
+                wide.get_or_init(|| PrimitiveArray::from_vec(bits.iter().map(indicator_value).collect()))
+            }
+        }
     }
 
     fn take(&self, rows: &[u32]) -> Numbers {
+        if let Some(bits) = self.bits() {
+            return Numbers::indicator(rows.iter().map(|&r| bits.get_bit(r as usize)).collect());
+        }
         let v = self.values();
         Numbers::from_vec(gather(rows, |r| v[r]))
     }
 
     /// Rows `at..` as their own column (values moved when unshared), keeping `..at` here.
     fn split_off(&mut self, at: usize) -> Numbers {
+        if let Some(bits) = self.bits() {
+            let (head, tail) = (bits.clone().sliced(0, at), bits.clone().sliced(at, bits.len() - at));
+            *self = Numbers::indicator(head);
+            return Numbers::indicator(tail);
+        }
         let mut head = std::mem::replace(self, Numbers::from_vec(Vec::new())).into_vec();
         let tail = head.split_off(at);
         *self = Numbers::from_vec(head);
         Numbers::from_vec(tail)
     }
+}
+
+/// An indicator bit as the number it stands for.
+#[inline]
+pub fn indicator_value(bit: bool) -> f64 {
+    if bit { 1.0 } else { 0.0 }
 }
 
 impl std::ops::Deref for Numbers {
@@ -119,11 +194,10 @@ impl PartialEq for Numbers {
     /// Equal when every value has the same bits, or both are missing.
     fn eq(&self, other: &Numbers) -> bool {
         self.len() == other.len()
-            && self
-                .values()
-                .iter()
-                .zip(other.values())
-                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+            && (0..self.len()).all(|r| {
+                let (a, b) = (self.value(r), other.value(r));
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+            })
     }
 }
 

@@ -37,12 +37,25 @@ impl ColumnData {
         };
         *cache.get_or_init(|| match self {
             ColumnData::Numeric(v) => {
-                let bytes = numeric_encoding(v);
-                KeyBuilder::new(context::COLUMN_DIGEST)
-                    .u64(0)
-                    .u64(self.len() as u64)
-                    .bytes(&bytes)
-                    .finish()
+                let key = KeyBuilder::new(context::COLUMN_DIGEST).u64(0).u64(self.len() as u64);
+                match v.bits() {
+                    // The same bytes as the widened column's, written from the bits a piece at a time.
+                    Some(bits) => key
+                        .bytes_in_pieces(8 * bits.len() as u64, |feed| {
+                            const PIECE: usize = 1 << 13;
+                            let mut buf = Vec::with_capacity(8 * PIECE);
+                            for bit in bits {
+                                buf.extend_from_slice(&super::column::indicator_value(bit).to_bits().to_le_bytes());
+                                if buf.len() >= 8 * PIECE {
+                                    feed(&buf);
+                                    buf.clear();
+                                }
+                            }
+                            feed(&buf);
+                        })
+                        .finish(),
+                    None => key.bytes(&numeric_encoding(v)).finish(),
+                }
             }
             ColumnData::Categorical(v) => text_digest(v),
         })
@@ -158,6 +171,40 @@ mod tests {
         assert!(!rows.columns[1].data.digest_is_known());
         let fresh = read_csv(b"a,b,c\n3,,p\n1,x,p\n", &opts(&[]), "b.csv").unwrap();
         assert_eq!(rows.digest(), fresh.digest());
+    }
+
+    #[test]
+    fn an_indicator_column_digests_as_its_widened_values_and_stays_bits() {
+        use crate::frame::{ColumnData, Numbers};
+        // Long enough for several pieces of the piecewise encoding.
+        let bits: Vec<bool> = (0..20_000).map(|i| i % 3 == 0 || i % 7 == 0).collect();
+        let wide: Vec<f64> = bits.iter().map(|&b| f64::from(u8::from(b))).collect();
+        let indicator = ColumnData::Numeric(Numbers::indicator(bits.iter().copied().collect()));
+        let dense = ColumnData::Numeric(Numbers::from_vec(wide));
+        assert_eq!(indicator.digest(), dense.digest());
+        let ColumnData::Numeric(n) = &indicator else {
+            unreachable!()
+        };
+        assert!(n.bits().is_some(), "digesting must not widen the column");
+        assert_eq!(n.len(), 20_000);
+        assert_eq!(n.missing_count(), 0);
+        // Rows taken or split off stay indicators, with the values of the dense column.
+        let ColumnData::Numeric(d) = &dense else { unreachable!() };
+        let rows = [19_999, 3, 0, 7, 5];
+        let (taken, taken_dense) = (indicator.take(&rows), dense.take(&rows));
+        assert_eq!(taken.digest(), taken_dense.digest());
+        let ColumnData::Numeric(t) = &taken else { unreachable!() };
+        assert!(t.bits().is_some());
+        assert_eq!(t, &Numbers::from_vec(vec![1.0, 1.0, 1.0, 1.0, 0.0]));
+        let (mut head, mut head_dense) = (n.clone(), d.clone());
+        let (tail, tail_dense) = (
+            crate::frame::column::SplitOff::split_off_rows(&mut head, 12_345),
+            crate::frame::column::SplitOff::split_off_rows(&mut head_dense, 12_345),
+        );
+        assert!(head.bits().is_some() && tail.bits().is_some());
+        assert_eq!((&head, &tail), (&head_dense, &tail_dense));
+        // Widened on demand, to the same values.
+        assert_eq!(n.values(), d.values());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 use column::SplitOff;
-pub use column::{Numbers, Texts};
+pub use column::{Numbers, Texts, indicator_value};
 pub use conform::{conform_to_schema, json_number};
 pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, parse_number, read_csv, read_csv_expecting};
 pub use lookup::{FastHasher, FastMap, FastState, category_counts, lookup_categories};
@@ -275,7 +275,31 @@ impl Frame {
     /// Two frames of the given rows (indices into this frame), in those orders.
     #[must_use]
     pub fn into_two(self, first: &[u32], second: &[u32]) -> (Frame, Frame) {
-        (self.take(first), self.take(second))
+        let Frame {
+            columns, lines, source, ..
+        } = self;
+        // Each column is cut into its two parts and then dropped, so the table is never held twice.
+        let (a, b): (Vec<Column>, Vec<Column>) = columns
+            .into_par_iter()
+            .map(|c| {
+                let a = c.data.take(first);
+                let b = c.data.take(second);
+                (
+                    Column {
+                        name: c.name.clone(),
+                        data: a,
+                    },
+                    Column { name: c.name, data: b },
+                )
+            })
+            .unzip();
+        let part = |columns, rows: &[u32]| Frame {
+            columns,
+            lines: rows.iter().map(|&r| lines[r as usize]).collect(),
+            source: source.clone(),
+            first_row: 0,
+        };
+        (part(a, first), part(b, second))
     }
 
     /// Cuts the frame into consecutive chunks of at most `rows` rows, moving (not copying) values.

@@ -2,6 +2,7 @@
 //! ensembles fit their members (and stacking its final estimator on out-of-fold predictions).
 
 use super::estimator::Estimator;
+use super::gram::Col;
 use super::model::{
     ClassScores, ClassifierModel, ClusterModel, EnsembleModel, LinearModel, Model, Output, TreeModel, meta_features,
 };
@@ -10,19 +11,22 @@ use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
 
 /// The feature columns of a frame (everything but the protected columns), all numeric and complete.
-pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&'f str, &'f [f64])>> {
+pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&'f str, Col<'f>)>> {
     let mut out = Vec::new();
     for col in frame.columns.iter().filter(|c| !protected.contains(&c.name.as_str())) {
         match &col.data {
             ColumnData::Numeric(v) => {
-                if let Some(r) = v.iter().position(|x| x.is_nan()) {
+                if let Some(r) = (v.missing_count() > 0)
+                    .then(|| v.values().iter().position(|x| x.is_nan()))
+                    .flatten()
+                {
                     return Err(Error::data(format!(
                         "feature \"{}\" is missing at line {} of {}; estimators need complete numeric data",
                         col.name, frame.lines[r], frame.source
                     ))
                     .with_hint("add an [[impute]] step that covers this column; for a column a transform step made (an expression dividing by zero), give its missing rows a value in that step, e.g. COALESCE(…, 0)"));
                 }
-                out.push((col.name.as_str(), v.values()));
+                out.push((col.name.as_str(), Col::Column(v)));
             }
             ColumnData::Categorical(v) => {
                 let example = crate::frame::text_example(v);
@@ -411,14 +415,39 @@ fn fit_tree_regressor(
     }))
 }
 
+/// Fits `estimator` on a frame's design columns ([`design_columns`]): ridge, lasso and elastic net read
+/// indicator columns a block at a time; every other estimator reads them widened.
+pub fn fit_design(
+    estimator: &Estimator,
+    design: &[(&str, Col<'_>)],
+    target: &FitTarget<'_>,
+    seed: [u8; 32],
+) -> Result<Model> {
+    if let FitTarget::Values(y) = target
+        && estimator.is_linear()
+    {
+        return fit_linear_columns(estimator, design, y).map(Model::Linear);
+    }
+    let features: Vec<(&str, &[f64])> = design.iter().map(|(n, c)| (*n, c.values())).collect();
+    fit(estimator, &features, target, seed)
+}
+
 /// Fits a linear estimator: the ones with coefficients.
 pub fn fit_linear(estimator: &Estimator, features: &[(&str, &[f64])], y: &[f64]) -> Result<LinearModel> {
+    let columns: Vec<(&str, Col<'_>)> = features.iter().map(|(n, c)| (*n, Col::Slice(c))).collect();
+    fit_linear_columns(estimator, &columns, y)
+}
+
+fn fit_linear_columns(estimator: &Estimator, features: &[(&str, Col<'_>)], y: &[f64]) -> Result<LinearModel> {
     let n = y.len();
     if n == 0 {
         return Err(Error::data("the train split is empty"));
     }
     let (coefficients, intercept) = match estimator {
-        Estimator::LinearRegression { fit_intercept } => linear::ols(features, y, *fit_intercept)?,
+        Estimator::LinearRegression { fit_intercept } => {
+            let dense: Vec<(&str, &[f64])> = features.iter().map(|(n, c)| (*n, c.values())).collect();
+            linear::ols(&dense, y, *fit_intercept)?
+        }
         Estimator::Ridge { alpha, fit_intercept } => linear::ridge(features, y, *alpha, *fit_intercept)?,
         Estimator::Lasso {
             alpha,

@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::frame::{Numbers, indicator_value};
+
 /// Rows per block: the unit of work and of summation order.
 pub const BLOCK: usize = 4096;
 
@@ -29,12 +31,74 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail
 }
 
+/// A design column as the kernels read it: a slice of numbers, or a frame's column, whose indicator
+/// bits are read a block at a time instead of being widened whole (0/1 as exactly 0.0/1.0, so the
+/// results are the same bits either way).
+#[derive(Clone, Copy)]
+pub enum Col<'a> {
+    Slice(&'a [f64]),
+    Column(&'a Numbers),
+}
+
+impl<'a> Col<'a> {
+    pub fn len(self) -> usize {
+        match self {
+            Col::Slice(s) => s.len(),
+            Col::Column(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values; an indicator column is widened (once).
+    pub fn values(self) -> &'a [f64] {
+        match self {
+            Col::Slice(s) => s,
+            Col::Column(c) => c.values(),
+        }
+    }
+
+    /// The bits of an indicator column; `None` for other columns.
+    pub fn bits(self) -> Option<&'a polars_arrow::bitmap::Bitmap> {
+        match self {
+            Col::Slice(_) => None,
+            Col::Column(c) => c.bits(),
+        }
+    }
+
+    /// `f(value)` for rows `start..end`, in order.
+    #[inline]
+    pub fn map_rows<T>(self, start: usize, end: usize, f: impl FnMut(f64) -> T) -> Vec<T> {
+        match self {
+            Col::Column(c) if c.bits().is_some() => {
+                let bits = c
+                    .bits()
+                    .map(|b| b.clone().sliced(start, end - start))
+                    .unwrap_or_default();
+                bits.iter().map(indicator_value).map(f).collect()
+            }
+            other => other.values()[start..end].iter().copied().map(f).collect(),
+        }
+    }
+
+    /// The sum of the values in row order.
+    fn sum(self) -> f64 {
+        match self {
+            // A sum of zeros and ones is exact in any order (below 2^53 rows).
+            Col::Column(c) if c.bits().is_some() => c.bits().map_or(0, |b| b.len() - b.unset_bits()) as f64,
+            other => other.values().iter().sum::<f64>(),
+        }
+    }
+}
+
 /// The centred values of rows `start..end` of every column, one contiguous slice per column.
-fn centred_block(columns: &[&[f64]], means: &[f64], start: usize, end: usize) -> Vec<Vec<f64>> {
+fn centred_block(columns: &[Col<'_>], means: &[f64], start: usize, end: usize) -> Vec<Vec<f64>> {
     columns
         .iter()
         .zip(means)
-        .map(|(col, m)| col[start..end].iter().map(|v| v - m).collect())
+        .map(|(col, m)| col.map_rows(start, end, |v| v - m))
         .collect()
 }
 
@@ -45,7 +109,7 @@ fn blocks(n: usize) -> Vec<(usize, usize)> {
 }
 
 /// `XcᵀXc` (row-major p × p) and `Xcᵀyc` for X centred by `means` and y centred by `y_mean`.
-pub fn normal_equations(columns: &[&[f64]], means: &[f64], y: &[f64], y_mean: f64) -> (Vec<f64>, Vec<f64>) {
+pub fn normal_equations(columns: &[Col<'_>], means: &[f64], y: &[f64], y_mean: f64) -> (Vec<f64>, Vec<f64>) {
     let p = columns.len();
     let partials: Vec<(Vec<f64>, Vec<f64>)> = blocks(y.len())
         .into_par_iter()
@@ -81,7 +145,7 @@ pub fn normal_equations(columns: &[&[f64]], means: &[f64], y: &[f64], y_mean: f6
 }
 
 /// `Xcᵀ(yc − Xc·w)`: the gradient direction used to refine a solution.
-pub fn residual_correlation(columns: &[&[f64]], means: &[f64], y: &[f64], y_mean: f64, w: &[f64]) -> Vec<f64> {
+pub fn residual_correlation(columns: &[Col<'_>], means: &[f64], y: &[f64], y_mean: f64, w: &[f64]) -> Vec<f64> {
     let p = columns.len();
     let partials: Vec<Vec<f64>> = blocks(y.len())
         .into_par_iter()
@@ -106,11 +170,8 @@ pub fn residual_correlation(columns: &[&[f64]], means: &[f64], y: &[f64], y_mean
 }
 
 /// Column means, each summed in row order.
-pub fn means(columns: &[&[f64]]) -> Vec<f64> {
-    columns
-        .par_iter()
-        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-        .collect()
+pub fn means(columns: &[Col<'_>]) -> Vec<f64> {
+    columns.par_iter().map(|c| c.sum() / c.len() as f64).collect()
 }
 
 #[cfg(test)]
@@ -124,7 +185,7 @@ mod tests {
         let x1: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
         let x2: Vec<f64> = (0..n).map(|i| ((i * 31) % 11) as f64 - 5.0).collect();
         let y: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
-        let cols = [x1.as_slice(), x2.as_slice()];
+        let cols = [Col::Slice(&x1), Col::Slice(&x2)];
         let m = means(&cols);
         let ym = y.iter().sum::<f64>() / n as f64;
         let (a, b) = normal_equations(&cols, &m, &y, ym);
@@ -143,11 +204,38 @@ mod tests {
     }
 
     #[test]
+    fn indicator_columns_give_the_same_bits_as_their_widened_values() {
+        let n = 3 * BLOCK + 101;
+        let bits: Vec<bool> = (0..n).map(|i| (i * 7919) % 13 < 4).collect();
+        let wide: Vec<f64> = bits.iter().map(|&b| f64::from(u8::from(b))).collect();
+        let indicator = Numbers::indicator(bits.iter().copied().collect());
+        let x: Vec<f64> = (0..n).map(|i| ((i * 31) % 17) as f64 / 3.0).collect();
+        let y: Vec<f64> = (0..n).map(|i| ((i * 104_729) % 997) as f64).collect();
+        let as_bits = [Col::Column(&indicator), Col::Slice(&x)];
+        let as_numbers = [Col::Slice(&wide), Col::Slice(&x)];
+        let (m1, m2) = (means(&as_bits), means(&as_numbers));
+        let bits_of = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits_of(&m1), bits_of(&m2));
+        let (a1, b1) = normal_equations(&as_bits, &m1, &y, 2.5);
+        let (a2, b2) = normal_equations(&as_numbers, &m2, &y, 2.5);
+        assert_eq!((bits_of(&a1), bits_of(&b1)), (bits_of(&a2), bits_of(&b2)));
+        let w = [0.75, -1.5];
+        assert_eq!(
+            bits_of(&residual_correlation(&as_bits, &m1, &y, 2.5, &w)),
+            bits_of(&residual_correlation(&as_numbers, &m2, &y, 2.5, &w))
+        );
+        assert!(
+            indicator.bits().is_some(),
+            "the kernels read the bits without widening the column"
+        );
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_thread_count() {
         let n = 5 * BLOCK + 3;
         let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 7.0).collect();
         let y: Vec<f64> = (0..n).map(|i| ((i * 104_729) % 997) as f64).collect();
-        let cols = [x.as_slice(), y.as_slice()];
+        let cols = [Col::Slice(&x), Col::Slice(&y)];
         let run = |threads| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

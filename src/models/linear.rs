@@ -5,7 +5,7 @@ use linfa::Dataset;
 use linfa::traits::Fit;
 use ndarray::{Array1, Array2};
 
-use super::gram;
+use super::gram::{self, Col};
 use crate::error::{Error, Result};
 
 fn matrix(features: &[(&str, &[f64])], n: usize) -> Array2<f64> {
@@ -170,10 +170,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Ridge in closed form, as scikit-learn's `Ridge(solver="cholesky")`: centre, form `XᵀX + αI`, solve by
 /// Cholesky, then refine (see the module docs of `models`).
-pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
+pub fn ridge(features: &[(&str, Col<'_>)], y: &[f64], alpha: f64, fit_intercept: bool) -> Result<(Vec<f64>, f64)> {
     let n = y.len();
     let p = features.len();
-    let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
+    let columns: Vec<Col<'_>> = features.iter().map(|(_, c)| *c).collect();
     let x_offset = if fit_intercept {
         gram::means(&columns)
     } else {
@@ -225,7 +225,7 @@ pub fn ridge(features: &[(&str, &[f64])], y: &[f64], alpha: f64, fit_intercept: 
 /// does, whenever the largest update is small relative to the largest coefficient).
 #[allow(clippy::too_many_arguments)]
 pub fn elastic_net(
-    features: &[(&str, &[f64])],
+    features: &[(&str, Col<'_>)],
     y: &[f64],
     alpha: f64,
     l1_ratio: f64,
@@ -236,7 +236,7 @@ pub fn elastic_net(
     let n = y.len();
     let p = features.len();
     let nf = n as f64;
-    let columns: Vec<&[f64]> = features.iter().map(|(_, c)| *c).collect();
+    let columns: Vec<Col<'_>> = features.iter().map(|(_, c)| *c).collect();
     let x_offset = if fit_intercept {
         gram::means(&columns)
     } else {
@@ -246,7 +246,7 @@ pub fn elastic_net(
     let x: Vec<Vec<f64>> = columns
         .iter()
         .zip(&x_offset)
-        .map(|(c, m)| c.iter().map(|v| v - m).collect())
+        .map(|(c, m)| c.map_rows(0, c.len(), |v| v - m))
         .collect();
     let yc: Vec<f64> = y.iter().map(|v| v - y_offset).collect();
     let l1 = alpha * l1_ratio * nf;
@@ -361,7 +361,7 @@ mod tests {
         let x1 = [0.0, 1.0, 2.0, 3.0];
         let x2 = [1.0, 0.0, 1.0, 5.0];
         let y: Vec<f64> = x1.iter().zip(&x2).map(|(a, b)| 3.0 * a - 2.0 * b + 1.0).collect();
-        let (w, b) = ridge(&[("a", &x1), ("b", &x2)], &y, 0.0, true).unwrap();
+        let (w, b) = ridge(&[("a", Col::Slice(&x1)), ("b", Col::Slice(&x2))], &y, 0.0, true).unwrap();
         assert!((w[0] - 3.0).abs() < 1e-12 && (w[1] + 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
         let (w2, b2) = ols(&[("a", &x1), ("b", &x2)], &y, true).unwrap();
         assert!((w2[0] - 3.0).abs() < 1e-10 && (w2[1] + 2.0).abs() < 1e-10 && (b2 - 1.0).abs() < 1e-10);
@@ -407,7 +407,7 @@ mod tests {
     fn ridge_shrinks_towards_zero() {
         let x = [0.0, 1.0, 2.0, 3.0];
         let y = [0.0, 2.0, 4.0, 6.0];
-        let (w, _) = ridge(&[("a", &x)], &y, 5.0, true).unwrap();
+        let (w, _) = ridge(&[("a", Col::Slice(&x))], &y, 5.0, true).unwrap();
         // Closed form for one centred feature: w = Σxy / (Σx² + α) = 10 / (5 + 5).
         assert!((w[0] - 1.0).abs() < 1e-15, "{}", w[0]);
     }

@@ -27,7 +27,7 @@ mod parse;
 pub mod tree;
 
 pub use estimator::{ClassCriterion, Estimator, MaxFeatures, Member, Registration};
-pub use fit::{FitTarget, design_columns, fit, fit_linear};
+pub use fit::{FitTarget, design_columns, fit, fit_design, fit_linear};
 pub use model::{
     ClassScores, ClassifierModel, ClusterModel, EnsembleModel, LinearModel, Model, Output, TreeModel, argmax_rows,
 };

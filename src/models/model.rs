@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::gram::Col;
 use super::{kmeans, logistic, tree};
 use crate::error::{Error, Result};
 use crate::frame::{ColumnData, Frame};
@@ -420,6 +421,11 @@ pub fn argmax_rows(proba: &[f64], k: usize) -> Vec<usize> {
 /// by name: a design has hundreds of features, and a search per feature would dominate single-record
 /// scoring.
 fn model_columns<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<&'f [f64]>> {
+    Ok(model_inputs(frame, features)?.into_iter().map(Col::values).collect())
+}
+
+/// As [`model_columns`], indicator columns left as bits (for the models that read them so).
+fn model_inputs<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<Col<'f>>> {
     let index: crate::frame::FastMap<&str, usize> = frame
         .columns
         .iter()
@@ -431,12 +437,16 @@ fn model_columns<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<&'f [f
         .map(|name| {
             let x = match index.get(name.as_str()) {
                 Some(&i) => match &frame.columns[i].data {
-                    crate::frame::ColumnData::Numeric(v) => v.values(),
-                    crate::frame::ColumnData::Categorical(_) => frame.numeric(name)?,
+                    crate::frame::ColumnData::Numeric(v) => Col::Column(v),
+                    crate::frame::ColumnData::Categorical(_) => Col::Slice(frame.numeric(name)?),
                 },
-                None => frame.numeric(name)?,
+                None => Col::Slice(frame.numeric(name)?),
             };
-            if let Some(r) = x.iter().position(|v| v.is_nan()) {
+            let missing = match x {
+                Col::Column(v) => v.missing_count() > 0,
+                Col::Slice(_) => true,
+            };
+            if let Some(r) = missing.then(|| x.values().iter().position(|v| v.is_nan())).flatten() {
                 return Err(Error::data(format!(
                     "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",
                     frame.lines[r], frame.source
@@ -460,11 +470,20 @@ pub struct LinearModel {
 impl LinearModel {
     /// Predictions for every row: intercept, then each feature's term added in feature order.
     pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>> {
-        let columns = model_columns(frame, &self.features)?;
+        let columns = model_inputs(frame, &self.features)?;
         let mut out = vec![self.intercept; frame.n_rows()];
         for (x, w) in columns.iter().zip(&self.coefficients) {
-            for (o, v) in out.iter_mut().zip(*x) {
-                *o += w * v;
+            match x.bits() {
+                Some(bits) => {
+                    for (o, bit) in out.iter_mut().zip(bits.iter()) {
+                        *o += w * crate::frame::indicator_value(bit);
+                    }
+                }
+                None => {
+                    for (o, v) in out.iter_mut().zip(x.values()) {
+                        *o += w * v;
+                    }
+                }
             }
         }
         Ok(out)
