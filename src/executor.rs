@@ -15,7 +15,7 @@ use crate::fitted::{
     CandidateScore, Classes, Confusion, CvReport, EvaluateState, FrameDigest, Predictions, StageOutput, StageState,
     TrainState, labels_of, predict,
 };
-use crate::frame::{ColumnType, Frame, read_csv};
+use crate::frame::{ColumnType, Frame, Released, read_csv, read_csv_releasing};
 use crate::metrics;
 use crate::models::{self, FitTarget, Model};
 use crate::plan::{Plan, StageKind};
@@ -56,6 +56,9 @@ pub struct Snapshot {
     /// The snapshot already read into a frame (a typed file read straight in, checked against the digest
     /// its gather stage recorded); `bytes` is then empty. Handed to the gather stage as `bytes` are.
     frame: Mutex<Option<Frame>>,
+    /// Whether the executor's store holds the snapshot, so its bytes can be let go while they are parsed
+    /// and read again in the rare case that needs them again.
+    stored: bool,
 }
 
 impl Snapshot {
@@ -65,7 +68,15 @@ impl Snapshot {
             bytes: Mutex::new(bytes),
             name,
             frame: Mutex::new(frame),
+            stored: false,
         }
+    }
+
+    /// The executor's store holds this snapshot (under its id): its bytes may be let go while parsed.
+    #[must_use]
+    pub fn stored(mut self) -> Snapshot {
+        self.stored = true;
+        self
     }
 }
 
@@ -249,11 +260,19 @@ impl<'a> Executor<'a> {
             return Ok(frame);
         }
         let mut bytes = snapshot.bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let frame = read_csv(&bytes, &self.pipeline.gather.read, &snapshot.name)?;
-        if !keep {
-            *bytes = Vec::new();
+        let read = &self.pipeline.gather.read;
+        if keep || !snapshot.stored {
+            let frame = read_csv(&bytes, read, &snapshot.name)?;
+            if !keep {
+                *bytes = Vec::new();
+            }
+            return Ok(frame);
         }
-        Ok(frame)
+        match read_csv_releasing(std::mem::take(&mut *bytes), read, &snapshot.name)? {
+            Released::Frame(frame) => Ok(frame),
+            // Read again from the store (checked against its id).
+            Released::NeedsBytesAgain => read_csv(&self.store.get(&snapshot.id)?, read, &snapshot.name),
+        }
     }
 
     /// Applies a stage's recorded state to the data (no fitting).

@@ -1101,6 +1101,38 @@ fn a_stray_marker_in_a_numeric_column_is_warned_about_with_its_line() {
 }
 
 #[test]
+fn a_file_read_in_pieces_with_text_in_its_last_piece_reads_as_one_read_would() {
+    // ~9 MB: read in several pieces, the last read first and its bytes let go; the stray text in its
+    // last row makes a column text whose earlier pieces were typed numeric, so gather reads the snapshot
+    // again from the store. `reproduce` reads it whole, without letting anything go: same artifacts.
+    let p = Project::new();
+    let text = std::fs::read_to_string(p.path("train.csv")).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let at = header.split(',').position(|c| c == "LotArea").unwrap();
+    let mut lines = vec![header.to_string()];
+    for _ in 0..20 {
+        lines.extend(rows.lines().map(str::to_string));
+    }
+    let last = lines.len() - 1;
+    let mut cells: Vec<&str> = lines[last].split(',').collect();
+    cells[at] = "?";
+    lines[last] = cells.join(",");
+    std::fs::write(p.path("train.csv"), lines.join("\n") + "\n").unwrap();
+    let out = p.mlpipe(&["run", "pipeline.toml", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("\"?\" on line {}", last + 1)), "{err}");
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reproduced = p.mlpipe(&["reproduce", run["run"].as_str().unwrap()]);
+    assert!(
+        stdout(&reproduced).starts_with("reproduced bit-for-bit: 10 artifacts"),
+        "{}{}",
+        stdout(&reproduced),
+        stderr(&reproduced)
+    );
+}
+
+#[test]
 fn linear_regression_on_a_design_with_a_total_beside_its_parts_names_the_total() {
     let p = Project::new();
     p.set_train("estimator = \"linear_regression\"\ntarget_transform = \"log\"");

@@ -225,7 +225,8 @@ pub fn run_until(args: &RunArgs, until: &str, progress: &dyn Progress) -> Result
         inputs.bytes,
         inputs.pipeline.source_name(),
         inputs.frame,
-    );
+    )
+    .stored();
     let executed = Executor::new(&inputs.pipeline, &store, true, progress).run_through(&snapshot, last)?;
     Ok(PartialRun {
         pipeline: inputs.pipeline.name.clone(),
@@ -291,7 +292,7 @@ pub fn run(args: &RunArgs, progress: &dyn Progress) -> Result<RunReport> {
     };
     let pipeline_object = store.put(&pipeline.to_canonical_json())?;
 
-    let snapshot = Snapshot::new(snapshot_id, bytes, pipeline.source_name(), frame);
+    let snapshot = Snapshot::new(snapshot_id, bytes, pipeline.source_name(), frame).stored();
     point_stage_refs_back(&store, &run, progress)?;
     let executed = Executor::new(&pipeline, &store, true, progress).run(&snapshot)?;
 

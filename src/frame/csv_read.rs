@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use super::csv_pieces::{Merge, Partial, build_partial, line_breaks, line_chunks, memchr_quote, parse_chunk};
+use super::csv_pieces::{Chunk, Merge, Partial, build_partial, line_breaks, line_chunks, memchr_quote, parse_chunk};
 use super::{Column, ColumnType, Frame};
 use crate::error::{Error, Result};
 
@@ -190,7 +190,25 @@ fn plan_columns<'n>(
         .collect())
 }
 
-fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>, source: &str) -> Result<Frame> {
+/// Where the rows of a CSV file are: its columns (checked), the ones to read, and the body cut into
+/// pieces at line ends (byte ranges of the whole file) with the line each piece starts on.
+struct Layout {
+    n_fields: usize,
+    wanted: Vec<(usize, String, Typing)>,
+    chunks: Vec<(usize, usize)>,
+    starts: Vec<u64>,
+}
+
+/// Bytes a piece of the body holds, about.
+const PIECE_BYTES: usize = 4 << 20;
+
+fn layout(
+    bytes: &[u8],
+    opts: &ReadOptions,
+    expected: Option<&Expected<'_>>,
+    source: &str,
+    piece_bytes: usize,
+) -> Result<Layout> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(opts.delimiter)
         .has_headers(true)
@@ -207,7 +225,10 @@ fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>
     let header = reader.byte_headers().map_err(csv_error)?.clone();
     let names = header_names(&header, source)?;
     drop(header);
-    let wanted = plan_columns(&names, opts, expected, source)?;
+    let wanted = plan_columns(&names, opts, expected, source)?
+        .into_iter()
+        .map(|(c, name, typing)| (c, name.clone(), typing))
+        .collect();
 
     // Where the data starts, and on which line.
     let offset = usize::try_from(reader.position().byte())
@@ -222,7 +243,7 @@ fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>
     let chunks = if memchr_quote(body) {
         vec![(0, body.len())]
     } else {
-        line_chunks(body, 4 << 20)
+        line_chunks(body, piece_bytes)
     };
     let mut starts = Vec::with_capacity(chunks.len());
     let mut line = first_line;
@@ -232,70 +253,167 @@ fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>
         starts.push(line);
         prev = start;
     }
-    let n_fields = names.len();
-    // Each piece is parsed and typed on its own (its records are dropped right after), then columns
-    // are merged in file order. The first error in column order, then line order, is reported, as a
-    // sequential reader would.
-    let pieces = chunks
-        .par_iter()
-        .zip(starts.par_iter())
-        .map(|(&(start, end), &first)| {
-            let chunk = parse_chunk(&body[start..end], first, n_fields, opts.delimiter, source)?;
-            let typed = wanted
-                .iter()
-                .map(|&(c, _, typing)| build_partial(&chunk, c, typing, opts))
-                .collect::<Vec<_>>();
-            Ok((chunk.lines, typed))
+    Ok(Layout {
+        n_fields: names.len(),
+        wanted,
+        chunks: chunks.into_iter().map(|(a, b)| (a + offset, b + offset)).collect(),
+        starts,
+    })
+}
+
+impl Layout {
+    /// Piece `i` of `bytes` as records.
+    fn chunk(&self, bytes: &[u8], i: usize, opts: &ReadOptions, source: &str) -> Result<Chunk> {
+        let (start, end) = self.chunks[i];
+        parse_chunk(
+            &bytes[start..end],
+            self.starts[i],
+            self.n_fields,
+            opts.delimiter,
+            source,
+        )
+    }
+
+    /// Piece `i` parsed and typed column by column (its records are dropped right after).
+    fn piece(&self, bytes: &[u8], i: usize, opts: &ReadOptions, source: &str) -> Result<(Vec<u64>, Vec<Partial>)> {
+        let chunk = self.chunk(bytes, i, opts, source)?;
+        let typed = self
+            .wanted
+            .iter()
+            .map(|&(c, _, typing)| build_partial(&chunk, c, typing, opts))
+            .collect::<Vec<_>>();
+        Ok((chunk.lines, typed))
+    }
+
+    /// The frame from every piece, in file order: columns merged on all cores. `reparse(i)` gives piece
+    /// `i`'s records again (for a column that turned out to be text after some pieces typed it numeric).
+    fn assemble(
+        &self,
+        pieces: Vec<(Vec<u64>, Vec<Partial>)>,
+        reparse: &(dyn Fn(usize) -> Result<Chunk> + Sync),
+        opts: &ReadOptions,
+        source: &str,
+    ) -> Result<Frame> {
+        let rows: usize = pieces.iter().map(|p| p.0.len()).sum();
+        if rows > u32::MAX as usize {
+            return Err(Error::data(format!(
+                "{source} has more than {} rows, which mlpipe does not support",
+                u32::MAX
+            )));
+        }
+        let mut chunk_lines = Vec::with_capacity(pieces.len());
+        // Transpose (moving, not copying) to one list of pieces per column.
+        let mut by_column: Vec<Vec<Partial>> = (0..self.wanted.len())
+            .map(|_| Vec::with_capacity(pieces.len()))
+            .collect();
+        for (lines, typed) in pieces {
+            chunk_lines.push(lines);
+            for (k, piece) in typed.into_iter().enumerate() {
+                by_column[k].push(piece);
+            }
+        }
+        let columns = by_column
+            .into_par_iter()
+            .zip(self.wanted.par_iter())
+            .map(|(pieces, (c, name, typing))| {
+                let column = Merge {
+                    chunk_lines: &chunk_lines,
+                    reparse,
+                    rows,
+                    c: *c,
+                    name,
+                    typing: *typing,
+                    opts,
+                    source,
+                };
+                column.merge(pieces)
+            })
+            .collect::<Vec<Result<Column>>>()
+            .into_iter()
+            .collect::<Result<Vec<Column>>>()?;
+        let lines: Vec<u64> = chunk_lines.concat();
+        Ok(Frame {
+            columns,
+            lines,
+            source: source.to_string(),
+            first_row: 0,
         })
-        .collect::<Vec<Result<(Vec<u64>, Vec<Partial>)>>>()
+    }
+}
+
+fn read_csv_as(bytes: &[u8], opts: &ReadOptions, expected: Option<&Expected<'_>>, source: &str) -> Result<Frame> {
+    let layout = layout(bytes, opts, expected, source, PIECE_BYTES)?;
+    // The first error in column order, then line order, is reported, as a sequential reader would.
+    let pieces = (0..layout.chunks.len())
+        .into_par_iter()
+        .map(|i| layout.piece(bytes, i, opts, source))
+        .collect::<Vec<Result<_>>>()
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-    let rows: usize = pieces.iter().map(|p| p.0.len()).sum();
-    if rows > u32::MAX as usize {
-        return Err(Error::data(format!(
-            "{source} has more than {} rows, which mlpipe does not support",
-            u32::MAX
-        )));
+    layout.assemble(pieces, &|i| layout.chunk(bytes, i, opts, source), opts, source)
+}
+
+/// What [`read_csv_releasing`] gives.
+pub enum Released {
+    Frame(Frame),
+    /// The bytes are needed again, whole: a column typed numeric in pieces already let go turned out
+    /// to be text, or a piece is not valid CSV (the first error in file order is found by [`read_csv`]).
+    NeedsBytesAgain,
+}
+
+/// Pieces parsed on all cores per wave.
+const PIECES_PER_WAVE: usize = 8;
+
+/// As [`read_csv`], letting the bytes go as it reads: the pieces are parsed from the end of the file
+/// backwards, a wave at a time, and the bytes behind each wave are given back to the system, so the
+/// file's bytes and its parsed columns are never held in full at once (at a million rows: 0.3 GB less).
+/// The frame is the one [`read_csv`] gives.
+pub fn read_csv_releasing(bytes: Vec<u8>, opts: &ReadOptions, source: &str) -> Result<Released> {
+    read_releasing(
+        bytes,
+        opts,
+        source,
+        PIECE_BYTES,
+        PIECES_PER_WAVE * rayon::current_num_threads().max(1),
+    )
+}
+
+fn read_releasing(
+    mut bytes: Vec<u8>,
+    opts: &ReadOptions,
+    source: &str,
+    piece_bytes: usize,
+    per_wave: usize,
+) -> Result<Released> {
+    let layout = layout(&bytes, opts, None, source, piece_bytes)?;
+    let mut waves = Vec::new();
+    let mut end = layout.chunks.len();
+    while end > 0 {
+        let begin = end.saturating_sub(per_wave.max(1));
+        let wave = (begin..end)
+            .into_par_iter()
+            .map(|i| layout.piece(&bytes, i, opts, source))
+            .collect::<Vec<Result<_>>>();
+        let Ok(wave) = wave.into_iter().collect::<Result<Vec<_>>>() else {
+            return Ok(Released::NeedsBytesAgain);
+        };
+        waves.push(wave);
+        bytes.truncate(layout.chunks[begin].0);
+        bytes.shrink_to_fit();
+        end = begin;
     }
-    let mut chunk_lines = Vec::with_capacity(pieces.len());
-    // Transpose (moving, not copying) to one list of pieces per column.
-    let mut by_column: Vec<Vec<Partial>> = (0..wanted.len()).map(|_| Vec::with_capacity(pieces.len())).collect();
-    for (lines, typed) in pieces {
-        chunk_lines.push(lines);
-        for (k, piece) in typed.into_iter().enumerate() {
-            by_column[k].push(piece);
-        }
-    }
-    let reparse = |i: usize| {
-        let (start, end) = chunks[i];
-        parse_chunk(&body[start..end], starts[i], n_fields, opts.delimiter, source)
+    drop(bytes);
+    let pieces: Vec<_> = waves.into_iter().rev().flatten().collect();
+    let needed_again = std::sync::atomic::AtomicBool::new(false);
+    let gone = |_| {
+        needed_again.store(true, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::internal("piece let go"))
     };
-    let columns = by_column
-        .into_par_iter()
-        .zip(wanted.par_iter())
-        .map(|(pieces, &(c, name, typing))| {
-            let column = Merge {
-                chunk_lines: &chunk_lines,
-                reparse: &reparse,
-                rows,
-                c,
-                name,
-                typing,
-                opts,
-                source,
-            };
-            column.merge(pieces)
-        })
-        .collect::<Vec<Result<Column>>>()
-        .into_iter()
-        .collect::<Result<Vec<Column>>>()?;
-    let lines: Vec<u64> = chunk_lines.concat();
-    Ok(Frame {
-        columns,
-        lines,
-        source: source.to_string(),
-        first_row: 0,
-    })
+    match layout.assemble(pieces, &gone, opts, source) {
+        _ if needed_again.load(std::sync::atomic::Ordering::Relaxed) => Ok(Released::NeedsBytesAgain),
+        Ok(frame) => Ok(Released::Frame(frame)),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +487,32 @@ mod tests {
         };
         assert_eq!((b.get(0), b.get(599_999)), (Some("0"), Some("oops")));
         assert_eq!(late_text, read_csv(&big_csv(true, "oops"), &o, "t.csv").unwrap());
+    }
+
+    #[test]
+    fn a_read_that_lets_its_bytes_go_gives_the_same_frame_or_asks_for_them_again() {
+        let o = opts(&["NA"]);
+        let releasing = |bytes: Vec<u8>| read_releasing(bytes, &o, "t.csv", 64 << 10, 3).unwrap();
+        // Many pieces, several waves: the frame of the whole read.
+        let Released::Frame(f) = releasing(big_csv(false, "5")) else {
+            panic!("a clean file reads in one go")
+        };
+        assert_eq!(f, read_csv(&big_csv(false, "5"), &o, "t.csv").unwrap());
+        assert_eq!(f.lines[599_999], 600_001);
+        // A column whose pieces were typed numeric before text turned up needs the bytes again
+        // (whether the text is in the first piece read or the last), and so does a malformed row
+        // (the first error in file order is found by reading the whole file).
+        assert!(matches!(releasing(big_csv(false, "oops")), Released::NeedsBytesAgain));
+        let mut early_text = big_csv(false, "5");
+        early_text.splice(6..7, *b"z");
+        assert!(read_csv(&early_text, &o, "t.csv").unwrap().schema()[0].1 == ColumnType::Categorical);
+        assert!(matches!(releasing(early_text), Released::NeedsBytesAgain));
+        let mut short_row = big_csv(false, "5");
+        let at = short_row.len() / 2;
+        let line_end = at + short_row[at..].iter().position(|&b| b == b'\n').unwrap();
+        short_row.insert(line_end, b',');
+        assert!(read_csv(&short_row, &o, "t.csv").is_err());
+        assert!(matches!(releasing(short_row), Released::NeedsBytesAgain));
     }
 
     #[test]

@@ -27,7 +27,9 @@ use crate::error::{Error, Result};
 use column::SplitOff;
 pub use column::{Numbers, Texts, indicator_value};
 pub use conform::{conform_to_schema, json_number};
-pub use csv_read::{Expected, MAX_COLUMNS, ReadOptions, parse_number, read_csv, read_csv_expecting};
+pub use csv_read::{
+    Expected, MAX_COLUMNS, ReadOptions, Released, parse_number, read_csv, read_csv_expecting, read_csv_releasing,
+};
 pub use lookup::{FastHasher, FastMap, FastState, category_counts, lookup_categories};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use polars_arrow::bitmap::Bitmap;
 use serde::{Deserialize, Serialize};
 use toml::de::DeValue;
 
 use crate::error::{Error, Result};
-use crate::frame::{Column, ColumnData, ColumnType, Frame};
+use crate::frame::{Column, ColumnData, ColumnType, Frame, Numbers};
 use crate::vocab::reader::TableReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,13 +258,14 @@ impl Fitted {
         let mut indicator_columns = Vec::with_capacity(self.indicators.len());
         for ind in &self.indicators {
             let col = frame.column(ind).ok_or_else(|| frame.missing_column(ind))?;
-            let flags = match &col.data {
-                ColumnData::Numeric(v) => v.iter().map(|x| f64::from(u8::from(x.is_nan()))).collect(),
-                ColumnData::Categorical(v) => v.iter().map(|x| f64::from(u8::from(x.is_none()))).collect(),
+            // One bit a row (an indicator column).
+            let flags: Bitmap = match &col.data {
+                ColumnData::Numeric(v) => (0..v.len()).map(|r| v.value(r).is_nan()).collect(),
+                ColumnData::Categorical(v) => (0..v.len()).map(|r| v.is_missing(r)).collect(),
             };
             indicator_columns.push(Column {
                 name: format!("{ind}_na"),
-                data: ColumnData::Numeric(flags),
+                data: ColumnData::Numeric(Numbers::indicator(flags)),
             });
         }
         for fill in &self.fills {
