@@ -271,7 +271,19 @@ impl<'a> Executor<'a> {
         match read_csv_releasing(std::mem::take(&mut *bytes), read, &snapshot.name)? {
             Released::Frame(frame) => Ok(frame),
             // Read again from the store (checked against its id).
-            Released::NeedsBytesAgain => read_csv(&self.store.get(&snapshot.id)?, read, &snapshot.name),
+            Released::NeedsBytesAgain => {
+                let bytes = self.store.get(&snapshot.id).map_err(|e| {
+                    Error::data(format!(
+                        "gather had to read the snapshot of {} again, and the store no longer gives it back intact: {e}",
+                        snapshot.name
+                    ))
+                    .with_hint(
+                        "something changed the store while this run read it; run again (the data file is stored anew) and `mlpipe verify` to check the store",
+                    )
+                    .in_stage("gather")
+                })?;
+                read_csv(&bytes, read, &snapshot.name)
+            }
         }
     }
 

@@ -22,6 +22,8 @@
 //! 11. `ci` `export` `server` — CI gates and reports, ONNX export, the REST server.
 //! 12. `commands` — the CLI's verbs.
 
+// The library has no unsafe code (the binary makes one audited allocator call, src/main.rs).
+#![forbid(unsafe_code)]
 // Tests compare floats exactly on purpose: bit-exactness is what the product promises.
 #![cfg_attr(
     test,

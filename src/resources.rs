@@ -10,10 +10,15 @@ use crate::error::{Error, Result};
 /// in memory while it is read.
 pub const MIN_BYTES_PER_FILE_BYTE: u64 = 2;
 
-/// What the house-price pipeline peaks at, per byte of its data file (3.3× on a million generated rows,
-/// bench/RESULTS.md, case 7): a run whose file needs more than the budget at this rate gets a warning,
+/// What the house-price pipeline peaks at, per byte of its data file (2.4× on a million generated rows
+/// on two cores, bench/RESULTS.md), with [`TYPICAL_BYTES_PER_CORE`]: a run whose file needs more than the budget at this rate gets a warning,
 /// not a refusal (leaner pipelines take less).
 pub const TYPICAL_BYTES_PER_FILE_BYTE: u64 = 4;
+
+/// What each core adds to a run's peak whatever the file's size, while gather parses (a piece's records
+/// and columns, the allocator's per-thread heaps): on a small file and many cores this, not the file,
+/// sets the peak.
+pub const TYPICAL_BYTES_PER_CORE: u64 = 32 << 20;
 
 /// The tightest memory bound on this process and what sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,16 +93,20 @@ pub fn check_fits(path: &Path, what: &str) -> Result<()> {
 pub fn memory_warning(path: &Path) -> Option<String> {
     let size = std::fs::metadata(path).ok()?.len();
     let budget = memory_budget()?;
-    let typical = size.saturating_mul(TYPICAL_BYTES_PER_FILE_BYTE);
+    let cores = rayon::current_num_threads() as u64;
+    let typical = size
+        .saturating_mul(TYPICAL_BYTES_PER_FILE_BYTE)
+        .saturating_add(cores.saturating_mul(TYPICAL_BYTES_PER_CORE));
     // Below the least a run takes, `check_fits` refuses the file: no warning before that error.
     let least = size.saturating_mul(MIN_BYTES_PER_FILE_BYTE);
     (typical > budget.bytes && least <= budget.bytes).then(|| {
         format!(
-            "{} is {}: a pipeline like the house-price one peaks near {} ({TYPICAL_BYTES_PER_FILE_BYTE}× its size), \
+            "{} is {}: a pipeline like the house-price one peaks near {} ({TYPICAL_BYTES_PER_FILE_BYTE}× its size and {} a core on {cores} cores), \
              and only {} is available (bound by {}); the run may run out of memory and be stopped (the store stays consistent)",
             path.display(),
             human(size),
             human(typical),
+            human(TYPICAL_BYTES_PER_CORE),
             human(budget.bytes),
             budget.set_by
         )

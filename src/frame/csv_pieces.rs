@@ -224,10 +224,14 @@ impl Merge<'_> {
         } else {
             let mut values = Vec::with_capacity(pieces.len());
             for (i, piece) in pieces.into_iter().enumerate() {
-                let piece = if matches!(piece, Partial::Numeric(_)) {
-                    text_partial(&(self.reparse)(i)?, self.c, self.opts)
-                } else {
-                    piece
+                let piece = match piece {
+                    // Every field missing: the same as text, without reading the piece again (a column
+                    // that starts partway through a file is all missing in its early pieces).
+                    Partial::Numeric(v) if v.iter().all(|x| x.is_nan()) => {
+                        Partial::Text(Texts::from_values(std::iter::repeat_n(None::<&str>, v.len())))
+                    }
+                    Partial::Numeric(_) => text_partial(&(self.reparse)(i)?, self.c, self.opts),
+                    other => other,
                 };
                 match piece {
                     Partial::Text(v) => values.push(v),
