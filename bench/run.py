@@ -293,8 +293,11 @@ def measure_limited(cmd, limit_bytes):
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     ok = os.waitstatus_to_exitcode(status) == 0
-    note = "" if ok else proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
-    return elapsed, usage.ru_maxrss / 1024, ok, (note[0] if note else "")
+    lines = [] if ok else proc.stderr.read().decode(errors="replace").strip().splitlines()
+    # The cause, not a backtrace's last line: an allocation failure or mlpipe's error, else the last line.
+    cause = [l for l in lines if l.startswith(("memory allocation of", "error:", "MemoryError", "numpy"))]
+    note = (cause or lines[-1:] or [""])[0]
+    return elapsed, usage.ru_maxrss / 1024, ok, note
 
 
 def case_growth(sizes, work, limit_gib=20):

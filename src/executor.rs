@@ -255,8 +255,8 @@ impl<'a> Executor<'a> {
         // Nothing after the first read parses the snapshot again, except cross-validation: otherwise
         // the bytes (or the frame read straight in) are let go, so the split can free each column.
         let keep = self.pipeline.cv.is_some();
-        let mut read = snapshot.frame.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(frame) = if keep { read.clone() } else { read.take() } {
+        let mut read_in = snapshot.frame.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(frame) = if keep { read_in.clone() } else { read_in.take() } {
             return Ok(frame);
         }
         let mut bytes = snapshot.bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
