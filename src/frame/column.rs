@@ -93,6 +93,13 @@ impl Numbers {
         self.array().values().as_slice()
     }
 
+    /// The first missing row, searched for only when the column has one.
+    pub fn first_missing(&self) -> Option<usize> {
+        (self.missing_count() > 0)
+            .then(|| self.values().iter().position(|x| x.is_nan()))
+            .flatten()
+    }
+
     /// How many values are missing (counted once, when the column was made).
     pub fn missing_count(&self) -> usize {
         match &self.0 {

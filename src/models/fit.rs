@@ -16,10 +16,7 @@ pub fn design_columns<'f>(frame: &'f Frame, protected: &[&str]) -> Result<Vec<(&
     for col in frame.columns.iter().filter(|c| !protected.contains(&c.name.as_str())) {
         match &col.data {
             ColumnData::Numeric(v) => {
-                if let Some(r) = (v.missing_count() > 0)
-                    .then(|| v.values().iter().position(|x| x.is_nan()))
-                    .flatten()
-                {
+                if let Some(r) = v.first_missing() {
                     return Err(Error::data(format!(
                         "feature \"{}\" is missing at line {} of {}; estimators need complete numeric data",
                         col.name, frame.lines[r], frame.source

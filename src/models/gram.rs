@@ -71,24 +71,26 @@ impl<'a> Col<'a> {
     /// `f(value)` for rows `start..end`, in order.
     #[inline]
     pub fn map_rows<T>(self, start: usize, end: usize, f: impl FnMut(f64) -> T) -> Vec<T> {
-        match self {
-            Col::Column(c) if c.bits().is_some() => {
-                let bits = c
-                    .bits()
-                    .map(|b| b.clone().sliced(start, end - start))
-                    .unwrap_or_default();
-                bits.iter().map(indicator_value).map(f).collect()
-            }
-            other => other.values()[start..end].iter().copied().map(f).collect(),
+        match self.bits() {
+            Some(bits) => (start..end).map(|r| indicator_value(bits.get_bit(r))).map(f).collect(),
+            None => self.values()[start..end].iter().copied().map(f).collect(),
         }
     }
 
     /// The sum of the values in row order.
     fn sum(self) -> f64 {
-        match self {
+        match self.bits() {
             // A sum of zeros and ones is exact in any order (below 2^53 rows).
-            Col::Column(c) if c.bits().is_some() => c.bits().map_or(0, |b| b.len() - b.unset_bits()) as f64,
-            other => other.values().iter().sum::<f64>(),
+            Some(bits) => (bits.len() - bits.unset_bits()) as f64,
+            None => self.values().iter().sum::<f64>(),
+        }
+    }
+
+    /// The first missing row (NaN), looked for only when the column says it has one.
+    pub fn first_missing(self) -> Option<usize> {
+        match self {
+            Col::Column(c) => c.first_missing(),
+            Col::Slice(s) => s.iter().position(|x| x.is_nan()),
         }
     }
 }

@@ -442,11 +442,7 @@ fn model_inputs<'f>(frame: &'f Frame, features: &[String]) -> Result<Vec<Col<'f>
                 },
                 None => Col::Slice(frame.numeric(name)?),
             };
-            let missing = match x {
-                Col::Column(v) => v.missing_count() > 0,
-                Col::Slice(_) => true,
-            };
-            if let Some(r) = missing.then(|| x.values().iter().position(|v| v.is_nan())).flatten() {
+            if let Some(r) = x.first_missing() {
                 return Err(Error::data(format!(
                     "feature \"{name}\" is missing at line {} of {}; the fitted pipeline has no imputer for it",
                     frame.lines[r], frame.source
